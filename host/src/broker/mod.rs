@@ -1,0 +1,538 @@
+//! The broker: a plugin's only doors out of the sandbox.
+//!
+//! One [`Broker`] serves one connection. It answers the plugin's `config`
+//! import from the connection's non-secret settings, and its `http` import
+//! by sending the request itself, with reqwest and rustls, after checking
+//! the egress policy ([`egress`]) for the request and for every redirect
+//! hop. It attaches the credentials, which never leave the host: the OAuth
+//! 2.0 tokens ([`oauth`]) and static bearer tokens live here and nowhere
+//! else.
+
+pub mod egress;
+mod oauth;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use url::Url;
+
+use crate::runtime::contract::{AuthScheme, Descriptor};
+use egress::{EgressPolicy, TemplateError};
+
+/// Headers a plugin may not set: credentials and routing are the host's.
+const RESERVED_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "host"];
+/// Headers the host computes from the body and the connection.
+const FRAMING_HEADERS: &[&str] = &["content-length", "transfer-encoding", "connection"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    fn as_reqwest(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Head => reqwest::Method::HEAD,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        }
+    }
+}
+
+/// A request as the plugin asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+/// The final answer after redirects and at most one credential refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Why the broker produced no response; mirrors the WIT's `http-error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "message")]
+pub enum HttpError {
+    #[error("denied: {0}")]
+    Denied(String),
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("timeout: {0}")]
+    Timeout(String),
+    #[error("too large: the response exceeded the {0}-byte cap")]
+    TooLarge(u64),
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+/// Where a rotated secret goes. The configuration's secret store implements
+/// it; the broker only knows that a value must be kept.
+pub trait SecretSink: Send + Sync {
+    /// Persists the new value of the secret setting `name` of `connection`,
+    /// durably, before returning. The error text must not contain the value.
+    fn persist(&self, connection: &str, name: &str, value: &SecretString) -> Result<(), String>;
+}
+
+/// A sink for connections whose secrets cannot be written back.
+pub struct NoSink;
+
+impl SecretSink for NoSink {
+    fn persist(&self, _connection: &str, name: &str, _value: &SecretString) -> Result<(), String> {
+        Err(format!("{name} has no writable secret store"))
+    }
+}
+
+/// Timeouts and caps for brokered HTTP.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_response_bytes: u64,
+    pub max_redirects: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_response_bytes: 32 << 20,
+            max_redirects: 5,
+        }
+    }
+}
+
+/// Everything needed to broker one connection.
+pub struct BrokerSpec<'a> {
+    pub connection: &'a str,
+    pub descriptor: &'a Descriptor,
+    /// Non-secret settings, defaults applied, in text form.
+    pub settings: BTreeMap<String, String>,
+    /// Secret settings by name. They stay in the broker.
+    pub secrets: BTreeMap<String, SecretString>,
+    pub insecure_loopback: bool,
+    pub limits: HttpLimits,
+    pub sink: Arc<dyn SecretSink>,
+}
+
+/// Why a connection cannot be brokered as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("token URL: {0}")]
+    TokenUrl(String),
+    #[error("the bearer token secret {0} is not configured")]
+    MissingBearer(String),
+    #[error("building the HTTP client: {0}")]
+    Client(String),
+}
+
+enum Auth {
+    None,
+    Bearer(SecretString),
+    OAuth2(oauth::OAuth2),
+}
+
+/// The doors of one connection.
+pub struct Broker {
+    connection: String,
+    settings: BTreeMap<String, String>,
+    policy: RwLock<EgressPolicy>,
+    session: RwLock<BTreeMap<String, String>>,
+    auth: Auth,
+    client: reqwest::Client,
+    limits: HttpLimits,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("connection", &self.connection)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    pub fn new(spec: BrokerSpec<'_>) -> Result<Broker, BrokerError> {
+        let BrokerSpec {
+            connection,
+            descriptor,
+            settings,
+            mut secrets,
+            insecure_loopback,
+            limits,
+            sink,
+        } = spec;
+        let policy = EgressPolicy::new(&descriptor.egress, &settings, insecure_loopback)?;
+        let auth = match &descriptor.auth {
+            AuthScheme::None => Auth::None,
+            AuthScheme::Bearer { secret } => Auth::Bearer(
+                secrets
+                    .remove(secret)
+                    .ok_or_else(|| BrokerError::MissingBearer(secret.clone()))?,
+            ),
+            AuthScheme::OAuth2 { token_url } => {
+                let url = policy
+                    .fill_url(token_url, &settings)
+                    .map_err(BrokerError::TokenUrl)?;
+                Auth::OAuth2(oauth::OAuth2::new(
+                    connection,
+                    url,
+                    &mut secrets,
+                    sink,
+                    limits.max_response_bytes,
+                ))
+            }
+        };
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(limits.connect_timeout)
+            .timeout(limits.request_timeout)
+            .user_agent(concat!("provisioner/", env!("CARGO_PKG_VERSION")))
+            // `localhost` is admitted as loopback by name: make sure it is.
+            .resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .build()
+            .map_err(|e| BrokerError::Client(e.to_string()))?;
+        Ok(Broker {
+            connection: connection.into(),
+            settings,
+            policy: RwLock::new(policy),
+            session: RwLock::new(BTreeMap::new()),
+            auth,
+            client,
+            limits,
+        })
+    }
+
+    pub fn connection(&self) -> &str {
+        &self.connection
+    }
+
+    /// The `config.get` door: non-secret settings only.
+    pub fn setting(&self, name: &str) -> Option<String> {
+        self.settings.get(name).cloned()
+    }
+
+    /// The `config.egress-url` door.
+    pub fn egress_url(&self, index: usize) -> Option<String> {
+        self.read_policy().egress_url(index)
+    }
+
+    /// The `config.session` door.
+    pub fn session(&self, name: &str) -> Option<String> {
+        self.session
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// The token URL, for operators (`connections test`).
+    pub fn token_url(&self) -> Option<&Url> {
+        match &self.auth {
+            Auth::OAuth2(oauth) => Some(oauth.token_url()),
+            _ => None,
+        }
+    }
+
+    fn read_policy(&self) -> std::sync::RwLockReadGuard<'_, EgressPolicy> {
+        // The policy is replaced whole under the lock; a panic elsewhere
+        // cannot leave it half-written.
+        self.policy
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn check(&self, url: &Url) -> Result<(), HttpError> {
+        self.read_policy()
+            .check(url)
+            .map_err(|denied| HttpError::Denied(denied.to_string()))
+    }
+
+    /// Records what a token exchange taught us: the `instance_url` becomes
+    /// reachable if an egress template vouches for it.
+    fn learn(&self, grant: &oauth::Grant) {
+        let Some(instance_url) = &grant.instance_url else {
+            return;
+        };
+        let admitted = self
+            .policy
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .admit_learned(instance_url);
+        match admitted {
+            Ok(url) => {
+                self.session
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert("instance-url".into(), url);
+            }
+            Err(reason) => tracing::warn!(
+                connection = %self.connection,
+                %reason,
+                "ignoring the instance_url returned by the token endpoint"
+            ),
+        }
+    }
+
+    async fn credential(&self) -> Result<Option<oauth::Token>, HttpError> {
+        match &self.auth {
+            Auth::OAuth2(oauth) => {
+                let grant = oauth.current(&self.client).await?;
+                self.learn(&grant);
+                Ok(Some(grant.token))
+            }
+            Auth::Bearer(value) => Ok(Some(oauth::Token {
+                generation: 0,
+                value: value.clone(),
+            })),
+            Auth::None => Ok(None),
+        }
+    }
+
+    /// The `http.send` door.
+    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        for (name, _) in &request.headers {
+            let lower = name.to_ascii_lowercase();
+            if RESERVED_HEADERS.contains(&lower.as_str()) {
+                return Err(HttpError::Denied(format!(
+                    "the {lower} header is the host's to set; connectors never send credentials or pick the host"
+                )));
+            }
+            if FRAMING_HEADERS.contains(&lower.as_str()) {
+                return Err(HttpError::InvalidRequest(format!(
+                    "the {lower} header is computed by the host"
+                )));
+            }
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &request.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| HttpError::InvalidRequest(format!("{name:?} is not a header name")))?;
+            let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                HttpError::InvalidRequest(format!("the value of header {name} is not valid"))
+            })?;
+            headers.append(name, value);
+        }
+        let mut url = Url::parse(&request.url).map_err(|e| {
+            HttpError::InvalidRequest(format!("{:?} is not an absolute URL: {e}", request.url))
+        })?;
+        self.check(&url)?;
+
+        let mut method = request.method;
+        let mut body = request.body;
+        let mut token = self.credential().await?;
+        let mut refreshed = false;
+        let mut hops = 0;
+        loop {
+            let started = std::time::Instant::now();
+            let mut builder = self
+                .client
+                .request(method.as_reqwest(), url.clone())
+                .headers(headers.clone());
+            if let Some(token) = &token {
+                builder = builder.bearer_auth(token.value.expose_secret());
+            }
+            if let Some(body) = &body {
+                builder = builder.body(body.clone());
+            }
+            let response = builder
+                .send()
+                .await
+                .map_err(|e| classify_reqwest(&e, &url, Some(self.limits.request_timeout)))?;
+            let status = response.status();
+            tracing::debug!(
+                connection = %self.connection,
+                method = ?method,
+                host = url.host_str().unwrap_or(""),
+                path = url.path(),
+                status = status.as_u16(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "brokered request"
+            );
+
+            if status.is_redirection()
+                && let Some(location) = response.headers().get(reqwest::header::LOCATION)
+            {
+                hops += 1;
+                if hops > self.limits.max_redirects {
+                    return Err(HttpError::Protocol(format!(
+                        "more than {} redirects, last at {url}",
+                        self.limits.max_redirects
+                    )));
+                }
+                let location = location.to_str().unwrap_or("");
+                let next = url.join(location).map_err(|e| {
+                    HttpError::Protocol(format!("{url} redirected to {location:?}: {e}"))
+                })?;
+                self.read_policy().check(&next).map_err(|denied| {
+                    HttpError::Denied(format!("redirect from {url} refused: {denied}"))
+                })?;
+                let becomes_get = status == reqwest::StatusCode::SEE_OTHER
+                    || ((status == reqwest::StatusCode::MOVED_PERMANENTLY
+                        || status == reqwest::StatusCode::FOUND)
+                        && method == Method::Post);
+                if becomes_get {
+                    method = Method::Get;
+                    body = None;
+                }
+                url = next;
+                continue;
+            }
+
+            if status == reqwest::StatusCode::UNAUTHORIZED
+                && let Auth::OAuth2(oauth) = &self.auth
+            {
+                let stale = token.as_ref().map(|t| t.generation).unwrap_or(0);
+                if refreshed {
+                    let body = read_capped(response, &url, 4096).await.unwrap_or_default();
+                    return Err(HttpError::Unauthorized(format!(
+                        "{url} still answered 401 after the access token was refreshed: {}",
+                        excerpt(&body)
+                    )));
+                }
+                let grant = oauth.refresh(&self.client, stale).await?;
+                self.learn(&grant);
+                token = Some(grant.token);
+                refreshed = true;
+                continue;
+            }
+
+            let response_headers = response
+                .headers()
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.as_str().to_string(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            let body = read_capped(response, &url, self.limits.max_response_bytes).await?;
+            return Ok(HttpResponse {
+                status: status.as_u16(),
+                headers: response_headers,
+                body,
+            });
+        }
+    }
+}
+
+/// Reads a body, failing as soon as it exceeds `cap` bytes.
+async fn read_capped(
+    mut response: reqwest::Response,
+    url: &Url,
+    cap: u64,
+) -> Result<Vec<u8>, HttpError> {
+    if response.content_length().is_some_and(|len| len > cap) {
+        return Err(HttpError::TooLarge(cap));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| classify_reqwest(&e, url, None))?
+    {
+        if body.len() as u64 + chunk.len() as u64 > cap {
+            return Err(HttpError::TooLarge(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A short, printable piece of a body for error messages.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "empty body".into();
+    }
+    let mut cut: String = text.chars().take(300).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    cut
+}
+
+/// True when a TLS handshake or certificate check is somewhere in the
+/// chain: rustls errors travel wrapped in `std::io::Error`.
+fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if cause.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// Turns a reqwest failure into the class a connector can act on. The text
+/// carries the whole cause chain: "connection refused", "invalid peer
+/// certificate: UnknownIssuer" and the like are what an operator needs.
+fn classify_reqwest(error: &reqwest::Error, url: &Url, timeout: Option<Duration>) -> HttpError {
+    let mut causes: Vec<String> = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !causes.iter().any(|c| c.contains(&text)) {
+            causes.push(text);
+        }
+        source = cause.source();
+    }
+    let detail = if causes.is_empty() {
+        error.to_string()
+    } else {
+        causes.join(": ")
+    };
+    let origin = url.origin().ascii_serialization();
+    if error.is_timeout() {
+        let after = timeout
+            .map(|t| format!(" within {} s", t.as_secs()))
+            .unwrap_or_default();
+        HttpError::Timeout(format!("{origin} did not answer{after}"))
+    } else if is_tls(error) {
+        HttpError::Tls(format!("{origin}: {detail}"))
+    } else if error.is_connect() {
+        HttpError::Unreachable(format!("{origin}: {detail}"))
+    } else if error.is_body() || error.is_decode() {
+        HttpError::Protocol(format!("{origin}: reading the answer: {detail}"))
+    } else {
+        HttpError::Unreachable(format!("{origin}: {detail}"))
+    }
+}

@@ -1,0 +1,250 @@
+//! OAuth 2.0 credentials held by the host on a connection's behalf.
+//!
+//! Salesforce-style token endpoints return no `expires_in`: a client learns
+//! that its access token expired from a 401 on an API call. So the token is
+//! refreshed lazily, on the first request without one and on a 401, and every
+//! concurrent caller that saw the same stale token shares one refresh (single
+//! flight): the state mutex is held across the exchange, and a caller whose
+//! stale generation is already superseded simply takes the new token.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use super::{HttpError, SecretSink, classify_reqwest};
+
+/// An access token and the generation it belongs to. The generation tells a
+/// caller that met a 401 whether someone else already refreshed.
+#[derive(Clone)]
+pub(crate) struct Token {
+    pub generation: u64,
+    pub value: SecretString,
+}
+
+/// A token, and the `instance_url` the token endpoint returned if this call
+/// performed the exchange.
+pub(crate) struct Grant {
+    pub token: Token,
+    pub instance_url: Option<String>,
+}
+
+struct TokenState {
+    generation: u64,
+    access: Option<SecretString>,
+    refresh: Option<SecretString>,
+    /// The failure of the exchange attempted for a generation, so that the
+    /// callers queued behind it do not each repeat a refused refresh.
+    failure: Option<(u64, HttpError)>,
+}
+
+pub(crate) struct OAuth2 {
+    connection: String,
+    token_url: Url,
+    client_id: Option<SecretString>,
+    client_secret: Option<SecretString>,
+    state: tokio::sync::Mutex<TokenState>,
+    sink: Arc<dyn SecretSink>,
+    max_response_bytes: u64,
+}
+
+/// The token endpoint's JSON, success and failure alike.
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    instance_url: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+impl OAuth2 {
+    pub(crate) fn new(
+        connection: &str,
+        token_url: Url,
+        secrets: &mut std::collections::BTreeMap<String, SecretString>,
+        sink: Arc<dyn SecretSink>,
+        max_response_bytes: u64,
+    ) -> OAuth2 {
+        OAuth2 {
+            connection: connection.into(),
+            token_url,
+            client_id: secrets.remove("client_id"),
+            client_secret: secrets.remove("client_secret"),
+            state: tokio::sync::Mutex::new(TokenState {
+                generation: 0,
+                access: secrets.remove("access_token"),
+                refresh: secrets.remove("refresh_token"),
+                failure: None,
+            }),
+            sink,
+            max_response_bytes,
+        }
+    }
+
+    pub(crate) fn token_url(&self) -> &Url {
+        &self.token_url
+    }
+
+    /// The current access token, exchanging for one if there is none yet.
+    pub(crate) async fn current(&self, client: &reqwest::Client) -> Result<Grant, HttpError> {
+        let mut state = self.state.lock().await;
+        if let Some(access) = &state.access {
+            return Ok(Grant {
+                token: Token {
+                    generation: state.generation,
+                    value: access.clone(),
+                },
+                instance_url: None,
+            });
+        }
+        self.exchange(&mut state, client).await
+    }
+
+    /// A fresh access token after `stale` was answered with 401.
+    pub(crate) async fn refresh(
+        &self,
+        client: &reqwest::Client,
+        stale: u64,
+    ) -> Result<Grant, HttpError> {
+        let mut state = self.state.lock().await;
+        if state.generation != stale
+            && let Some(access) = &state.access
+        {
+            return Ok(Grant {
+                token: Token {
+                    generation: state.generation,
+                    value: access.clone(),
+                },
+                instance_url: None,
+            });
+        }
+        self.exchange(&mut state, client).await
+    }
+
+    async fn exchange(
+        &self,
+        state: &mut TokenState,
+        client: &reqwest::Client,
+    ) -> Result<Grant, HttpError> {
+        if let Some((generation, failure)) = &state.failure
+            && *generation == state.generation
+        {
+            return Err(failure.clone());
+        }
+        let result = self.request_token(state, client).await;
+        match result {
+            Ok((access, rotated, instance_url)) => {
+                state.generation += 1;
+                state.access = Some(access.clone());
+                state.failure = None;
+                if let Some(rotated) = rotated {
+                    if let Err(error) =
+                        self.sink
+                            .persist(&self.connection, "refresh_token", &rotated)
+                    {
+                        tracing::warn!(
+                            connection = %self.connection,
+                            %error,
+                            "the token endpoint rotated the refresh token; the new one is kept in memory only"
+                        );
+                    }
+                    state.refresh = Some(rotated);
+                }
+                tracing::info!(
+                    connection = %self.connection,
+                    generation = state.generation,
+                    "obtained a new access token"
+                );
+                Ok(Grant {
+                    token: Token {
+                        generation: state.generation,
+                        value: access,
+                    },
+                    instance_url,
+                })
+            }
+            Err(error) => {
+                // The token that failed is useless either way.
+                state.access = None;
+                state.failure = Some((state.generation, error.clone()));
+                tracing::warn!(connection = %self.connection, %error, "token exchange failed");
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs the refresh-token grant, or the client-credentials grant when
+    /// there is no refresh token.
+    async fn request_token(
+        &self,
+        state: &TokenState,
+        client: &reqwest::Client,
+    ) -> Result<(SecretString, Option<SecretString>, Option<String>), HttpError> {
+        let client_id = self.client_id.as_ref().map(|s| s.expose_secret());
+        let client_secret = self.client_secret.as_ref().map(|s| s.expose_secret());
+        let mut form: Vec<(&str, &str)> = Vec::new();
+        match (&state.refresh, client_id, client_secret) {
+            (Some(refresh), _, _) => {
+                form.push(("grant_type", "refresh_token"));
+                form.push(("refresh_token", refresh.expose_secret()));
+            }
+            (None, Some(_), Some(_)) => form.push(("grant_type", "client_credentials")),
+            _ => {
+                return Err(HttpError::Unauthorized(
+                    "no usable access token, and neither a refresh token nor client credentials \
+                     are configured to obtain one"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(id) = client_id {
+            form.push(("client_id", id));
+        }
+        if let Some(secret) = client_secret {
+            form.push(("client_secret", secret));
+        }
+        let grant = form[0].1;
+        let response = client
+            .post(self.token_url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| classify_reqwest(&e, &self.token_url, None))?;
+        let status = response.status();
+        let body = super::read_capped(response, &self.token_url, self.max_response_bytes).await?;
+        let parsed: Option<TokenResponse> = serde_json::from_slice(&body).ok();
+        let endpoint = format!("the token endpoint {}", self.token_url);
+        match parsed {
+            Some(TokenResponse {
+                access_token: Some(access),
+                refresh_token,
+                instance_url,
+                ..
+            }) if status.is_success() => Ok((
+                SecretString::from(access),
+                refresh_token.map(SecretString::from),
+                instance_url,
+            )),
+            Some(TokenResponse {
+                error: Some(error),
+                error_description,
+                ..
+            }) if status.is_client_error() => Err(HttpError::Unauthorized(format!(
+                "{endpoint} refused the {grant} grant: {error}: {}",
+                error_description.as_deref().unwrap_or("no description")
+            ))),
+            _ if status.is_success() => Err(HttpError::Protocol(format!(
+                "{endpoint} answered HTTP {status} without an access_token"
+            ))),
+            _ if status.is_client_error() => Err(HttpError::Unauthorized(format!(
+                "{endpoint} refused the {grant} grant with HTTP {status}"
+            ))),
+            _ => Err(HttpError::Protocol(format!(
+                "{endpoint} answered HTTP {status}"
+            ))),
+        }
+    }
+}

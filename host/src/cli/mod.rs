@@ -1,0 +1,316 @@
+//! The `provisioner` command line. Thin by design: parse, call one
+//! function of the library, render.
+
+mod render;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, Diagnostic, Severity};
+use crate::runtime::{PluginSet, Runtime, RuntimeOptions};
+
+/// Provisions identities from a source directory into target identity
+/// stores, through sandboxed WebAssembly connectors.
+#[derive(Debug, Parser)]
+#[command(name = "provisioner", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Global {
+    /// The configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "PROVISIONER_CONFIG",
+        default_value = "provisioner.toml"
+    )]
+    config: PathBuf,
+    /// Directory of connector components (*.wasm); overrides `plugin_dir`
+    /// in the configuration. Defaults to `plugins` beside the configuration.
+    #[arg(long, global = true, env = "PROVISIONER_PLUGIN_DIR")]
+    plugin_dir: Option<PathBuf>,
+    /// Where compiled components are cached. Defaults to
+    /// $XDG_CACHE_HOME/provisioner or ~/.cache/provisioner.
+    #[arg(long, global = true, env = "PROVISIONER_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile components on every start instead of caching them.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Log line format, on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// More log output: -v for info, -vv for debug. RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect the connector plugins in the plugin directory.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Work with the connections in the configuration.
+    #[command(subcommand)]
+    Connections(ConnectionsCommand),
+    /// Validate the configuration and the plugins without contacting any
+    /// store; exits non-zero on any error.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginsCommand {
+    /// List the loaded plugins: name, version, contract version,
+    /// capabilities, egress templates. Refused files are listed on stderr.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show everything a plugin declares: settings, capabilities, egress,
+    /// authentication, match attribute and default mappings.
+    Inspect {
+        /// The plugin's name, as in `plugins list`.
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectionsCommand {
+    /// PingOne's Test Connection: one cheap authenticated call to the
+    /// store. Prints who the store thinks we are, or exactly why it failed
+    /// (unreachable, TLS, denied host, 401 after refresh, refresh refused).
+    /// Exits non-zero on failure.
+    Test {
+        /// The connection's name in the configuration.
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The entry point of the `provisioner` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(global: &Global) {
+    let default = match global.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match global.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The configuration, if one exists; plugin commands work without one.
+fn load_config(global: &Global, required: bool) -> anyhow::Result<Option<Config>> {
+    if !required && !global.config.exists() {
+        return Ok(None);
+    }
+    Config::load(&global.config)
+        .map(Some)
+        .map_err(|d| anyhow::anyhow!(d.to_string()))
+}
+
+fn cache_dir(global: &Global) -> Option<PathBuf> {
+    if global.no_cache {
+        return None;
+    }
+    if let Some(dir) = &global.cache_dir {
+        return Some(dir.clone());
+    }
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
+        .map(|base| base.join("provisioner"))
+}
+
+fn plugin_dir(global: &Global, config: Option<&Config>) -> PathBuf {
+    if let Some(dir) = &global.plugin_dir {
+        return dir.clone();
+    }
+    if let Some(dir) = config.and_then(Config::plugin_dir) {
+        return dir.to_path_buf();
+    }
+    global
+        .config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join("plugins")
+}
+
+async fn load_plugins(
+    global: &Global,
+    config: Option<&Config>,
+) -> anyhow::Result<(Arc<Runtime>, PluginSet)> {
+    let options = match config {
+        Some(config) => config.runtime_options(cache_dir(global)),
+        None => RuntimeOptions {
+            cache_dir: cache_dir(global),
+            ..RuntimeOptions::default()
+        },
+    };
+    let runtime = Runtime::new(options)?;
+    let dir = plugin_dir(global, config);
+    let plugins = runtime
+        .load_dir(&dir)
+        .await
+        .with_context(|| "loading plugins (set --plugin-dir or plugin_dir in the configuration)")?;
+    for refusal in &plugins.refused {
+        eprintln!("{refusal}");
+    }
+    Ok((runtime, plugins))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Plugins(PluginsCommand::List { json }) => {
+            let config = load_config(global, false)?;
+            let (_runtime, plugins) = load_plugins(global, config.as_ref()).await?;
+            render::plugin_list(&plugins, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugins(PluginsCommand::Inspect { name, json }) => {
+            let config = load_config(global, false)?;
+            let (_runtime, plugins) = load_plugins(global, config.as_ref()).await?;
+            match plugins.get(&name) {
+                Some(plugin) => {
+                    render::plugin_details(plugin, json)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    let mut message = format!(
+                        "no plugin named {name:?} (loaded: {})",
+                        plugins
+                            .plugins
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    if let Some(refusal) = plugins.refusal_for(&name) {
+                        message.push_str(&format!("; {refusal}"));
+                    }
+                    eprintln!("error: {message}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Connections(ConnectionsCommand::Test { name, json }) => {
+            let config = load_config(global, true)?.context("no configuration")?;
+            let (_runtime, plugins) = load_plugins(global, Some(&config)).await?;
+            let secrets = Arc::new(
+                config
+                    .secret_store()
+                    .map_err(|d| anyhow::anyhow!(d.to_string()))?,
+            );
+            let connection = match config.resolve(&name, &plugins, &secrets) {
+                Ok(connection) => connection,
+                Err(errors) => {
+                    print_diagnostics(&errors);
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            print_diagnostics(&connection.warnings);
+            let connector = connection
+                .connect(config.http_limits(), secrets.clone())
+                .with_context(|| format!("connection {name}"))?;
+            let result = connector.test_connection().await;
+            let ok = result.is_ok();
+            render::test_result(&connection, &result, json)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Check => {
+            let config = load_config(global, true)?.context("no configuration")?;
+            let (_runtime, plugins) = load_plugins(global, Some(&config)).await?;
+            let mut diagnostics = Vec::new();
+            let secrets = match config.secret_store() {
+                Ok(store) => store,
+                Err(diagnostic) => {
+                    diagnostics.push(diagnostic);
+                    crate::config::secrets::SecretStore::env_only()
+                }
+            };
+            diagnostics.extend(config.check(&plugins, &secrets));
+            print_diagnostics(&diagnostics);
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count()
+                + plugins.refused.len();
+            let connections = config.connection_names().count();
+            if errors == 0 {
+                println!(
+                    "ok: {} plugin(s), {connections} connection(s), {} warning(s)",
+                    plugins.plugins.len(),
+                    diagnostics.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!(
+                    "{errors} error(s) in {} and {}",
+                    config.path().display(),
+                    plugin_dir(global, Some(&config)).display()
+                );
+                Ok(ExitCode::from(1))
+            }
+        }
+    }
+}
+
+fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    for diagnostic in diagnostics {
+        eprintln!("{diagnostic}");
+    }
+}

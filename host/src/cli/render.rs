@@ -1,0 +1,243 @@
+//! How the CLI prints things: aligned text for people, JSON for scripts.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use crate::config::Connection;
+use crate::runtime::contract::{AuthScheme, ConnectionReport, MappingSource};
+use crate::runtime::{CallError, Plugin, PluginSet};
+
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[c]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn plugin_json(plugin: &Plugin) -> serde_json::Value {
+    json!({
+        "name": plugin.name(),
+        "version": plugin.descriptor().version,
+        "contract": plugin.contract().to_string(),
+        "path": plugin.path().display().to_string(),
+        "descriptor": plugin.descriptor(),
+    })
+}
+
+pub(super) fn plugin_list(plugins: &PluginSet, as_json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let value = json!({
+            "plugins": plugins.plugins.values().map(|p| plugin_json(p)).collect::<Vec<_>>(),
+            "refused": plugins.refused.iter().map(|r| json!({
+                "path": r.path.display().to_string(),
+                "reason": r.reason,
+            })).collect::<Vec<_>>(),
+        });
+        return writeln!(out, "{}", serde_json::to_string_pretty(&value)?);
+    }
+    if plugins.plugins.is_empty() {
+        return writeln!(out, "no plugins loaded");
+    }
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "VERSION".into(),
+        "CONTRACT".into(),
+        "CAPABILITIES".into(),
+        "EGRESS".into(),
+    ]];
+    for plugin in plugins.plugins.values() {
+        let d = plugin.descriptor();
+        rows.push(vec![
+            plugin.name().to_string(),
+            d.version.clone(),
+            plugin.contract().to_string(),
+            d.capabilities
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            d.egress.join(" "),
+        ]);
+    }
+    write!(out, "{}", table(&rows))
+}
+
+pub(super) fn plugin_details(plugin: &Plugin, as_json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        return writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&plugin_json(plugin))?
+        );
+    }
+    let d = plugin.descriptor();
+    writeln!(out, "{} {}", d.name, d.version)?;
+    if !d.description.is_empty() {
+        writeln!(out, "  {}", d.description)?;
+    }
+    writeln!(out, "contract:     {}", plugin.contract())?;
+    writeln!(out, "file:         {}", plugin.path().display())?;
+    writeln!(
+        out,
+        "capabilities: {}",
+        d.capabilities
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    writeln!(out, "egress:       {}", d.egress.join(", "))?;
+    let auth = match &d.auth {
+        AuthScheme::None => "none".to_string(),
+        AuthScheme::OAuth2 { token_url } => format!("OAuth 2.0, token URL {token_url}"),
+        AuthScheme::Bearer { secret } => format!("bearer token from secret {secret}"),
+    };
+    writeln!(out, "auth:         {auth}")?;
+    writeln!(out, "match on:     {}", d.match_attribute)?;
+    writeln!(out, "settings:")?;
+    let mut rows = Vec::new();
+    for s in &d.settings {
+        let mut flags = vec![s.kind.to_string()];
+        if s.required {
+            flags.push("required".into());
+        }
+        if s.secret {
+            flags.push("secret".into());
+        }
+        if let Some(default) = &s.default_value {
+            flags.push(format!("default {default}"));
+        }
+        rows.push(vec![
+            format!("  {}", s.name),
+            flags.join(", "),
+            s.description.clone(),
+        ]);
+    }
+    write!(out, "{}", table(&rows))?;
+    if !d.default_mappings.is_empty() {
+        writeln!(out, "default mappings:")?;
+        let rows: Vec<Vec<String>> = d
+            .default_mappings
+            .iter()
+            .map(|m| {
+                let source = match &m.source {
+                    MappingSource::Attribute(a) => a.clone(),
+                    MappingSource::Constant(c) => format!("{c:?} (constant)"),
+                    MappingSource::Template(t) => format!("\"{t}\" (template)"),
+                };
+                let when = if m.apply_on_update {
+                    "create and update"
+                } else {
+                    "create only"
+                };
+                vec![
+                    format!("  {}", m.target),
+                    format!("<- {source}"),
+                    when.into(),
+                ]
+            })
+            .collect();
+        write!(out, "{}", table(&rows))?;
+    }
+    Ok(())
+}
+
+pub(super) fn test_result(
+    connection: &Connection,
+    result: &Result<ConnectionReport, CallError>,
+    as_json: bool,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let d = connection.plugin.descriptor();
+    if as_json {
+        let value = match result {
+            Ok(report) => json!({
+                "connection": connection.name,
+                "plugin": d.name,
+                "version": d.version,
+                "ok": true,
+                "summary": report.summary,
+                "details": report.details,
+            }),
+            Err(error) => json!({
+                "connection": connection.name,
+                "plugin": d.name,
+                "version": d.version,
+                "ok": false,
+                "error": error.to_string(),
+                "store_error": error.store_error(),
+                "cause": match error {
+                    CallError::Store { cause, .. } => serde_json::to_value(cause).unwrap_or_default(),
+                    _ => serde_json::Value::Null,
+                },
+            }),
+        };
+        return writeln!(out, "{}", serde_json::to_string_pretty(&value)?);
+    }
+    let header = format!(
+        "connection {} (plugin {} {})",
+        connection.name, d.name, d.version
+    );
+    match result {
+        Ok(report) => {
+            writeln!(out, "{header}: OK")?;
+            writeln!(out, "  {}", report.summary)?;
+            let rows: Vec<Vec<String>> = report
+                .details
+                .iter()
+                .map(|(k, v)| vec![format!("  {k}"), v.clone()])
+                .collect();
+            write!(out, "{}", table(&rows))
+        }
+        Err(error) => {
+            writeln!(out, "{header}: FAILED")?;
+            match error {
+                CallError::Store { error, cause } => {
+                    writeln!(out, "  {error}")?;
+                    if let Some(cause) = cause {
+                        writeln!(out, "  cause: {cause}")?;
+                    }
+                    Ok(())
+                }
+                other => writeln!(out, "  {other}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    #[test]
+    fn tables_align_columns() {
+        let rows = vec![
+            vec!["A".to_string(), "BB".into(), "C".into()],
+            vec!["AAA".to_string(), "B".into(), "CCC".into()],
+        ];
+        assert_eq!(table(&rows), "A    BB  C\nAAA  B   CCC\n");
+    }
+}

@@ -1,0 +1,675 @@
+//! `provisioner.toml`: the connections, their settings, secrets and
+//! preferences, and the runtime limits.
+//!
+//! Loading happens in two steps. [`Config::load`] reads the file and refuses
+//! bad TOML, unknown keys and wrong types. [`Config::resolve`] then checks one
+//! connection against its plugin's descriptor (unknown plugin, unknown or
+//! missing setting, a value of the wrong kind, a preference the plugin cannot
+//! honour, an unresolvable secret) and produces a ready [`Connection`]. Every
+//! problem is one line with the file, line and column. A bad connection never
+//! hides the good ones.
+//!
+//! ```toml
+//! plugin_dir = "plugins"          # relative to this file
+//! secrets_file = "secrets.toml"   # mode 0600
+//!
+//! [runtime]
+//! memory_limit_mib = 128
+//! cpu_budget_ms = 10000
+//!
+//! [connections.salesforce-leads]
+//! plugin = "salesforce-leads-contacts"
+//! allow_insecure_loopback = false
+//!
+//! [connections.salesforce-leads.settings]
+//! domain = "acme.my.salesforce.com"
+//! record_type = "Lead"
+//!
+//! [connections.salesforce-leads.secrets]
+//! client_id = { env = "SF_CLIENT_ID" }
+//! client_secret = { env = "SF_CLIENT_SECRET" }
+//! refresh_token = { secrets_file = "sf_refresh_token" }
+//!
+//! [connections.salesforce-leads.preferences]
+//! allow_delete = true
+//! remove_action = "delete"
+//! ```
+
+mod preferences;
+pub mod secrets;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::broker::egress::EgressPolicy;
+use crate::broker::{Broker, BrokerError, BrokerSpec, HttpLimits, SecretSink};
+use crate::runtime::contract::{AuthScheme, SettingKind};
+use crate::runtime::{Connector, Plugin, PluginSet, RuntimeOptions, check_value};
+use preferences::RawPreferences;
+pub use preferences::{Preferences, RemoveAction};
+use secrets::{SecretRef, SecretStore, line_column};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem in the configuration, located as precisely as possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub path: PathBuf,
+    /// 1-based line and column.
+    pub location: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some((line, column)) = self.location {
+            write!(f, ":{line}:{column}")?;
+        }
+        if self.severity == Severity::Warning {
+            write!(f, ": warning")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    memory_limit_mib: Option<u64>,
+    cpu_budget_ms: Option<u64>,
+    call_timeout_secs: Option<u64>,
+    http_timeout_secs: Option<u64>,
+    connect_timeout_secs: Option<u64>,
+    max_response_mib: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    plugin: Spanned<String>,
+    description: Option<String>,
+    #[serde(default)]
+    allow_insecure_loopback: bool,
+    #[serde(default)]
+    settings: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    #[serde(default)]
+    secrets: BTreeMap<Spanned<String>, Spanned<SecretRef>>,
+    #[serde(default)]
+    preferences: RawPreferences,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    plugin_dir: Option<String>,
+    secrets_file: Option<String>,
+    #[serde(default)]
+    runtime: RawRuntime,
+    #[serde(default)]
+    connections: BTreeMap<Spanned<String>, Spanned<RawConnection>>,
+}
+
+/// A parsed `provisioner.toml`.
+#[derive(Debug)]
+pub struct Config {
+    path: PathBuf,
+    source: String,
+    plugin_dir: Option<PathBuf>,
+    secrets_file: Option<PathBuf>,
+    runtime: RawRuntime,
+    connections: BTreeMap<Spanned<String>, Spanned<RawConnection>>,
+}
+
+/// A connection checked against its plugin, with its secrets read: ready to
+/// be bound to a broker.
+pub struct Connection {
+    pub name: String,
+    pub description: Option<String>,
+    pub plugin: Arc<Plugin>,
+    /// Non-secret settings with defaults applied, in text form.
+    pub settings: BTreeMap<String, String>,
+    secrets: BTreeMap<String, SecretString>,
+    pub preferences: Preferences,
+    pub allow_insecure_loopback: bool,
+    /// Problems that do not stop the connection from working.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("name", &self.name)
+            .field("plugin", &self.plugin.name())
+            .field("settings", &self.settings)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Binds the connection to its plugin through a new broker.
+    pub fn connect(
+        &self,
+        limits: HttpLimits,
+        sink: Arc<dyn SecretSink>,
+    ) -> Result<Connector, BrokerError> {
+        let broker = Broker::new(BrokerSpec {
+            connection: &self.name,
+            descriptor: self.plugin.descriptor(),
+            settings: self.settings.clone(),
+            secrets: self.secrets.clone(),
+            insecure_loopback: self.allow_insecure_loopback,
+            limits,
+            sink,
+        })?;
+        Ok(Connector::new(self.plugin.clone(), Arc::new(broker)))
+    }
+}
+
+fn is_connection_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Renders a TOML value as the text a plugin reads, if it has the kind the
+/// setting declares.
+fn setting_text(kind: &SettingKind, value: &toml::Value) -> Result<String, String> {
+    let text = match (kind, value) {
+        (SettingKind::Text | SettingKind::Choice(_), toml::Value::String(s)) => s.clone(),
+        (SettingKind::Boolean, toml::Value::Boolean(b)) => b.to_string(),
+        (SettingKind::Integer, toml::Value::Integer(i)) => i.to_string(),
+        (SettingKind::Boolean, other) => {
+            return Err(format!("expected true or false, got {}", other.type_str()));
+        }
+        (SettingKind::Integer, other) => {
+            return Err(format!("expected a whole number, got {}", other.type_str()));
+        }
+        (_, other) => return Err(format!("expected a string, got {}", other.type_str())),
+    };
+    check_value(kind, &text)?;
+    Ok(text)
+}
+
+/// Suggests the closest of `candidates` to a misspelt `name`.
+fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    candidates
+        .map(|c| (strsim::levenshtein(name, c), c))
+        .filter(|(distance, c)| *distance <= 2.max(c.len() / 3))
+        .min()
+        .map(|(_, c)| format!("; did you mean {c}?"))
+        .unwrap_or_default()
+}
+
+impl Config {
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Config, Diagnostic> {
+        let text = std::fs::read_to_string(path).map_err(|e| Diagnostic {
+            severity: Severity::Error,
+            path: path.to_path_buf(),
+            location: None,
+            message: format!("cannot read the configuration: {e}"),
+        })?;
+        Config::parse(path, text)
+    }
+
+    /// Parses configuration text; `path` locates it and anchors relative
+    /// paths.
+    pub fn parse(path: &Path, source: String) -> Result<Config, Diagnostic> {
+        let raw: RawConfig = toml::from_str(&source).map_err(|e| Diagnostic {
+            severity: Severity::Error,
+            path: path.to_path_buf(),
+            location: e.span().map(|span| line_column(&source, span.start)),
+            message: e.message().trim().to_string(),
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let config = Config {
+            path: path.to_path_buf(),
+            plugin_dir: raw.plugin_dir.map(|d| base.join(d)),
+            secrets_file: raw.secrets_file.map(|f| base.join(f)),
+            runtime: raw.runtime,
+            connections: raw.connections,
+            source,
+        };
+        for name in config.connections.keys() {
+            if !is_connection_name(name.get_ref()) {
+                return Err(config.diagnostic(
+                    Some(name.span()),
+                    format!(
+                        "connection name {:?} may use only letters, digits, - and _",
+                        name.get_ref()
+                    ),
+                ));
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn plugin_dir(&self) -> Option<&Path> {
+        self.plugin_dir.as_deref()
+    }
+
+    pub fn secrets_file(&self) -> Option<&Path> {
+        self.secrets_file.as_deref()
+    }
+
+    pub fn connection_names(&self) -> impl Iterator<Item = &str> {
+        self.connections.keys().map(|k| k.get_ref().as_str())
+    }
+
+    /// Opens the secret store this configuration references.
+    pub fn secret_store(&self) -> Result<SecretStore, Diagnostic> {
+        SecretStore::open(self.secrets_file.as_deref()).map_err(|e| Diagnostic {
+            severity: Severity::Error,
+            path: self.path.clone(),
+            location: None,
+            message: e.to_string(),
+        })
+    }
+
+    /// The runtime limits, with `cache_dir` for compiled code.
+    pub fn runtime_options(&self, cache_dir: Option<PathBuf>) -> RuntimeOptions {
+        let defaults = RuntimeOptions::default();
+        let r = &self.runtime;
+        RuntimeOptions {
+            memory_limit: r
+                .memory_limit_mib
+                .map(|m| (m as usize) << 20)
+                .unwrap_or(defaults.memory_limit),
+            cpu_budget: r
+                .cpu_budget_ms
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.cpu_budget),
+            call_timeout: r
+                .call_timeout_secs
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.call_timeout),
+            cache_dir,
+        }
+    }
+
+    pub fn http_limits(&self) -> HttpLimits {
+        let defaults = HttpLimits::default();
+        let r = &self.runtime;
+        HttpLimits {
+            connect_timeout: r
+                .connect_timeout_secs
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.connect_timeout),
+            request_timeout: r
+                .http_timeout_secs
+                .map(Duration::from_secs)
+                .unwrap_or(defaults.request_timeout),
+            max_response_bytes: r
+                .max_response_mib
+                .map(|m| m << 20)
+                .unwrap_or(defaults.max_response_bytes),
+            max_redirects: defaults.max_redirects,
+        }
+    }
+
+    fn diagnostic(&self, span: Option<Range<usize>>, message: String) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            path: self.path.clone(),
+            location: span.map(|s| line_column(&self.source, s.start)),
+            message,
+        }
+    }
+
+    /// Checks every connection; returns all errors and warnings.
+    pub fn check(&self, plugins: &PluginSet, secrets: &SecretStore) -> Vec<Diagnostic> {
+        let mut all = Vec::new();
+        for name in self.connection_names() {
+            match self.resolve(name, plugins, secrets) {
+                Ok(connection) => all.extend(connection.warnings),
+                Err(errors) => all.extend(errors),
+            }
+        }
+        all
+    }
+
+    /// Checks one connection against its plugin and reads its secrets.
+    pub fn resolve(
+        &self,
+        name: &str,
+        plugins: &PluginSet,
+        secrets: &SecretStore,
+    ) -> Result<Connection, Vec<Diagnostic>> {
+        let Some((key, raw)) = self.connections.get_key_value(name) else {
+            let known: Vec<&str> = self.connection_names().collect();
+            return Err(vec![self.diagnostic(
+                None,
+                format!(
+                    "no connection named {name:?} (configured: {}){}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    },
+                    did_you_mean(name, known.iter().copied())
+                ),
+            )]);
+        };
+        let raw_span = key.span();
+        let raw = raw.get_ref();
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let at = |span: Range<usize>, message: String| self.diagnostic(Some(span), message);
+
+        let plugin_name = raw.plugin.get_ref();
+        let Some(plugin) = plugins.get(plugin_name) else {
+            let loaded: Vec<&str> = plugins.plugins.keys().map(String::as_str).collect();
+            let mut message = format!(
+                "connection {name} uses plugin {plugin_name:?}, which is not loaded (loaded: {}){}",
+                if loaded.is_empty() {
+                    "none".to_string()
+                } else {
+                    loaded.join(", ")
+                },
+                did_you_mean(plugin_name, loaded.iter().copied())
+            );
+            if let Some(refusal) = plugins.refusal_for(plugin_name) {
+                message.push_str(&format!(
+                    "; {} was refused: {}",
+                    refusal.path.display(),
+                    refusal.reason
+                ));
+            }
+            return Err(vec![at(raw.plugin.span(), message)]);
+        };
+        let descriptor = plugin.descriptor();
+        let plugin_label = format!("plugin {} {}", descriptor.name, descriptor.version);
+        let table = format!("[connections.{name}.secrets]");
+
+        // Settings: declared, non-secret, of the right kind.
+        let mut settings = BTreeMap::new();
+        for (key, value) in &raw.settings {
+            let setting_name = key.get_ref();
+            let Some(spec) = descriptor.setting(setting_name) else {
+                errors.push(at(
+                    key.span(),
+                    format!(
+                        "unknown setting {setting_name:?} for {plugin_label} (it takes: {}){}",
+                        descriptor
+                            .settings
+                            .iter()
+                            .filter(|s| !s.secret)
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        did_you_mean(
+                            setting_name,
+                            descriptor.settings.iter().map(|s| s.name.as_str())
+                        )
+                    ),
+                ));
+                continue;
+            };
+            if spec.secret {
+                errors.push(at(
+                    key.span(),
+                    format!(
+                        "{setting_name} is a secret: reference it under {table} as {{ env = \"VARIABLE\" }} or {{ secrets_file = \"key\" }}, never in plain settings"
+                    ),
+                ));
+                continue;
+            }
+            match setting_text(&spec.kind, value.get_ref()) {
+                Ok(text) => {
+                    settings.insert(setting_name.clone(), text);
+                }
+                Err(reason) => errors.push(at(
+                    value.span(),
+                    format!("setting {setting_name}: {reason}"),
+                )),
+            }
+        }
+        for spec in descriptor.settings.iter().filter(|s| !s.secret) {
+            if settings.contains_key(&spec.name) || raw.settings.contains_key(spec.name.as_str()) {
+                continue;
+            }
+            match &spec.default_value {
+                Some(default) => {
+                    settings.insert(spec.name.clone(), default.clone());
+                }
+                None if spec.required => errors.push(at(
+                    raw_span.clone(),
+                    format!(
+                        "connection {name} is missing required setting {} ({}) for {plugin_label}; add it under [connections.{name}.settings]",
+                        spec.name, spec.description
+                    ),
+                )),
+                None => {}
+            }
+        }
+
+        // Secrets: declared secret, resolvable.
+        let mut secret_values = BTreeMap::new();
+        for (key, reference) in &raw.secrets {
+            let secret_name = key.get_ref();
+            match descriptor.setting(secret_name) {
+                Some(spec) if spec.secret => {}
+                Some(_) => {
+                    errors.push(at(
+                        key.span(),
+                        format!(
+                            "{secret_name} is not a secret for {plugin_label}; put it under [connections.{name}.settings]"
+                        ),
+                    ));
+                    continue;
+                }
+                None => {
+                    errors.push(at(
+                        key.span(),
+                        format!(
+                            "unknown secret {secret_name:?} for {plugin_label} (it takes: {}){}",
+                            descriptor
+                                .settings
+                                .iter()
+                                .filter(|s| s.secret)
+                                .map(|s| s.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            did_you_mean(
+                                secret_name,
+                                descriptor.settings.iter().map(|s| s.name.as_str())
+                            )
+                        ),
+                    ));
+                    continue;
+                }
+            }
+            let resolved = reference
+                .get_ref()
+                .source()
+                .map_err(|reason| format!("secret {secret_name}: {reason}"))
+                .and_then(|source| {
+                    secrets
+                        .resolve(name, secret_name, &source)
+                        .map_err(|e| format!("secret {secret_name}: {e}"))
+                });
+            match resolved {
+                Ok(value) => {
+                    secret_values.insert(secret_name.clone(), value);
+                }
+                Err(message) => errors.push(at(reference.span(), message)),
+            }
+        }
+        for spec in descriptor
+            .settings
+            .iter()
+            .filter(|s| s.secret && s.required)
+        {
+            if !raw.secrets.contains_key(spec.name.as_str())
+                && !raw.settings.contains_key(spec.name.as_str())
+            {
+                errors.push(at(
+                    raw_span.clone(),
+                    format!(
+                        "connection {name} is missing required secret {} ({}) for {plugin_label}; reference it under {table}",
+                        spec.name, spec.description
+                    ),
+                ));
+            }
+        }
+        if let AuthScheme::OAuth2 { .. } = descriptor.auth {
+            let has = |n: &str| raw.secrets.contains_key(n);
+            if !has("access_token")
+                && !has("refresh_token")
+                && !(has("client_id") && has("client_secret"))
+            {
+                errors.push(at(
+                    raw_span.clone(),
+                    format!(
+                        "connection {name} has no way to authenticate: OAuth 2.0 needs an access_token, a refresh_token, or client_id and client_secret under {table}"
+                    ),
+                ));
+            }
+        }
+
+        // Egress and token URL, filled from the settings.
+        match EgressPolicy::new(&descriptor.egress, &settings, raw.allow_insecure_loopback) {
+            Ok(policy) => {
+                if let AuthScheme::OAuth2 { token_url } = &descriptor.auth
+                    && errors.is_empty()
+                    && let Err(reason) = policy.fill_url(token_url, &settings)
+                {
+                    errors.push(at(raw_span.clone(), format!("token URL: {reason}")));
+                }
+            }
+            Err(error) => errors.push(at(raw_span.clone(), error.to_string())),
+        }
+
+        let (preferences, findings) = raw.preferences.resolve(descriptor);
+        for finding in findings {
+            let mut diagnostic = self.diagnostic(
+                finding.span.or(Some(raw_span.clone())),
+                format!("connection {name}: {}", finding.message),
+            );
+            if finding.warning {
+                diagnostic.severity = Severity::Warning;
+                warnings.push(diagnostic);
+            } else {
+                errors.push(diagnostic);
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Connection {
+            name: name.to_string(),
+            description: raw.description.clone(),
+            plugin: plugin.clone(),
+            settings,
+            secrets: secret_values,
+            preferences,
+            allow_insecure_loopback: raw.allow_insecure_loopback,
+            warnings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Diagnostic> {
+        Config::parse(Path::new("conf/provisioner.toml"), text.to_string())
+    }
+
+    #[test]
+    fn bad_toml_is_located() {
+        let error =
+            parse("[connections.a]\nplugin = \"x\"\nsettings = { domain = }\n").unwrap_err();
+        let text = error.to_string();
+        assert!(text.starts_with("conf/provisioner.toml:3:"), "{text}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_a_position() {
+        let error = parse("plugin_dir = \"p\"\nplugins_dir = \"q\"\n").unwrap_err();
+        let text = error.to_string();
+        assert!(text.starts_with("conf/provisioner.toml:2:1:"), "{text}");
+        assert!(text.contains("plugins_dir"), "{text}");
+
+        let error = parse("[connections.a]\nplugin = \"x\"\nallow_insecure_loopbak = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(":3:"), "{error}");
+        assert!(error.contains("allow_insecure_loopbak"), "{error}");
+    }
+
+    #[test]
+    fn relative_paths_are_anchored_at_the_config_file() {
+        let config = parse("plugin_dir = \"plugins\"\nsecrets_file = \"s.toml\"\n").unwrap();
+        assert_eq!(config.plugin_dir(), Some(Path::new("conf/plugins")));
+        assert_eq!(config.secrets_file(), Some(Path::new("conf/s.toml")));
+    }
+
+    #[test]
+    fn connection_names_are_checked() {
+        let error = parse("[connections.\"a b\"]\nplugin = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("may use only letters"), "{error}");
+    }
+
+    #[test]
+    fn runtime_limits_have_defaults_and_overrides() {
+        let config = parse("[runtime]\nmemory_limit_mib = 16\ncpu_budget_ms = 250\n").unwrap();
+        let options = config.runtime_options(None);
+        assert_eq!(options.memory_limit, 16 << 20);
+        assert_eq!(options.cpu_budget, Duration::from_millis(250));
+        assert_eq!(options.call_timeout, RuntimeOptions::default().call_timeout);
+    }
+
+    #[test]
+    fn setting_values_must_have_the_declared_kind() {
+        let int = toml::Value::Integer(5);
+        let text = toml::Value::String("5".into());
+        assert_eq!(setting_text(&SettingKind::Integer, &int), Ok("5".into()));
+        assert!(setting_text(&SettingKind::Integer, &text).is_err());
+        assert!(
+            setting_text(&SettingKind::Text, &int)
+                .unwrap_err()
+                .contains("expected a string")
+        );
+        let choice = SettingKind::Choice(vec!["Lead".into(), "Contact".into()]);
+        assert!(setting_text(&choice, &toml::Value::String("Account".into())).is_err());
+    }
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        assert_eq!(
+            did_you_mean("domian", ["domain", "record_type"].into_iter()),
+            "; did you mean domain?"
+        );
+        assert_eq!(did_you_mean("zzz", ["domain"].into_iter()), "");
+    }
+}

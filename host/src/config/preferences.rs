@@ -1,0 +1,297 @@
+//! A connection's provisioning preferences, PingOne's model: what the host
+//! may do to records in the target store. The host enforces them; a plugin
+//! never sees an operation they forbid. Here they are read and checked
+//! against what the plugin can do, so that a preference the plugin cannot
+//! honour is refused when the configuration loads, not at 3 a.m.
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::runtime::contract::{Capability, Descriptor};
+
+/// What removal of a person from a rule's scope does to their record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoveAction {
+    Delete,
+    Disable,
+}
+
+/// The `[connections.NAME.preferences]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPreferences {
+    allow_create: Option<Spanned<bool>>,
+    allow_update: Option<Spanned<bool>>,
+    allow_disable: Option<Spanned<bool>>,
+    allow_deprovision: Option<Spanned<bool>>,
+    allow_delete: Option<Spanned<bool>>,
+    remove_action: Option<Spanned<RemoveAction>>,
+    deprovision_on_rule_deletion: Option<bool>,
+}
+
+/// The effective preferences of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Preferences {
+    pub allow_create: bool,
+    pub allow_update: bool,
+    pub allow_disable: bool,
+    /// Whether removals are carried out at all.
+    pub allow_deprovision: bool,
+    /// Whether records may be deleted.
+    pub allow_delete: bool,
+    /// `None` when the plugin can neither disable nor delete.
+    pub remove_action: Option<RemoveAction>,
+    pub deprovision_on_rule_deletion: bool,
+}
+
+/// A problem with one preference: where it was written (if it was) and what
+/// is wrong.
+pub(crate) struct Finding {
+    pub span: Option<std::ops::Range<usize>>,
+    pub message: String,
+    pub warning: bool,
+}
+
+fn capabilities(descriptor: &Descriptor) -> String {
+    descriptor
+        .capabilities
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl RawPreferences {
+    /// Applies the defaults and checks every explicit choice against the
+    /// plugin's capabilities.
+    ///
+    /// Defaults are safe: whatever the plugin can do, except deleting, is
+    /// allowed; records are never deleted unless `allow_delete = true`.
+    pub(crate) fn resolve(&self, descriptor: &Descriptor) -> (Preferences, Vec<Finding>) {
+        let mut findings = Vec::new();
+        let plugin = format!("plugin {} {}", descriptor.name, descriptor.version);
+        let mut flag = |value: &Option<Spanned<bool>>,
+                        key: &str,
+                        capability: Capability,
+                        default: bool| {
+            match value {
+                Some(value) if *value.get_ref() && !descriptor.has(capability) => {
+                    findings.push(Finding {
+                        span: Some(value.span()),
+                        message: format!(
+                            "{key} = true, but {plugin} has no {capability} capability (it can: {})",
+                            capabilities(descriptor)
+                        ),
+                        warning: false,
+                    });
+                    false
+                }
+                Some(value) => *value.get_ref(),
+                None => default,
+            }
+        };
+        let allow_create = flag(
+            &self.allow_create,
+            "allow_create",
+            Capability::Create,
+            descriptor.has(Capability::Create),
+        );
+        let allow_update = flag(
+            &self.allow_update,
+            "allow_update",
+            Capability::Update,
+            descriptor.has(Capability::Update),
+        );
+        let allow_disable = flag(
+            &self.allow_disable,
+            "allow_disable",
+            Capability::Disable,
+            descriptor.has(Capability::Disable),
+        );
+        let allow_delete = flag(
+            &self.allow_delete,
+            "allow_delete",
+            Capability::Delete,
+            false,
+        );
+
+        let remove_action = match &self.remove_action {
+            Some(action) => {
+                let (capability, alternative) = match action.get_ref() {
+                    RemoveAction::Disable => {
+                        (Capability::Disable, "\"delete\" (with allow_delete = true)")
+                    }
+                    RemoveAction::Delete => (Capability::Delete, "\"disable\""),
+                };
+                if descriptor.has(capability) {
+                    Some(*action.get_ref())
+                } else {
+                    findings.push(Finding {
+                        span: Some(action.span()),
+                        message: format!(
+                            "remove_action = \"{capability}\", but {plugin} cannot {capability} records (it can: {}); use {alternative} or turn deprovisioning off",
+                            capabilities(descriptor)
+                        ),
+                        warning: false,
+                    });
+                    None
+                }
+            }
+            None if descriptor.has(Capability::Disable) => Some(RemoveAction::Disable),
+            None if descriptor.has(Capability::Delete) => Some(RemoveAction::Delete),
+            None => None,
+        };
+
+        let allow_deprovision = match &self.allow_deprovision {
+            Some(value) if *value.get_ref() && remove_action.is_none() => {
+                if self.remove_action.is_none() {
+                    findings.push(Finding {
+                        span: Some(value.span()),
+                        message: format!(
+                            "allow_deprovision = true, but {plugin} can neither disable nor delete records"
+                        ),
+                        warning: false,
+                    });
+                }
+                false
+            }
+            Some(value) => *value.get_ref(),
+            None => remove_action.is_some(),
+        };
+
+        if allow_deprovision {
+            let blocked = match remove_action {
+                Some(RemoveAction::Delete) if !allow_delete => {
+                    Some("remove_action is \"delete\" but allow_delete is false")
+                }
+                Some(RemoveAction::Disable) if !allow_disable => {
+                    Some("remove_action is \"disable\" but allow_disable is false")
+                }
+                _ => None,
+            };
+            if let Some(why) = blocked {
+                findings.push(Finding {
+                    span: self.remove_action.as_ref().map(|a| a.span()),
+                    message: format!(
+                        "removals will be reported but never sent: {why}; set allow_deprovision = false to make that explicit"
+                    ),
+                    warning: true,
+                });
+            }
+        }
+
+        let preferences = Preferences {
+            allow_create,
+            allow_update,
+            allow_disable,
+            allow_deprovision,
+            allow_delete,
+            remove_action,
+            deprovision_on_rule_deletion: self.deprovision_on_rule_deletion.unwrap_or(false),
+        };
+        (preferences, findings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::contract::AuthScheme;
+
+    fn descriptor(capabilities: &[Capability]) -> Descriptor {
+        Descriptor {
+            name: "store".into(),
+            version: "1.2.3".into(),
+            description: String::new(),
+            settings: Vec::new(),
+            capabilities: capabilities.to_vec(),
+            egress: Vec::new(),
+            auth: AuthScheme::None,
+            match_attribute: "Email".into(),
+            default_mappings: Vec::new(),
+        }
+    }
+
+    fn raw(toml_text: &str) -> RawPreferences {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    const LEADS: &[Capability] = &[
+        Capability::Create,
+        Capability::Update,
+        Capability::Delete,
+        Capability::Lookup,
+        Capability::List,
+    ];
+
+    #[test]
+    fn defaults_follow_the_capabilities_and_never_delete() {
+        let (prefs, findings) = raw("").resolve(&descriptor(LEADS));
+        assert!(prefs.allow_create && prefs.allow_update);
+        assert!(!prefs.allow_disable && !prefs.allow_delete);
+        assert_eq!(prefs.remove_action, Some(RemoveAction::Delete));
+        assert!(prefs.allow_deprovision);
+        assert!(!prefs.deprovision_on_rule_deletion);
+        // Removal is blocked by default, and the operator is told.
+        assert_eq!(findings.len(), 1);
+        assert!(findings[0].warning);
+        assert!(findings[0].message.contains("allow_delete is false"));
+    }
+
+    #[test]
+    fn disable_without_the_capability_is_refused() {
+        let (prefs, findings) = raw("remove_action = \"disable\"").resolve(&descriptor(LEADS));
+        assert_eq!(prefs.remove_action, None);
+        assert_eq!(findings.len(), 1);
+        assert!(!findings[0].warning);
+        assert!(
+            findings[0].message.contains("cannot disable records"),
+            "{}",
+            findings[0].message
+        );
+        assert!(findings[0].message.contains("store 1.2.3"));
+        assert!(findings[0].span.is_some());
+
+        let (_, findings) = raw("allow_disable = true").resolve(&descriptor(LEADS));
+        assert!(
+            findings
+                .iter()
+                .any(|f| !f.warning && f.message.contains("no disable capability"))
+        );
+    }
+
+    #[test]
+    fn explicit_choices_are_kept() {
+        let (prefs, findings) = raw(
+            "allow_create = false\nallow_delete = true\nremove_action = \"delete\"\ndeprovision_on_rule_deletion = true",
+        )
+        .resolve(&descriptor(LEADS));
+        assert!(
+            findings.is_empty(),
+            "{:?}",
+            findings.iter().map(|f| &f.message).collect::<Vec<_>>()
+        );
+        assert!(!prefs.allow_create && prefs.allow_delete && prefs.deprovision_on_rule_deletion);
+    }
+
+    #[test]
+    fn deprovisioning_needs_a_way_to_remove() {
+        let (prefs, findings) =
+            raw("allow_deprovision = true").resolve(&descriptor(&[Capability::Create]));
+        assert!(!prefs.allow_deprovision);
+        assert!(findings[0].message.contains("neither disable nor delete"));
+        let (prefs, findings) = raw("").resolve(&descriptor(&[Capability::Create]));
+        assert!(!prefs.allow_deprovision && prefs.remove_action.is_none() && findings.is_empty());
+    }
+
+    #[test]
+    fn unknown_preferences_are_refused() {
+        let error = toml::from_str::<RawPreferences>("allow_everything = true").unwrap_err();
+        assert!(
+            error.message().contains("allow_everything"),
+            "{}",
+            error.message()
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! provisioner: provisions identities from a source directory into target
+//! identity stores through sandboxed WebAssembly connector components.
+//!
+//! The crate is laid out by concern, and each folder keeps a narrow surface:
+//!
+//! - [`runtime`] owns wasmtime: the engine, the compiled-code cache, plugin
+//!   discovery and validation, per-call limits, and the version-independent
+//!   view of the connector contract.
+//! - [`broker`] is the plugin's only door out: the egress policy, brokered
+//!   HTTP, and the credentials (OAuth 2.0 refresh included) that never reach
+//!   a plugin.
+//! - [`config`] reads `provisioner.toml` and its secret references, and
+//!   checks connections against the plugins' descriptors.
+//! - [`cli`] is the thin `provisioner` command line over the modules above.
+
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod runtime;

@@ -1,0 +1,295 @@
+//! The connector contract as the host sees it, independent of any one WIT
+//! version.
+//!
+//! Each supported contract version has a module (today only [`v0_1_0`]) that
+//! generates wasmtime bindings from `wit/vX.Y.Z/` and converts its types to
+//! and from the ones here. The rest of the host only ever sees these types,
+//! so a 0.2.0 contract can sit beside 0.1.0 without touching the planner or
+//! the broker.
+
+pub(crate) mod v0_1_0;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The contract versions this host can load, newest first.
+pub const SUPPORTED_VERSIONS: &[semver::Version] = &[semver::Version::new(0, 1, 0)];
+
+/// The WIT package every connector exports its store from.
+pub const PACKAGE: &str = "provisioner:identity-store";
+
+/// True when a component built against `candidate` can be loaded by a host
+/// that speaks `supported`: same major version, and for 0.x the same minor
+/// version, as semver's caret rule says.
+pub fn compatible(supported: &semver::Version, candidate: &semver::Version) -> bool {
+    semver::VersionReq::parse(&format!("^{supported}"))
+        .map(|req| {
+            req.matches(candidate)
+                || semver::VersionReq::parse(&format!("^{candidate}"))
+                    .is_ok_and(|back| back.matches(supported))
+        })
+        .unwrap_or(false)
+}
+
+/// One attribute value, as the store should hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "value")]
+pub enum Value {
+    Null,
+    Text(String),
+    Boolean(bool),
+    Integer(i64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attribute {
+    pub name: String,
+    pub value: Value,
+}
+
+/// Why a store operation failed, as the connector classified it. The class
+/// decides what the host does next; connectors never retry on their own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "class")]
+pub enum StoreError {
+    #[error("transient: {message}{}", retry_after.map(|d| format!(" (retry after {} ms)", d.as_millis())).unwrap_or_default())]
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("rejected: {code}: {message}{}", if fields.is_empty() { String::new() } else { format!(" (fields: {})", fields.join(", ")) })]
+    Rejected {
+        code: String,
+        message: String,
+        fields: Vec<String>,
+    },
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+/// How the host validates a setting's value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "choices")]
+pub enum SettingKind {
+    Text,
+    Boolean,
+    Integer,
+    Choice(Vec<String>),
+}
+
+impl fmt::Display for SettingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SettingKind::Text => f.write_str("text"),
+            SettingKind::Boolean => f.write_str("boolean"),
+            SettingKind::Integer => f.write_str("integer"),
+            SettingKind::Choice(choices) => write!(f, "one of {}", choices.join(", ")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingSpec {
+    pub name: String,
+    pub description: String,
+    pub kind: SettingKind,
+    pub required: bool,
+    pub secret: bool,
+    pub default_value: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    Create,
+    Update,
+    Disable,
+    Delete,
+    Lookup,
+    List,
+    Convert,
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Capability::Create => "create",
+            Capability::Update => "update",
+            Capability::Disable => "disable",
+            Capability::Delete => "delete",
+            Capability::Lookup => "lookup",
+            Capability::List => "list",
+            Capability::Convert => "convert",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "scheme")]
+pub enum AuthScheme {
+    None,
+    #[serde(rename = "oauth2")]
+    OAuth2 {
+        token_url: String,
+    },
+    Bearer {
+        secret: String,
+    },
+}
+
+impl AuthScheme {
+    /// The secret settings the host itself needs for this scheme.
+    pub fn secret_names(&self) -> &'static [&'static str] {
+        match self {
+            AuthScheme::None | AuthScheme::Bearer { .. } => &[],
+            AuthScheme::OAuth2 { .. } => OAUTH2_SECRETS,
+        }
+    }
+}
+
+/// The secret settings an OAuth 2.0 connector declares and the host holds.
+pub const OAUTH2_SECRETS: &[&str] = &[
+    "client_id",
+    "client_secret",
+    "access_token",
+    "refresh_token",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "value")]
+pub enum MappingSource {
+    Attribute(String),
+    Constant(String),
+    Template(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mapping {
+    pub target: String,
+    pub source: MappingSource,
+    pub apply_on_update: bool,
+}
+
+/// What a connector says about itself; see the WIT's `descriptor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Descriptor {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub settings: Vec<SettingSpec>,
+    pub capabilities: Vec<Capability>,
+    pub egress: Vec<String>,
+    pub auth: AuthScheme,
+    pub match_attribute: String,
+    pub default_mappings: Vec<Mapping>,
+}
+
+impl Descriptor {
+    pub fn has(&self, capability: Capability) -> bool {
+        self.capabilities.contains(&capability)
+    }
+
+    pub fn setting(&self, name: &str) -> Option<&SettingSpec> {
+        self.settings.iter().find(|s| s.name == name)
+    }
+}
+
+/// What a successful Test Connection learned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectionReport {
+    pub summary: String,
+    pub details: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Operation {
+    Create {
+        attributes: Vec<Attribute>,
+    },
+    Update {
+        id: String,
+        attributes: Vec<Attribute>,
+    },
+    Disable {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+    Convert {
+        id: String,
+        target_type: String,
+        attributes: Vec<Attribute>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Match {
+    pub value: String,
+    pub id: String,
+    pub attributes: Vec<Attribute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredRecord {
+    pub id: String,
+    pub attributes: Vec<Attribute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Page {
+    pub records: Vec<StoredRecord>,
+    pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(text: &str) -> semver::Version {
+        semver::Version::parse(text).unwrap()
+    }
+
+    #[test]
+    fn zero_minor_versions_are_compatible_only_within_the_minor() {
+        assert!(compatible(&v("0.1.0"), &v("0.1.0")));
+        assert!(compatible(&v("0.1.0"), &v("0.1.3")));
+        assert!(compatible(&v("0.1.2"), &v("0.1.0")));
+        assert!(!compatible(&v("0.1.0"), &v("0.2.0")));
+        assert!(!compatible(&v("0.1.0"), &v("1.1.0")));
+        assert!(!compatible(&v("0.1.0"), &v("0.0.9")));
+    }
+
+    #[test]
+    fn store_errors_read_well() {
+        let error = StoreError::Rejected {
+            code: "REQUIRED_FIELD_MISSING".into(),
+            message: "Required fields are missing: [Company]".into(),
+            fields: vec!["Company".into()],
+        };
+        assert_eq!(
+            error.to_string(),
+            "rejected: REQUIRED_FIELD_MISSING: Required fields are missing: [Company] (fields: Company)"
+        );
+        let error = StoreError::Transient {
+            message: "HTTP 503".into(),
+            retry_after: Some(Duration::from_secs(2)),
+        };
+        assert_eq!(
+            error.to_string(),
+            "transient: HTTP 503 (retry after 2000 ms)"
+        );
+    }
+}

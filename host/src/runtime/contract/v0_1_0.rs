@@ -1,0 +1,318 @@
+//! Contract 0.1.0: wasmtime bindings for `wit/v0.1.0`, the host side of its
+//! imports, and conversions to the version-independent types.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::component::HasSelf;
+
+use super::{
+    Attribute, AuthScheme, Capability, ConnectionReport, Descriptor, Mapping, MappingSource, Match,
+    Operation, Outcome, Page, SettingKind, SettingSpec, StoreError, StoredRecord, Value,
+};
+use crate::broker::{self, HttpError, HttpRequest, HttpResponse};
+use crate::runtime::sandbox::PluginState;
+
+wasmtime::component::bindgen!({
+    path: "../wit/v0.1.0",
+    world: "connector",
+    imports: {
+        "provisioner:identity-store/http.send": async,
+    },
+    exports: { default: async },
+});
+
+use exports::provisioner::identity_store::identity_store as wit;
+use provisioner::identity_store::{config, http, log, types};
+
+pub(crate) use self::ConnectorPre as BindingsPre;
+
+/// Adds this version's imports to the linker.
+pub(crate) fn add_to_linker(
+    linker: &mut wasmtime::component::Linker<PluginState>,
+) -> wasmtime::Result<()> {
+    Connector::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |state| state)
+}
+
+impl types::Host for PluginState {}
+
+impl http::Host for PluginState {
+    async fn send(&mut self, request: http::Request) -> Result<http::Response, http::HttpError> {
+        let started = Instant::now();
+        let result = match self.broker() {
+            Some(broker) => broker.send(request.into()).await,
+            None => Err(HttpError::Denied(
+                "no connection is bound to this call (describe runs without network access)".into(),
+            )),
+        };
+        // Time spent waiting on the network is not the plugin's CPU time.
+        self.add_host_time(started.elapsed());
+        if let Err(error) = &result {
+            self.record_http_error(error.clone());
+        }
+        result.map(Into::into).map_err(Into::into)
+    }
+}
+
+impl config::Host for PluginState {
+    fn get(&mut self, name: String) -> Option<String> {
+        self.broker().and_then(|b| b.setting(&name))
+    }
+
+    fn egress_url(&mut self, index: u32) -> Option<String> {
+        self.broker()
+            .and_then(|b| b.egress_url(usize::try_from(index).ok()?))
+    }
+
+    fn session(&mut self, name: String) -> Option<String> {
+        self.broker().and_then(|b| b.session(&name))
+    }
+
+    fn connection_name(&mut self) -> String {
+        self.broker()
+            .map(|b| b.connection().to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl log::Host for PluginState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let level = match level {
+            log::Level::Trace => tracing::Level::TRACE,
+            log::Level::Debug => tracing::Level::DEBUG,
+            log::Level::Info => tracing::Level::INFO,
+            log::Level::Warn => tracing::Level::WARN,
+            log::Level::Error => tracing::Level::ERROR,
+        };
+        self.plugin_log(level, "log", &message);
+    }
+}
+
+impl From<http::Request> for HttpRequest {
+    fn from(request: http::Request) -> Self {
+        HttpRequest {
+            method: match request.method {
+                http::Method::Get => broker::Method::Get,
+                http::Method::Head => broker::Method::Head,
+                http::Method::Post => broker::Method::Post,
+                http::Method::Put => broker::Method::Put,
+                http::Method::Patch => broker::Method::Patch,
+                http::Method::Delete => broker::Method::Delete,
+            },
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+        }
+    }
+}
+
+impl From<HttpResponse> for http::Response {
+    fn from(response: HttpResponse) -> Self {
+        http::Response {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        }
+    }
+}
+
+impl From<HttpError> for http::HttpError {
+    fn from(error: HttpError) -> Self {
+        match error {
+            HttpError::Denied(m) => http::HttpError::Denied(m),
+            HttpError::Unreachable(m) => http::HttpError::Unreachable(m),
+            HttpError::Tls(m) => http::HttpError::Tls(m),
+            HttpError::Timeout(m) => http::HttpError::Timeout(m),
+            HttpError::TooLarge(cap) => http::HttpError::TooLarge(cap),
+            HttpError::Unauthorized(m) => http::HttpError::Unauthorized(m),
+            HttpError::InvalidRequest(m) => http::HttpError::InvalidRequest(m),
+            HttpError::Protocol(m) => http::HttpError::Protocol(m),
+        }
+    }
+}
+
+impl From<types::Value> for Value {
+    fn from(value: types::Value) -> Self {
+        match value {
+            types::Value::Null => Value::Null,
+            types::Value::Text(text) => Value::Text(text),
+            types::Value::Boolean(flag) => Value::Boolean(flag),
+            types::Value::Integer(number) => Value::Integer(number),
+        }
+    }
+}
+
+impl From<Value> for types::Value {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::Null => types::Value::Null,
+            Value::Text(text) => types::Value::Text(text),
+            Value::Boolean(flag) => types::Value::Boolean(flag),
+            Value::Integer(number) => types::Value::Integer(number),
+        }
+    }
+}
+
+fn attributes_in(attributes: Vec<types::Attribute>) -> Vec<Attribute> {
+    attributes
+        .into_iter()
+        .map(|a| Attribute {
+            name: a.name,
+            value: a.value.into(),
+        })
+        .collect()
+}
+
+fn attributes_out(attributes: Vec<Attribute>) -> Vec<types::Attribute> {
+    attributes
+        .into_iter()
+        .map(|a| types::Attribute {
+            name: a.name,
+            value: a.value.into(),
+        })
+        .collect()
+}
+
+impl From<types::StoreError> for StoreError {
+    fn from(error: types::StoreError) -> Self {
+        match error {
+            types::StoreError::Transient(t) => StoreError::Transient {
+                message: t.message,
+                retry_after: t.retry_after_ms.map(Duration::from_millis),
+            },
+            types::StoreError::Rejected(r) => StoreError::Rejected {
+                code: r.code,
+                message: r.message,
+                fields: r.fields,
+            },
+            types::StoreError::NotFound(m) => StoreError::NotFound(m),
+            types::StoreError::Unauthorized(m) => StoreError::Unauthorized(m),
+            types::StoreError::Unsupported(m) => StoreError::Unsupported(m),
+        }
+    }
+}
+
+impl From<wit::Descriptor> for Descriptor {
+    fn from(d: wit::Descriptor) -> Self {
+        Descriptor {
+            name: d.name,
+            version: d.version,
+            description: d.description,
+            settings: d
+                .settings
+                .into_iter()
+                .map(|s| SettingSpec {
+                    name: s.name,
+                    description: s.description,
+                    kind: match s.kind {
+                        wit::SettingKind::Text => SettingKind::Text,
+                        wit::SettingKind::Boolean => SettingKind::Boolean,
+                        wit::SettingKind::Integer => SettingKind::Integer,
+                        wit::SettingKind::Choice(choices) => SettingKind::Choice(choices),
+                    },
+                    required: s.required,
+                    secret: s.secret,
+                    default_value: s.default_value,
+                })
+                .collect(),
+            capabilities: d
+                .capabilities
+                .into_iter()
+                .map(|c| match c {
+                    wit::Capability::Create => Capability::Create,
+                    wit::Capability::Update => Capability::Update,
+                    wit::Capability::Disable => Capability::Disable,
+                    wit::Capability::Delete => Capability::Delete,
+                    wit::Capability::Lookup => Capability::Lookup,
+                    wit::Capability::List => Capability::List,
+                    wit::Capability::Convert => Capability::Convert,
+                })
+                .collect(),
+            egress: d.egress,
+            auth: match d.auth {
+                wit::AuthScheme::None => AuthScheme::None,
+                wit::AuthScheme::Oauth2(o) => AuthScheme::OAuth2 {
+                    token_url: o.token_url,
+                },
+                wit::AuthScheme::Bearer(secret) => AuthScheme::Bearer { secret },
+            },
+            match_attribute: d.match_attribute,
+            default_mappings: d
+                .default_mappings
+                .into_iter()
+                .map(|m| Mapping {
+                    target: m.target,
+                    source: match m.source {
+                        wit::MappingSource::Attribute(a) => MappingSource::Attribute(a),
+                        wit::MappingSource::Constant(c) => MappingSource::Constant(c),
+                        wit::MappingSource::Template(t) => MappingSource::Template(t),
+                    },
+                    apply_on_update: m.apply_on_update,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<wit::ConnectionReport> for ConnectionReport {
+    fn from(r: wit::ConnectionReport) -> Self {
+        ConnectionReport {
+            summary: r.summary,
+            details: r.details,
+        }
+    }
+}
+
+impl From<Operation> for wit::Operation {
+    fn from(operation: Operation) -> Self {
+        match operation {
+            Operation::Create { attributes } => wit::Operation::Create(attributes_out(attributes)),
+            Operation::Update { id, attributes } => wit::Operation::Update(wit::Update {
+                id,
+                attributes: attributes_out(attributes),
+            }),
+            Operation::Disable { id } => wit::Operation::Disable(id),
+            Operation::Delete { id } => wit::Operation::Delete(id),
+            Operation::Convert {
+                id,
+                target_type,
+                attributes,
+            } => wit::Operation::Convert(wit::Conversion {
+                id,
+                target_type,
+                attributes: attributes_out(attributes),
+            }),
+        }
+    }
+}
+
+impl From<wit::Outcome> for Outcome {
+    fn from(o: wit::Outcome) -> Self {
+        Outcome { id: o.id }
+    }
+}
+
+impl From<wit::Match> for Match {
+    fn from(m: wit::Match) -> Self {
+        Match {
+            value: m.value,
+            id: m.id,
+            attributes: attributes_in(m.attributes),
+        }
+    }
+}
+
+impl From<wit::Page> for Page {
+    fn from(p: wit::Page) -> Self {
+        Page {
+            records: p
+                .records
+                .into_iter()
+                .map(|r| StoredRecord {
+                    id: r.id,
+                    attributes: attributes_in(r.attributes),
+                })
+                .collect(),
+            next_cursor: p.next_cursor,
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Shared fixtures for the host's integration tests: a temporary working
+//! directory with a plugin directory, configuration and secrets file; the
+//! real `provisioner` binary; captured logs; and connections built through
+//! the same configuration path the binary uses.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use provisioner::config::Config;
+use provisioner::runtime::{Connector, PluginSet, Runtime, RuntimeOptions};
+
+/// Distinctive secret values: if any of them shows up in a log line, an
+/// error text or a guest-visible value, a test fails.
+pub const CLIENT_ID: &str = "cid-Zq81-distinctive";
+pub const CLIENT_SECRET: &str = "csec-Hx93-distinctive-secret";
+pub const REFRESH_TOKEN: &str = "rtok-Pv55-distinctive-refresh";
+pub const STALE_ACCESS_TOKEN: &str = "atok-Mm20-distinctive-stale";
+
+pub const ALL_SECRETS: &[&str] = &[CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, STALE_ACCESS_TOKEN];
+
+/// A working directory for one test.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A fixture whose plugin directory holds copies of `plugins`.
+    pub fn new(plugins: &[&str]) -> Fixture {
+        let fixture = Fixture {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        };
+        std::fs::create_dir_all(fixture.plugin_dir()).expect("plugin directory");
+        for plugin in plugins {
+            fixture.add_plugin(plugin);
+        }
+        fixture
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.path().join("plugins")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("provisioner.toml")
+    }
+
+    pub fn secrets_path(&self) -> PathBuf {
+        self.path().join("secrets.toml")
+    }
+
+    /// Copies a built component into the plugin directory.
+    pub fn add_plugin(&self, component: &str) -> PathBuf {
+        let name = Path::new(component).file_name().expect("file name");
+        let dest = self.plugin_dir().join(name);
+        std::fs::copy(component, &dest).expect("copying a component");
+        dest
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).expect("writing provisioner.toml");
+    }
+
+    /// Writes the secrets file with mode 0600.
+    pub fn write_secrets(&self, text: &str) {
+        write_private(&self.secrets_path(), text);
+    }
+
+    pub fn secrets(&self) -> String {
+        std::fs::read_to_string(self.secrets_path()).expect("reading secrets.toml")
+    }
+
+    /// Runs the real binary with this fixture's configuration.
+    pub async fn provisioner(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"));
+        command
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("--cache-dir")
+            .arg(cache_dir())
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("PROVISIONER_PLUGIN_DIR")
+            .env_remove("PROVISIONER_CONFIG")
+            .current_dir(self.path())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+            .await
+            .expect("provisioner finished within two minutes")
+            .expect("running provisioner");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+pub fn write_private(path: &Path, text: &str) {
+    let mut file = std::fs::File::create(path).expect("creating a private file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .expect("chmod 600");
+    }
+    file.write_all(text.as_bytes()).expect("writing");
+}
+
+/// What one run of the binary printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// One compiled-code cache for every test, so that each component is
+/// compiled once per machine rather than once per test.
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache")
+}
+
+pub fn runtime_options() -> RuntimeOptions {
+    RuntimeOptions {
+        cache_dir: Some(cache_dir()),
+        ..RuntimeOptions::default()
+    }
+}
+
+/// Loads the fixture's configuration and plugins, and binds one connection,
+/// the way the binary does.
+pub async fn connect(
+    fixture: &Fixture,
+    options: RuntimeOptions,
+    connection: &str,
+) -> (Arc<Runtime>, PluginSet, Connector) {
+    let config = Config::load(&fixture.config_path()).expect("configuration loads");
+    let runtime = Runtime::new(options).expect("runtime");
+    let plugins = runtime
+        .load_dir(&fixture.plugin_dir())
+        .await
+        .expect("plugin directory");
+    let connector = bind(&config, &plugins, connection);
+    (runtime, plugins, connector)
+}
+
+pub fn bind(config: &Config, plugins: &PluginSet, connection: &str) -> Connector {
+    let secrets = Arc::new(config.secret_store().expect("secret store"));
+    let resolved = match config.resolve(connection, plugins, &secrets) {
+        Ok(resolved) => resolved,
+        Err(errors) => panic!(
+            "connection {connection} does not resolve: {}",
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    };
+    resolved
+        .connect(config.http_limits(), secrets)
+        .expect("connection binds")
+}
+
+/// The top of every test configuration: secrets come from `secrets.toml`.
+pub const HEADER: &str = "secrets_file = \"secrets.toml\"\n";
+
+/// A connection to a json-store server, with host-held OAuth secrets from
+/// the secrets file (see [`HEADER`]).
+pub fn json_store_connection(name: &str, host: &str) -> String {
+    format!(
+        r#"
+[connections.{name}]
+plugin = "json-store"
+allow_insecure_loopback = true
+
+[connections.{name}.settings]
+host = "{host}"
+
+[connections.{name}.secrets]
+client_id = {{ secrets_file = "client_id" }}
+client_secret = {{ secrets_file = "client_secret" }}
+access_token = {{ secrets_file = "access_token" }}
+refresh_token = {{ secrets_file = "refresh_token" }}
+"#
+    )
+}
+
+/// The secrets file matching [`json_store_connection`].
+pub fn json_store_secrets() -> String {
+    format!(
+        "client_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\naccess_token = \"{STALE_ACCESS_TOKEN}\"\nrefresh_token = \"{REFRESH_TOKEN}\"\n"
+    )
+}
+
+/// Server options that accept the fixture's credentials; the configured
+/// access token is stale, so the first call must refresh.
+pub fn json_store_options() -> json_store::Options {
+    json_store::Options {
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        refresh_tokens: vec![REFRESH_TOKEN.into()],
+        access_tokens: Vec::new(),
+        ..json_store::Options::default()
+    }
+}
+
+/// Everything logged in this test process, for assertions about what the
+/// host and its plugins wrote.
+pub fn logs() -> String {
+    let buffer = log_buffer();
+    let bytes = buffer.lock().unwrap_or_else(|p| p.into_inner());
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER.get_or_init(|| Arc::new(Mutex::new(Vec::new())))
+}
+
+struct BufferWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for BufferWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures every log line of this process, at trace level, from here on.
+pub fn capture_logs() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let buffer = log_buffer().clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+            .with_ansi(false)
+            .with_writer(move || BufferWriter(buffer.clone()))
+            .try_init();
+    });
+}
+
+/// A TCP listener that no request should ever reach.
+pub struct Tripwire {
+    listener: std::net::TcpListener,
+}
+
+impl Tripwire {
+    pub fn new() -> Tripwire {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a tripwire");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking tripwire");
+        Tripwire { listener }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.listener.local_addr().expect("tripwire address")
+    }
+
+    /// True if anything connected. The connection, had one been made, was
+    /// made before the call that tried it returned, so a non-blocking
+    /// accept sees it now.
+    pub fn tripped(&self) -> bool {
+        match self.listener.accept() {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(e) => panic!("tripwire accept failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Builds every connector component the host's tests need, in a separate
+//! `cargo build --target wasm32-wasip2`, exactly as a connector author would.
+//! The host itself is never rebuilt for a plugin: that is the point.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (constant name, package, feature, file name of the built component)
+const PLUGINS: &[(&str, &str, Option<&str>, &str)] = &[
+    (
+        "JSON_STORE",
+        "json-store-connector",
+        None,
+        "json_store_connector.wasm",
+    ),
+    (
+        "DISALLOWED_HOST",
+        "misbehaving-connector",
+        Some("disallowed-host"),
+        "misbehaving_connector.wasm",
+    ),
+    (
+        "LOOP_FOREVER",
+        "misbehaving-connector",
+        Some("loop-forever"),
+        "misbehaving_connector.wasm",
+    ),
+    (
+        "MEMORY_BOMB",
+        "misbehaving-connector",
+        Some("memory-bomb"),
+        "misbehaving_connector.wasm",
+    ),
+    (
+        "PANIC",
+        "misbehaving-connector",
+        Some("panic"),
+        "misbehaving_connector.wasm",
+    ),
+    (
+        "WASI_SOCKETS",
+        "misbehaving-connector",
+        Some("wasi-sockets"),
+        "misbehaving_connector.wasm",
+    ),
+    (
+        "FUTURE_CONTRACT",
+        "misbehaving-connector",
+        Some("future-contract"),
+        "misbehaving_connector.wasm",
+    ),
+    (
+        "SNOOP",
+        "misbehaving-connector",
+        Some("snoop"),
+        "misbehaving_connector.wasm",
+    ),
+];
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = manifest
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
+    let target_dir = out.join("wasm-target");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+
+    for path in [
+        "wit",
+        "examples/json-store-connector/src",
+        "examples/json-store-connector/Cargo.toml",
+        "tests/misbehaving-connector/src",
+        "tests/misbehaving-connector/wit-v0.2.0",
+        "tests/misbehaving-connector/Cargo.toml",
+        "Cargo.lock",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+
+    let mut constants = String::new();
+    for (constant, package, feature, file) in PLUGINS {
+        let mut command = Command::new(&cargo);
+        command
+            .current_dir(&root)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                package,
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir);
+        if let Some(feature) = feature {
+            command.args(["--features", feature]);
+        }
+        // The outer build's flags are for the host target, not for wasm.
+        for var in [
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTFLAGS",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_TARGET",
+            "CARGO_MAKEFLAGS",
+            "MAKEFLAGS",
+        ] {
+            command.env_remove(var);
+        }
+        let status = command.status().unwrap_or_else(|error| {
+            panic!("running {cargo} to build the {package} component: {error}")
+        });
+        assert!(
+            status.success(),
+            "building the {package} component ({feature:?}) failed; is the wasm32-wasip2 \
+             target installed? (rustup target add wasm32-wasip2)"
+        );
+        let built = target_dir.join("wasm32-wasip2/release").join(file);
+        let name = constant.to_lowercase().replace('_', "-");
+        let dest = out.join(format!("{name}.wasm"));
+        copy(&built, &dest);
+        constants.push_str(&format!(
+            "/// The `{name}` test component.\npub const {constant}: &str = {:?};\n",
+            dest.display().to_string()
+        ));
+    }
+    std::fs::write(out.join("plugins.rs"), constants).expect("writing plugins.rs");
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::copy(from, to)
+        .unwrap_or_else(|error| panic!("copying {} to {}: {error}", from.display(), to.display()));
+}
