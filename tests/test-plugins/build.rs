@@ -97,8 +97,13 @@ fn main() {
         if let Some(feature) = feature {
             command.args(["--features", feature]);
         }
-        // The outer build's flags are for the host target, not for wasm.
+        // The outer build's flags and wrappers (clippy's, for one) are for
+        // the host target, not for these components.
         for var in [
+            "RUSTC_WRAPPER",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "CLIPPY_ARGS",
+            "__CLIPPY_INTERNAL_ARGS",
             "CARGO_ENCODED_RUSTFLAGS",
             "RUSTFLAGS",
             "CARGO_TARGET_DIR",

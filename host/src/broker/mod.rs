@@ -156,7 +156,7 @@ pub enum BrokerError {
 enum Auth {
     None,
     Bearer(SecretString),
-    OAuth2(oauth::OAuth2),
+    OAuth2(Box<oauth::OAuth2>),
 }
 
 /// The doors of one connection.
@@ -201,13 +201,13 @@ impl Broker {
                 let url = policy
                     .fill_url(token_url, &settings)
                     .map_err(BrokerError::TokenUrl)?;
-                Auth::OAuth2(oauth::OAuth2::new(
+                Auth::OAuth2(Box::new(oauth::OAuth2::new(
                     connection,
                     url,
                     &mut secrets,
                     sink,
                     limits.max_response_bytes,
-                ))
+                )))
             }
         };
         let client = reqwest::Client::builder()
@@ -483,23 +483,19 @@ fn excerpt(body: &[u8]) -> String {
 }
 
 /// True when a TLS handshake or certificate check is somewhere in the
-/// chain: rustls errors travel wrapped in `std::io::Error`.
+/// chain. rustls errors travel inside `std::io::Error`s, sometimes nested,
+/// and an `io::Error` hides its payload from `source()`, so look inside.
 fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(cause) = source {
-        if cause.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-        {
-            return true;
-        }
-        source = cause.source();
+    if error.downcast_ref::<rustls::Error>().is_some() {
+        return true;
     }
-    false
+    if let Some(io) = error.downcast_ref::<std::io::Error>()
+        && let Some(inner) = io.get_ref()
+        && is_tls(inner)
+    {
+        return true;
+    }
+    error.source().is_some_and(is_tls)
 }
 
 /// Turns a reqwest failure into the class a connector can act on. The text

@@ -539,10 +539,10 @@ impl Config {
         }
         if let AuthScheme::OAuth2 { .. } = descriptor.auth {
             let has = |n: &str| raw.secrets.contains_key(n);
-            if !has("access_token")
-                && !has("refresh_token")
-                && !(has("client_id") && has("client_secret"))
-            {
+            let can_authenticate = has("access_token")
+                || has("refresh_token")
+                || (has("client_id") && has("client_secret"));
+            if !can_authenticate {
                 errors.push(at(
                     raw_span.clone(),
                     format!(

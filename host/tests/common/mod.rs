@@ -257,7 +257,10 @@ pub fn capture_logs() {
     INIT.get_or_init(|| {
         let buffer = log_buffer().clone();
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+            // Everything at trace, but the compiler's own chatter.
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "trace,cranelift=info,cranelift_codegen=info,regalloc2=info,wasmtime_cranelift=info,wasmtime_environ=info",
+            ))
             .with_ansi(false)
             .with_writer(move || BufferWriter(buffer.clone()))
             .try_init();

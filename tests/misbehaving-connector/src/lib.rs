@@ -25,6 +25,7 @@ mod current {
         AuthScheme, Capability, ConnectionReport, Descriptor, Guest, Match, Operation, Outcome,
         Page, Setting, SettingKind,
     };
+    #[allow(unused_imports, reason = "only some misbehaviours read their settings")]
     use provisioner::identity_store::config;
     use provisioner::identity_store::types::StoreError;
 
@@ -121,6 +122,7 @@ mod current {
         }
     }
 
+    #[allow(dead_code, reason = "only some misbehaviours report")]
     fn report(summary: String, details: Vec<(String, String)>) -> ConnectionReport {
         ConnectionReport { summary, details }
     }
