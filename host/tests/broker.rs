@@ -10,26 +10,10 @@ use provisioner::broker::HttpError;
 use provisioner::runtime::CallError;
 use provisioner::runtime::contract::StoreError;
 
-async fn store_fixture(server: &JsonStore) -> Fixture {
-    let fixture = Fixture::new(&[test_plugins::JSON_STORE]);
-    fixture.write_config(&format!(
-        "{HEADER}{}",
-        json_store_connection("store", &server.host())
-    ));
-    fixture.write_secrets(&json_store_secrets());
-    fixture
-}
-
-fn assert_no_secret(text: &str) {
-    for secret in ALL_SECRETS {
-        assert!(!text.contains(secret), "a secret leaked into: {text}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_is_refreshed_once_and_the_request_retried() {
     let server = JsonStore::start(json_store_options()).await.unwrap();
-    let fixture = store_fixture(&server).await;
+    let fixture = json_store_fixture(&server);
     let (_runtime, _plugins, store) = connect(&fixture, runtime_options(), "store").await;
 
     let report = store
@@ -66,7 +50,7 @@ async fn an_expired_token_is_refreshed_once_and_the_request_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_callers_share_one_refresh() {
     let server = JsonStore::start(json_store_options()).await.unwrap();
-    let fixture = store_fixture(&server).await;
+    let fixture = json_store_fixture(&server);
     let (_runtime, _plugins, store) = connect(&fixture, runtime_options(), "store").await;
 
     let calls: Vec<_> = (0..16)
@@ -90,7 +74,7 @@ async fn a_refused_refresh_reports_unauthorized_with_the_servers_words() {
     capture_logs();
     let server = JsonStore::start(json_store_options()).await.unwrap();
     server.revoke_refresh_tokens();
-    let fixture = store_fixture(&server).await;
+    let fixture = json_store_fixture(&server);
     let (_runtime, _plugins, store) = connect(&fixture, runtime_options(), "store").await;
 
     let error = store
@@ -135,7 +119,7 @@ async fn a_refused_refresh_reports_unauthorized_with_the_servers_words() {
 async fn a_persistent_401_after_refresh_is_unauthorized() {
     let server = JsonStore::start(json_store_options()).await.unwrap();
     server.refuse_all_access_tokens();
-    let fixture = store_fixture(&server).await;
+    let fixture = json_store_fixture(&server);
     let (_runtime, _plugins, store) = connect(&fixture, runtime_options(), "store").await;
 
     let error = store.test_connection().await.expect_err("401 twice");
@@ -162,7 +146,7 @@ async fn a_rotated_refresh_token_is_written_back_to_the_secrets_file() {
     })
     .await
     .unwrap();
-    let fixture = store_fixture(&server).await;
+    let fixture = json_store_fixture(&server);
     let (_runtime, _plugins, store) = connect(&fixture, runtime_options(), "store").await;
 
     store
@@ -208,7 +192,7 @@ async fn a_redirect_to_a_disallowed_host_is_denied_before_connecting() {
     let server = JsonStore::start(json_store_options()).await.unwrap();
     let tripwire = Tripwire::new();
     server.redirect("/api/me", &format!("http://{}/steal", tripwire.addr()));
-    let fixture = store_fixture(&server).await;
+    let fixture = json_store_fixture(&server);
     let (_runtime, _plugins, store) = connect(&fixture, runtime_options(), "store").await;
 
     let error = store

@@ -7,22 +7,6 @@ mod common;
 use common::*;
 use json_store::JsonStore;
 
-fn assert_no_secret(text: &str) {
-    for secret in ALL_SECRETS {
-        assert!(!text.contains(secret), "a secret leaked into:\n{text}");
-    }
-}
-
-fn json_store_fixture(server: &JsonStore) -> Fixture {
-    let fixture = Fixture::new(&[test_plugins::JSON_STORE]);
-    fixture.write_config(&format!(
-        "{HEADER}{}",
-        json_store_connection("store", &server.host())
-    ));
-    fixture.write_secrets(&json_store_secrets());
-    fixture
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_has_help() {
     let fixture = Fixture::new(&[]);

@@ -39,6 +39,19 @@ struct TokenState {
     failure: Option<(u64, HttpError)>,
 }
 
+impl TokenState {
+    /// The token already held, if any; no exchange.
+    fn held(&self) -> Option<Grant> {
+        self.access.as_ref().map(|access| Grant {
+            token: Token {
+                generation: self.generation,
+                value: access.clone(),
+            },
+            instance_url: None,
+        })
+    }
+}
+
 pub(crate) struct OAuth2 {
     connection: String,
     token_url: Url,
@@ -90,14 +103,8 @@ impl OAuth2 {
     /// The current access token, exchanging for one if there is none yet.
     pub(crate) async fn current(&self, client: &reqwest::Client) -> Result<Grant, HttpError> {
         let mut state = self.state.lock().await;
-        if let Some(access) = &state.access {
-            return Ok(Grant {
-                token: Token {
-                    generation: state.generation,
-                    value: access.clone(),
-                },
-                instance_url: None,
-            });
+        if let Some(grant) = state.held() {
+            return Ok(grant);
         }
         self.exchange(&mut state, client).await
     }
@@ -110,15 +117,9 @@ impl OAuth2 {
     ) -> Result<Grant, HttpError> {
         let mut state = self.state.lock().await;
         if state.generation != stale
-            && let Some(access) = &state.access
+            && let Some(grant) = state.held()
         {
-            return Ok(Grant {
-                token: Token {
-                    generation: state.generation,
-                    value: access.clone(),
-                },
-                instance_url: None,
-            });
+            return Ok(grant);
         }
         self.exchange(&mut state, client).await
     }

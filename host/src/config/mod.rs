@@ -218,6 +218,27 @@ fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> St
         .unwrap_or_default()
 }
 
+/// "unknown setting "x" for plugin p 1.0 (it takes: a, b); did you mean a?"
+fn unknown(
+    what: &str,
+    name: &str,
+    plugin_label: &str,
+    descriptor: &crate::runtime::contract::Descriptor,
+    secret: bool,
+) -> String {
+    let takes: Vec<&str> = descriptor
+        .settings
+        .iter()
+        .filter(|s| s.secret == secret)
+        .map(|s| s.name.as_str())
+        .collect();
+    format!(
+        "unknown {what} {name:?} for {plugin_label} (it takes: {}){}",
+        takes.join(", "),
+        did_you_mean(name, descriptor.settings.iter().map(|s| s.name.as_str()))
+    )
+}
+
 impl Config {
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<Config, Diagnostic> {
@@ -413,20 +434,7 @@ impl Config {
             let Some(spec) = descriptor.setting(setting_name) else {
                 errors.push(at(
                     key.span(),
-                    format!(
-                        "unknown setting {setting_name:?} for {plugin_label} (it takes: {}){}",
-                        descriptor
-                            .settings
-                            .iter()
-                            .filter(|s| !s.secret)
-                            .map(|s| s.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        did_you_mean(
-                            setting_name,
-                            descriptor.settings.iter().map(|s| s.name.as_str())
-                        )
-                    ),
+                    unknown("setting", setting_name, &plugin_label, descriptor, false),
                 ));
                 continue;
             };
@@ -486,20 +494,7 @@ impl Config {
                 None => {
                     errors.push(at(
                         key.span(),
-                        format!(
-                            "unknown secret {secret_name:?} for {plugin_label} (it takes: {}){}",
-                            descriptor
-                                .settings
-                                .iter()
-                                .filter(|s| s.secret)
-                                .map(|s| s.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            did_you_mean(
-                                secret_name,
-                                descriptor.settings.iter().map(|s| s.name.as_str())
-                            )
-                        ),
+                        unknown("secret", secret_name, &plugin_label, descriptor, true),
                     ));
                     continue;
                 }

@@ -210,6 +210,25 @@ pub fn json_store_secrets() -> String {
     )
 }
 
+/// A fixture with the json-store connector and a `store` connection to
+/// `server`.
+pub fn json_store_fixture(server: &json_store::JsonStore) -> Fixture {
+    let fixture = Fixture::new(&[test_plugins::JSON_STORE]);
+    fixture.write_config(&format!(
+        "{HEADER}{}",
+        json_store_connection("store", &server.host())
+    ));
+    fixture.write_secrets(&json_store_secrets());
+    fixture
+}
+
+/// Fails if any of the fixture's secrets appears in `text`.
+pub fn assert_no_secret(text: &str) {
+    for secret in ALL_SECRETS {
+        assert!(!text.contains(secret), "a secret leaked into:\n{text}");
+    }
+}
+
 /// Server options that accept the fixture's credentials; the configured
 /// access token is stale, so the first call must refresh.
 pub fn json_store_options() -> json_store::Options {

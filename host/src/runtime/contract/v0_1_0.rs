@@ -21,8 +21,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+use self::provisioner::identity_store::{config, http, log, types};
 use exports::provisioner::identity_store::identity_store as wit;
-use provisioner::identity_store::{config, http, log, types};
 
 pub(crate) use self::ConnectorPre as BindingsPre;
 
