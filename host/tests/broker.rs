@@ -125,7 +125,7 @@ async fn a_persistent_401_after_refresh_is_unauthorized() {
     let error = store.test_connection().await.expect_err("401 twice");
     let text = error.to_string();
     assert!(
-        text.contains("still answered 401 after the access token was refreshed"),
+        text.contains("still refused the credentials after the access token was refreshed"),
         "{text}"
     );
     assert!(text.contains("Session expired or invalid"), "{text}");

@@ -215,7 +215,7 @@ async fn test_connection_names_the_exact_failure() {
         (&denied, "denied: redirect from", "not among the hosts"),
         (
             &after_refresh,
-            "still answered 401 after the access token was refreshed",
+            "still refused the credentials after the access token was refreshed",
             "unauthorized",
         ),
         (

@@ -118,8 +118,8 @@ fn main() {
         });
         assert!(
             status.success(),
-            "building the {package} component ({feature:?}) failed; is the wasm32-wasip2 \
-             target installed? (rustup target add wasm32-wasip2)"
+            "building the {package} component ({feature:?}) failed; the compiler's output is \
+             above (a missing target is fixed by `rustup target add wasm32-wasip2`)"
         );
         let built = target_dir.join("wasm32-wasip2/release").join(file);
         let name = constant.to_lowercase().replace('_', "-");

@@ -25,7 +25,7 @@ use exports::provisioner::identity_store::identity_store::{
     AuthScheme, Capability, ConnectionReport, Descriptor, Guest, Mapping, MappingSource, Match,
     Oauth2, Operation, Outcome, Page, Setting, SettingKind, StoredRecord,
 };
-use provisioner::identity_store::http::{self, HttpError, Method, Request, Response};
+use provisioner::identity_store::http::{self, Credential, HttpError, Method, Request, Response};
 use provisioner::identity_store::types::{Attribute, Rejection, StoreError, TransientError, Value};
 use provisioner::identity_store::{config, log};
 use serde_json::{Map, Value as Json, json};
@@ -235,6 +235,7 @@ fn call(method: Method, path: &str, body: Option<Json>) -> Result<Json, StoreErr
         url: format!("{origin}{path}"),
         headers,
         body: body.map(|b| b.to_string().into_bytes()),
+        credential: Credential::AuthorizationHeader,
     };
     let response = http::send(&request).map_err(from_http_error)?;
     classify(response)

@@ -51,6 +51,18 @@ impl Method {
     }
 }
 
+/// Where the host puts the connection's credential; see the WIT's
+/// `credential`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    None,
+    AuthorizationHeader,
+    Body {
+        placeholder: String,
+        expired_marker: String,
+    },
+}
+
 /// A request as the plugin asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
@@ -58,7 +70,12 @@ pub struct HttpRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
+    pub credential: Credential,
 }
+
+/// The shortest body placeholder the host accepts, so that a token is never
+/// spliced into a body by accident.
+const MIN_PLACEHOLDER: usize = 8;
 
 /// The final answer after redirects and at most one credential refresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,27 +336,16 @@ impl Broker {
 
     /// The `http.send` door.
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-        for (name, _) in &request.headers {
-            let lower = name.to_ascii_lowercase();
-            if RESERVED_HEADERS.contains(&lower.as_str()) {
-                return Err(HttpError::Denied(format!(
-                    "the {lower} header is the host's to set; connectors never send credentials or pick the host"
-                )));
-            }
-            if FRAMING_HEADERS.contains(&lower.as_str()) {
-                return Err(HttpError::InvalidRequest(format!(
-                    "the {lower} header is computed by the host"
-                )));
-            }
-        }
-        let mut headers = reqwest::header::HeaderMap::new();
-        for (name, value) in &request.headers {
-            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| HttpError::InvalidRequest(format!("{name:?} is not a header name")))?;
-            let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
-                HttpError::InvalidRequest(format!("the value of header {name} is not valid"))
-            })?;
-            headers.append(name, value);
+        let headers = checked_headers(&request.headers)?;
+        if let Credential::Body {
+            placeholder,
+            expired_marker,
+        } = &request.credential
+            && (placeholder.len() < MIN_PLACEHOLDER || expired_marker.is_empty())
+        {
+            return Err(HttpError::InvalidRequest(format!(
+                "a body credential needs a placeholder of at least {MIN_PLACEHOLDER} characters and an expired marker"
+            )));
         }
         let mut url = Url::parse(&request.url).map_err(|e| {
             HttpError::InvalidRequest(format!("{:?} is not an absolute URL: {e}", request.url))
@@ -348,7 +354,10 @@ impl Broker {
 
         let mut method = request.method;
         let mut body = request.body;
-        let mut token = self.credential().await?;
+        let mut token = match request.credential {
+            Credential::None => None,
+            _ => self.credential().await?,
+        };
         let mut refreshed = false;
         let mut hops = 0;
         loop {
@@ -357,11 +366,26 @@ impl Broker {
                 .client
                 .request(method.as_reqwest(), url.clone())
                 .headers(headers.clone());
+            let mut payload = body.clone();
             if let Some(token) = &token {
-                builder = builder.bearer_auth(token.value.expose_secret());
+                match &request.credential {
+                    Credential::AuthorizationHeader => {
+                        builder = builder.bearer_auth(token.value.expose_secret());
+                    }
+                    Credential::Body { placeholder, .. } => {
+                        payload = payload.map(|bytes| {
+                            replace_all(
+                                &bytes,
+                                placeholder.as_bytes(),
+                                token.value.expose_secret().as_bytes(),
+                            )
+                        });
+                    }
+                    Credential::None => {}
+                }
             }
-            if let Some(body) = &body {
-                builder = builder.body(body.clone());
+            if let Some(payload) = payload {
+                builder = builder.body(payload);
             }
             let response = builder
                 .send()
@@ -407,25 +431,7 @@ impl Broker {
                 continue;
             }
 
-            if status == reqwest::StatusCode::UNAUTHORIZED
-                && let Auth::OAuth2(oauth) = &self.auth
-            {
-                let stale = token.as_ref().map(|t| t.generation).unwrap_or(0);
-                if refreshed {
-                    let body = read_capped(response, &url, 4096).await.unwrap_or_default();
-                    return Err(HttpError::Unauthorized(format!(
-                        "{url} still answered 401 after the access token was refreshed: {}",
-                        excerpt(&body)
-                    )));
-                }
-                let grant = oauth.refresh(&self.client, stale).await?;
-                self.learn(&grant);
-                token = Some(grant.token);
-                refreshed = true;
-                continue;
-            }
-
-            let response_headers = response
+            let response_headers: Vec<(String, String)> = response
                 .headers()
                 .iter()
                 .map(|(name, value)| {
@@ -435,14 +441,79 @@ impl Broker {
                     )
                 })
                 .collect();
-            let body = read_capped(response, &url, self.limits.max_response_bytes).await?;
+            let response_body = read_capped(response, &url, self.limits.max_response_bytes).await?;
+            let rejected = token.is_some()
+                && match &request.credential {
+                    Credential::AuthorizationHeader => status == reqwest::StatusCode::UNAUTHORIZED,
+                    Credential::Body { expired_marker, .. } => {
+                        !status.is_success() && contains(&response_body, expired_marker.as_bytes())
+                    }
+                    Credential::None => false,
+                };
+            if rejected && let Auth::OAuth2(oauth) = &self.auth {
+                if refreshed {
+                    return Err(HttpError::Unauthorized(format!(
+                        "{url} still refused the credentials after the access token was refreshed: {}",
+                        excerpt(&response_body)
+                    )));
+                }
+                let stale = token.as_ref().map(|t| t.generation).unwrap_or(0);
+                let grant = oauth.refresh(&self.client, stale).await?;
+                self.learn(&grant);
+                token = Some(grant.token);
+                refreshed = true;
+                continue;
+            }
             return Ok(HttpResponse {
                 status: status.as_u16(),
                 headers: response_headers,
-                body,
+                body: response_body,
             });
         }
     }
+}
+
+/// Checks the plugin's headers: credentials, routing and framing are the
+/// host's to set.
+fn checked_headers(headers: &[(String, String)]) -> Result<reqwest::header::HeaderMap, HttpError> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) {
+            return Err(HttpError::Denied(format!(
+                "the {lower} header is the host's to set; connectors never send credentials or pick the host"
+            )));
+        }
+        if FRAMING_HEADERS.contains(&lower.as_str()) {
+            return Err(HttpError::InvalidRequest(format!(
+                "the {lower} header is computed by the host"
+            )));
+        }
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| HttpError::InvalidRequest(format!("{name:?} is not a header name")))?;
+        let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+            HttpError::InvalidRequest(format!("the value of header {name} is not valid"))
+        })?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Replaces every occurrence of `needle` in `haystack`.
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(with);
+        rest = &rest[at + needle.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// Reads a body, failing as soon as it exceeds `cap` bytes.
@@ -530,5 +601,41 @@ fn classify_reqwest(error: &reqwest::Error, url: &Url, timeout: Option<Duration>
         HttpError::Protocol(format!("{origin}: reading the answer: {detail}"))
     } else {
         HttpError::Unreachable(format!("{origin}: {detail}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_replaced_everywhere() {
+        assert_eq!(
+            replace_all(b"<a>{{sid}}</a><b>{{sid}}</b>", b"{{sid}}", b"T0K"),
+            b"<a>T0K</a><b>T0K</b>".to_vec()
+        );
+        assert_eq!(
+            replace_all(b"none here", b"{{sid}}", b"T"),
+            b"none here".to_vec()
+        );
+        assert!(contains(b"xx INVALID_SESSION_ID yy", b"INVALID_SESSION_ID"));
+        assert!(!contains(b"fine", b""));
+    }
+
+    #[test]
+    fn reserved_and_framing_headers_are_refused() {
+        for name in ["Authorization", "cookie", "HOST", "proxy-authorization"] {
+            let error = checked_headers(&[(name.into(), "x".into())]).unwrap_err();
+            assert!(matches!(error, HttpError::Denied(_)), "{name}: {error}");
+        }
+        for name in ["content-length", "Transfer-Encoding", "connection"] {
+            let error = checked_headers(&[(name.into(), "1".into())]).unwrap_err();
+            assert!(
+                matches!(error, HttpError::InvalidRequest(_)),
+                "{name}: {error}"
+            );
+        }
+        let ok = checked_headers(&[("accept".into(), "application/json".into())]).unwrap();
+        assert_eq!(ok.len(), 1);
     }
 }

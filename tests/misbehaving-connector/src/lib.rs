@@ -129,13 +129,14 @@ mod current {
 
     #[cfg(feature = "disallowed-host")]
     fn misbehave() -> Result<ConnectionReport, StoreError> {
-        use provisioner::identity_store::http::{self, HttpError, Method, Request};
+        use provisioner::identity_store::http::{self, Credential, HttpError, Method, Request};
         let url = config::get("target_url").unwrap_or_else(|| "https://example.com/".into());
         let request = Request {
             method: Method::Get,
             url,
             headers: Vec::new(),
             body: None,
+            credential: Credential::None,
         };
         match http::send(&request) {
             Ok(response) => Ok(report(

@@ -101,6 +101,14 @@ impl From<http::Request> for HttpRequest {
             url: request.url,
             headers: request.headers,
             body: request.body,
+            credential: match request.credential {
+                http::Credential::None => broker::Credential::None,
+                http::Credential::AuthorizationHeader => broker::Credential::AuthorizationHeader,
+                http::Credential::Body(body) => broker::Credential::Body {
+                    placeholder: body.placeholder,
+                    expired_marker: body.expired_marker,
+                },
+            },
         }
     }
 }
