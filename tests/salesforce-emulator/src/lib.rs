@@ -1,0 +1,552 @@
+//! A local Salesforce for the connector's tests, benchmarks and demo.
+//!
+//! It answers on loopback like a Salesforce org does on the wire, for
+//! everything the Leads and Contacts connector uses:
+//!
+//! - the OAuth 2.0 token endpoint (refresh-token and client-credentials
+//!   grants, `issued_at` as a string, no `expires_in`, Salesforce's error
+//!   JSON), with sessions that expire after a configurable time;
+//! - sObject create, read, update and delete for Lead, Contact, Account and
+//!   User, with Salesforce's required fields, 18-character ids and error
+//!   arrays;
+//! - the SOQL subset the connector sends, paged with `nextRecordsUrl` and
+//!   `Sforce-Query-Options`;
+//! - sObject Collections (up to 200 records, per-record `statusCode`,
+//!   `allOrNone`);
+//! - SOAP `convertLead`;
+//! - `Sforce-Limit-Info` on every response, a daily API allocation that ends
+//!   in `REQUEST_LIMIT_EXCEEDED`, and `GET limits`.
+//!
+//! A control API under `/__emulator/` (a path Salesforce does not use)
+//! injects faults and latency, expires sessions, revokes refresh tokens,
+//! seeds records and reports counters; [`Emulator`] offers the same in
+//! process.
+
+mod control;
+mod oauth;
+mod org;
+mod rest;
+mod soap;
+mod soql;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use org::{Records, SfError};
+
+/// The API versions the emulator serves.
+pub const VERSIONS: std::ops::RangeInclusive<u32> = 31..=64;
+
+/// How the emulated org is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub org_id: String,
+    pub org_name: String,
+    pub username: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Refresh tokens valid at start.
+    pub refresh_tokens: Vec<String>,
+    /// Access tokens valid at start.
+    pub access_tokens: Vec<String>,
+    /// Issue a new refresh token on every refresh and invalidate the old one.
+    pub rotate_refresh_tokens: bool,
+    /// How long an access token lives; `None` for ever.
+    pub session_lifetime: Option<Duration>,
+    /// The daily API request allocation.
+    pub daily_api_limit: u64,
+    /// The `instance_url` the token endpoint returns; `None` returns the
+    /// emulator's own base URL.
+    pub instance_url: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            org_id: "00D5g000004Cm2EEAS".into(),
+            org_name: "Acme Demo".into(),
+            username: "integration@acme.example".into(),
+            client_id: "demo-consumer-key".into(),
+            client_secret: "demo-consumer-secret".into(),
+            refresh_tokens: vec!["demo-refresh-token".into()],
+            access_tokens: Vec::new(),
+            rotate_refresh_tokens: false,
+            session_lifetime: None,
+            daily_api_limit: 100_000,
+            instance_url: None,
+        }
+    }
+}
+
+/// Makes the next `count` requests whose path contains `path` (and whose
+/// method is `method`, if given) fail with `status` and `error_code`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fault {
+    pub path: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    pub status: u16,
+    pub error_code: String,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Delays requests whose path contains `path` (every request if empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latency {
+    #[serde(default)]
+    pub path: String,
+    pub millis: u64,
+}
+
+/// What reached the emulator, for tests and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counters {
+    /// API requests by `METHOD endpoint`, e.g. `POST composite/sobjects`,
+    /// `GET query`, `POST soap`; refused ones included.
+    pub requests: BTreeMap<String, u64>,
+    /// Token endpoint requests by grant type.
+    pub token_requests: BTreeMap<String, u64>,
+    /// Live records by sObject type.
+    pub records: BTreeMap<String, usize>,
+    /// API requests counted against the daily allocation.
+    pub api_usage: u64,
+    /// API requests refused for an invalid or expired session.
+    pub unauthorized: u64,
+    /// Requests failed by injected faults.
+    pub faults_served: u64,
+}
+
+impl Counters {
+    /// Requests to one endpoint, e.g. `counters.of("POST composite/sobjects")`.
+    pub fn of(&self, endpoint: &str) -> u64 {
+        self.requests.get(endpoint).copied().unwrap_or(0)
+    }
+
+    /// API requests of every kind.
+    pub fn total(&self) -> u64 {
+        self.requests.values().sum()
+    }
+}
+
+/// A query's remaining rows, served page by page.
+pub(crate) struct Cursor {
+    rows: Vec<Value>,
+    batch: usize,
+}
+
+pub(crate) struct OrgState {
+    pub records: Records,
+    pub sessions: HashMap<String, Instant>,
+    pub refresh_tokens: HashSet<String>,
+    pub cursors: HashMap<String, Cursor>,
+    pub faults: Vec<Fault>,
+    pub latency: Option<Latency>,
+    pub counters: Counters,
+    pub issued: u64,
+}
+
+pub(crate) struct Shared {
+    pub options: Options,
+    pub base_url: String,
+    state: Mutex<OrgState>,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, OrgState> {
+        // A handler that panicked leaves consistent maps behind (every
+        // mutation is one insert or remove); keep serving.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn user_id(&self) -> String {
+        "0055g000001Xy7dAAC".into()
+    }
+
+    /// `Sforce-Limit-Info`, as every API response carries it.
+    pub fn limit_info(&self, state: &OrgState) -> String {
+        format!(
+            "api-usage={}/{}",
+            state.counters.api_usage, self.options.daily_api_limit
+        )
+    }
+
+    pub fn session_valid(&self, state: &OrgState, token: &str) -> bool {
+        state.sessions.get(token).is_some_and(|issued| {
+            self.options
+                .session_lifetime
+                .is_none_or(|lifetime| issued.elapsed() < lifetime)
+        })
+    }
+}
+
+/// A REST error response: the JSON array Salesforce answers with.
+pub(crate) fn rest_error(error: &SfError) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, axum::Json(error.rest_body())).into_response()
+}
+
+/// The endpoint a request counts under: the path after the version,
+/// with ids and cursors folded.
+fn endpoint(method: &str, path: &str) -> String {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let shape = match parts.as_slice() {
+        ["services", "oauth2", rest @ ..] => format!("oauth2/{}", rest.join("/")),
+        ["services", "Soap", ..] => "soap".into(),
+        ["services", "data"] => "versions".into(),
+        ["services", "data", _version] => "resources".into(),
+        ["services", "data", _, "query", _] => "query/next".into(),
+        ["services", "data", _, "sobjects", object, _id] => format!("sobjects/{object}/{{id}}"),
+        ["services", "data", _, rest @ ..] => rest.join("/"),
+        _ => path.to_string(),
+    };
+    format!("{method} {shape}")
+}
+
+/// Counting, latency, faults, sessions, the daily allocation and the
+/// limit header: what every API request goes through.
+async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_string();
+    let path = request.uri().path().to_string();
+    let is_soap = path.starts_with("/services/Soap/");
+    let endpoint_name = endpoint(&method, &path);
+
+    let (delay, fault) = {
+        let mut state = shared.lock();
+        *state
+            .counters
+            .requests
+            .entry(endpoint_name.clone())
+            .or_default() += 1;
+        let delay = state
+            .latency
+            .as_ref()
+            .filter(|l| path.contains(&l.path))
+            .map(|l| Duration::from_millis(l.millis));
+        let fault = state.faults.iter_mut().find(|f| {
+            f.count > 0
+                && path.contains(&f.path)
+                && f.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(&method))
+        });
+        let fault = fault.map(|f| {
+            f.count -= 1;
+            f.clone()
+        });
+        state.faults.retain(|f| f.count > 0);
+        if fault.is_some() {
+            state.counters.faults_served += 1;
+        }
+        (delay, fault)
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(fault) = fault {
+        let error = SfError::new(
+            fault.status,
+            &fault.error_code,
+            fault
+                .message
+                .unwrap_or_else(|| format!("{} (injected)", fault.error_code)),
+        );
+        let response = if is_soap {
+            soap::fault(&error.code, &error.message)
+        } else {
+            rest_error(&error)
+        };
+        return with_limit_info(&shared, response);
+    }
+
+    if !is_soap && path.trim_end_matches('/') != "/services/data" {
+        let token = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("OAuth "))
+            })
+            .map(str::to_string);
+        let mut state = shared.lock();
+        if !token.is_some_and(|t| shared.session_valid(&state, &t)) {
+            state.counters.unauthorized += 1;
+            drop(state);
+            return with_limit_info(
+                &shared,
+                rest_error(&SfError::new(
+                    401,
+                    "INVALID_SESSION_ID",
+                    "Session expired or invalid",
+                )),
+            );
+        }
+    }
+
+    {
+        let mut state = shared.lock();
+        if state.counters.api_usage >= shared.options.daily_api_limit {
+            drop(state);
+            let error = SfError::new(
+                403,
+                "REQUEST_LIMIT_EXCEEDED",
+                "TotalRequests Limit exceeded.",
+            );
+            let response = if is_soap {
+                soap::fault(&error.code, &error.message)
+            } else {
+                rest_error(&error)
+            };
+            return with_limit_info(&shared, response);
+        }
+        state.counters.api_usage += 1;
+    }
+
+    if let Some(version) = path
+        .strip_prefix("/services/data/")
+        .map(|r| r.split('/').next().unwrap_or(""))
+        && rest::parse_version(version).is_none()
+    {
+        return with_limit_info(
+            &shared,
+            rest_error(&SfError::new(
+                404,
+                "NOT_FOUND",
+                "The requested resource does not exist",
+            )),
+        );
+    }
+
+    let response = next.run(request).await;
+    with_limit_info(&shared, response)
+}
+
+fn with_limit_info(shared: &Shared, mut response: Response) -> Response {
+    let info = {
+        let state = shared.lock();
+        shared.limit_info(&state)
+    };
+    if let Ok(value) = HeaderValue::from_str(&info) {
+        response.headers_mut().insert("sforce-limit-info", value);
+    }
+    response
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    let api = rest::routes()
+        .merge(soap::routes())
+        .layer(middleware::from_fn_with_state(shared.clone(), gate));
+    Router::new()
+        .merge(oauth::routes())
+        .merge(control::routes())
+        .merge(api)
+        .with_state(shared)
+}
+
+/// A running emulator. Dropping it stops the server.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Emulator {
+    /// Starts an emulator on `127.0.0.1` and an ephemeral port.
+    pub async fn start(options: Options) -> std::io::Result<Emulator> {
+        Self::bind(SocketAddr::from(([127, 0, 0, 1], 0)), options).await
+    }
+
+    /// Starts an emulator on `addr`, which must be a loopback address.
+    pub async fn bind(addr: SocketAddr, options: Options) -> std::io::Result<Emulator> {
+        if !addr.ip().is_loopback() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the emulator serves loopback only, not {addr}"),
+            ));
+        }
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let mut records = Records::default();
+        if let Some(organization) = org::sobject("Organization") {
+            let mut fields = Map::new();
+            fields.insert("Name".into(), Value::from(options.org_name.clone()));
+            fields.insert("OrganizationType".into(), Value::from("Enterprise Edition"));
+            fields.insert("InstanceName".into(), Value::from("EMU1"));
+            records.insert(organization, fields);
+        }
+        let now = Instant::now();
+        let state = OrgState {
+            records,
+            sessions: options
+                .access_tokens
+                .iter()
+                .map(|t| (t.clone(), now))
+                .collect(),
+            refresh_tokens: options.refresh_tokens.iter().cloned().collect(),
+            cursors: HashMap::new(),
+            faults: Vec::new(),
+            latency: None,
+            counters: Counters::default(),
+            issued: 0,
+        };
+        let shared = Arc::new(Shared {
+            options,
+            base_url: format!("http://{addr}"),
+            state: Mutex::new(state),
+        });
+        let app = router(shared.clone());
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "salesforce emulator stopped");
+            }
+        });
+        Ok(Emulator { shared, addr, task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `127.0.0.1:PORT`: the connector's `domain` setting.
+    pub fn domain(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.shared.options
+    }
+
+    pub fn counters(&self) -> Counters {
+        let state = self.shared.lock();
+        let mut counters = state.counters.clone();
+        counters.records = state
+            .records
+            .counts()
+            .into_iter()
+            .filter(|(name, _)| name != "Organization")
+            .collect();
+        counters
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.shared.lock().faults.push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    pub fn set_latency(&self, latency: Option<Latency>) {
+        self.shared.lock().latency = latency;
+    }
+
+    /// Ends every session: the next API call answers 401.
+    pub fn expire_sessions(&self) {
+        self.shared.lock().sessions.clear();
+    }
+
+    /// Invalidates every refresh token: the next refresh gets
+    /// `invalid_grant`.
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.lock().refresh_tokens.clear();
+    }
+
+    pub fn refresh_tokens(&self) -> Vec<String> {
+        self.shared.lock().refresh_tokens.iter().cloned().collect()
+    }
+
+    /// Creates a record directly, without an API call, e.g. a Lead that the
+    /// connector should adopt.
+    pub fn seed(&self, sobject: &str, fields: Value) -> Result<String, String> {
+        let object = org::sobject(sobject).ok_or_else(|| format!("no sObject {sobject}"))?;
+        let Value::Object(fields) = fields else {
+            return Err("fields must be a JSON object".into());
+        };
+        self.shared
+            .lock()
+            .records
+            .create(object, &fields)
+            .map_err(|e| format!("{}: {}", e.code, e.message))
+    }
+
+    /// Every live record of a type, with all its fields.
+    pub fn records(&self, sobject: &str) -> Vec<Map<String, Value>> {
+        let canonical = org::sobject(sobject).map(|s| s.name).unwrap_or("");
+        self.shared.lock().records.all(canonical).cloned().collect()
+    }
+
+    /// One record by id, if it is live.
+    pub fn record(&self, id: &str) -> Option<Map<String, Value>> {
+        self.shared
+            .lock()
+            .records
+            .find(id)
+            .map(|(_, record)| record.clone())
+    }
+
+    /// Ties a Contact to a portal user, so that deleting it fails with
+    /// `DELETE_FAILED`.
+    pub fn mark_portal_user(&self, contact_id: &str) -> bool {
+        self.shared.lock().records.mark_portal_user(contact_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint;
+
+    #[test]
+    fn endpoints_fold_ids_and_versions() {
+        assert_eq!(
+            endpoint("POST", "/services/data/v62.0/composite/sobjects"),
+            "POST composite/sobjects"
+        );
+        assert_eq!(endpoint("GET", "/services/data/v62.0/query"), "GET query");
+        assert_eq!(
+            endpoint("GET", "/services/data/v62.0/query/01gABC-2000"),
+            "GET query/next"
+        );
+        assert_eq!(
+            endpoint(
+                "PATCH",
+                "/services/data/v62.0/sobjects/Lead/00Q5g0000000001AAA"
+            ),
+            "PATCH sobjects/Lead/{id}"
+        );
+        assert_eq!(endpoint("POST", "/services/Soap/u/62.0"), "POST soap");
+        assert_eq!(endpoint("GET", "/services/data/v62.0/limits"), "GET limits");
+    }
+}
