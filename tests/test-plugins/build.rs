@@ -14,6 +14,12 @@ const PLUGINS: &[(&str, &str, Option<&str>, &str)] = &[
         "json_store_connector.wasm",
     ),
     (
+        "SALESFORCE",
+        "salesforce-leads-contacts",
+        None,
+        "salesforce_leads_contacts.wasm",
+    ),
+    (
         "DISALLOWED_HOST",
         "misbehaving-connector",
         Some("disallowed-host"),
@@ -71,6 +77,8 @@ fn main() {
         "wit",
         "examples/json-store-connector/src",
         "examples/json-store-connector/Cargo.toml",
+        "plugins/salesforce-leads-contacts/src",
+        "plugins/salesforce-leads-contacts/Cargo.toml",
         "tests/misbehaving-connector/src",
         "tests/misbehaving-connector/wit-v0.2.0",
         "tests/misbehaving-connector/Cargo.toml",

@@ -21,6 +21,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(set_latency).delete(clear_latency),
         )
         .route("/__emulator/expire-sessions", post(expire_sessions))
+        .route(
+            "/__emulator/expire-sessions-after/{requests}",
+            post(expire_after),
+        )
         .route("/__emulator/revoke-refresh-tokens", post(revoke))
         .route("/__emulator/counters", get(counters))
         .route("/__emulator/records/{object}", get(records).post(seed))
@@ -52,6 +56,11 @@ async fn clear_latency(State(shared): State<Arc<Shared>>) -> StatusCode {
 
 async fn expire_sessions(State(shared): State<Arc<Shared>>) -> StatusCode {
     shared.lock().sessions.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn expire_after(State(shared): State<Arc<Shared>>, Path(requests): Path<u64>) -> StatusCode {
+    shared.lock().expire_after = Some(requests.max(1));
     StatusCode::NO_CONTENT
 }
 

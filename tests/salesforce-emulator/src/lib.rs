@@ -164,6 +164,8 @@ pub(crate) struct OrgState {
     pub latency: Option<Latency>,
     pub counters: Counters,
     pub issued: u64,
+    /// Sessions end once this many more API requests have been served.
+    pub expire_after: Option<u64>,
 }
 
 pub(crate) struct Shared {
@@ -341,6 +343,16 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
     }
 
     let response = next.run(request).await;
+    {
+        let mut state = shared.lock();
+        if let Some(remaining) = state.expire_after.as_mut() {
+            *remaining = remaining.saturating_sub(1);
+            if *remaining == 0 {
+                state.expire_after = None;
+                state.sessions.clear();
+            }
+        }
+    }
     with_limit_info(&shared, response)
 }
 
@@ -401,7 +413,13 @@ impl Emulator {
             fields.insert("Name".into(), Value::from(options.org_name.clone()));
             fields.insert("OrganizationType".into(), Value::from("Enterprise Edition"));
             fields.insert("InstanceName".into(), Value::from("EMU1"));
-            records.insert(organization, fields);
+            let id = org::normalize_id(&options.org_id).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("org_id {:?} is not a Salesforce id", options.org_id),
+                )
+            })?;
+            records.insert_with_id(organization, id, fields);
         }
         let now = Instant::now();
         let state = OrgState {
@@ -417,6 +435,7 @@ impl Emulator {
             latency: None,
             counters: Counters::default(),
             issued: 0,
+            expire_after: None,
         };
         let shared = Arc::new(Shared {
             options,
@@ -476,6 +495,13 @@ impl Emulator {
     /// Ends every session: the next API call answers 401.
     pub fn expire_sessions(&self) {
         self.shared.lock().sessions.clear();
+    }
+
+    /// Ends every session once `requests` more API requests have been
+    /// served: a session that expires partway through a batch, at a
+    /// deterministic point.
+    pub fn expire_sessions_after(&self, requests: u64) {
+        self.shared.lock().expire_after = Some(requests.max(1));
     }
 
     /// Invalidates every refresh token: the next refresh gets

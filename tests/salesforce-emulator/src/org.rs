@@ -421,12 +421,18 @@ impl Records {
         Ok(record)
     }
 
-    pub fn insert(
+    pub fn insert(&mut self, sobject: &'static SObjectType, record: Map<String, Value>) -> String {
+        let id = self.new_id(sobject);
+        self.insert_with_id(sobject, id, record)
+    }
+
+    /// Inserts a record under a given id: the org's own Organization row.
+    pub fn insert_with_id(
         &mut self,
         sobject: &'static SObjectType,
+        id: String,
         mut record: Map<String, Value>,
     ) -> String {
-        let id = self.new_id(sobject);
         let now = timestamp();
         record.insert("Id".into(), Value::from(id.clone()));
         record.insert("CreatedDate".into(), Value::from(now.clone()));
