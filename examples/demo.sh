@@ -1,39 +1,45 @@
 #!/usr/bin/env bash
-# The main job, end to end, on a fresh machine with rustup and cargo:
-# builds the host, the demo store and the reference connector (as a
-# third-party author would, with its own cargo build), then lists the
-# plugins, checks the configuration and tests the connection.
+# The main job, end to end, on a fresh machine with rustup and cargo.
+#
+# Builds the host, the Salesforce emulator and the Salesforce connector (in
+# its own cargo build, as a third-party author would), starts a demo org on
+# loopback, tests a Leads connection and a Contacts connection against it,
+# and pushes the sample people from examples/ through them, twice: the
+# second push finds everything in place and writes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2
-cargo build -p provisioner -p json-store
-cargo build --release --target wasm32-wasip2 -p json-store-connector
+cargo build -p provisioner -p salesforce-emulator
+cargo build --release --target wasm32-wasip2 -p salesforce-leads-contacts
 
 target="${CARGO_TARGET_DIR:-target}"
 demo="$target/demo"
+port=18443
 rm -rf "$demo"
 mkdir -p "$demo/plugins"
 cp examples/provisioner.toml "$demo/provisioner.toml"
-cp "$target/wasm32-wasip2/release/json_store_connector.wasm" "$demo/plugins/"
+cp "$target/wasm32-wasip2/release/salesforce_leads_contacts.wasm" "$demo/plugins/"
 
-# Demo credentials, generated per run; the host refuses a secrets file that
-# others can read.
-secret="demo-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-refresh="refresh-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+# Demo credentials, generated per run. The host refuses a secrets file that
+# others can read, hence the umask.
+random() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
+secret="demo-$(random)"
+refresh="demo-$(random)"
 (umask 077 && cat > "$demo/secrets.toml" <<SECRETS
-demo_client_id = "demo-client"
-demo_client_secret = "$secret"
-demo_refresh_token = "$refresh"
+sf_client_id = "demo-consumer-key"
+sf_client_secret = "$secret"
+sf_refresh_token = "$refresh"
 SECRETS
 )
 
-JSON_STORE_CLIENT_SECRET="$secret" JSON_STORE_REFRESH_TOKEN="$refresh" \
-    "$target/debug/json-store" --listen 127.0.0.1:8088 --rotate-refresh-tokens &
-store=$!
-trap 'kill $store 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/8088) 2>/dev/null && break
+SF_EMULATOR_CLIENT_SECRET="$secret" SF_EMULATOR_REFRESH_TOKEN="$refresh" \
+    "$target/debug/salesforce-emulator" --listen "127.0.0.1:$port" --rotate-refresh-tokens \
+    > "$demo/emulator.log" 2>&1 &
+emulator=$!
+trap 'kill $emulator 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
 done
 
@@ -42,7 +48,20 @@ provisioner() {
     echo "\$ provisioner $*"
     "$target/debug/provisioner" --config "$demo/provisioner.toml" "$@"
 }
+counters() {
+    exec 3<>"/dev/tcp/127.0.0.1/$port"
+    printf 'GET /__emulator/counters HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+    echo
+    echo "emulator counters: $(tail -n 1 <&3)"
+    exec 3<&-
+}
+
 provisioner plugins list
-provisioner plugins inspect json-store
 provisioner check
-provisioner connections test demo-store
+provisioner connections test salesforce-leads
+provisioner connections test salesforce-contacts
+provisioner connections push salesforce-leads --people examples/people.json
+provisioner connections push salesforce-contacts --people examples/customers.json
+counters
+provisioner connections push salesforce-leads --people examples/people.json
+counters

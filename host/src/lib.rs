@@ -11,9 +11,12 @@
 //!   a plugin.
 //! - [`config`] reads `provisioner.toml` and its secret references, and
 //!   checks connections against the plugins' descriptors.
+//! - [`sync`] turns people into records: attribute mappings and, for now, a
+//!   one-shot push through a connection.
 //! - [`cli`] is the thin `provisioner` command line over the modules above.
 
 pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod runtime;
+pub mod sync;

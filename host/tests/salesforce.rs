@@ -594,3 +594,160 @@ async fn remove_action_disable_is_refused_for_salesforce() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_adopts_creates_and_then_sends_only_what_changed() {
+    let emulator = Emulator::start(emulator_options()).await.unwrap();
+    // Already in Salesforce, under a differently cased Email: adopted.
+    let existing = emulator
+        .seed("Lead", json!({ "FirstName": "Grace", "LastName": "Hopper", "Company": "Navy", "Email": "GRACE@example.com" }))
+        .unwrap();
+    let fixture = Fixture::new(&[test_plugins::SALESFORCE]);
+    fixture.write_config(&format!(
+        "{HEADER}{}",
+        connection(
+            "leads",
+            &emulator.domain(),
+            "Lead",
+            "default_company = \"[not provided]\""
+        )
+    ));
+    fixture.write_secrets(&json_store_secrets());
+    let people_path = fixture.path().join("people.json");
+    let write_people = |title: &str| {
+        let people = json!([
+            { "id": "p1", "given_name": "Grace", "family_name": "Hopper", "email": "grace@example.com", "company": "Navy" },
+            { "id": "p2", "given_name": "Ada", "family_name": "Lovelace", "email": "ada@example.com", "title": title },
+            { "id": "p3", "given_name": "Nobody", "family_name": "Without-Email" },
+            { "id": "p4", "given_name": "Off", "family_name": "Line", "email": "off@example.com", "enabled": false },
+        ]);
+        std::fs::write(&people_path, people.to_string()).unwrap();
+    };
+    let push = || async {
+        fixture
+            .provisioner(
+                &[
+                    "connections",
+                    "push",
+                    "leads",
+                    "--people",
+                    "people.json",
+                    "--json",
+                ],
+                &[],
+            )
+            .await
+    };
+
+    write_people("Countess");
+    let run = push().await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(
+        results[0]["result"], "unchanged",
+        "adopted as is: {}",
+        results[0]
+    );
+    assert_eq!(results[0]["record"], json!(existing));
+    assert_eq!(results[1]["result"], "created");
+    assert_eq!(results[2]["result"], "skipped");
+    assert!(
+        results[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be matched")
+    );
+    assert_eq!(results[3]["result"], "skipped");
+    assert_eq!(
+        emulator.counters().records["Lead"],
+        2,
+        "no duplicate of the adopted Lead"
+    );
+    let ada = results[1]["record"].as_str().unwrap().to_string();
+    assert_eq!(emulator.record(&ada).unwrap()["Company"], "[not provided]");
+
+    // Nothing changed: one lookup query, no write.
+    let writes = emulator.counters().of("POST composite/sobjects")
+        + emulator.counters().of("PATCH composite/sobjects");
+    let run = push().await;
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        report["results"][1]["result"], "unchanged",
+        "{}",
+        run.stdout
+    );
+    let counters = emulator.counters();
+    assert_eq!(
+        counters.of("POST composite/sobjects") + counters.of("PATCH composite/sobjects"),
+        writes
+    );
+
+    // One attribute changed: one update carrying just that attribute.
+    write_people("Analyst");
+    let run = push().await;
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["results"][1]["result"], "updated", "{}", run.stdout);
+    assert_eq!(report["results"][1]["changed"], json!(["Title"]));
+    assert_eq!(emulator.record(&ada).unwrap()["Title"], "Analyst");
+    assert_eq!(emulator.counters().of("PATCH composite/sobjects"), 1);
+
+    // Preferences hold: with creates and updates forbidden, nothing is sent.
+    fixture.write_config(&format!(
+        "{HEADER}{}",
+        connection("leads", &emulator.domain(), "Lead", "").replace(
+            "allow_delete = true",
+            "allow_delete = true\nallow_create = false\nallow_update = false"
+        )
+    ));
+    std::fs::write(
+        &people_path,
+        json!([
+            { "id": "p2", "given_name": "Ada", "family_name": "Lovelace", "email": "ada@example.com", "title": "Engineer" },
+            { "id": "p5", "given_name": "New", "family_name": "Person", "email": "new@example.com", "company": "X" },
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let before = emulator.counters();
+    let run = push().await;
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(
+        report["results"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("partially synced: Title"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        report["results"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("unsynced"),
+        "{}",
+        run.stdout
+    );
+    let after = emulator.counters();
+    assert_eq!(
+        after.of("POST composite/sobjects"),
+        before.of("POST composite/sobjects")
+    );
+    assert_eq!(
+        after.of("PATCH composite/sobjects"),
+        before.of("PATCH composite/sobjects")
+    );
+
+    // Two Leads with one Email: reported, not guessed.
+    emulator
+        .seed(
+            "Lead",
+            json!({ "LastName": "Twin", "Company": "X", "Email": "ada@example.com" }),
+        )
+        .unwrap();
+    let run = push().await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["results"][0]["result"], "failed");
+    assert_eq!(report["results"][0]["error"]["code"], "AMBIGUOUS_MATCH");
+}

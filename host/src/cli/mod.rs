@@ -105,6 +105,20 @@ enum ConnectionsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Push people through a connection once: look each up by the match
+    /// attribute, update the records that exist (changed attributes only),
+    /// create the others, as the connection's preferences allow. Uses the
+    /// connector's default mappings. Exits non-zero if any person failed.
+    Push {
+        /// The connection's name in the configuration.
+        name: String,
+        /// A JSON array of people: {"id": ..., "email": ..., ...}.
+        #[arg(long)]
+        people: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The entry point of the `provisioner` binary.
@@ -266,6 +280,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let ok = result.is_ok();
             render::test_result(&connection, &result, json)?;
             Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Connections(ConnectionsCommand::Push { name, people, json }) => {
+            let people = crate::sync::push::read_people(&people)?;
+            let config = load_config(global, true)?.context("no configuration")?;
+            let (_runtime, plugins) = load_plugins(global, Some(&config)).await?;
+            let secrets = Arc::new(
+                config
+                    .secret_store()
+                    .map_err(|d| anyhow::anyhow!(d.to_string()))?,
+            );
+            let connection = match config.resolve(&name, &plugins, &secrets) {
+                Ok(connection) => connection,
+                Err(errors) => {
+                    print_diagnostics(&errors);
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            print_diagnostics(&connection.warnings);
+            let connector = connection
+                .connect(config.http_limits(), secrets.clone())
+                .with_context(|| format!("connection {name}"))?;
+            let report = crate::sync::push::push(&connector, &connection.preferences, &people)
+                .await
+                .with_context(|| format!("pushing people through connection {name}"))?;
+            render::push_report(&connection, &report, json)?;
+            Ok(if report.count("failed") == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

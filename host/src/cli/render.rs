@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::config::Connection;
 use crate::runtime::contract::{AuthScheme, ConnectionReport, MappingSource};
 use crate::runtime::{CallError, Plugin, PluginSet};
+use crate::sync::push::{PersonResult, PushReport};
 
 fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -226,6 +227,57 @@ pub(super) fn test_result(
             }
         }
     }
+}
+
+pub(super) fn push_report(
+    connection: &Connection,
+    report: &PushReport,
+    as_json: bool,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        return writeln!(out, "{}", serde_json::to_string_pretty(report)?);
+    }
+    let d = connection.plugin.descriptor();
+    writeln!(
+        out,
+        "pushed {} people through connection {} (plugin {} {})",
+        report.results.len(),
+        connection.name,
+        d.name,
+        d.version
+    )?;
+    writeln!(
+        out,
+        "  created {}, updated {}, unchanged {}, skipped {}, failed {}",
+        report.count("created"),
+        report.count("updated"),
+        report.count("unchanged"),
+        report.count("skipped"),
+        report.count("failed")
+    )?;
+    let mut rows = Vec::new();
+    for result in &report.results {
+        match result {
+            PersonResult::Skipped { id, reason } => {
+                rows.push(vec!["  skipped".into(), id.clone(), reason.clone()])
+            }
+            PersonResult::Failed { id, error } => {
+                rows.push(vec!["  failed".into(), id.clone(), error.to_string()])
+            }
+            PersonResult::Updated {
+                id,
+                record,
+                changed,
+            } => rows.push(vec![
+                "  updated".into(),
+                id.clone(),
+                format!("{record}: {}", changed.join(", ")),
+            ]),
+            _ => {}
+        }
+    }
+    write!(out, "{}", table(&rows))
 }
 
 #[cfg(test)]

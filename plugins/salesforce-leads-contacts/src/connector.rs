@@ -591,7 +591,10 @@ impl<H: Host> Salesforce<H> {
                 record.insert(name, to_json(&attribute.value));
             }
         }
-        if create {
+        // A Lead needs a Company: the default stands in for an empty one,
+        // on create and whenever an update would clear it.
+        let clears_company = !create && record.contains_key("Company");
+        if create || clears_company {
             match kind {
                 RecordType::Lead => {
                     if is_blank(record.get("Company"))
@@ -600,13 +603,14 @@ impl<H: Host> Salesforce<H> {
                         record.insert("Company".into(), Value::from(company.as_str()));
                     }
                 }
-                RecordType::Contact => {
+                RecordType::Contact if create => {
                     if is_blank(record.get("AccountId"))
                         && let Some(account) = &settings.account_id
                     {
                         record.insert("AccountId".into(), Value::from(account.as_str()));
                     }
                 }
+                RecordType::Contact => {}
             }
         }
         record
@@ -879,13 +883,29 @@ impl<H: Host> Salesforce<H> {
         }
     }
 
-    fn attributes(&self, kind: RecordType, record: &Map<String, Value>) -> Vec<Attribute> {
+    /// A record's attributes in the names and form the host writes them:
+    /// Lead-style names, and a Lead's default Company read back as empty,
+    /// so that a person without a company never looks out of date.
+    fn attributes(&self, settings: &Settings, record: &Map<String, Value>) -> Vec<Attribute> {
+        let kind = settings.record_type;
         record
             .iter()
             .filter(|(name, _)| *name != "attributes" && *name != "Id")
-            .map(|(name, value)| Attribute {
-                name: kind.lead_name(name),
-                value: from_json(value),
+            .map(|(name, value)| {
+                let defaulted = kind == RecordType::Lead
+                    && name == "Company"
+                    && settings
+                        .default_company
+                        .as_deref()
+                        .is_some_and(|company| value.as_str() == Some(company));
+                Attribute {
+                    name: kind.lead_name(name),
+                    value: if defaulted {
+                        WitValue::Null
+                    } else {
+                        from_json(value)
+                    },
+                }
             })
             .collect()
     }
@@ -943,7 +963,7 @@ impl<H: Host> Salesforce<H> {
                             .and_then(Value::as_str)
                             .unwrap_or_default()
                             .to_string(),
-                        attributes: self.attributes(kind, record),
+                        attributes: self.attributes(&settings, record),
                     });
                 }
                 match page.next.take() {
@@ -977,7 +997,7 @@ impl<H: Host> Salesforce<H> {
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_string(),
-                    attributes: self.attributes(kind, record),
+                    attributes: self.attributes(&settings, record),
                 })
                 .collect(),
             next_cursor: page.next,

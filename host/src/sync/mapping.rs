@@ -1,0 +1,288 @@
+//! Attribute mappings: how a person's source attributes become a record's
+//! attributes. A mapping takes a source attribute, a constant, or a
+//! template such as `{given_name} {family_name}`. Templates are parsed once,
+//! and a template that does not parse is refused with the position of the
+//! problem.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::runtime::contract::{Attribute, Mapping, MappingSource, Value};
+
+/// One piece of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Text(String),
+    Attribute(String),
+}
+
+/// Why a template does not parse; `position` is the 1-based character.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template {template:?}, character {position}: {reason}")]
+pub struct TemplateError {
+    pub template: String,
+    pub position: usize,
+    pub reason: String,
+}
+
+/// A parsed template. `{{` and `}}` stand for literal braces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    segments: Vec<Segment>,
+}
+
+fn is_attribute_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+}
+
+impl Template {
+    pub fn parse(template: &str) -> Result<Template, TemplateError> {
+        let error = |position: usize, reason: &str| TemplateError {
+            template: template.to_string(),
+            position,
+            reason: reason.to_string(),
+        };
+        let chars: Vec<char> = template.chars().collect();
+        let mut segments = Vec::new();
+        let mut text = String::new();
+        let mut i = 0;
+        while i < chars.len() {
+            match chars[i] {
+                '{' if chars.get(i + 1) == Some(&'{') => {
+                    text.push('{');
+                    i += 2;
+                }
+                '}' if chars.get(i + 1) == Some(&'}') => {
+                    text.push('}');
+                    i += 2;
+                }
+                '{' => {
+                    let start = i;
+                    let Some(end) = chars[i + 1..].iter().position(|c| *c == '}') else {
+                        return Err(error(
+                            start + 1,
+                            "unterminated {: add } or write {{ for a brace",
+                        ));
+                    };
+                    let name: String = chars[i + 1..i + 1 + end].iter().collect();
+                    let name = name.trim().to_string();
+                    if name.is_empty() {
+                        return Err(error(start + 1, "empty {} names no attribute"));
+                    }
+                    if !is_attribute_name(&name) {
+                        return Err(error(
+                            start + 2,
+                            &format!("{name:?} is not an attribute name (letters, digits, _ - .)"),
+                        ));
+                    }
+                    if !text.is_empty() {
+                        segments.push(Segment::Text(std::mem::take(&mut text)));
+                    }
+                    segments.push(Segment::Attribute(name));
+                    i += end + 2;
+                }
+                '}' => return Err(error(i + 1, "stray }: write }} for a brace")),
+                c => {
+                    text.push(c);
+                    i += 1;
+                }
+            }
+        }
+        if !text.is_empty() {
+            segments.push(Segment::Text(text));
+        }
+        Ok(Template { segments })
+    }
+
+    /// The source attributes the template reads.
+    pub fn attributes(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Attribute(name) => Some(name.as_str()),
+            Segment::Text(_) => None,
+        })
+    }
+
+    /// Fills the template. Missing attributes render as nothing; if every
+    /// attribute it reads is missing, the result is `Null`, so that a
+    /// template never writes a lone separator such as `" "`.
+    pub fn render(&self, person: &BTreeMap<String, String>) -> Value {
+        let mut out = String::new();
+        let mut any = false;
+        for segment in &self.segments {
+            match segment {
+                Segment::Text(text) => out.push_str(text),
+                Segment::Attribute(name) => {
+                    if let Some(value) = person.get(name).filter(|v| !v.is_empty()) {
+                        any = true;
+                        out.push_str(value);
+                    }
+                }
+            }
+        }
+        let reads_attributes = self.attributes().next().is_some();
+        let out = out.trim();
+        if (reads_attributes && !any) || out.is_empty() {
+            Value::Null
+        } else {
+            Value::Text(out.to_string())
+        }
+    }
+}
+
+/// A mapping ready to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledMapping {
+    pub target: String,
+    source: Source,
+    pub apply_on_update: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    Attribute(String),
+    Constant(String),
+    Template(Template),
+}
+
+impl fmt::Display for CompiledMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.target)
+    }
+}
+
+impl CompiledMapping {
+    pub fn compile(mapping: &Mapping) -> Result<CompiledMapping, TemplateError> {
+        let source = match &mapping.source {
+            MappingSource::Attribute(name) => Source::Attribute(name.clone()),
+            MappingSource::Constant(value) => Source::Constant(value.clone()),
+            MappingSource::Template(text) => Source::Template(Template::parse(text)?),
+        };
+        Ok(CompiledMapping {
+            target: mapping.target.clone(),
+            source,
+            apply_on_update: mapping.apply_on_update,
+        })
+    }
+
+    /// The value for one person. A missing source attribute is `Null`.
+    pub fn value(&self, person: &BTreeMap<String, String>) -> Value {
+        match &self.source {
+            Source::Attribute(name) => person
+                .get(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| Value::Text(v.clone()))
+                .unwrap_or(Value::Null),
+            Source::Constant(value) => Value::Text(value.clone()),
+            Source::Template(template) => template.render(person),
+        }
+    }
+}
+
+/// Compiles a set of mappings; the error names the mapping's target.
+pub fn compile(mappings: &[Mapping]) -> Result<Vec<CompiledMapping>, String> {
+    mappings
+        .iter()
+        .map(|m| CompiledMapping::compile(m).map_err(|e| format!("mapping for {}: {e}", m.target)))
+        .collect()
+}
+
+/// The attributes a person maps to. On update, only mappings with
+/// `apply_on_update`.
+pub fn attributes(
+    mappings: &[CompiledMapping],
+    person: &BTreeMap<String, String>,
+    for_update: bool,
+) -> Vec<Attribute> {
+    mappings
+        .iter()
+        .filter(|m| !for_update || m.apply_on_update)
+        .map(|m| Attribute {
+            name: m.target.clone(),
+            value: m.value(person),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn templates_render_and_escape() {
+        let t = Template::parse("{given_name} {family_name}").unwrap();
+        assert_eq!(
+            t.render(&person(&[
+                ("given_name", "Ada"),
+                ("family_name", "Lovelace")
+            ])),
+            Value::Text("Ada Lovelace".into())
+        );
+        assert_eq!(
+            t.render(&person(&[("family_name", "Lovelace")])),
+            Value::Text("Lovelace".into())
+        );
+        assert_eq!(t.render(&person(&[])), Value::Null);
+        let braces = Template::parse("{{literal}} {x}").unwrap();
+        assert_eq!(
+            braces.render(&person(&[("x", "1")])),
+            Value::Text("{literal} 1".into())
+        );
+        assert_eq!(
+            Template::parse("constant").unwrap().render(&person(&[])),
+            Value::Text("constant".into())
+        );
+    }
+
+    #[test]
+    fn bad_templates_say_where() {
+        for (template, position, needle) in [
+            ("{given_name", 1, "unterminated"),
+            ("Dear {}", 6, "empty"),
+            ("a } b", 3, "stray }"),
+            ("{first name}", 2, "not an attribute name"),
+        ] {
+            let error = Template::parse(template).unwrap_err();
+            assert_eq!(error.position, position, "{template}: {error}");
+            assert!(error.reason.contains(needle), "{template}: {error}");
+        }
+    }
+
+    #[test]
+    fn mappings_pick_what_updates_send() {
+        let mappings = compile(&[
+            Mapping {
+                target: "Email".into(),
+                source: MappingSource::Attribute("email".into()),
+                apply_on_update: true,
+            },
+            Mapping {
+                target: "LeadSource".into(),
+                source: MappingSource::Constant("provisioner".into()),
+                apply_on_update: false,
+            },
+        ])
+        .unwrap();
+        let p = person(&[("email", "a@x.test")]);
+        assert_eq!(attributes(&mappings, &p, false).len(), 2);
+        let update = attributes(&mappings, &p, true);
+        assert_eq!(update.len(), 1);
+        assert_eq!(update[0].value, Value::Text("a@x.test".into()));
+        let error = compile(&[Mapping {
+            target: "Name".into(),
+            source: MappingSource::Template("{x".into()),
+            apply_on_update: true,
+        }])
+        .unwrap_err();
+        assert!(error.starts_with("mapping for Name: template"), "{error}");
+    }
+}
