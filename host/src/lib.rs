@@ -11,6 +11,8 @@
 //!   a plugin.
 //! - [`config`] reads `provisioner.toml` and its secret references, and
 //!   checks connections against the plugins' descriptors.
+//! - [`state`] is the durable SQLite state; [`directory`] is the source
+//!   directory in it: people, groups, populations and the change sequence.
 //! - [`sync`] turns people into records: attribute mappings and, for now, a
 //!   one-shot push through a connection.
 //! - [`cli`] is the thin `provisioner` command line over the modules above.
@@ -18,5 +20,7 @@
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod runtime;
+pub mod state;
 pub mod sync;

@@ -1,6 +1,7 @@
 //! The `provisioner` command line. Thin by design: parse, call one
 //! function of the library, render.
 
+mod people;
 mod render;
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, Diagnostic, Severity};
+use crate::directory::{AttributeSchema, Directory};
 use crate::runtime::{PluginSet, Runtime, RuntimeOptions};
+use crate::state::StateDb;
 
 /// Provisions identities from a source directory into target identity
 /// stores, through sandboxed WebAssembly connectors.
@@ -42,6 +45,10 @@ struct Global {
     /// $XDG_CACHE_HOME/provisioner or ~/.cache/provisioner.
     #[arg(long, global = true, env = "PROVISIONER_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// The state file (directory, links, journal). Defaults to `state` in
+    /// the configuration, or provisioner.db beside it.
+    #[arg(long, global = true, env = "PROVISIONER_STATE")]
+    state: Option<PathBuf>,
     /// Compile components on every start instead of caching them.
     #[arg(long, global = true)]
     no_cache: bool,
@@ -70,6 +77,12 @@ enum Command {
     /// Validate the configuration and the plugins without contacting any
     /// store; exits non-zero on any error.
     Check,
+    /// The source directory's people.
+    #[command(subcommand)]
+    People(people::PeopleCommand),
+    /// The source directory's groups.
+    #[command(subcommand)]
+    Groups(people::GroupsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,9 +235,44 @@ async fn load_plugins(
     Ok((runtime, plugins))
 }
 
+/// The state file and the attribute schema, from the configuration if
+/// there is one.
+fn open_state(
+    global: &Global,
+    config: Option<&Config>,
+) -> anyhow::Result<(StateDb, AttributeSchema)> {
+    let path = match (&global.state, config) {
+        (Some(path), _) => path.clone(),
+        (None, Some(config)) => config.state_path().to_path_buf(),
+        (None, None) => global
+            .config
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join(crate::config::DEFAULT_STATE),
+    };
+    let schema = match config {
+        Some(config) => config
+            .attribute_schema()
+            .map_err(|d| anyhow::anyhow!(d.to_string()))?,
+        None => AttributeSchema::default(),
+    };
+    Ok((StateDb::open(&path)?, schema))
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = &cli.global;
     match cli.command {
+        Command::People(command) => {
+            let config = load_config(global, false)?;
+            let (db, schema) = open_state(global, config.as_ref())?;
+            people::people(&Directory::new(&db, schema), command)
+        }
+        Command::Groups(command) => {
+            let config = load_config(global, false)?;
+            let (db, schema) = open_state(global, config.as_ref())?;
+            people::groups(&Directory::new(&db, schema), command)
+        }
         Command::Plugins(PluginsCommand::List { json }) => {
             let config = load_config(global, false)?;
             let (_runtime, plugins) = load_plugins(global, config.as_ref()).await?;

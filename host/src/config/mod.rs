@@ -51,11 +51,15 @@ use toml::Spanned;
 
 use crate::broker::egress::EgressPolicy;
 use crate::broker::{Broker, BrokerError, BrokerSpec, HttpLimits, SecretSink};
+use crate::directory::AttributeSchema;
 use crate::runtime::contract::{AuthScheme, SettingKind};
 use crate::runtime::{Connector, Plugin, PluginSet, RuntimeOptions, check_value};
 use preferences::RawPreferences;
 pub use preferences::{Preferences, RemoveAction};
 use secrets::{SecretRef, SecretStore, line_column};
+
+/// The state file's name when the configuration names none.
+pub const DEFAULT_STATE: &str = "provisioner.db";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -114,11 +118,22 @@ struct RawConnection {
     preferences: RawPreferences,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    /// Attributes beyond the standard ones.
+    #[serde(default)]
+    attributes: Vec<Spanned<String>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     plugin_dir: Option<String>,
     secrets_file: Option<String>,
+    state: Option<String>,
+    #[serde(default)]
+    directory: RawDirectory,
     #[serde(default)]
     runtime: RawRuntime,
     #[serde(default)]
@@ -132,6 +147,8 @@ pub struct Config {
     source: String,
     plugin_dir: Option<PathBuf>,
     secrets_file: Option<PathBuf>,
+    state: PathBuf,
+    directory: RawDirectory,
     runtime: RawRuntime,
     connections: BTreeMap<Spanned<String>, Spanned<RawConnection>>,
 }
@@ -211,8 +228,8 @@ fn setting_text(kind: &SettingKind, value: &toml::Value) -> Result<String, Strin
 /// Suggests the closest of `candidates` to a misspelt `name`.
 fn did_you_mean<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
     candidates
-        .map(|c| (strsim::levenshtein(name, c), c))
-        .filter(|(distance, c)| *distance <= 2.max(c.len() / 3))
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .filter(|(distance, c)| *distance <= (c.len() / 3).max(1))
         .min()
         .map(|(_, c)| format!("; did you mean {c}?"))
         .unwrap_or_default()
@@ -268,6 +285,8 @@ impl Config {
             path: path.to_path_buf(),
             plugin_dir: raw.plugin_dir.map(|d| base.join(d)),
             secrets_file: raw.secrets_file.map(|f| base.join(f)),
+            state: base.join(raw.state.as_deref().unwrap_or(DEFAULT_STATE)),
+            directory: raw.directory,
             runtime: raw.runtime,
             connections: raw.connections,
             source,
@@ -296,6 +315,35 @@ impl Config {
 
     pub fn secrets_file(&self) -> Option<&Path> {
         self.secrets_file.as_deref()
+    }
+
+    /// The state file: `state` in the configuration, or `provisioner.db`
+    /// beside it.
+    pub fn state_path(&self) -> &Path {
+        &self.state
+    }
+
+    /// The attributes people may carry: the standard ones and those
+    /// declared under `[directory] attributes`.
+    pub fn attribute_schema(&self) -> Result<AttributeSchema, Diagnostic> {
+        for name in &self.directory.attributes {
+            if !crate::directory::is_attribute_name(name.get_ref()) {
+                return Err(self.diagnostic(
+                    Some(name.span()),
+                    format!(
+                        "attribute name {:?} must be snake_case (a-z, 0-9, _), starting with a letter",
+                        name.get_ref()
+                    ),
+                ));
+            }
+        }
+        AttributeSchema::with_extra(
+            self.directory
+                .attributes
+                .iter()
+                .map(|n| n.get_ref().as_str()),
+        )
+        .map_err(|message| self.diagnostic(None, message))
     }
 
     pub fn connection_names(&self) -> impl Iterator<Item = &str> {

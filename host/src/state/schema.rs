@@ -1,0 +1,117 @@
+//! The state schema and its migrations. Migration N brings a file from
+//! `user_version` N-1 to N; they only ever append.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the source directory, links, the journal.
+    r#"
+    -- People in the source directory. A deleted person stays as a tombstone
+    -- until every record provisioned for them is removed.
+    CREATE TABLE people (
+        id          TEXT PRIMARY KEY,
+        enabled     INTEGER NOT NULL DEFAULT 1,
+        population  TEXT,
+        attributes  TEXT NOT NULL,            -- JSON object of strings
+        deleted     INTEGER NOT NULL DEFAULT 0,
+        changed_seq INTEGER NOT NULL          -- the change that last touched them
+    );
+    CREATE INDEX people_changed ON people (changed_seq);
+
+    CREATE TABLE members (
+        group_name TEXT NOT NULL,
+        person_id  TEXT NOT NULL REFERENCES people (id) ON DELETE CASCADE,
+        PRIMARY KEY (group_name, person_id)
+    );
+    CREATE INDEX members_person ON members (person_id);
+
+    -- Every change to the directory, in order: what the scheduler follows.
+    CREATE TABLE changes (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        person_id TEXT NOT NULL,
+        kind      TEXT NOT NULL,
+        at        INTEGER NOT NULL
+    );
+
+    -- Rules the state has seen, so that a rule removed from the
+    -- configuration is noticed and its records handled.
+    CREATE TABLE rules (
+        name       TEXT PRIMARY KEY,
+        connection TEXT NOT NULL,
+        seen_at    INTEGER NOT NULL
+    );
+
+    -- Rule x person -> target record.
+    CREATE TABLE links (
+        rule          TEXT NOT NULL,
+        person_id     TEXT NOT NULL,
+        connection    TEXT NOT NULL,
+        target_id     TEXT,                   -- null until a record exists
+        written       TEXT,                   -- JSON of the attributes last written
+        hash          TEXT,
+        state         TEXT NOT NULL,          -- synced, unsynced, partial, failed, removing
+        reason        TEXT,                   -- why unsynced or partial
+        error_class   TEXT,
+        error_code    TEXT,
+        error_message TEXT,
+        error_fields  TEXT,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_retry    INTEGER,
+        person_seq    INTEGER,                -- the person's changed_seq when last tried
+        updated_at    INTEGER NOT NULL,
+        PRIMARY KEY (rule, person_id)
+    );
+    CREATE INDEX links_person ON links (person_id);
+    CREATE INDEX links_retry ON links (next_retry);
+
+    -- Every action, written before it is sent and completed after the
+    -- answer; an entry without an outcome was in flight during a crash.
+    CREATE TABLE journal (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        rule        TEXT,
+        person_id   TEXT,
+        connection  TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        target_id   TEXT,
+        detail      TEXT,
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        outcome     TEXT,
+        error       TEXT
+    );
+    CREATE INDEX journal_person ON journal (person_id);
+    CREATE INDEX journal_open ON journal (finished_at);
+
+    -- Connections the host stopped calling, and why.
+    CREATE TABLE quarantine (
+        connection TEXT PRIMARY KEY,
+        reason     TEXT NOT NULL,
+        since      INTEGER NOT NULL
+    );
+
+    -- Removals held back by the accidental-deletion guard.
+    CREATE TABLE guards (
+        rule       TEXT PRIMARY KEY,
+        tripped_at INTEGER NOT NULL,
+        planned    INTEGER NOT NULL,
+        linked     INTEGER NOT NULL,
+        approved   INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
+];
+
+/// The schema version this binary writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Applies the migrations after `from`, each in its own transaction.
+pub(super) fn migrate(connection: &mut Connection, from: i64) -> rusqlite::Result<()> {
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(from.max(0) as usize) {
+        let version = index as i64 + 1;
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(sql)?;
+        transaction.execute_batch(&format!("PRAGMA user_version = {version}"))?;
+        transaction.commit()?;
+        tracing::info!(version, "migrated the state schema");
+    }
+    Ok(())
+}
