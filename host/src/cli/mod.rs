@@ -15,6 +15,8 @@ use crate::config::{Config, Diagnostic, Severity};
 use crate::directory::{AttributeSchema, Directory};
 use crate::runtime::{PluginSet, Runtime, RuntimeOptions};
 use crate::state::StateDb;
+use crate::sync::engine::{Engine, PassOptions, RuleStatus};
+use crate::sync::links::Links;
 
 /// Provisions identities from a source directory into target identity
 /// stores, through sandboxed WebAssembly connectors.
@@ -77,6 +79,37 @@ enum Command {
     /// Validate the configuration and the plugins without contacting any
     /// store; exits non-zero on any error.
     Check,
+    /// One sync pass: every active rule (or one), every person in scope (or
+    /// one). Prints what was done and the per-rule summary. Exits non-zero
+    /// if a rule could not run or a person failed.
+    Sync {
+        /// Only this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only this person.
+        #[arg(long)]
+        person: Option<String>,
+        /// Re-read linked records through lookup to repair drift.
+        #[arg(long)]
+        full: bool,
+        /// Print the plan and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make failed people due again now: rejections stop waiting for new
+    /// data, transient failures stop backing off.
+    Retry {
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long)]
+        person: Option<String>,
+    },
+    /// Let the removals that tripped a rule's removal guard go through at
+    /// the next pass.
+    ApproveRemovals { rule: String },
     /// The source directory's people.
     #[command(subcommand)]
     People(people::PeopleCommand),
@@ -118,6 +151,8 @@ enum ConnectionsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Lift a connection's quarantine without testing it.
+    Resume { name: String },
     /// Push people through a connection once: look each up by the match
     /// attribute, update the records that exist (changed attributes only),
     /// create the others, as the connection's preferences allow. Uses the
@@ -327,6 +362,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = connector.test_connection().await;
             let ok = result.is_ok();
             render::test_result(&connection, &result, json)?;
+            if ok {
+                // PingOne's rule: a connection provisions again once a
+                // test passes.
+                let (db, _) = open_state(global, Some(&config))?;
+                if Links::new(&db).resume(&name)? {
+                    println!("  quarantine lifted: the connection provisions again");
+                }
+            }
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {
@@ -363,6 +406,70 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Connections(ConnectionsCommand::Resume { name }) => {
+            let config = load_config(global, true)?.context("no configuration")?;
+            if !config.connection_names().any(|n| n == name) {
+                anyhow::bail!(
+                    "no connection named {name:?} in {}",
+                    config.path().display()
+                );
+            }
+            let (db, _) = open_state(global, Some(&config))?;
+            if Links::new(&db).resume(&name)? {
+                println!("resumed {name}");
+            } else {
+                println!("{name} was not quarantined");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sync {
+            rule,
+            person,
+            full,
+            dry_run,
+            json,
+        } => {
+            let engine = engine(global).await?;
+            let report = engine
+                .pass(&PassOptions {
+                    rule,
+                    person,
+                    full,
+                    dry_run,
+                })
+                .await?;
+            let buckets = engine.buckets()?;
+            render::sync_report(&report, &buckets, json)?;
+            let troubled = report.rules.iter().any(|r| {
+                matches!(
+                    r.status,
+                    Some(RuleStatus::Failed(_)) | Some(RuleStatus::Quarantined(_))
+                ) || r.actions.get("failed").is_some_and(|n| *n > 0)
+            });
+            Ok(if troubled {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Retry { rule, person } => {
+            let config = load_config(global, true)?.context("no configuration")?;
+            let (db, _) = open_state(global, Some(&config))?;
+            let count = Links::new(&db).retry(rule.as_deref(), person.as_deref())?;
+            println!("{count} failed link(s) due again at the next pass");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ApproveRemovals { rule } => {
+            let config = load_config(global, true)?.context("no configuration")?;
+            let (db, _) = open_state(global, Some(&config))?;
+            if Links::new(&db).approve_removals(&rule)? {
+                println!("approved: the held removals of rule {rule} go through at the next pass");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("rule {rule} has no removals waiting for approval");
+                Ok(ExitCode::from(1))
+            }
+        }
         Command::Check => {
             let config = load_config(global, true)?.context("no configuration")?;
             let (_runtime, plugins) = load_plugins(global, Some(&config)).await?;
@@ -375,6 +482,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             diagnostics.extend(config.check(&plugins, &secrets));
+            match config.attribute_schema() {
+                Ok(schema) => diagnostics.extend(config.rules(&schema).diagnostics),
+                Err(diagnostic) => diagnostics.push(diagnostic),
+            }
             print_diagnostics(&diagnostics);
             let errors = diagnostics
                 .iter()
@@ -399,6 +510,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// Everything a sync needs, with the configuration's rule problems printed.
+async fn engine(global: &Global) -> anyhow::Result<Engine> {
+    let config = load_config(global, true)?.context("no configuration")?;
+    let (_runtime, plugins) = load_plugins(global, Some(&config)).await?;
+    let secrets = Arc::new(
+        config
+            .secret_store()
+            .map_err(|d| anyhow::anyhow!(d.to_string()))?,
+    );
+    let (db, schema) = open_state(global, Some(&config))?;
+    let engine = Engine::new(
+        Arc::new(db),
+        Arc::new(config),
+        Arc::new(plugins),
+        secrets,
+        schema,
+    );
+    print_diagnostics(&engine.rules().diagnostics);
+    Ok(engine)
 }
 
 fn print_diagnostics(diagnostics: &[Diagnostic]) {

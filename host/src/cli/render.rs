@@ -1,5 +1,6 @@
 //! How the CLI prints things: aligned text for people, JSON for scripts.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde_json::json;
@@ -7,6 +8,7 @@ use serde_json::json;
 use crate::config::Connection;
 use crate::runtime::contract::{AuthScheme, ConnectionReport, MappingSource};
 use crate::runtime::{CallError, Plugin, PluginSet};
+use crate::sync::engine::{PassReport, RuleStatus};
 use crate::sync::push::{PersonResult, PushReport};
 
 fn table(rows: &[Vec<String>]) -> String {
@@ -277,6 +279,79 @@ pub(super) fn push_report(
             _ => {}
         }
     }
+    write!(out, "{}", table(&rows))
+}
+
+pub(super) fn sync_report(
+    report: &PassReport,
+    buckets: &BTreeMap<String, BTreeMap<String, usize>>,
+    as_json: bool,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let value = json!({ "pass": report, "summary": buckets });
+        return writeln!(out, "{}", serde_json::to_string_pretty(&value)?);
+    }
+    for rule in &report.rules {
+        let status = match &rule.status {
+            Some(RuleStatus::Active) | None => String::new(),
+            Some(RuleStatus::Inactive) => " (inactive)".into(),
+            Some(RuleStatus::Deleted) => " (deleted from the configuration)".into(),
+            Some(RuleStatus::Failed(reason)) => format!(" FAILED: {reason}"),
+            Some(RuleStatus::Quarantined(reason)) => format!(" QUARANTINED: {reason}"),
+        };
+        let actions = rule
+            .actions
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        writeln!(
+            out,
+            "rule {} -> {}{}{}{}",
+            rule.rule,
+            rule.connection,
+            if report.dry_run { " [dry run]" } else { "" },
+            status,
+            if actions.is_empty() {
+                String::new()
+            } else {
+                format!(": {actions}")
+            }
+        )?;
+        let rows: Vec<Vec<String>> = rule
+            .plan
+            .iter()
+            .map(|line| {
+                vec![
+                    format!("  {}", line.person),
+                    line.action.clone(),
+                    line.detail.clone(),
+                ]
+            })
+            .collect();
+        write!(out, "{}", table(&rows))?;
+    }
+    let mut rows = vec![vec![
+        "RULE".to_string(),
+        "IMPACTED".into(),
+        "SUCCESS".into(),
+        "UNSYNCED".into(),
+        "PARTIALLY SYNCED".into(),
+        "FAILED".into(),
+    ]];
+    for (rule, counts) in buckets {
+        let n = |k: &str| counts.get(k).copied().unwrap_or(0).to_string();
+        rows.push(vec![
+            rule.clone(),
+            n("impacted"),
+            n("success"),
+            n("unsynced"),
+            n("partially-synced"),
+            n("failed"),
+        ]);
+    }
+    writeln!(out)?;
     write!(out, "{}", table(&rows))
 }
 

@@ -36,6 +36,7 @@
 //! ```
 
 mod preferences;
+pub mod rules;
 pub mod secrets;
 
 use std::collections::BTreeMap;
@@ -56,6 +57,8 @@ use crate::runtime::contract::{AuthScheme, SettingKind};
 use crate::runtime::{Connector, Plugin, PluginSet, RuntimeOptions, check_value};
 use preferences::RawPreferences;
 pub use preferences::{Preferences, RemoveAction};
+use rules::{RawRule, RawSync};
+pub use rules::{Rule, SyncSettings};
 use secrets::{SecretRef, SecretStore, line_column};
 
 /// The state file's name when the configuration names none.
@@ -137,7 +140,11 @@ struct RawConfig {
     #[serde(default)]
     runtime: RawRuntime,
     #[serde(default)]
+    sync: RawSync,
+    #[serde(default)]
     connections: BTreeMap<Spanned<String>, Spanned<RawConnection>>,
+    #[serde(default)]
+    rules: BTreeMap<Spanned<String>, RawRule>,
 }
 
 /// A parsed `provisioner.toml`.
@@ -150,7 +157,27 @@ pub struct Config {
     state: PathBuf,
     directory: RawDirectory,
     runtime: RawRuntime,
+    sync: RawSync,
     connections: BTreeMap<Spanned<String>, Spanned<RawConnection>>,
+    rules: BTreeMap<Spanned<String>, RawRule>,
+}
+
+/// The rules of a configuration: the good ones, and the names of those
+/// that have errors. A rule with errors is neither run nor taken for
+/// deleted, so a typo never deprovisions anyone.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    pub rules: rules::Rules,
+    pub broken: std::collections::BTreeSet<String>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl RuleSet {
+    /// Whether the configuration still has a rule of this name, good or
+    /// broken.
+    pub fn knows(&self, name: &str) -> bool {
+        self.rules.contains_key(name) || self.broken.contains(name)
+    }
 }
 
 /// A connection checked against its plugin, with its secrets read: ready to
@@ -288,15 +315,17 @@ impl Config {
             state: base.join(raw.state.as_deref().unwrap_or(DEFAULT_STATE)),
             directory: raw.directory,
             runtime: raw.runtime,
+            sync: raw.sync,
             connections: raw.connections,
+            rules: raw.rules,
             source,
         };
-        for name in config.connections.keys() {
+        for name in config.connections.keys().chain(config.rules.keys()) {
             if !is_connection_name(name.get_ref()) {
                 return Err(config.diagnostic(
                     Some(name.span()),
                     format!(
-                        "connection name {:?} may use only letters, digits, - and _",
+                        "name {:?} may use only letters, digits, - and _",
                         name.get_ref()
                     ),
                 ));
@@ -358,6 +387,43 @@ impl Config {
             location: None,
             message: e.to_string(),
         })
+    }
+
+    /// Batching, pacing, retries and the removal guard.
+    pub fn sync_settings(&self) -> SyncSettings {
+        SyncSettings::from_raw(&self.sync)
+    }
+
+    /// Compiles the rules against the attribute schema.
+    pub fn rules(&self, schema: &AttributeSchema) -> RuleSet {
+        let settings = self.sync_settings();
+        let connections: Vec<&str> = self.connection_names().collect();
+        let names: Vec<&str> = self.rules.keys().map(|k| k.get_ref().as_str()).collect();
+        let mut set = RuleSet::default();
+        for (name, raw) in &self.rules {
+            match raw.compile(
+                name.get_ref(),
+                &settings.removal_guard,
+                schema,
+                &connections,
+                &names,
+            ) {
+                Ok(rule) => {
+                    set.rules.insert(name.get_ref().clone(), rule);
+                }
+                Err(problems) => {
+                    set.broken.insert(name.get_ref().clone());
+                    set.diagnostics
+                        .extend(problems.into_iter().map(|p| Diagnostic {
+                            severity: Severity::Error,
+                            path: self.path.clone(),
+                            location: p.offset.map(|o| line_column(&self.source, o)),
+                            message: p.message,
+                        }));
+                }
+            }
+        }
+        set
     }
 
     /// The runtime limits, with `cache_dir` for compiled code.

@@ -1,6 +1,15 @@
-//! Turning people into records: attribute mappings, and for now a one-shot
-//! push through a connection. The planner, preference enforcement over
-//! durable links, and the scheduler grow here.
+//! Turning people into records.
+//!
+//! - [`mapping`]: attribute mappings and templates.
+//! - [`plan`]: the planner, where preferences are enforced (pure).
+//! - [`engine`]: a pass: plan every rule, look up, execute in batches,
+//!   journal, record links; retries, quarantine and the removal guard.
+//! - [`links`]: the engine's tables in the state file.
+//! - [`push`]: a one-shot push of a people file through a connection.
 
+pub mod backoff;
+pub mod engine;
+pub mod links;
 pub mod mapping;
+pub mod plan;
 pub mod push;

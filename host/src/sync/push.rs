@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::mapping::{self, CompiledMapping};
 use crate::config::Preferences;
-use crate::runtime::contract::{Attribute, Operation, StoreError, Value};
+use crate::runtime::contract::{Operation, StoreError, Value};
 use crate::runtime::{CallError, Connector};
 
 /// People looked up and written per round trip to the connector.
@@ -169,36 +169,6 @@ impl PushReport {
     }
 }
 
-fn same(desired: &Value, current: Option<&Value>, ignore_case: bool) -> bool {
-    match (desired, current.unwrap_or(&Value::Null)) {
-        (Value::Text(a), Value::Text(b)) if ignore_case => a.eq_ignore_ascii_case(b),
-        (Value::Null, Value::Text(b)) => b.is_empty(),
-        (a, b) => a == b,
-    }
-}
-
-/// The attributes of `desired` that differ from the record's `current`.
-fn changes(
-    desired: Vec<Attribute>,
-    current: &[Attribute],
-    match_attribute: &str,
-) -> Vec<Attribute> {
-    desired
-        .into_iter()
-        .filter(|attribute| {
-            let now = current
-                .iter()
-                .find(|c| c.name.eq_ignore_ascii_case(&attribute.name))
-                .map(|c| &c.value);
-            !same(
-                &attribute.value,
-                now,
-                attribute.name.eq_ignore_ascii_case(match_attribute),
-            )
-        })
-        .collect()
-}
-
 /// Pushes `people` through `connector`.
 pub async fn push(
     connector: &Connector,
@@ -297,7 +267,7 @@ pub async fn push(
                 }),
                 [existing] => {
                     let desired = mapping::attributes(&mappings, &person.attributes, true);
-                    let changed = changes(desired, &existing.attributes, &match_attribute);
+                    let changed = super::plan::diff_against(&desired, &existing.attributes, &match_attribute);
                     if changed.is_empty() {
                         report.results.push(PersonResult::Unchanged {
                             id,
@@ -413,44 +383,5 @@ mod tests {
                 "{error}"
             );
         }
-    }
-
-    #[test]
-    fn only_differences_are_sent() {
-        let desired = vec![
-            Attribute {
-                name: "Email".into(),
-                value: Value::Text("A@X.test".into()),
-            },
-            Attribute {
-                name: "Title".into(),
-                value: Value::Text("CTO".into()),
-            },
-            Attribute {
-                name: "Phone".into(),
-                value: Value::Null,
-            },
-            Attribute {
-                name: "City".into(),
-                value: Value::Text("Oslo".into()),
-            },
-        ];
-        let current = vec![
-            Attribute {
-                name: "Email".into(),
-                value: Value::Text("a@x.test".into()),
-            },
-            Attribute {
-                name: "Title".into(),
-                value: Value::Text("CEO".into()),
-            },
-            Attribute {
-                name: "Phone".into(),
-                value: Value::Null,
-            },
-        ];
-        let changed = changes(desired, &current, "Email");
-        let names: Vec<&str> = changed.iter().map(|a| a.name.as_str()).collect();
-        assert_eq!(names, vec!["Title", "City"]);
     }
 }

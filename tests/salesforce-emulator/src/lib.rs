@@ -116,6 +116,11 @@ pub struct Latency {
     #[serde(default)]
     pub path: String,
     pub millis: u64,
+    /// Delay the answer after the request has been carried out, rather
+    /// than before: the record exists while the client still waits, which
+    /// is the window a crash test needs.
+    #[serde(default)]
+    pub after: bool,
 }
 
 /// What reached the emulator, for tests and benchmarks.
@@ -235,17 +240,19 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
     let is_soap = path.starts_with("/services/Soap/");
     let endpoint_name = endpoint(&method, &path);
 
-    let (delay, fault) = {
+    let (delay, delay_after, fault) = {
         let mut state = shared.lock();
         *state
             .counters
             .requests
             .entry(endpoint_name.clone())
             .or_default() += 1;
-        let delay = state
-            .latency
-            .as_ref()
-            .filter(|l| path.contains(&l.path))
+        let matching = state.latency.as_ref().filter(|l| path.contains(&l.path));
+        let delay = matching
+            .filter(|l| !l.after)
+            .map(|l| Duration::from_millis(l.millis));
+        let delay_after = matching
+            .filter(|l| l.after)
             .map(|l| Duration::from_millis(l.millis));
         let fault = state.faults.iter_mut().find(|f| {
             f.count > 0
@@ -262,7 +269,7 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         if fault.is_some() {
             state.counters.faults_served += 1;
         }
-        (delay, fault)
+        (delay, delay_after, fault)
     };
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
@@ -343,6 +350,9 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
     }
 
     let response = next.run(request).await;
+    if let Some(delay) = delay_after {
+        tokio::time::sleep(delay).await;
+    }
     {
         let mut state = shared.lock();
         if let Some(remaining) = state.expire_after.as_mut() {
@@ -508,6 +518,12 @@ impl Emulator {
     /// `invalid_grant`.
     pub fn revoke_refresh_tokens(&self) {
         self.shared.lock().refresh_tokens.clear();
+    }
+
+    /// Accepts a new refresh token, as an org does once an administrator
+    /// authorizes the connected app again.
+    pub fn add_refresh_token(&self, token: &str) {
+        self.shared.lock().refresh_tokens.insert(token.to_string());
     }
 
     pub fn refresh_tokens(&self) -> Vec<String> {

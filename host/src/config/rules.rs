@@ -1,0 +1,504 @@
+//! Outbound rules and the sync settings in `provisioner.toml`.
+//!
+//! ```toml
+//! [sync]
+//! batch_size = 200
+//! concurrency = 2
+//! interval_secs = 300
+//! removal_guard = { max_count = 100, max_share = 0.25 }
+//!
+//! [rules.prospects]
+//! connection = "salesforce-leads"
+//! scope = { group = "prospects", match = "all", conditions = [{ attribute = "country", equals = "United States" }] }
+//!
+//! [[rules.prospects.mappings]]
+//! target = "LastName"
+//! source = "family_name"         # or constant = "...", or template = "{given_name} {family_name}"
+//! apply_on_update = true
+//! ```
+//!
+//! A mapping that names an unknown attribute, or a template that does not
+//! parse, is refused with the rule's name and the file position.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::directory::{AttributeSchema, Person};
+use crate::runtime::contract::{Mapping, MappingSource};
+use crate::sync::mapping::{CompiledMapping, Template};
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchMode {
+    #[default]
+    All,
+    Any,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCondition {
+    attribute: Spanned<String>,
+    equals: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScope {
+    group: Option<String>,
+    population: Option<String>,
+    #[serde(default, rename = "match")]
+    mode: MatchMode,
+    #[serde(default)]
+    conditions: Vec<RawCondition>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMapping {
+    target: Spanned<String>,
+    source: Option<Spanned<String>>,
+    constant: Option<String>,
+    template: Option<Spanned<String>>,
+    #[serde(default = "yes")]
+    apply_on_update: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGuard {
+    max_count: Option<u64>,
+    max_share: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    pub(crate) connection: Spanned<String>,
+    #[serde(default = "yes")]
+    active: bool,
+    #[serde(default)]
+    scope: RawScope,
+    #[serde(default)]
+    mappings: Vec<RawMapping>,
+    convert_from: Option<Spanned<String>>,
+    removal_guard: Option<RawGuard>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSync {
+    batch_size: Option<usize>,
+    concurrency: Option<usize>,
+    interval_secs: Option<u64>,
+    retry_base_secs: Option<u64>,
+    retry_max_secs: Option<u64>,
+    removal_guard: Option<RawGuard>,
+}
+
+/// When a pass would remove more than this, removals wait for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RemovalGuard {
+    pub max_count: u64,
+    pub max_share: f64,
+}
+
+impl Default for RemovalGuard {
+    fn default() -> Self {
+        RemovalGuard {
+            max_count: 100,
+            max_share: 0.25,
+        }
+    }
+}
+
+impl RemovalGuard {
+    fn merged(self, raw: Option<RawGuard>) -> RemovalGuard {
+        let raw = raw.unwrap_or_default();
+        RemovalGuard {
+            max_count: raw.max_count.unwrap_or(self.max_count),
+            max_share: raw.max_share.unwrap_or(self.max_share),
+        }
+    }
+
+    /// Whether removing `planned` of `linked` records trips the guard. The
+    /// share only counts once there are more than a handful of records, so
+    /// that removing 1 of 2 is not "half of everything".
+    pub fn trips(&self, planned: u64, linked: u64) -> bool {
+        planned > self.max_count
+            || (linked >= 10 && planned as f64 > self.max_share * linked as f64)
+    }
+}
+
+/// How the engine batches, paces and retries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncSettings {
+    pub batch_size: usize,
+    pub concurrency: usize,
+    pub interval: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub removal_guard: RemovalGuard,
+}
+
+impl SyncSettings {
+    pub(crate) fn from_raw(raw: &RawSync) -> SyncSettings {
+        SyncSettings {
+            batch_size: raw.batch_size.unwrap_or(200).clamp(1, 10_000),
+            concurrency: raw.concurrency.unwrap_or(2).clamp(1, 64),
+            interval: Duration::from_secs(raw.interval_secs.unwrap_or(300).max(1)),
+            retry_base: Duration::from_secs(raw.retry_base_secs.unwrap_or(30).max(1)),
+            retry_max: Duration::from_secs(raw.retry_max_secs.unwrap_or(3600).max(1)),
+            removal_guard: RemovalGuard::default().merged(raw.removal_guard),
+        }
+    }
+}
+
+/// Who a rule is for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Scope {
+    pub group: Option<String>,
+    pub population: Option<String>,
+    pub mode: MatchMode,
+    pub conditions: Vec<(String, String)>,
+}
+
+impl Scope {
+    /// Whether an enabled, live person is in scope. Conditions compare
+    /// exactly; a missing attribute equals nothing.
+    pub fn contains(&self, person: &Person) -> bool {
+        if person.deleted || !person.enabled {
+            return false;
+        }
+        if let Some(group) = &self.group
+            && !person.groups.contains(group)
+        {
+            return false;
+        }
+        if let Some(population) = &self.population
+            && person.population.as_ref() != Some(population)
+        {
+            return false;
+        }
+        let holds =
+            |(attribute, value): &(String, String)| person.attributes.get(attribute) == Some(value);
+        match self.mode {
+            _ if self.conditions.is_empty() => true,
+            MatchMode::All => self.conditions.iter().all(holds),
+            MatchMode::Any => self.conditions.iter().any(holds),
+        }
+    }
+
+    /// One line for status pages: "group prospects, country = US".
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(group) = &self.group {
+            parts.push(format!("group {group}"));
+        }
+        if let Some(population) = &self.population {
+            parts.push(format!("population {population}"));
+        }
+        let joiner = if self.mode == MatchMode::All {
+            " and "
+        } else {
+            " or "
+        };
+        if !self.conditions.is_empty() {
+            parts.push(
+                self.conditions
+                    .iter()
+                    .map(|(a, v)| format!("{a} = {v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(joiner),
+            );
+        }
+        if parts.is_empty() {
+            "everyone".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// A rule as configured, checked against the attribute schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    pub connection: String,
+    pub active: bool,
+    pub scope: Scope,
+    /// The rule's own mappings; `None` means the connector's defaults.
+    pub mappings: Option<Vec<CompiledMapping>>,
+    /// A rule whose records, when a person moves from it to this one, are
+    /// converted in place rather than removed and created again.
+    pub convert_from: Option<String>,
+    pub removal_guard: RemovalGuard,
+}
+
+/// A problem in one rule, at a byte offset of the configuration.
+pub(crate) struct RuleProblem {
+    pub offset: Option<usize>,
+    pub message: String,
+}
+
+/// Checks mapping sources against the schema. Used for rules' own
+/// mappings and for the connector's defaults.
+pub fn check_mappings(mappings: &[Mapping], schema: &AttributeSchema) -> Result<(), String> {
+    for mapping in mappings {
+        let attributes: Vec<String> = match &mapping.source {
+            MappingSource::Attribute(name) => vec![name.clone()],
+            MappingSource::Constant(_) => Vec::new(),
+            MappingSource::Template(text) => Template::parse(text)
+                .map_err(|e| format!("mapping for {}: {e}", mapping.target))?
+                .attributes()
+                .map(String::from)
+                .collect(),
+        };
+        for name in attributes {
+            if !schema.contains(&name) {
+                return Err(format!(
+                    "mapping for {}: {}",
+                    mapping.target,
+                    schema.unknown(&name)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl RawRule {
+    /// Compiles the rule; every problem is reported, each at its place.
+    pub(crate) fn compile(
+        &self,
+        name: &str,
+        defaults: &RemovalGuard,
+        schema: &AttributeSchema,
+        connections: &[&str],
+        rules: &[&str],
+    ) -> Result<Rule, Vec<RuleProblem>> {
+        let mut problems = Vec::new();
+        let at = |span: std::ops::Range<usize>, message: String| RuleProblem {
+            offset: Some(span.start),
+            message: format!("rule {name}: {message}"),
+        };
+        if !connections.contains(&self.connection.get_ref().as_str()) {
+            problems.push(at(
+                self.connection.span(),
+                format!(
+                    "connection {:?} is not configured (connections: {})",
+                    self.connection.get_ref(),
+                    connections.join(", ")
+                ),
+            ));
+        }
+        for condition in &self.scope.conditions {
+            if !schema.contains(condition.attribute.get_ref()) {
+                problems.push(at(
+                    condition.attribute.span(),
+                    format!(
+                        "condition on {}",
+                        schema.unknown(condition.attribute.get_ref())
+                    ),
+                ));
+            }
+        }
+        let mut compiled = Vec::new();
+        for (index, raw) in self.mappings.iter().enumerate() {
+            let position = index + 1;
+            let target = raw.target.get_ref();
+            let sources = [
+                raw.source.is_some(),
+                raw.constant.is_some(),
+                raw.template.is_some(),
+            ];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                problems.push(at(
+                    raw.target.span(),
+                    format!("mapping {position} ({target}) needs exactly one of source, constant or template"),
+                ));
+                continue;
+            }
+            let source = if let Some(source) = &raw.source {
+                if !schema.contains(source.get_ref()) {
+                    problems.push(at(
+                        source.span(),
+                        format!(
+                            "mapping {position} ({target}): {}",
+                            schema.unknown(source.get_ref())
+                        ),
+                    ));
+                    continue;
+                }
+                MappingSource::Attribute(source.get_ref().clone())
+            } else if let Some(template) = &raw.template {
+                match Template::parse(template.get_ref()) {
+                    Ok(parsed) => {
+                        if let Some(unknown) = parsed.attributes().find(|a| !schema.contains(a)) {
+                            problems.push(at(
+                                template.span(),
+                                format!(
+                                    "mapping {position} ({target}): template uses {}",
+                                    schema.unknown(unknown)
+                                ),
+                            ));
+                            continue;
+                        }
+                    }
+                    Err(error) => {
+                        // Point at the character inside the quoted string.
+                        let inside = template
+                            .get_ref()
+                            .char_indices()
+                            .nth(error.position.saturating_sub(1))
+                            .map(|(byte, _)| byte)
+                            .unwrap_or(0);
+                        let mut span = template.span();
+                        span.start += 1 + inside;
+                        problems.push(at(span, format!("mapping {position} ({target}): {error}")));
+                        continue;
+                    }
+                }
+                MappingSource::Template(template.get_ref().clone())
+            } else {
+                MappingSource::Constant(raw.constant.clone().unwrap_or_default())
+            };
+            match CompiledMapping::compile(&Mapping {
+                target: target.clone(),
+                source,
+                apply_on_update: raw.apply_on_update,
+            }) {
+                Ok(mapping) => compiled.push(mapping),
+                Err(error) => problems.push(at(
+                    raw.target.span(),
+                    format!("mapping {position} ({target}): {error}"),
+                )),
+            }
+        }
+        if let Some(from) = &self.convert_from
+            && (!rules.contains(&from.get_ref().as_str()) || from.get_ref() == name)
+        {
+            problems.push(at(
+                from.span(),
+                format!(
+                    "convert_from names {:?}, which is not another configured rule",
+                    from.get_ref()
+                ),
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Rule {
+            name: name.to_string(),
+            connection: self.connection.get_ref().clone(),
+            active: self.active,
+            scope: Scope {
+                group: self.scope.group.clone(),
+                population: self.scope.population.clone(),
+                mode: self.scope.mode,
+                conditions: self
+                    .scope
+                    .conditions
+                    .iter()
+                    .map(|c| (c.attribute.get_ref().clone(), c.equals.clone()))
+                    .collect(),
+            },
+            mappings: (!self.mappings.is_empty()).then_some(compiled),
+            convert_from: self.convert_from.as_ref().map(|c| c.get_ref().clone()),
+            removal_guard: defaults.merged(self.removal_guard),
+        })
+    }
+}
+
+/// The rules of a configuration, by name.
+pub type Rules = BTreeMap<String, Rule>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn person(groups: &[&str], attributes: &[(&str, &str)]) -> Person {
+        Person {
+            id: "p".into(),
+            enabled: true,
+            population: Some("staff".into()),
+            groups: groups
+                .iter()
+                .map(|g| g.to_string())
+                .collect::<BTreeSet<_>>(),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            deleted: false,
+            changed_seq: 1,
+        }
+    }
+
+    #[test]
+    fn scopes_filter_by_group_population_and_conditions() {
+        let scope = Scope {
+            group: Some("prospects".into()),
+            population: None,
+            mode: MatchMode::All,
+            conditions: vec![
+                ("country".into(), "NO".into()),
+                ("title".into(), "CTO".into()),
+            ],
+        };
+        assert!(scope.contains(&person(
+            &["prospects"],
+            &[("country", "NO"), ("title", "CTO")]
+        )));
+        assert!(!scope.contains(&person(&["prospects"], &[("country", "NO")])));
+        assert!(!scope.contains(&person(
+            &["customers"],
+            &[("country", "NO"), ("title", "CTO")]
+        )));
+        let any = Scope {
+            mode: MatchMode::Any,
+            ..scope.clone()
+        };
+        assert!(any.contains(&person(&["prospects"], &[("country", "NO")])));
+        let mut disabled = person(&["prospects"], &[("country", "NO"), ("title", "CTO")]);
+        disabled.enabled = false;
+        assert!(!scope.contains(&disabled));
+        let population = Scope {
+            population: Some("staff".into()),
+            ..Scope::default()
+        };
+        assert!(population.contains(&person(&[], &[])));
+        assert_eq!(
+            scope.describe(),
+            "group prospects, country = \"NO\" and title = \"CTO\""
+        );
+    }
+
+    #[test]
+    fn the_guard_trips_on_count_or_share() {
+        let guard = RemovalGuard {
+            max_count: 5,
+            max_share: 0.5,
+        };
+        assert!(!guard.trips(5, 100));
+        assert!(guard.trips(6, 100));
+        assert!(guard.trips(6, 10));
+        assert!(!guard.trips(1, 2), "a share of a tiny rule is not alarming");
+        assert!(!guard.trips(4, 10) && !guard.trips(5, 10));
+        let share = RemovalGuard {
+            max_count: 100,
+            max_share: 0.25,
+        };
+        assert!(share.trips(30, 100));
+        assert!(!share.trips(25, 100));
+    }
+}

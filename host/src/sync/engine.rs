@@ -1,0 +1,1206 @@
+//! A sync pass: plan every rule, look the new people up, execute in
+//! batches, journal every action before it is sent, and record links after
+//! the answers.
+//!
+//! Crash safety rests on two things. The journal entry is written before a
+//! batch goes out, so an interrupted batch is visible afterwards. And every
+//! create is preceded by a lookup, so a record created just before a crash,
+//! whose link was never written, is found and adopted on the next pass
+//! instead of being created twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use super::backoff;
+use super::links::{JournalEntry, Link, LinkError, LinkState, Links, remember};
+use super::mapping::{self, CompiledMapping};
+use super::plan::{self, Decision, Found, Planned, RuleView};
+use crate::config::rules::check_mappings;
+use crate::config::secrets::SecretStore;
+use crate::config::{Config, Connection, RemoveAction, Rule, RuleSet, SyncSettings};
+use crate::directory::{AttributeSchema, Directory, Person};
+use crate::runtime::contract::{Attribute, Capability, Match, Operation, StoreError};
+use crate::runtime::{CallError, Connector, PluginSet};
+use crate::state::{StateDb, StateError, now_ms};
+
+/// People looked up per call to the connector.
+const LOOKUP_CHUNK: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
+    #[error("no rule named {0:?} in the configuration")]
+    NoSuchRule(String),
+}
+
+/// What a pass is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct PassOptions {
+    pub rule: Option<String>,
+    pub person: Option<String>,
+    /// Re-read linked records through lookup to repair drift.
+    pub full: bool,
+    /// Plan, print, send nothing, write nothing.
+    pub dry_run: bool,
+}
+
+/// A rule's standing, PingOne's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "status", content = "reason")]
+pub enum RuleStatus {
+    Active,
+    Inactive,
+    /// Gone from the configuration; its records are being handled.
+    Deleted,
+    Failed(String),
+    Quarantined(String),
+}
+
+/// One line of a plan, for `--dry-run` and for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanLine {
+    pub person: String,
+    pub action: String,
+    pub detail: String,
+}
+
+/// What one pass did to one rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RuleReport {
+    pub rule: String,
+    pub connection: String,
+    pub status: Option<RuleStatus>,
+    /// Action counts: created, adopted, updated, removed, disabled,
+    /// converted, unchanged, unsynced, partial, kept, failed, waiting.
+    pub actions: BTreeMap<String, usize>,
+    pub plan: Vec<PlanLine>,
+}
+
+impl RuleReport {
+    fn count(&mut self, what: &str) {
+        *self.actions.entry(what.to_string()).or_default() += 1;
+    }
+
+    fn line(&mut self, person: &str, action: &str, detail: impl Into<String>) {
+        self.plan.push(PlanLine {
+            person: person.to_string(),
+            action: action.to_string(),
+            detail: detail.into(),
+        });
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PassReport {
+    pub rules: Vec<RuleReport>,
+    pub dry_run: bool,
+}
+
+/// A connection ready for calls.
+struct Bound {
+    connection: Connection,
+    connector: Connector,
+    gate: Arc<Semaphore>,
+}
+
+/// A rule bound to its connection, with its mappings compiled.
+struct RuleBinding {
+    rule: Rule,
+    bound: Arc<Bound>,
+    mappings: Vec<CompiledMapping>,
+    match_attribute: String,
+}
+
+/// One operation to send, with what is needed to record its answer.
+#[derive(Debug, Clone)]
+struct Work {
+    rule: String,
+    connection: String,
+    person_id: String,
+    person_seq: Option<i64>,
+    base: Link,
+    kind: WorkKind,
+}
+
+#[derive(Debug, Clone)]
+enum WorkKind {
+    Create(Vec<Attribute>),
+    /// `written` is what the link remembers afterwards.
+    Update {
+        target: String,
+        changes: Vec<Attribute>,
+        written: Option<BTreeMap<String, crate::runtime::contract::Value>>,
+    },
+    Remove {
+        target: String,
+        action: RemoveAction,
+    },
+    /// Converts the record of `from` (another rule) into this rule's type.
+    Convert {
+        from: Box<Link>,
+        target: String,
+        target_type: String,
+        attributes: Vec<Attribute>,
+    },
+}
+
+impl Work {
+    fn operation(&self) -> Operation {
+        match &self.kind {
+            WorkKind::Create(attributes) => Operation::Create {
+                attributes: attributes.clone(),
+            },
+            WorkKind::Update {
+                target, changes, ..
+            } => Operation::Update {
+                id: target.clone(),
+                attributes: changes.clone(),
+            },
+            WorkKind::Remove {
+                target,
+                action: RemoveAction::Delete,
+            } => Operation::Delete { id: target.clone() },
+            WorkKind::Remove {
+                target,
+                action: RemoveAction::Disable,
+            } => Operation::Disable { id: target.clone() },
+            WorkKind::Convert {
+                target,
+                target_type,
+                attributes,
+                ..
+            } => Operation::Convert {
+                id: target.clone(),
+                target_type: target_type.clone(),
+                attributes: attributes.clone(),
+            },
+        }
+    }
+
+    fn action(&self) -> &'static str {
+        match &self.kind {
+            WorkKind::Create(_) => "create",
+            WorkKind::Update {
+                written: Some(_), ..
+            } => "adopt-update",
+            WorkKind::Update { .. } => "update",
+            WorkKind::Remove {
+                action: RemoveAction::Delete,
+                ..
+            } => "delete",
+            WorkKind::Remove {
+                action: RemoveAction::Disable,
+                ..
+            } => "disable",
+            WorkKind::Convert { .. } => "convert",
+        }
+    }
+
+    fn journal(&self) -> JournalEntry {
+        let (target, detail) = match &self.kind {
+            WorkKind::Create(attributes) => (None, json!({ "attributes": names(attributes) })),
+            WorkKind::Update {
+                target, changes, ..
+            } => (Some(target.clone()), json!({ "changed": names(changes) })),
+            WorkKind::Remove { target, .. } => (Some(target.clone()), json!({})),
+            WorkKind::Convert {
+                target,
+                target_type,
+                from,
+                ..
+            } => (
+                Some(target.clone()),
+                json!({ "into": target_type, "from_rule": from.rule }),
+            ),
+        };
+        JournalEntry {
+            rule: Some(self.rule.clone()),
+            person_id: Some(self.person_id.clone()),
+            connection: self.connection.clone(),
+            action: self.action().to_string(),
+            target_id: target,
+            detail,
+        }
+    }
+}
+
+fn names(attributes: &[Attribute]) -> Vec<String> {
+    attributes.iter().map(|a| a.name.clone()).collect()
+}
+
+fn written_of(attributes: &[Attribute]) -> BTreeMap<String, crate::runtime::contract::Value> {
+    let mut written = BTreeMap::new();
+    remember(&mut written, attributes);
+    written
+}
+
+/// A person to look up: the plan item, the match value, the attributes to
+/// create with and to keep updated, and the linked record in a full pass.
+type Find = (
+    Planned,
+    String,
+    Vec<Attribute>,
+    Vec<Attribute>,
+    Option<String>,
+);
+
+/// The sync engine over one configuration.
+pub struct Engine {
+    db: Arc<StateDb>,
+    config: Arc<Config>,
+    plugins: Arc<PluginSet>,
+    secrets: Arc<SecretStore>,
+    schema: AttributeSchema,
+    settings: SyncSettings,
+    rules: RuleSet,
+    bound: tokio::sync::Mutex<BTreeMap<String, Result<Arc<Bound>, String>>>,
+}
+
+/// What the links of one rule become after a pass, and which journal
+/// entries close.
+#[derive(Default)]
+struct Outcomes {
+    save: Vec<Link>,
+    drop: Vec<(String, String)>,
+    journal: Vec<(i64, Result<Option<String>, String>)>,
+    quarantine: Option<(String, String)>,
+}
+
+impl Engine {
+    pub fn new(
+        db: Arc<StateDb>,
+        config: Arc<Config>,
+        plugins: Arc<PluginSet>,
+        secrets: Arc<SecretStore>,
+        schema: AttributeSchema,
+    ) -> Engine {
+        let rules = config.rules(&schema);
+        let settings = config.sync_settings();
+        Engine {
+            db,
+            config,
+            plugins,
+            secrets,
+            schema,
+            settings,
+            rules,
+            bound: tokio::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    pub fn settings(&self) -> &SyncSettings {
+        &self.settings
+    }
+
+    pub fn db(&self) -> &StateDb {
+        &self.db
+    }
+
+    /// The bound connection, resolved once per engine.
+    async fn bind(&self, name: &str) -> Result<Arc<Bound>, String> {
+        let mut bound = self.bound.lock().await;
+        if let Some(result) = bound.get(name) {
+            return result.clone();
+        }
+        let result = match self.config.resolve(name, &self.plugins, &self.secrets) {
+            Ok(connection) => {
+                match connection.connect(self.config.http_limits(), self.secrets.clone()) {
+                    Ok(connector) => Ok(Arc::new(Bound {
+                        connection,
+                        connector,
+                        gate: Arc::new(Semaphore::new(self.settings.concurrency)),
+                    })),
+                    Err(error) => Err(format!("connection {name}: {error}")),
+                }
+            }
+            Err(errors) => Err(errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")),
+        };
+        bound.insert(name.to_string(), result.clone());
+        result
+    }
+
+    /// Binds a rule: its connection, and the mappings it will use.
+    async fn bind_rule(&self, rule: &Rule) -> Result<RuleBinding, String> {
+        let bound = self.bind(&rule.connection).await?;
+        let descriptor = bound.connector.plugin().descriptor();
+        let mappings = match &rule.mappings {
+            Some(mappings) => mappings.clone(),
+            None => {
+                check_mappings(&descriptor.default_mappings, &self.schema)
+                    .map_err(|e| format!("the connector's default {e}"))?;
+                mapping::compile(&descriptor.default_mappings)?
+            }
+        };
+        let match_attribute = descriptor.match_attribute.clone();
+        if !mappings
+            .iter()
+            .any(|m| m.target.eq_ignore_ascii_case(&match_attribute))
+        {
+            return Err(format!(
+                "rule {} maps nothing to {match_attribute}, which plugin {} matches records on",
+                rule.name, descriptor.name
+            ));
+        }
+        Ok(RuleBinding {
+            rule: rule.clone(),
+            bound,
+            mappings,
+            match_attribute,
+        })
+    }
+
+    /// Runs one pass.
+    pub async fn pass(&self, options: &PassOptions) -> Result<PassReport, EngineError> {
+        if let Some(rule) = &options.rule
+            && !self.rules.rules.contains_key(rule)
+        {
+            return Err(EngineError::NoSuchRule(rule.clone()));
+        }
+        let links = Links::new(&self.db);
+        if !options.dry_run {
+            let interrupted = links.close_interrupted()?;
+            if interrupted > 0 {
+                tracing::warn!(
+                    interrupted,
+                    "journal entries from an interrupted run were closed as unknown; lookups will adopt whatever they created"
+                );
+            }
+        }
+        let directory = Directory::new(&self.db, self.schema.clone());
+        let people: BTreeMap<String, Person> = directory
+            .people()?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
+        let now = now_ms();
+        let mut report = PassReport {
+            rules: Vec::new(),
+            dry_run: options.dry_run,
+        };
+
+        // Plan every selected rule.
+        let mut bindings: BTreeMap<String, RuleBinding> = BTreeMap::new();
+        let mut plans: BTreeMap<String, (Vec<Planned>, BTreeMap<String, Link>)> = BTreeMap::new();
+        let mut reports: BTreeMap<String, RuleReport> = BTreeMap::new();
+        for (name, rule) in &self.rules.rules {
+            if options.rule.as_ref().is_some_and(|r| r != name) {
+                continue;
+            }
+            let mut rule_report = RuleReport {
+                rule: name.clone(),
+                connection: rule.connection.clone(),
+                ..RuleReport::default()
+            };
+            if !rule.active {
+                rule_report.status = Some(RuleStatus::Inactive);
+                reports.insert(name.clone(), rule_report);
+                continue;
+            }
+            if let Some(reason) = links.quarantined(&rule.connection)? {
+                rule_report.status = Some(RuleStatus::Quarantined(reason));
+                reports.insert(name.clone(), rule_report);
+                continue;
+            }
+            let binding = match self.bind_rule(rule).await {
+                Ok(binding) => binding,
+                Err(reason) => {
+                    rule_report.status = Some(RuleStatus::Failed(reason));
+                    reports.insert(name.clone(), rule_report);
+                    continue;
+                }
+            };
+            if !options.dry_run {
+                links.see_rule(name, &rule.connection)?;
+            }
+            let rule_links = links.of_rule(name)?;
+            let view = RuleView {
+                rule: &binding.rule,
+                mappings: &binding.mappings,
+                match_attribute: &binding.match_attribute,
+                preferences: &binding.bound.connection.preferences,
+            };
+            let planned = plan::plan_rule(
+                &view,
+                &people,
+                &rule_links,
+                now,
+                options.person.as_deref(),
+                options.full,
+            );
+            rule_report.status = Some(RuleStatus::Active);
+            plans.insert(name.clone(), (planned, rule_links));
+            reports.insert(name.clone(), rule_report);
+            bindings.insert(name.clone(), binding);
+        }
+
+        // Promotion by conversion: a person leaving rule A for rule B,
+        // where B says `convert_from = A`, is converted instead of being
+        // removed from A and created in B.
+        let mut conversions: BTreeMap<(String, String), Link> = BTreeMap::new();
+        for (name, binding) in &bindings {
+            let Some(from) = &binding.rule.convert_from else {
+                continue;
+            };
+            let Some(from_binding) = bindings.get(from) else {
+                continue;
+            };
+            let from_connector = &from_binding.bound.connector;
+            if !from_connector
+                .plugin()
+                .descriptor()
+                .has(Capability::Convert)
+            {
+                continue;
+            }
+            let movers: Vec<String> = plans[name]
+                .0
+                .iter()
+                .filter(|p| matches!(p.decision, Decision::Find { existing: None, .. }))
+                .map(|p| p.person_id.clone())
+                .collect();
+            let (from_plan, from_links) = plans.get_mut(from).expect("planned above");
+            for person in movers {
+                let leaving = from_plan.iter().position(|p| {
+                    p.person_id == person && matches!(p.decision, Decision::Remove { .. })
+                });
+                if let Some(index) = leaving {
+                    from_plan.remove(index);
+                    if let Some(link) = from_links.get(&person) {
+                        conversions.insert((name.clone(), person), link.clone());
+                    }
+                }
+            }
+        }
+
+        // Resolve the plans into work.
+        let mut work: Vec<Work> = Vec::new();
+        let mut settled: BTreeMap<String, Outcomes> = BTreeMap::new();
+        let names: Vec<String> = plans.keys().cloned().collect();
+        for name in names {
+            let (planned, rule_links) = plans.remove(&name).expect("listed");
+            let binding = &bindings[&name];
+            let rule_report = reports.get_mut(&name).expect("reported");
+            let outcomes = settled.entry(name.clone()).or_default();
+            self.resolve_rule(
+                binding,
+                planned,
+                &rule_links,
+                &conversions,
+                &bindings,
+                options,
+                rule_report,
+                outcomes,
+                &mut work,
+            )
+            .await?;
+        }
+
+        // Rule deletion, on unfiltered passes only.
+        if options.rule.is_none() && options.person.is_none() {
+            for (rule, connection) in links.known_rules()? {
+                if self.rules.knows(&rule) {
+                    continue;
+                }
+                self.rule_deleted(&rule, &connection, options, &mut reports, &mut work)
+                    .await?;
+            }
+        }
+
+        if options.dry_run {
+            report.rules.extend(reports.into_values());
+            return Ok(report);
+        }
+
+        // Decisions that send nothing.
+        for outcomes in settled.values() {
+            links.commit(&outcomes.save, &outcomes.drop, &[])?;
+        }
+
+        // Send the work, by connection, in batches.
+        self.execute(work, &mut reports).await?;
+
+        for person in people.values().filter(|p| p.deleted) {
+            directory.purge(&person.id)?;
+        }
+        // A deleted rule is forgotten once its last record is removed.
+        if options.rule.is_none() && options.person.is_none() {
+            for rule in links.known_rules()?.keys() {
+                if !self.rules.knows(rule) && links.of_rule(rule)?.is_empty() {
+                    links.forget_rule(rule)?;
+                }
+            }
+        }
+        report.rules.extend(reports.into_values());
+        Ok(report)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn resolve_rule(
+        &self,
+        binding: &RuleBinding,
+        planned: Vec<Planned>,
+        rule_links: &BTreeMap<String, Link>,
+        conversions: &BTreeMap<(String, String), Link>,
+        bindings: &BTreeMap<String, RuleBinding>,
+        options: &PassOptions,
+        report: &mut RuleReport,
+        outcomes: &mut Outcomes,
+        work: &mut Vec<Work>,
+    ) -> Result<(), EngineError> {
+        let name = binding.rule.name.clone();
+        let connection = binding.rule.connection.clone();
+        let preferences = &binding.bound.connection.preferences;
+        let link_of = |person: &str| {
+            rule_links
+                .get(person)
+                .cloned()
+                .unwrap_or_else(|| Link::new(&name, person, &connection))
+        };
+        let mut finds: Vec<Find> = Vec::new();
+        let mut removals: Vec<Work> = Vec::new();
+        for item in planned {
+            let person = item.person_id.clone();
+            match item.decision.clone() {
+                Decision::Find {
+                    key,
+                    create,
+                    update,
+                    existing,
+                } => {
+                    if options.dry_run {
+                        let action = if conversions.contains_key(&(name.clone(), person.clone())) {
+                            "convert or adopt"
+                        } else if existing.is_some() {
+                            "verify"
+                        } else {
+                            "create or adopt"
+                        };
+                        report.line(
+                            &person,
+                            action,
+                            format!("after a lookup by {} {key}", binding.match_attribute),
+                        );
+                        report.count(action);
+                        continue;
+                    }
+                    finds.push((item, key, create, update, existing));
+                }
+                Decision::Update { target, changes } => {
+                    report.line(&person, "update", names(&changes).join(", "));
+                    if options.dry_run {
+                        report.count("update");
+                        continue;
+                    }
+                    work.push(Work {
+                        rule: name.clone(),
+                        connection: connection.clone(),
+                        person_id: person.clone(),
+                        person_seq: item.person_seq,
+                        base: link_of(&person),
+                        kind: WorkKind::Update {
+                            target,
+                            changes,
+                            written: None,
+                        },
+                    });
+                }
+                Decision::Remove { target, action } => {
+                    removals.push(Work {
+                        rule: name.clone(),
+                        connection: connection.clone(),
+                        person_id: person.clone(),
+                        person_seq: item.person_seq,
+                        base: link_of(&person),
+                        kind: WorkKind::Remove { target, action },
+                    });
+                }
+                Decision::Settle { state, reason } => {
+                    report.count(state.as_str());
+                    report.line(
+                        &person,
+                        "skip",
+                        reason.clone().unwrap_or_else(|| state.as_str().to_string()),
+                    );
+                    let mut link = link_of(&person);
+                    link.state = state;
+                    link.reason = reason;
+                    link.error = None;
+                    link.person_seq = item.person_seq;
+                    outcomes.save.push(link);
+                }
+                Decision::Fail { error } => {
+                    report.count("failed");
+                    report.line(&person, "fail", error.message.clone());
+                    let mut link = link_of(&person);
+                    link.state = LinkState::Failed;
+                    link.error = Some(error);
+                    link.person_seq = item.person_seq;
+                    outcomes.save.push(link);
+                }
+                Decision::Wait { reason } => {
+                    report.count("waiting");
+                    report.line(&person, "wait", reason);
+                }
+                Decision::Unchanged => report.count("unchanged"),
+                Decision::Drop => outcomes.drop.push((name.clone(), person)),
+            }
+        }
+
+        // The removal guard.
+        if !removals.is_empty() {
+            let linked = rule_links
+                .values()
+                .filter(|l| l.target_id.is_some())
+                .count() as u64;
+            let planned = removals.len() as u64;
+            let links = Links::new(&self.db);
+            let approved = links.guard(&name)?;
+            if binding.rule.removal_guard.trips(planned, linked) && approved != Some(true) {
+                let reason = format!(
+                    "held by the removal guard: this pass would remove {planned} of {linked} records; approve with `provisioner approve-removals {name}`"
+                );
+                if !options.dry_run {
+                    links.trip_guard(&name, planned, linked)?;
+                }
+                for removal in removals {
+                    report.count("kept");
+                    report.line(&removal.person_id, "hold", reason.clone());
+                    let mut link = removal.base;
+                    link.state = LinkState::Kept;
+                    link.reason = Some(reason.clone());
+                    outcomes.save.push(link);
+                }
+            } else {
+                if approved == Some(true) && !options.dry_run {
+                    links.clear_guard(&name)?;
+                }
+                for removal in removals {
+                    report.line(
+                        &removal.person_id,
+                        removal.action(),
+                        removal.base.target_id.clone().unwrap_or_default(),
+                    );
+                    if options.dry_run {
+                        report.count(removal.action());
+                    } else {
+                        work.push(removal);
+                    }
+                }
+            }
+        }
+
+        if options.dry_run {
+            return Ok(());
+        }
+
+        // Look everyone new up, in batches, and turn finds into work.
+        let connector = &binding.bound.connector;
+        for chunk in finds.chunks(LOOKUP_CHUNK) {
+            let keys: Vec<String> = chunk.iter().map(|(_, key, ..)| key.clone()).collect();
+            let found = match connector.lookup(&binding.match_attribute, keys).await {
+                Ok(found) => found,
+                Err(error) => {
+                    let links = Links::new(&self.db);
+                    if let Some(StoreError::Unauthorized(message)) = error.store_error() {
+                        links.quarantine(&connection, message)?;
+                        report.status = Some(RuleStatus::Quarantined(message.clone()));
+                        return Ok(());
+                    }
+                    for (item, ..) in chunk {
+                        report.count("failed");
+                        let mut link = link_of(&item.person_id);
+                        self.fail_link(&mut link, &call_error(&error), item.person_seq);
+                        outcomes.save.push(link);
+                    }
+                    continue;
+                }
+            };
+            let mut by_key: BTreeMap<String, Vec<&Match>> = BTreeMap::new();
+            for m in &found {
+                by_key.entry(m.value.to_lowercase()).or_default().push(m);
+            }
+            for (item, key, create, update, existing) in chunk.iter().cloned() {
+                let person = item.person_id.clone();
+                let matches = by_key.get(&key.to_lowercase()).cloned().unwrap_or_default();
+                let resolution = plan::resolve(
+                    create.clone(),
+                    &update,
+                    existing.as_deref(),
+                    &matches,
+                    &binding.match_attribute,
+                    preferences,
+                );
+                let mut link = link_of(&person);
+                link.person_seq = item.person_seq;
+                match resolution {
+                    Found::Create(attributes) => {
+                        if let Some(from) = conversions.get(&(name.clone(), person.clone()))
+                            && let Some(from_binding) = bindings.get(&from.rule)
+                            && let Some(target) = from.target_id.clone()
+                        {
+                            let target_type = binding
+                                .bound
+                                .connection
+                                .settings
+                                .get("record_type")
+                                .cloned()
+                                .unwrap_or_default();
+                            report.line(
+                                &person,
+                                "convert",
+                                format!("{target} from rule {}", from.rule),
+                            );
+                            work.push(Work {
+                                rule: name.clone(),
+                                connection: from_binding.rule.connection.clone(),
+                                person_id: person.clone(),
+                                person_seq: item.person_seq,
+                                base: link,
+                                kind: WorkKind::Convert {
+                                    from: Box::new(from.clone()),
+                                    target,
+                                    target_type,
+                                    attributes,
+                                },
+                            });
+                        } else {
+                            report.line(&person, "create", names(&attributes).join(", "));
+                            work.push(Work {
+                                rule: name.clone(),
+                                connection: connection.clone(),
+                                person_id: person.clone(),
+                                person_seq: item.person_seq,
+                                base: link,
+                                kind: WorkKind::Create(attributes),
+                            });
+                        }
+                    }
+                    Found::Adopt { target, changes } => {
+                        let adopted = existing.as_deref() != Some(target.as_str());
+                        if adopted {
+                            report.count("adopted");
+                            Links::new(&self.db).journal_note(
+                                &JournalEntry {
+                                    rule: Some(name.clone()),
+                                    person_id: Some(person.clone()),
+                                    connection: connection.clone(),
+                                    action: "adopt".into(),
+                                    target_id: Some(target.clone()),
+                                    detail: json!({ "matched_on": binding.match_attribute, "value": key }),
+                                },
+                                "ok",
+                            )?;
+                        }
+                        // A promoted person found already in the new rule's
+                        // store: the old link is simply let go.
+                        if let Some(from) = conversions.get(&(name.clone(), person.clone())) {
+                            outcomes.drop.push((from.rule.clone(), person.clone()));
+                        }
+                        link.target_id = Some(target.clone());
+                        if changes.is_empty() {
+                            if !adopted {
+                                report.count("unchanged");
+                            }
+                            report.line(
+                                &person,
+                                if adopted { "adopt" } else { "verify" },
+                                target.clone(),
+                            );
+                            link.written = written_of(&update);
+                            link.state = LinkState::Synced;
+                            link.error = None;
+                            link.reason = None;
+                            link.attempts = 0;
+                            link.next_retry = None;
+                            outcomes.save.push(link);
+                        } else {
+                            report.line(&person, "update", names(&changes).join(", "));
+                            work.push(Work {
+                                rule: name.clone(),
+                                connection: connection.clone(),
+                                person_id: person.clone(),
+                                person_seq: item.person_seq,
+                                base: link,
+                                kind: WorkKind::Update {
+                                    target,
+                                    changes,
+                                    written: Some(written_of(&update)),
+                                },
+                            });
+                        }
+                    }
+                    Found::AdoptBehind { target, changes } => {
+                        report.count("partial");
+                        let reason = format!(
+                            "updating records is not allowed on this connection; {} differ",
+                            names(&changes).join(", ")
+                        );
+                        report.line(&person, "skip", reason.clone());
+                        link.target_id = Some(target);
+                        link.state = LinkState::Partial;
+                        link.reason = Some(reason);
+                        outcomes.save.push(link);
+                    }
+                    Found::Ambiguous(ids) => {
+                        report.count("failed");
+                        let message = format!(
+                            "{} records have {} {key} ({}); resolve the duplicates in the store",
+                            ids.len(),
+                            binding.match_attribute,
+                            ids.join(", ")
+                        );
+                        report.line(&person, "fail", message.clone());
+                        link.state = LinkState::Failed;
+                        link.error = Some(LinkError {
+                            class: "rejected".into(),
+                            code: Some("AMBIGUOUS_MATCH".into()),
+                            message,
+                            fields: vec![binding.match_attribute.clone()],
+                        });
+                        outcomes.save.push(link);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A rule that is gone from the configuration: remove its records if
+    /// the connection says `deprovision_on_rule_deletion`, else let go.
+    async fn rule_deleted(
+        &self,
+        rule: &str,
+        connection: &str,
+        options: &PassOptions,
+        reports: &mut BTreeMap<String, RuleReport>,
+        work: &mut Vec<Work>,
+    ) -> Result<(), EngineError> {
+        let links = Links::new(&self.db);
+        let rule_links = links.of_rule(rule)?;
+        let mut rule_report = RuleReport {
+            rule: rule.to_string(),
+            connection: connection.to_string(),
+            status: Some(RuleStatus::Deleted),
+            ..RuleReport::default()
+        };
+        let bound = match self.bind(connection).await {
+            Ok(bound) => Some(bound),
+            Err(reason) => {
+                tracing::warn!(rule, connection, %reason, "a deleted rule's connection is unusable; its links are dropped and its records stay");
+                None
+            }
+        };
+        let prefs = bound.as_ref().map(|b| b.connection.preferences.clone());
+        let deprovision = prefs
+            .as_ref()
+            .is_some_and(|p| p.deprovision_on_rule_deletion && p.allow_deprovision);
+        let action = prefs.as_ref().and_then(|p| match p.remove_action {
+            Some(RemoveAction::Delete) if p.allow_delete => Some(RemoveAction::Delete),
+            Some(RemoveAction::Disable) if p.allow_disable => Some(RemoveAction::Disable),
+            _ => None,
+        });
+        match (deprovision, action) {
+            (true, Some(action)) => {
+                for link in rule_links.into_values() {
+                    let Some(target) = link.target_id.clone() else {
+                        continue;
+                    };
+                    rule_report.line(
+                        &link.person_id,
+                        "remove",
+                        format!("{target}: the rule was deleted"),
+                    );
+                    if options.dry_run {
+                        rule_report.count("remove");
+                        continue;
+                    }
+                    work.push(Work {
+                        rule: rule.to_string(),
+                        connection: connection.to_string(),
+                        person_id: link.person_id.clone(),
+                        person_seq: None,
+                        base: link,
+                        kind: WorkKind::Remove { target, action },
+                    });
+                }
+            }
+            _ => {
+                rule_report.line(
+                    "*",
+                    "forget",
+                    "the rule was deleted; its records stay (deprovision_on_rule_deletion is off)",
+                );
+                if !options.dry_run {
+                    links.journal_note(
+                        &JournalEntry {
+                            rule: Some(rule.to_string()),
+                            person_id: None,
+                            connection: connection.to_string(),
+                            action: "forget-rule".into(),
+                            target_id: None,
+                            detail: json!({ "links": rule_links.len() }),
+                        },
+                        "ok",
+                    )?;
+                    links.forget_rule(rule)?;
+                }
+            }
+        }
+        reports.insert(rule.to_string(), rule_report);
+        Ok(())
+    }
+
+    fn fail_link(&self, link: &mut Link, error: &StoreError, person_seq: Option<i64>) {
+        link.state = LinkState::Failed;
+        link.error = Some(LinkError::from_store(error));
+        link.person_seq = person_seq;
+        link.attempts = link.attempts.saturating_add(1);
+        link.next_retry = match error {
+            StoreError::Transient { retry_after, .. } => Some(backoff::retry_at(
+                now_ms(),
+                link.attempts,
+                self.settings.retry_base,
+                self.settings.retry_max,
+                *retry_after,
+                rand::random::<f64>(),
+            )),
+            _ => None,
+        };
+    }
+
+    /// Sends the work, by connection and in batches, and records answers.
+    async fn execute(
+        &self,
+        work: Vec<Work>,
+        reports: &mut BTreeMap<String, RuleReport>,
+    ) -> Result<(), EngineError> {
+        let mut by_connection: BTreeMap<String, Vec<Work>> = BTreeMap::new();
+        for item in work {
+            by_connection
+                .entry(item.connection.clone())
+                .or_default()
+                .push(item);
+        }
+        let mut batches = Vec::new();
+        for (connection, items) in by_connection {
+            let bound = match self.bind(&connection).await {
+                Ok(bound) => bound,
+                Err(reason) => {
+                    tracing::warn!(connection, %reason, "cannot send to this connection");
+                    continue;
+                }
+            };
+            for chunk in items.chunks(self.settings.batch_size) {
+                batches.push((bound.clone(), chunk.to_vec()));
+            }
+        }
+        let results = futures_util::future::join_all(
+            batches
+                .into_iter()
+                .map(|(bound, chunk)| self.send_batch(bound, chunk)),
+        )
+        .await;
+        for result in results {
+            for (rule, what, line) in result? {
+                let report = reports.entry(rule.clone()).or_insert_with(|| RuleReport {
+                    rule: rule.clone(),
+                    ..RuleReport::default()
+                });
+                report.count(&what);
+                if let Some(line) = line {
+                    report.plan.push(line);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One batch: journal, send, record.
+    async fn send_batch(
+        &self,
+        bound: Arc<Bound>,
+        chunk: Vec<Work>,
+    ) -> Result<Vec<(String, String, Option<PlanLine>)>, EngineError> {
+        let _permit = bound.gate.acquire().await;
+        let links = Links::new(&self.db);
+        let connection = bound.connection.name.clone();
+        if let Some(reason) = links.quarantined(&connection)? {
+            tracing::warn!(connection, %reason, "quarantined; batch not sent");
+            return Ok(Vec::new());
+        }
+        let ids = links.journal_open(&chunk.iter().map(Work::journal).collect::<Vec<_>>())?;
+        let operations: Vec<Operation> = chunk.iter().map(Work::operation).collect();
+        let answers: Vec<Result<String, StoreError>> = match bound.connector.apply(operations).await
+        {
+            Ok(answers) => answers.into_iter().map(|a| a.map(|o| o.id)).collect(),
+            Err(error) => {
+                let error = call_error(&error);
+                vec![Err(error); chunk.len()]
+            }
+        };
+        let mut outcomes = Outcomes::default();
+        let mut counts = Vec::new();
+        for ((item, id), answer) in chunk.into_iter().zip(ids).zip(answers) {
+            let rule = item.rule.clone();
+            match answer {
+                Ok(target) => {
+                    outcomes.journal.push((id, Ok(Some(target.clone()))));
+                    counts.push((rule, self.succeed(item, target, &mut outcomes), None));
+                }
+                Err(error) => {
+                    outcomes.journal.push((id, Err(error.to_string())));
+                    let line = PlanLine {
+                        person: item.person_id.clone(),
+                        action: format!("{} failed", item.action()),
+                        detail: error.to_string(),
+                    };
+                    counts.push((rule, self.failed(item, &error, &mut outcomes), Some(line)));
+                }
+            }
+        }
+        if let Some((connection, reason)) = &outcomes.quarantine {
+            links.quarantine(connection, reason)?;
+        }
+        links.commit(&outcomes.save, &outcomes.drop, &outcomes.journal)?;
+        Ok(counts)
+    }
+
+    fn succeed(&self, item: Work, target: String, outcomes: &mut Outcomes) -> String {
+        let mut link = item.base;
+        link.error = None;
+        link.reason = None;
+        link.attempts = 0;
+        link.next_retry = None;
+        link.person_seq = item.person_seq;
+        match item.kind {
+            WorkKind::Create(attributes) => {
+                link.target_id = Some(target);
+                link.written = written_of(&attributes);
+                link.state = LinkState::Synced;
+                outcomes.save.push(link);
+                "created".into()
+            }
+            WorkKind::Update {
+                changes, written, ..
+            } => {
+                match written {
+                    Some(written) => link.written = written,
+                    None => remember(&mut link.written, &changes),
+                }
+                link.state = LinkState::Synced;
+                outcomes.save.push(link);
+                "updated".into()
+            }
+            WorkKind::Remove {
+                action: RemoveAction::Delete,
+                ..
+            } => {
+                outcomes.drop.push((link.rule, link.person_id));
+                "removed".into()
+            }
+            WorkKind::Remove {
+                action: RemoveAction::Disable,
+                ..
+            } => {
+                link.state = LinkState::Disabled;
+                outcomes.save.push(link);
+                "disabled".into()
+            }
+            WorkKind::Convert {
+                from, attributes, ..
+            } => {
+                link.target_id = Some(target);
+                link.written = written_of(&attributes);
+                link.state = LinkState::Synced;
+                outcomes.save.push(link);
+                outcomes.drop.push((from.rule, from.person_id));
+                "converted".into()
+            }
+        }
+    }
+
+    fn failed(&self, item: Work, error: &StoreError, outcomes: &mut Outcomes) -> String {
+        let mut link = item.base.clone();
+        match (&item.kind, error) {
+            // Already gone: a removal is done.
+            (WorkKind::Remove { .. }, StoreError::NotFound(_)) => {
+                outcomes.drop.push((link.rule, link.person_id));
+                return "removed".into();
+            }
+            // The record vanished from the store: forget it, and the next
+            // pass looks the person up and creates them again.
+            (WorkKind::Update { .. }, StoreError::NotFound(message)) => {
+                link.target_id = None;
+                link.written.clear();
+                link.state = LinkState::Failed;
+                link.error = Some(LinkError::from_store(error));
+                link.next_retry = None;
+                link.reason = Some(format!(
+                    "the record is gone from the store ({message}); it will be looked up and created again"
+                ));
+                outcomes.save.push(link);
+                return "failed".into();
+            }
+            (WorkKind::Convert { from, .. }, StoreError::NotFound(_)) => {
+                outcomes
+                    .drop
+                    .push((from.rule.clone(), from.person_id.clone()));
+                return "failed".into();
+            }
+            (_, StoreError::Unauthorized(message)) => {
+                outcomes.quarantine = Some((item.connection.clone(), message.clone()));
+            }
+            _ => {}
+        }
+        self.fail_link(&mut link, error, item.person_seq);
+        outcomes.save.push(link);
+        "failed".into()
+    }
+
+    /// Status per rule from the links, in PingOne's buckets.
+    pub fn buckets(&self) -> Result<BTreeMap<String, BTreeMap<String, usize>>, EngineError> {
+        let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        for link in Links::new(&self.db).all()? {
+            let bucket = match link.state {
+                LinkState::Synced | LinkState::Disabled => "success",
+                LinkState::Unsynced => "unsynced",
+                LinkState::Partial | LinkState::Kept => "partially-synced",
+                LinkState::Failed => "failed",
+            };
+            let entry = out.entry(link.rule.clone()).or_default();
+            *entry.entry("impacted".into()).or_default() += 1;
+            *entry.entry(bucket.into()).or_default() += 1;
+        }
+        for name in self.rules.rules.keys() {
+            out.entry(name.clone()).or_default();
+        }
+        Ok(out)
+    }
+}
+
+/// A sandbox failure counts as transient for every operation of the call:
+/// the plugin may do better next time, and the host keeps going.
+fn call_error(error: &CallError) -> StoreError {
+    match error {
+        CallError::Store { error, .. } => error.clone(),
+        other => StoreError::Transient {
+            message: other.to_string(),
+            retry_after: None,
+        },
+    }
+}

@@ -1,0 +1,565 @@
+//! Links, the journal, quarantine and removal guards: the sync engine's
+//! tables in the state file.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::runtime::contract::{Attribute, StoreError, Value};
+use crate::state::{StateDb, StateError, now_ms};
+
+/// Where a person stands in a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkState {
+    /// The record matches what the rule maps.
+    Synced,
+    /// No record, and none will be made (creating is not allowed).
+    Unsynced,
+    /// The record exists but is behind (updating is not allowed).
+    Partial,
+    /// The last attempt failed; see the error.
+    Failed,
+    /// The person left the rule's scope, but the record stays (removal is
+    /// not allowed, or held by the removal guard).
+    Kept,
+    /// The record was disabled after the person left scope.
+    Disabled,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Synced => "synced",
+            LinkState::Unsynced => "unsynced",
+            LinkState::Partial => "partial",
+            LinkState::Failed => "failed",
+            LinkState::Kept => "kept",
+            LinkState::Disabled => "disabled",
+        }
+    }
+
+    fn parse(text: &str) -> LinkState {
+        match text {
+            "synced" => LinkState::Synced,
+            "unsynced" => LinkState::Unsynced,
+            "partial" => LinkState::Partial,
+            "kept" => LinkState::Kept,
+            "disabled" => LinkState::Disabled,
+            _ => LinkState::Failed,
+        }
+    }
+}
+
+/// The last failure on a link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkError {
+    /// transient, rejected, not-found, unauthorized, unsupported, plugin
+    pub class: String,
+    pub code: Option<String>,
+    pub message: String,
+    pub fields: Vec<String>,
+}
+
+impl LinkError {
+    pub fn from_store(error: &StoreError) -> LinkError {
+        let (class, code, message, fields) = match error {
+            StoreError::Transient { message, .. } => {
+                ("transient", None, message.clone(), Vec::new())
+            }
+            StoreError::Rejected {
+                code,
+                message,
+                fields,
+            } => (
+                "rejected",
+                Some(code.clone()),
+                message.clone(),
+                fields.clone(),
+            ),
+            StoreError::NotFound(m) => ("not-found", None, m.clone(), Vec::new()),
+            StoreError::Unauthorized(m) => ("unauthorized", None, m.clone(), Vec::new()),
+            StoreError::Unsupported(m) => ("unsupported", None, m.clone(), Vec::new()),
+        };
+        LinkError {
+            class: class.into(),
+            code,
+            message,
+            fields,
+        }
+    }
+}
+
+/// Rule x person -> target record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub rule: String,
+    pub person_id: String,
+    pub connection: String,
+    pub target_id: Option<String>,
+    /// What was last written, by attribute.
+    pub written: BTreeMap<String, Value>,
+    pub state: LinkState,
+    pub reason: Option<String>,
+    pub error: Option<LinkError>,
+    pub attempts: u32,
+    pub next_retry: Option<i64>,
+    /// The person's change sequence when this link was last planned; a
+    /// rejected link waits until it moves.
+    pub person_seq: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl Link {
+    pub fn new(rule: &str, person_id: &str, connection: &str) -> Link {
+        Link {
+            rule: rule.into(),
+            person_id: person_id.into(),
+            connection: connection.into(),
+            target_id: None,
+            written: BTreeMap::new(),
+            state: LinkState::Unsynced,
+            reason: None,
+            error: None,
+            attempts: 0,
+            next_retry: None,
+            person_seq: None,
+            updated_at: now_ms(),
+        }
+    }
+}
+
+pub fn to_json(value: &Value) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        Value::Text(t) => Json::from(t.as_str()),
+        Value::Boolean(b) => Json::from(*b),
+        Value::Integer(i) => Json::from(*i),
+    }
+}
+
+pub fn from_json(json: &Json) -> Value {
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Boolean(*b),
+        Json::Number(n) => n
+            .as_i64()
+            .map(Value::Integer)
+            .unwrap_or_else(|| Value::Text(n.to_string())),
+        Json::String(s) => Value::Text(s.clone()),
+        other => Value::Text(other.to_string()),
+    }
+}
+
+fn written_json(written: &BTreeMap<String, Value>) -> String {
+    let map: serde_json::Map<String, Json> = written
+        .iter()
+        .map(|(k, v)| (k.clone(), to_json(v)))
+        .collect();
+    Json::Object(map).to_string()
+}
+
+/// A stable digest of what was written, for the status page and audits.
+pub fn digest(written: &BTreeMap<String, Value>) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(written_json(written).as_bytes());
+    hash.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Merges written attributes into what a link remembers.
+pub fn remember(written: &mut BTreeMap<String, Value>, attributes: &[Attribute]) {
+    for attribute in attributes {
+        written.insert(attribute.name.clone(), attribute.value.clone());
+    }
+}
+
+/// A journal entry being opened.
+#[derive(Debug, Clone)]
+pub struct JournalEntry {
+    pub rule: Option<String>,
+    pub person_id: Option<String>,
+    pub connection: String,
+    pub action: String,
+    pub target_id: Option<String>,
+    pub detail: Json,
+}
+
+/// The sync engine's view of the state file.
+pub struct Links<'a> {
+    db: &'a StateDb,
+}
+
+fn read_link(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
+    let written: Option<String> = row.get(4)?;
+    let written: BTreeMap<String, Value> = written
+        .and_then(|w| serde_json::from_str::<serde_json::Map<String, Json>>(&w).ok())
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), from_json(v))).collect())
+        .unwrap_or_default();
+    let class: Option<String> = row.get(7)?;
+    let fields: Option<String> = row.get(10)?;
+    Ok(Link {
+        rule: row.get(0)?,
+        person_id: row.get(1)?,
+        connection: row.get(2)?,
+        target_id: row.get(3)?,
+        written,
+        state: LinkState::parse(&row.get::<_, String>(5)?),
+        reason: row.get(6)?,
+        error: match class {
+            Some(class) => Some(LinkError {
+                class,
+                code: row.get(8)?,
+                message: row.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                fields: fields
+                    .and_then(|f| serde_json::from_str(&f).ok())
+                    .unwrap_or_default(),
+            }),
+            None => None,
+        },
+        attempts: row.get::<_, i64>(11)? as u32,
+        next_retry: row.get(12)?,
+        person_seq: row.get(13)?,
+        updated_at: row.get(14)?,
+    })
+}
+
+const LINK_COLUMNS: &str = "rule, person_id, connection, target_id, written, state, reason, error_class, error_code, error_message, error_fields, attempts, next_retry, person_seq, updated_at";
+
+impl<'a> Links<'a> {
+    pub fn new(db: &'a StateDb) -> Links<'a> {
+        Links { db }
+    }
+
+    fn fail(&self, e: rusqlite::Error) -> StateError {
+        self.db.error(e)
+    }
+
+    /// Every link of a rule, by person.
+    pub fn of_rule(&self, rule: &str) -> Result<BTreeMap<String, Link>, StateError> {
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare(&format!("SELECT {LINK_COLUMNS} FROM links WHERE rule = ?1"))
+            .map_err(|e| self.fail(e))?;
+        let links = statement
+            .query_map(params![rule], read_link)
+            .map_err(|e| self.fail(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.fail(e))?;
+        Ok(links
+            .into_iter()
+            .map(|l| (l.person_id.clone(), l))
+            .collect())
+    }
+
+    /// Every link, for status.
+    pub fn all(&self) -> Result<Vec<Link>, StateError> {
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT {LINK_COLUMNS} FROM links ORDER BY rule, person_id"
+            ))
+            .map_err(|e| self.fail(e))?;
+        statement
+            .query_map([], read_link)
+            .map_err(|e| self.fail(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Writes links, and closes journal entries, in one transaction.
+    pub fn commit(
+        &self,
+        save: &[Link],
+        drop: &[(String, String)],
+        journal: &[(i64, Result<Option<String>, String>)],
+    ) -> Result<(), StateError> {
+        let mut connection = self.db.lock();
+        let transaction = connection.transaction().map_err(|e| self.fail(e))?;
+        let now = now_ms();
+        for link in save {
+            let error = link.error.as_ref();
+            transaction
+                .execute(
+                    &format!(
+                        "INSERT INTO links ({LINK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                         ON CONFLICT (rule, person_id) DO UPDATE SET connection = ?3, target_id = ?4, written = ?5, state = ?6, reason = ?7,
+                         error_class = ?8, error_code = ?9, error_message = ?10, error_fields = ?11, attempts = ?12, next_retry = ?13,
+                         person_seq = ?14, updated_at = ?15"
+                    ),
+                    params![
+                        link.rule,
+                        link.person_id,
+                        link.connection,
+                        link.target_id,
+                        written_json(&link.written),
+                        link.state.as_str(),
+                        link.reason,
+                        error.map(|e| e.class.clone()),
+                        error.and_then(|e| e.code.clone()),
+                        error.map(|e| e.message.clone()),
+                        error.map(|e| serde_json::to_string(&e.fields).unwrap_or_default()),
+                        link.attempts as i64,
+                        link.next_retry,
+                        link.person_seq,
+                        now,
+                    ],
+                )
+                .map_err(|e| self.fail(e))?;
+        }
+        for (rule, person) in drop {
+            transaction
+                .execute(
+                    "DELETE FROM links WHERE rule = ?1 AND person_id = ?2",
+                    params![rule, person],
+                )
+                .map_err(|e| self.fail(e))?;
+        }
+        for (id, outcome) in journal {
+            let (outcome, target, error) = match outcome {
+                Ok(target) => ("ok", target.clone(), None),
+                Err(error) => ("failed", None, Some(error.clone())),
+            };
+            transaction
+                .execute(
+                    "UPDATE journal SET finished_at = ?2, outcome = ?3, target_id = COALESCE(?4, target_id), error = ?5 WHERE id = ?1",
+                    params![id, now, outcome, target, error],
+                )
+                .map_err(|e| self.fail(e))?;
+        }
+        transaction.commit().map_err(|e| self.fail(e))
+    }
+
+    /// Opens journal entries before their actions are sent.
+    pub fn journal_open(&self, entries: &[JournalEntry]) -> Result<Vec<i64>, StateError> {
+        let mut connection = self.db.lock();
+        let transaction = connection.transaction().map_err(|e| self.fail(e))?;
+        let now = now_ms();
+        let mut ids = Vec::with_capacity(entries.len());
+        for entry in entries {
+            transaction
+                .execute(
+                    "INSERT INTO journal (rule, person_id, connection, action, target_id, detail, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        entry.rule,
+                        entry.person_id,
+                        entry.connection,
+                        entry.action,
+                        entry.target_id,
+                        entry.detail.to_string(),
+                        now
+                    ],
+                )
+                .map_err(|e| self.fail(e))?;
+            ids.push(transaction.last_insert_rowid());
+        }
+        transaction.commit().map_err(|e| self.fail(e))?;
+        Ok(ids)
+    }
+
+    /// Records a decision that sent nothing (a forbidden action, a held
+    /// removal), so that the journal tells the whole story.
+    pub fn journal_note(&self, entry: &JournalEntry, outcome: &str) -> Result<(), StateError> {
+        let now = now_ms();
+        self.db
+            .lock()
+            .execute(
+                "INSERT INTO journal (rule, person_id, connection, action, target_id, detail, started_at, finished_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                params![
+                    entry.rule,
+                    entry.person_id,
+                    entry.connection,
+                    entry.action,
+                    entry.target_id,
+                    entry.detail.to_string(),
+                    now,
+                    outcome
+                ],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// Marks the entries a crash left open as `unknown`: they may or may
+    /// not have reached the store. The lookup before every create makes a
+    /// repeat harmless.
+    pub fn close_interrupted(&self) -> Result<usize, StateError> {
+        self.db
+            .lock()
+            .execute(
+                "UPDATE journal SET outcome = 'unknown', finished_at = ?1, error = 'interrupted: the process stopped before the answer was recorded' WHERE finished_at IS NULL",
+                params![now_ms()],
+            )
+            .map_err(|e| self.fail(e))
+    }
+
+    pub fn quarantined(&self, connection: &str) -> Result<Option<String>, StateError> {
+        self.db
+            .lock()
+            .query_row(
+                "SELECT reason FROM quarantine WHERE connection = ?1",
+                params![connection],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+
+    pub fn quarantine(&self, connection: &str, reason: &str) -> Result<(), StateError> {
+        self.db
+            .lock()
+            .execute(
+                "INSERT INTO quarantine (connection, reason, since) VALUES (?1, ?2, ?3) ON CONFLICT (connection) DO UPDATE SET reason = ?2",
+                params![connection, reason, now_ms()],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// Lifts a quarantine; true if there was one.
+    pub fn resume(&self, connection: &str) -> Result<bool, StateError> {
+        self.db
+            .lock()
+            .execute(
+                "DELETE FROM quarantine WHERE connection = ?1",
+                params![connection],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The guard on a rule: `Some(approved)` if it tripped.
+    pub fn guard(&self, rule: &str) -> Result<Option<bool>, StateError> {
+        self.db
+            .lock()
+            .query_row(
+                "SELECT approved FROM guards WHERE rule = ?1",
+                params![rule],
+                |r| r.get::<_, i64>(0).map(|a| a != 0),
+            )
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+
+    pub fn trip_guard(&self, rule: &str, planned: u64, linked: u64) -> Result<(), StateError> {
+        self.db
+            .lock()
+            .execute(
+                "INSERT INTO guards (rule, tripped_at, planned, linked, approved) VALUES (?1, ?2, ?3, ?4, 0)
+                 ON CONFLICT (rule) DO UPDATE SET planned = ?3, linked = ?4",
+                params![rule, now_ms(), planned as i64, linked as i64],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// Approves a tripped guard; false if none was tripped.
+    pub fn approve_removals(&self, rule: &str) -> Result<bool, StateError> {
+        self.db
+            .lock()
+            .execute(
+                "UPDATE guards SET approved = 1 WHERE rule = ?1",
+                params![rule],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.fail(e))
+    }
+
+    pub fn clear_guard(&self, rule: &str) -> Result<(), StateError> {
+        self.db
+            .lock()
+            .execute("DELETE FROM guards WHERE rule = ?1", params![rule])
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// The rules the state has seen, with their connection.
+    pub fn known_rules(&self) -> Result<BTreeMap<String, String>, StateError> {
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare("SELECT name, connection FROM rules")
+            .map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.fail(e))?
+            .collect::<rusqlite::Result<BTreeMap<_, _>>>()
+            .map_err(|e| self.fail(e))?;
+        Ok(rows)
+    }
+
+    pub fn see_rule(&self, rule: &str, connection: &str) -> Result<(), StateError> {
+        self.db
+            .lock()
+            .execute(
+                "INSERT INTO rules (name, connection, seen_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET connection = ?2, seen_at = ?3",
+                params![rule, connection, now_ms()],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    pub fn forget_rule(&self, rule: &str) -> Result<(), StateError> {
+        let connection = self.db.lock();
+        for sql in [
+            "DELETE FROM links WHERE rule = ?1",
+            "DELETE FROM guards WHERE rule = ?1",
+            "DELETE FROM rules WHERE name = ?1",
+        ] {
+            connection
+                .execute(sql, params![rule])
+                .map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
+    /// Makes failed links due again: `provisioner retry`.
+    pub fn retry(&self, rule: Option<&str>, person: Option<&str>) -> Result<usize, StateError> {
+        self.db
+            .lock()
+            .execute(
+                "UPDATE links SET next_retry = NULL, person_seq = NULL, attempts = 0
+                 WHERE state = 'failed' AND (?1 IS NULL OR rule = ?1) AND (?2 IS NULL OR person_id = ?2)",
+                params![rule, person],
+            )
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Journal entries, newest first, for `audit`.
+    pub fn journal(
+        &self,
+        person: Option<&str>,
+        rule: Option<&str>,
+        since: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Json>, StateError> {
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT id, rule, person_id, connection, action, target_id, detail, started_at, finished_at, outcome, error FROM journal
+                 WHERE (?1 IS NULL OR person_id = ?1) AND (?2 IS NULL OR rule = ?2) AND (?3 IS NULL OR started_at >= ?3)
+                 ORDER BY id DESC LIMIT ?4",
+            )
+            .map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map(params![person, rule, since, limit as i64], |r| {
+                Ok(serde_json::json!({
+                    "id": r.get::<_, i64>(0)?,
+                    "rule": r.get::<_, Option<String>>(1)?,
+                    "person": r.get::<_, Option<String>>(2)?,
+                    "connection": r.get::<_, String>(3)?,
+                    "action": r.get::<_, String>(4)?,
+                    "target": r.get::<_, Option<String>>(5)?,
+                    "detail": r.get::<_, Option<String>>(6)?.and_then(|d| serde_json::from_str::<Json>(&d).ok()),
+                    "started_at": r.get::<_, i64>(7)?,
+                    "finished_at": r.get::<_, Option<i64>>(8)?,
+                    "outcome": r.get::<_, Option<String>>(9)?,
+                    "error": r.get::<_, Option<String>>(10)?,
+                }))
+            })
+            .map_err(|e| self.fail(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.fail(e))?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,713 @@
+//! The planner: for one rule, compare the people in scope with the links
+//! and decide, person by person, what to do. Pure: no I/O, so that every
+//! preference and every state has a test below.
+//!
+//! Preferences are enforced here. A forbidden action is never planned; the
+//! link records why instead:
+//! - create forbidden: Unsynced;
+//! - update forbidden: Partially synced;
+//! - removal forbidden: Kept.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::links::{Link, LinkError, LinkState};
+use super::mapping::{self, CompiledMapping};
+use crate::config::{Preferences, RemoveAction, Rule};
+use crate::directory::Person;
+use crate::runtime::contract::{Attribute, Match, Value};
+
+/// What the planner needs to know about a rule and its connection.
+pub struct RuleView<'a> {
+    pub rule: &'a Rule,
+    pub mappings: &'a [CompiledMapping],
+    pub match_attribute: &'a str,
+    pub preferences: &'a Preferences,
+}
+
+/// A decision about one person in one rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "decision")]
+pub enum Decision {
+    /// Look the person up by the match attribute; then adopt what is found
+    /// or create. `existing` is the linked record in a full pass.
+    Find {
+        key: String,
+        create: Vec<Attribute>,
+        update: Vec<Attribute>,
+        existing: Option<String>,
+    },
+    Update {
+        target: String,
+        changes: Vec<Attribute>,
+    },
+    Remove {
+        target: String,
+        action: RemoveAction,
+    },
+    /// Nothing to send; the link takes this state.
+    Settle {
+        state: LinkState,
+        reason: Option<String>,
+    },
+    /// Nothing to send; the link records this failure.
+    Fail { error: LinkError },
+    /// Not due yet: a transient failure backing off, or a rejection waiting
+    /// for the data to change.
+    Wait { reason: String },
+    /// In step; nothing to do.
+    Unchanged,
+    /// Forget the link: there is no record to remove.
+    Drop,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub person_id: String,
+    pub person_seq: Option<i64>,
+    pub decision: Decision,
+}
+
+fn same(desired: &Value, current: Option<&Value>, ignore_case: bool) -> bool {
+    match (desired, current.unwrap_or(&Value::Null)) {
+        (Value::Text(a), Value::Text(b)) if ignore_case => a.eq_ignore_ascii_case(b),
+        (Value::Null, Value::Text(b)) => b.is_empty(),
+        (Value::Text(a), Value::Null) => a.is_empty(),
+        (a, b) => a == b,
+    }
+}
+
+/// The attributes of `desired` that differ from a record's `current` ones
+/// (as a lookup read them). The match attribute compares without case, as
+/// stores match it.
+pub fn diff_against(
+    desired: &[Attribute],
+    current: &[Attribute],
+    match_attribute: &str,
+) -> Vec<Attribute> {
+    desired
+        .iter()
+        .filter(|attribute| {
+            let now = current
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(&attribute.name))
+                .map(|c| &c.value);
+            !same(
+                &attribute.value,
+                now,
+                attribute.name.eq_ignore_ascii_case(match_attribute),
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+/// The attributes of `desired` that differ from what was last written.
+pub fn diff_written(desired: &[Attribute], written: &BTreeMap<String, Value>) -> Vec<Attribute> {
+    desired
+        .iter()
+        .filter(|attribute| !same(&attribute.value, written.get(&attribute.name), false))
+        .cloned()
+        .collect()
+}
+
+fn names(attributes: &[Attribute]) -> String {
+    attributes
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether a link must wait before anything is tried again.
+fn waiting(link: &Link, person_seq: Option<i64>, now: i64) -> Option<String> {
+    if link.state != LinkState::Failed {
+        return None;
+    }
+    let class = link.error.as_ref().map(|e| e.class.as_str()).unwrap_or("");
+    if matches!(class, "rejected" | "unsupported")
+        && link.person_seq.is_some()
+        && link.person_seq == person_seq
+    {
+        return Some(format!(
+            "{class}: waits for the person's data to change, or for `provisioner retry`"
+        ));
+    }
+    match link.next_retry {
+        Some(at) if at > now => Some(format!(
+            "backing off after {} attempt(s); next try at {at}",
+            link.attempts
+        )),
+        _ => None,
+    }
+}
+
+/// Plans one rule. `only` restricts the plan to one person; `full`
+/// re-reads linked records through lookup to repair drift.
+pub fn plan_rule(
+    view: &RuleView<'_>,
+    people: &BTreeMap<String, Person>,
+    links: &BTreeMap<String, Link>,
+    now: i64,
+    only: Option<&str>,
+    full: bool,
+) -> Vec<Planned> {
+    let prefs = view.preferences;
+    let mut planned = Vec::new();
+    for person in people.values() {
+        if only.is_some_and(|o| o != person.id) || !view.rule.scope.contains(person) {
+            continue;
+        }
+        let link = links.get(&person.id);
+        let seq = Some(person.changed_seq);
+        let push = |decision| Planned {
+            person_id: person.id.clone(),
+            person_seq: seq,
+            decision,
+        };
+        if let Some(reason) = link.and_then(|l| waiting(l, seq, now)) {
+            planned.push(push(Decision::Wait { reason }));
+            continue;
+        }
+        let create = mapping::attributes(view.mappings, &person.attributes, false);
+        let update = mapping::attributes(view.mappings, &person.attributes, true);
+        let key = create
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(view.match_attribute))
+            .and_then(|a| match &a.value {
+                Value::Text(t) if !t.is_empty() => Some(t.clone()),
+                _ => None,
+            });
+        let target = link.and_then(|l| l.target_id.clone());
+        let decision = match (target, link) {
+            (Some(existing), Some(_)) if full && key.is_some() => Decision::Find {
+                key: key.unwrap_or_default(),
+                create,
+                update,
+                existing: Some(existing),
+            },
+            (Some(target), Some(link)) => {
+                // Back in scope after a disable: rewrite everything.
+                let changes = if link.state == LinkState::Disabled {
+                    update.clone()
+                } else {
+                    diff_written(&update, &link.written)
+                };
+                if changes.is_empty() {
+                    if link.state == LinkState::Synced {
+                        Decision::Unchanged
+                    } else {
+                        Decision::Settle {
+                            state: LinkState::Synced,
+                            reason: None,
+                        }
+                    }
+                } else if !prefs.allow_update {
+                    Decision::Settle {
+                        state: LinkState::Partial,
+                        reason: Some(format!(
+                            "updating records is not allowed on this connection; {} differ",
+                            names(&changes)
+                        )),
+                    }
+                } else {
+                    Decision::Update { target, changes }
+                }
+            }
+            _ if !prefs.allow_create => Decision::Settle {
+                state: LinkState::Unsynced,
+                reason: Some("creating records is not allowed on this connection".into()),
+            },
+            _ => match key {
+                Some(key) => Decision::Find {
+                    key,
+                    create,
+                    update,
+                    existing: None,
+                },
+                None => Decision::Fail {
+                    error: LinkError {
+                        class: "rejected".into(),
+                        code: Some("NO_MATCH_VALUE".into()),
+                        message: format!(
+                            "no value maps to {}, so the person cannot be matched or created",
+                            view.match_attribute
+                        ),
+                        fields: vec![view.match_attribute.to_string()],
+                    },
+                },
+            },
+        };
+        planned.push(push(decision));
+    }
+
+    // Links whose person is gone, disabled or out of scope.
+    for (person_id, link) in links {
+        if only.is_some_and(|o| o != person_id) {
+            continue;
+        }
+        let person = people.get(person_id);
+        if person.is_some_and(|p| view.rule.scope.contains(p)) {
+            continue;
+        }
+        let seq = person.map(|p| p.changed_seq);
+        let push = |decision| Planned {
+            person_id: person_id.clone(),
+            person_seq: seq,
+            decision,
+        };
+        let Some(target) = link.target_id.clone() else {
+            planned.push(push(Decision::Drop));
+            continue;
+        };
+        if let Some(reason) = waiting(link, seq, now) {
+            planned.push(push(Decision::Wait { reason }));
+            continue;
+        }
+        let kept = |reason: &str| {
+            if link.state == LinkState::Kept && link.reason.as_deref() == Some(reason) {
+                Decision::Unchanged
+            } else {
+                Decision::Settle {
+                    state: LinkState::Kept,
+                    reason: Some(reason.to_string()),
+                }
+            }
+        };
+        let decision = if !prefs.allow_deprovision {
+            kept("left the rule's scope; deprovisioning is not allowed on this connection")
+        } else {
+            match prefs.remove_action {
+                Some(RemoveAction::Delete) if prefs.allow_delete => Decision::Remove {
+                    target,
+                    action: RemoveAction::Delete,
+                },
+                Some(RemoveAction::Delete) => kept(
+                    "left the rule's scope; deleting records is not allowed on this connection",
+                ),
+                Some(RemoveAction::Disable) if prefs.allow_disable => {
+                    if link.state == LinkState::Disabled {
+                        Decision::Unchanged
+                    } else {
+                        Decision::Remove {
+                            target,
+                            action: RemoveAction::Disable,
+                        }
+                    }
+                }
+                Some(RemoveAction::Disable) => kept(
+                    "left the rule's scope; disabling records is not allowed on this connection",
+                ),
+                None => kept("left the rule's scope; the connector can neither disable nor delete"),
+            }
+        };
+        planned.push(push(decision));
+    }
+    planned
+}
+
+/// What a lookup turns a `Find` into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Create(Vec<Attribute>),
+    /// Link to `target`; send `changes` if any (and allowed).
+    Adopt {
+        target: String,
+        changes: Vec<Attribute>,
+    },
+    /// Link to `target`, which is behind, but updates are not allowed.
+    AdoptBehind {
+        target: String,
+        changes: Vec<Attribute>,
+    },
+    Ambiguous(Vec<String>),
+}
+
+/// Resolves a `Find` with what the lookup returned for its key.
+pub fn resolve(
+    create: Vec<Attribute>,
+    update: &[Attribute],
+    existing: Option<&str>,
+    matches: &[&Match],
+    match_attribute: &str,
+    preferences: &Preferences,
+) -> Found {
+    let chosen = match matches {
+        [] => return Found::Create(create),
+        [one] => *one,
+        several => {
+            // A full pass keeps its own record when the store has twins.
+            match existing.and_then(|e| several.iter().find(|m| m.id == e)) {
+                Some(mine) => *mine,
+                None => return Found::Ambiguous(several.iter().map(|m| m.id.clone()).collect()),
+            }
+        }
+    };
+    let changes = diff_against(update, &chosen.attributes, match_attribute);
+    if !changes.is_empty() && !preferences.allow_update {
+        Found::AdoptBehind {
+            target: chosen.id.clone(),
+            changes,
+        }
+    } else {
+        Found::Adopt {
+            target: chosen.id.clone(),
+            changes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::rules::{RemovalGuard, Scope};
+    use crate::runtime::contract::{Mapping, MappingSource};
+    use std::collections::BTreeSet;
+
+    fn prefs() -> Preferences {
+        Preferences {
+            allow_create: true,
+            allow_update: true,
+            allow_disable: false,
+            allow_deprovision: true,
+            allow_delete: true,
+            remove_action: Some(RemoveAction::Delete),
+            deprovision_on_rule_deletion: false,
+        }
+    }
+
+    fn rule() -> Rule {
+        Rule {
+            name: "r".into(),
+            connection: "c".into(),
+            active: true,
+            scope: Scope {
+                group: Some("g".into()),
+                ..Scope::default()
+            },
+            mappings: None,
+            convert_from: None,
+            removal_guard: RemovalGuard::default(),
+        }
+    }
+
+    fn mappings() -> Vec<CompiledMapping> {
+        mapping::compile(&[
+            Mapping {
+                target: "Email".into(),
+                source: MappingSource::Attribute("email".into()),
+                apply_on_update: true,
+            },
+            Mapping {
+                target: "Title".into(),
+                source: MappingSource::Attribute("title".into()),
+                apply_on_update: true,
+            },
+            Mapping {
+                target: "LeadSource".into(),
+                source: MappingSource::Constant("provisioner".into()),
+                apply_on_update: false,
+            },
+        ])
+        .unwrap()
+    }
+
+    fn person(id: &str, in_group: bool, title: &str) -> Person {
+        Person {
+            id: id.into(),
+            enabled: true,
+            population: None,
+            groups: if in_group {
+                BTreeSet::from(["g".to_string()])
+            } else {
+                BTreeSet::new()
+            },
+            attributes: [
+                ("email", format!("{id}@x.test")),
+                ("title", title.to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            deleted: false,
+            changed_seq: 7,
+        }
+    }
+
+    fn text(name: &str, value: &str) -> Attribute {
+        Attribute {
+            name: name.into(),
+            value: Value::Text(value.into()),
+        }
+    }
+
+    fn linked(id: &str, title: &str) -> Link {
+        let mut link = Link::new("r", id, "c");
+        link.target_id = Some(format!("T-{id}"));
+        link.state = LinkState::Synced;
+        link.written = [("Email", format!("{id}@x.test")), ("Title", title.into())]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Value::Text(v)))
+            .collect();
+        link
+    }
+
+    fn plan(prefs: &Preferences, people: Vec<Person>, links: Vec<Link>) -> Vec<Decision> {
+        let rule = rule();
+        let mappings = mappings();
+        let view = RuleView {
+            rule: &rule,
+            mappings: &mappings,
+            match_attribute: "Email",
+            preferences: prefs,
+        };
+        let people = people.into_iter().map(|p| (p.id.clone(), p)).collect();
+        let links = links
+            .into_iter()
+            .map(|l| (l.person_id.clone(), l))
+            .collect();
+        plan_rule(&view, &people, &links, 1_000, None, false)
+            .into_iter()
+            .map(|p| p.decision)
+            .collect()
+    }
+
+    #[test]
+    fn new_people_are_looked_up_before_anything_is_created() {
+        let decisions = plan(&prefs(), vec![person("a", true, "CTO")], vec![]);
+        match &decisions[0] {
+            Decision::Find {
+                key,
+                create,
+                update,
+                existing,
+            } => {
+                assert_eq!(key, "a@x.test");
+                assert_eq!(create.len(), 3);
+                assert_eq!(update.len(), 2, "create-only mappings are not updated");
+                assert!(existing.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_forbidden_is_unsynced() {
+        let prefs = Preferences {
+            allow_create: false,
+            ..prefs()
+        };
+        let decisions = plan(&prefs, vec![person("a", true, "CTO")], vec![]);
+        assert!(
+            matches!(
+                &decisions[0],
+                Decision::Settle {
+                    state: LinkState::Unsynced,
+                    ..
+                }
+            ),
+            "{decisions:?}"
+        );
+    }
+
+    #[test]
+    fn updates_send_only_what_changed_and_forbidden_ones_are_partial() {
+        let decisions = plan(
+            &prefs(),
+            vec![person("a", true, "CEO")],
+            vec![linked("a", "CTO")],
+        );
+        assert_eq!(
+            decisions[0],
+            Decision::Update {
+                target: "T-a".into(),
+                changes: vec![text("Title", "CEO")]
+            }
+        );
+        let unchanged = plan(
+            &prefs(),
+            vec![person("a", true, "CTO")],
+            vec![linked("a", "CTO")],
+        );
+        assert_eq!(unchanged[0], Decision::Unchanged);
+        let prefs = Preferences {
+            allow_update: false,
+            ..prefs()
+        };
+        let decisions = plan(
+            &prefs,
+            vec![person("a", true, "CEO")],
+            vec![linked("a", "CTO")],
+        );
+        match &decisions[0] {
+            Decision::Settle {
+                state: LinkState::Partial,
+                reason: Some(reason),
+            } => assert!(reason.contains("Title differ"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn removal_follows_the_remove_action_and_its_permissions() {
+        let out = || vec![person("a", false, "CTO")];
+        assert_eq!(
+            plan(&prefs(), out(), vec![linked("a", "CTO")])[0],
+            Decision::Remove {
+                target: "T-a".into(),
+                action: RemoveAction::Delete
+            }
+        );
+        let no_delete = Preferences {
+            allow_delete: false,
+            ..prefs()
+        };
+        assert!(
+            matches!(&plan(&no_delete, out(), vec![linked("a", "CTO")])[0], Decision::Settle { state: LinkState::Kept, reason: Some(r) } if r.contains("deleting"))
+        );
+        let no_deprovision = Preferences {
+            allow_deprovision: false,
+            ..prefs()
+        };
+        assert!(
+            matches!(&plan(&no_deprovision, out(), vec![linked("a", "CTO")])[0], Decision::Settle { state: LinkState::Kept, reason: Some(r) } if r.contains("deprovisioning"))
+        );
+        let disable = Preferences {
+            remove_action: Some(RemoveAction::Disable),
+            allow_disable: true,
+            ..prefs()
+        };
+        assert_eq!(
+            plan(&disable, out(), vec![linked("a", "CTO")])[0],
+            Decision::Remove {
+                target: "T-a".into(),
+                action: RemoveAction::Disable
+            }
+        );
+        let no_disable = Preferences {
+            allow_disable: false,
+            ..disable
+        };
+        assert!(matches!(
+            &plan(&no_disable, out(), vec![linked("a", "CTO")])[0],
+            Decision::Settle {
+                state: LinkState::Kept,
+                ..
+            }
+        ));
+        // Deleted and disabled people leave scope too.
+        let mut gone = person("a", true, "CTO");
+        gone.enabled = false;
+        assert!(matches!(
+            plan(&prefs(), vec![gone], vec![linked("a", "CTO")])[0],
+            Decision::Remove { .. }
+        ));
+        assert!(matches!(
+            plan(&prefs(), vec![], vec![linked("a", "CTO")])[0],
+            Decision::Remove { .. }
+        ));
+        // Nothing to remove without a record.
+        let mut empty = linked("a", "CTO");
+        empty.target_id = None;
+        assert_eq!(plan(&prefs(), vec![], vec![empty])[0], Decision::Drop);
+    }
+
+    #[test]
+    fn failures_wait_for_their_time_or_for_new_data() {
+        let mut rejected = linked("a", "CTO");
+        rejected.state = LinkState::Failed;
+        rejected.error = Some(LinkError {
+            class: "rejected".into(),
+            code: Some("X".into()),
+            message: "m".into(),
+            fields: vec![],
+        });
+        rejected.person_seq = Some(7);
+        assert!(matches!(
+            &plan(
+                &prefs(),
+                vec![person("a", true, "CEO")],
+                vec![rejected.clone()]
+            )[0],
+            Decision::Wait { .. }
+        ));
+        let mut changed = person("a", true, "CEO");
+        changed.changed_seq = 8;
+        assert!(matches!(
+            &plan(&prefs(), vec![changed], vec![rejected])[0],
+            Decision::Update { .. }
+        ));
+
+        let mut transient = linked("a", "CTO");
+        transient.state = LinkState::Failed;
+        transient.error = Some(LinkError {
+            class: "transient".into(),
+            code: None,
+            message: "m".into(),
+            fields: vec![],
+        });
+        transient.next_retry = Some(5_000);
+        assert!(matches!(
+            &plan(
+                &prefs(),
+                vec![person("a", true, "CEO")],
+                vec![transient.clone()]
+            )[0],
+            Decision::Wait { .. }
+        ));
+        transient.next_retry = Some(500);
+        assert!(matches!(
+            &plan(&prefs(), vec![person("a", true, "CEO")], vec![transient])[0],
+            Decision::Update { .. }
+        ));
+    }
+
+    #[test]
+    fn lookups_adopt_one_create_none_and_refuse_twins() {
+        let prefs = prefs();
+        let found = |id: &str, title: &str| Match {
+            value: "a@x.test".into(),
+            id: id.into(),
+            attributes: vec![text("Email", "A@X.TEST"), text("Title", title)],
+        };
+        let update = vec![text("Email", "a@x.test"), text("Title", "CTO")];
+        assert!(matches!(
+            resolve(vec![], &update, None, &[], "Email", &prefs),
+            Found::Create(_)
+        ));
+        let one = found("T1", "CTO");
+        assert_eq!(
+            resolve(vec![], &update, None, &[&one], "Email", &prefs),
+            Found::Adopt {
+                target: "T1".into(),
+                changes: vec![]
+            },
+            "the Email differs only in case"
+        );
+        let behind = found("T1", "CEO");
+        assert_eq!(
+            resolve(vec![], &update, None, &[&behind], "Email", &prefs),
+            Found::Adopt {
+                target: "T1".into(),
+                changes: vec![text("Title", "CTO")]
+            }
+        );
+        let frozen = Preferences {
+            allow_update: false,
+            ..prefs.clone()
+        };
+        assert!(matches!(
+            resolve(vec![], &update, None, &[&behind], "Email", &frozen),
+            Found::AdoptBehind { .. }
+        ));
+        let twin = found("T2", "CTO");
+        assert_eq!(
+            resolve(vec![], &update, None, &[&one, &twin], "Email", &prefs),
+            Found::Ambiguous(vec!["T1".into(), "T2".into()])
+        );
+        assert!(
+            matches!(resolve(vec![], &update, Some("T2"), &[&one, &twin], "Email", &prefs), Found::Adopt { target, .. } if target == "T2")
+        );
+    }
+}

@@ -1,0 +1,684 @@
+//! The sync engine, scenario by scenario: the real binary, the real
+//! connectors, the emulator (or the JSON store) over loopback, and the
+//! emulator's counters as the witness of what was sent.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use salesforce_emulator::{Emulator, Fault, Latency, Options};
+use serde_json::{Value, json};
+
+const ALL: &str =
+    "allow_create = true\nallow_update = true\nallow_delete = true\nremove_action = \"delete\"\n";
+
+fn sf_connection(name: &str, domain: &str, record_type: &str, preferences: &str) -> String {
+    format!(
+        r#"
+[connections.{name}]
+plugin = "salesforce-leads-contacts"
+allow_insecure_loopback = true
+
+[connections.{name}.settings]
+domain = "{domain}"
+record_type = "{record_type}"
+default_company = "[not provided]"
+
+[connections.{name}.secrets]
+client_id = {{ secrets_file = "client_id" }}
+client_secret = {{ secrets_file = "client_secret" }}
+access_token = {{ secrets_file = "access_token" }}
+refresh_token = {{ secrets_file = "refresh_token" }}
+
+[connections.{name}.preferences]
+{preferences}
+"#
+    )
+}
+
+/// An emulator, a working directory with the Salesforce connector, and a
+/// configuration of two connections (leads, contacts) plus `rules`.
+struct World {
+    emulator: Emulator,
+    fixture: Fixture,
+}
+
+impl World {
+    async fn new(options: Options) -> World {
+        let emulator = Emulator::start(options).await.unwrap();
+        let fixture = Fixture::new(&[test_plugins::SALESFORCE, test_plugins::JSON_STORE]);
+        fixture.write_secrets(&json_store_secrets());
+        World { emulator, fixture }
+    }
+
+    async fn default() -> World {
+        World::new(Options {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            refresh_tokens: vec![REFRESH_TOKEN.into()],
+            access_tokens: vec![STALE_ACCESS_TOKEN.into()],
+            ..Options::default()
+        })
+        .await
+    }
+
+    fn configure(&self, leads: &str, contacts: &str, rest: &str) {
+        let domain = self.emulator.domain();
+        self.fixture.write_config(&format!(
+            "{HEADER}[sync]\nretry_base_secs = 60\n{}{}{rest}",
+            sf_connection("leads", &domain, "Lead", leads),
+            sf_connection("contacts", &domain, "Contact", contacts),
+        ));
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        self.fixture.provisioner(args, &[]).await
+    }
+
+    async fn import(&self, people: Value) {
+        let path = self.fixture.path().join("import.json");
+        std::fs::write(&path, people.to_string()).unwrap();
+        let run = self.run(&["people", "import", "import.json"]).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+    }
+
+    /// A sync that must succeed; returns its JSON report.
+    async fn sync(&self) -> Value {
+        let run = self.run(&["sync", "--json"]).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        serde_json::from_str(&run.stdout).unwrap()
+    }
+
+    fn writes(&self) -> u64 {
+        let c = self.emulator.counters();
+        c.of("POST composite/sobjects")
+            + c.of("PATCH composite/sobjects")
+            + c.of("DELETE composite/sobjects")
+            + c.of("POST soap")
+    }
+
+    fn leads(&self) -> Vec<serde_json::Map<String, Value>> {
+        self.emulator.records("Lead")
+    }
+}
+
+const PROSPECTS: &str =
+    "\n[rules.prospects]\nconnection = \"leads\"\nscope = { group = \"prospects\" }\n";
+
+fn prospect(id: &str, title: &str) -> Value {
+    json!({ "id": id, "groups": ["prospects"], "given_name": "P", "family_name": id, "email": format!("{id}@example.com"), "title": title })
+}
+
+fn summary(report: &Value, rule: &str, bucket: &str) -> u64 {
+    report["summary"][rule][bucket].as_u64().unwrap_or(0)
+}
+
+fn actions(report: &Value, rule: &str, action: &str) -> u64 {
+    report["pass"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == rule)
+        .and_then(|r| r["actions"][action].as_u64())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_forbidden_leaves_people_unsynced_and_nothing_is_sent() {
+    let world = World::default().await;
+    world.configure("allow_create = false", ALL, PROSPECTS);
+    world.import(json!([prospect("a", "CTO")])).await;
+    let report = world.sync().await;
+    assert_eq!(summary(&report, "prospects", "unsynced"), 1, "{report}");
+    assert_eq!(world.writes(), 0);
+    assert!(world.leads().is_empty());
+
+    world.configure(ALL, ALL, PROSPECTS);
+    let report = world.sync().await;
+    assert_eq!(summary(&report, "prospects", "success"), 1, "{report}");
+    assert_eq!(world.leads().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_forbidden_leaves_records_partially_synced() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    world.import(json!([prospect("a", "CTO")])).await;
+    world.sync().await;
+
+    world.configure(
+        "allow_update = false\nallow_delete = true\nremove_action = \"delete\"",
+        ALL,
+        PROSPECTS,
+    );
+    world.import(json!([prospect("a", "CEO")])).await;
+    let report = world.sync().await;
+    assert_eq!(
+        summary(&report, "prospects", "partially-synced"),
+        1,
+        "{report}"
+    );
+    assert_eq!(world.emulator.counters().of("PATCH composite/sobjects"), 0);
+    assert_eq!(world.leads()[0]["Title"], "CTO");
+
+    world.configure(ALL, ALL, PROSPECTS);
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "updated"), 1, "{report}");
+    assert_eq!(world.leads()[0]["Title"], "CEO");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removal_follows_allow_deprovision_allow_delete_and_remove_action() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    world
+        .import(json!([
+            prospect("a", "CTO"),
+            prospect("b", "CTO"),
+            prospect("c", "CTO")
+        ]))
+        .await;
+    world.sync().await;
+    assert_eq!(world.leads().len(), 3);
+
+    // a is deleted, b disabled, c leaves the group.
+    world.run(&["people", "delete", "a"]).await;
+    world.run(&["people", "disable", "b"]).await;
+    world
+        .run(&["groups", "remove-member", "prospects", "c"])
+        .await;
+
+    world.configure("allow_deprovision = false", ALL, PROSPECTS);
+    let report = world.sync().await;
+    assert_eq!(
+        summary(&report, "prospects", "partially-synced"),
+        3,
+        "kept: {report}"
+    );
+    assert_eq!(world.leads().len(), 3);
+
+    world.configure(
+        "allow_delete = false\nremove_action = \"delete\"",
+        ALL,
+        PROSPECTS,
+    );
+    let report = world.sync().await;
+    assert!(
+        report["pass"]
+            .to_string()
+            .contains("deleting records is not allowed"),
+        "{report}"
+    );
+    assert_eq!(world.leads().len(), 3);
+    assert_eq!(world.emulator.counters().of("DELETE composite/sobjects"), 0);
+
+    world.configure(ALL, ALL, PROSPECTS);
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "removed"), 3, "{report}");
+    assert!(world.leads().is_empty());
+    assert_eq!(
+        world.emulator.counters().of("DELETE composite/sobjects"),
+        1,
+        "one batch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_action_disable_uses_the_disable_capability() {
+    let store = json_store::JsonStore::start(json_store_options())
+        .await
+        .unwrap();
+    let fixture = Fixture::new(&[test_plugins::JSON_STORE]);
+    fixture.write_secrets(&json_store_secrets());
+    let config = |prefs: &str| {
+        format!(
+            "{HEADER}{}\n[connections.store.preferences]\n{prefs}\n\n[rules.staff]\nconnection = \"store\"\nscope = {{ group = \"staff\" }}\n",
+            json_store_connection("store", &store.host())
+        )
+    };
+    fixture.write_config(&config("remove_action = \"disable\"\nallow_disable = true"));
+    std::fs::write(
+        fixture.path().join("p.json"),
+        json!([{ "id": "s1", "groups": ["staff"], "given_name": "S", "family_name": "One", "email": "s1@example.com" }]).to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        fixture
+            .provisioner(&["people", "import", "p.json"], &[])
+            .await
+            .code,
+        Some(0)
+    );
+    assert_eq!(fixture.provisioner(&["sync"], &[]).await.code, Some(0));
+    assert_eq!(store.people().len(), 1);
+    assert_eq!(store.people()[0].1["active"], true);
+
+    fixture.provisioner(&["people", "disable", "s1"], &[]).await;
+    fixture.write_config(&config(
+        "remove_action = \"disable\"\nallow_disable = false",
+    ));
+    let run = fixture.provisioner(&["sync"], &[]).await;
+    assert!(
+        run.stdout.contains("disabling records is not allowed"),
+        "{run:?}"
+    );
+    assert_eq!(store.people()[0].1["active"], true);
+
+    fixture.write_config(&config("remove_action = \"disable\"\nallow_disable = true"));
+    let run = fixture.provisioner(&["sync"], &[]).await;
+    assert!(run.stdout.contains("disabled 1"), "{run:?}");
+    assert_eq!(store.people()[0].1["active"], false);
+    assert_eq!(store.people().len(), 1, "disabled, not deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_records_are_adopted_and_a_second_pass_sends_nothing() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    let by_hand = world
+        .emulator
+        .seed("Lead", json!({ "LastName": "a", "Company": "Acme", "Email": "A@EXAMPLE.COM", "Title": "CTO", "FirstName": "P" }))
+        .unwrap();
+    world
+        .import(json!([prospect("a", "CTO"), prospect("b", "CTO")]))
+        .await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "adopted"), 1, "{report}");
+    assert_eq!(actions(&report, "prospects", "created"), 1, "{report}");
+    assert_eq!(world.leads().len(), 2, "adopted, not duplicated");
+    assert!(world.leads().iter().any(|l| l["Id"] == json!(by_hand)));
+
+    let before = world.emulator.counters().total();
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "unchanged"), 2, "{report}");
+    assert_eq!(
+        world.emulator.counters().total(),
+        before,
+        "no request at all"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_sends_nothing_and_prints_the_plan() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    world
+        .import(json!([prospect("a", "CTO"), prospect("b", "CTO")]))
+        .await;
+    world.sync().await;
+    world
+        .import(json!([prospect("a", "CEO"), prospect("c", "CTO")]))
+        .await;
+    world.run(&["people", "delete", "b"]).await;
+    let before = world.emulator.counters();
+    let run = world.run(&["sync", "--dry-run"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        world.emulator.counters(),
+        before,
+        "zero requests, token endpoint included"
+    );
+    assert!(run.stdout.contains("[dry run]"), "{}", run.stdout);
+    let line = |person: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(person))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("a ").contains("update") && line("a ").contains("Title"),
+        "{}",
+        run.stdout
+    );
+    assert!(line("b ").contains("delete"), "{}", run.stdout);
+    assert!(line("c ").contains("create or adopt"), "{}", run.stdout);
+    // And nothing was recorded: the real pass still does all of it.
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "updated"), 1, "{report}");
+    assert_eq!(actions(&report, "prospects", "removed"), 1, "{report}");
+    assert_eq!(actions(&report, "prospects", "created"), 1, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_rule_removes_its_records_only_when_asked() {
+    for deprovision in [false, true] {
+        let world = World::default().await;
+        let prefs = format!("{ALL}deprovision_on_rule_deletion = {deprovision}\n");
+        world.configure(&prefs, ALL, PROSPECTS);
+        world
+            .import(json!([prospect("a", "CTO"), prospect("b", "CTO")]))
+            .await;
+        world.sync().await;
+        assert_eq!(world.leads().len(), 2);
+
+        world.configure(&prefs, ALL, "");
+        let report = world.sync().await;
+        if deprovision {
+            assert_eq!(actions(&report, "prospects", "removed"), 2, "{report}");
+            assert!(world.leads().is_empty());
+        } else {
+            assert_eq!(world.leads().len(), 2, "the records stay");
+            assert_eq!(world.writes(), 1, "only the first create batch");
+        }
+        // Either way the rule is gone from the state: a new rule of the same
+        // name starts from nothing and adopts.
+        world.configure(&prefs, ALL, PROSPECTS);
+        let report = world.sync().await;
+        let expected = if deprovision { "created" } else { "adopted" };
+        assert_eq!(actions(&report, "prospects", expected), 2, "{report}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_converts_in_place_or_removes_and_creates() {
+    for convert in [true, false] {
+        let world = World::default().await;
+        let customers = format!(
+            "\n[rules.customers]\nconnection = \"contacts\"\nscope = {{ group = \"customers\" }}\n{}",
+            if convert {
+                "convert_from = \"prospects\"\n"
+            } else {
+                ""
+            }
+        );
+        world.configure(ALL, ALL, &format!("{PROSPECTS}{customers}"));
+        world.import(json!([prospect("a", "CTO")])).await;
+        world.sync().await;
+        let lead = world.leads()[0]["Id"].as_str().unwrap().to_string();
+
+        world
+            .run(&["groups", "remove-member", "prospects", "a"])
+            .await;
+        world.run(&["groups", "add-member", "customers", "a"]).await;
+        let report = world.sync().await;
+        let contacts = world.emulator.records("Contact");
+        assert_eq!(contacts.len(), 1, "{report}");
+        assert_eq!(contacts[0]["Email"], "a@example.com");
+        if convert {
+            assert_eq!(actions(&report, "customers", "converted"), 1, "{report}");
+            let converted = world.emulator.record(&lead).unwrap();
+            assert_eq!(converted["IsConverted"], true);
+            assert_eq!(converted["ConvertedContactId"], contacts[0]["Id"]);
+        } else {
+            assert_eq!(actions(&report, "prospects", "removed"), 1, "{report}");
+            assert_eq!(actions(&report, "customers", "created"), 1, "{report}");
+            assert!(
+                world.emulator.record(&lead).is_none(),
+                "the Lead was deleted"
+            );
+        }
+        assert_eq!(summary(&report, "customers", "success"), 1, "{report}");
+        assert_eq!(summary(&report, "prospects", "impacted"), 0, "{report}");
+        // And it stays put.
+        let before = world.writes();
+        world.sync().await;
+        assert_eq!(world.writes(), before);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_quarantine_the_connection_until_a_test_passes() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    world.import(json!([prospect("a", "CTO")])).await;
+    world.emulator.revoke_refresh_tokens();
+    world.emulator.expire_sessions();
+    let run = world.run(&["sync"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stdout.contains("QUARANTINED"), "{}", run.stdout);
+    assert!(run.stdout.contains("invalid_grant"), "{}", run.stdout);
+
+    // Quarantined: no calls at all.
+    let before = world.emulator.counters().total()
+        + world
+            .emulator
+            .counters()
+            .token_requests
+            .values()
+            .sum::<u64>();
+    let run = world.run(&["sync"]).await;
+    assert_eq!(run.code, Some(1));
+    assert!(run.stdout.contains("QUARANTINED"), "{}", run.stdout);
+    let after = world.emulator.counters().total()
+        + world
+            .emulator
+            .counters()
+            .token_requests
+            .values()
+            .sum::<u64>();
+    assert_eq!(after, before);
+
+    // The administrator authorizes the app again; Test Connection lifts the
+    // quarantine.
+    world.emulator.add_refresh_token("rtok-renewed-by-admin");
+    world
+        .fixture
+        .write_secrets(&json_store_secrets().replace(REFRESH_TOKEN, "rtok-renewed-by-admin"));
+    let run = world.run(&["connections", "test", "leads"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("quarantine lifted"), "{}", run.stdout);
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "created"), 1, "{report}");
+
+    // `connections resume` lifts it without a test.
+    world.emulator.revoke_refresh_tokens();
+    world.emulator.expire_sessions();
+    world
+        .import(json!([prospect("a", "CTO"), prospect("b", "CTO")]))
+        .await;
+    assert_eq!(world.run(&["sync"]).await.code, Some(1));
+    let run = world.run(&["connections", "resume", "leads"]).await;
+    assert!(run.stdout.contains("resumed leads"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_removal_guard_holds_mass_removals_until_approved() {
+    let world = World::default().await;
+    let guarded = format!("{PROSPECTS}removal_guard = {{ max_count = 2 }}\n");
+    world.configure(ALL, ALL, &guarded);
+    let people: Vec<Value> = (0..5).map(|n| prospect(&format!("p{n}"), "CTO")).collect();
+    world.import(Value::Array(people)).await;
+    world.sync().await;
+    for n in 0..3 {
+        world.run(&["people", "delete", &format!("p{n}")]).await;
+    }
+    let report = world.sync().await;
+    assert!(
+        report["pass"]
+            .to_string()
+            .contains("held by the removal guard"),
+        "{report}"
+    );
+    assert_eq!(world.leads().len(), 5);
+    assert_eq!(world.emulator.counters().of("DELETE composite/sobjects"), 0);
+
+    let run = world.run(&["approve-removals", "prospects"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "removed"), 3, "{report}");
+    assert_eq!(world.leads().len(), 2);
+    // The approval was for that pass only.
+    let run = world.run(&["approve-removals", "prospects"]).await;
+    assert_eq!(run.code, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_back_off_and_retry_makes_them_due() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    world.import(json!([prospect("a", "CTO")])).await;
+    world.emulator.inject(Fault {
+        path: "composite/sobjects".into(),
+        method: Some("POST".into()),
+        status: 503,
+        error_code: "SERVER_UNAVAILABLE".into(),
+        message: None,
+        count: 1,
+    });
+    let run = world.run(&["sync", "--json"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(summary(&report, "prospects", "failed"), 1, "{report}");
+
+    // Backing off: the next pass does not try again yet.
+    let before = world.emulator.counters().total();
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "waiting"), 1, "{report}");
+    assert_eq!(world.emulator.counters().total(), before);
+
+    assert!(
+        world
+            .run(&["retry"])
+            .await
+            .stdout
+            .starts_with("1 failed link")
+    );
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "created"), 1, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_waits_for_the_data_to_change() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    world
+        .import(
+            json!([{ "id": "nameless", "groups": ["prospects"], "email": "nameless@example.com" }]),
+        )
+        .await;
+    let run = world.run(&["sync"]).await;
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stdout.contains("REQUIRED_FIELD_MISSING"),
+        "{}",
+        run.stdout
+    );
+    let writes = world.writes();
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "waiting"), 1, "{report}");
+    assert_eq!(world.writes(), writes, "not sent again unchanged");
+
+    world
+        .run(&["people", "set", "nameless", "--attr", "family_name=Named"])
+        .await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "created"), 1, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_create_and_link_leaves_one_record_and_a_link_to_it() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    let people: Vec<Value> = (0..5).map(|n| prospect(&format!("c{n}"), "CTO")).collect();
+    world.import(Value::Array(people)).await;
+    // The store carries out the create, then holds the answer back.
+    world.emulator.set_latency(Some(Latency {
+        path: "composite/sobjects".into(),
+        millis: 30_000,
+        after: true,
+    }));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
+        .arg("--config")
+        .arg(world.fixture.config_path())
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .arg("sync")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Wait until the records exist in the store (a condition, not a guess).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while world.leads().len() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the create never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.start_kill().unwrap();
+    let status = child.wait().await.unwrap();
+    assert!(!status.success(), "killed before the answer");
+    world.emulator.set_latency(None);
+
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "adopted"), 5, "{report}");
+    assert_eq!(world.leads().len(), 5, "exactly one record per person");
+    assert_eq!(
+        world.emulator.counters().of("POST composite/sobjects"),
+        1,
+        "never created twice"
+    );
+
+    let db = rusqlite::Connection::open(world.fixture.path().join("provisioner.db")).unwrap();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    for lead in world.leads() {
+        let email = lead["Email"].as_str().unwrap();
+        let person = email.trim_end_matches("@example.com");
+        let target: String = db
+            .query_row(
+                "SELECT target_id FROM links WHERE rule = 'prospects' AND person_id = ?1",
+                [person],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            json!(target),
+            lead["Id"],
+            "the link points at the one record"
+        );
+    }
+    let unknown: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM journal WHERE outcome = 'unknown'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        unknown, 5,
+        "the interrupted batch is visible in the journal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_with_unknown_attributes_or_bad_templates_are_refused_with_positions() {
+    let world = World::default().await;
+    world.configure(
+        ALL,
+        ALL,
+        "\n[rules.bad]\nconnection = \"leads\"\nscope = { group = \"g\" }\n\n[[rules.bad.mappings]]\ntarget = \"LastName\"\nsource = \"surname\"\n\n[[rules.bad.mappings]]\ntarget = \"Description\"\ntemplate = \"{given_name\"\n",
+    );
+    let run = world.run(&["check"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let path = world.fixture.config_path().display().to_string();
+    let unknown = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("surname"))
+        .expect("unknown attribute reported");
+    assert!(unknown.starts_with(&format!("{path}:")), "{unknown}");
+    assert!(
+        unknown.contains("rule bad: mapping 1 (LastName): unknown attribute \"surname\""),
+        "{unknown}"
+    );
+    let template = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("template"))
+        .expect("template reported");
+    assert!(
+        template.contains("rule bad: mapping 2 (Description)"),
+        "{template}"
+    );
+    assert!(template.contains("unterminated"), "{template}");
+    // A broken rule is not run, and not taken for a deleted one either.
+    let run = world.run(&["sync"]).await;
+    assert!(!run.stdout.contains("rule bad"), "{}", run.stdout);
+}
