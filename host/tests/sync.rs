@@ -682,3 +682,97 @@ async fn rules_with_unknown_attributes_or_bad_templates_are_refused_with_positio
     let run = world.run(&["sync"]).await;
     assert!(!run.stdout.contains("rule bad"), "{}", run.stdout);
 }
+
+/// Waits for a condition the daemon should bring about, up to `limit`.
+async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_follows_directory_changes_without_waiting_for_the_interval() {
+    let world = World::default().await;
+    // An hour between full passes: only the change feed can explain a
+    // prompt update.
+    world.configure(ALL, ALL, PROSPECTS);
+    let config = std::fs::read_to_string(world.fixture.config_path()).unwrap();
+    world.fixture.write_config(&config.replace(
+        "retry_base_secs = 60",
+        "retry_base_secs = 60\ninterval_secs = 3600\ndrift_interval_secs = 7200",
+    ));
+    world.import(json!([prospect("a", "CTO")])).await;
+    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
+        .arg("--config")
+        .arg(world.fixture.config_path())
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || world.leads().len() == 1).await,
+        "the startup pass created the Lead"
+    );
+
+    let run = world
+        .run(&["people", "set", "a", "--attr", "title=Chief Scientist"])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let changed = std::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(10), || world.leads()[0]["Title"]
+            == "Chief Scientist")
+        .await,
+        "the change reached the emulator"
+    );
+    let latency = changed.elapsed();
+    assert!(latency < Duration::from_secs(5), "took {latency:?}");
+
+    world
+        .run(&[
+            "people",
+            "add",
+            "b",
+            "--attr",
+            "email=b@example.com",
+            "--attr",
+            "family_name=B",
+            "--group",
+            "prospects",
+        ])
+        .await;
+    assert!(eventually(Duration::from_secs(10), || world.leads().len() == 2).await);
+
+    // SIGTERM: a clean stop.
+    let pid = daemon.id().expect("running");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), daemon.wait())
+        .await
+        .expect("stopped within 30 s")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut stderr = String::new();
+    use tokio::io::AsyncReadExt;
+    daemon
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("provisioner is running"), "{stderr}");
+    assert_no_secret(&stderr);
+}

@@ -79,6 +79,11 @@ enum Command {
     /// Validate the configuration and the plugins without contacting any
     /// store; exits non-zero on any error.
     Check,
+    /// The daemon: follows the directory and syncs changes within a second,
+    /// passes over everyone every `interval_secs`, re-reads the targets
+    /// every `drift_interval_secs`, retries failures as their backoff
+    /// allows. Stops cleanly on SIGINT or SIGTERM.
+    Run,
     /// One sync pass: every active rule (or one), every person in scope (or
     /// one). Prints what was done and the per-rule summary. Exits non-zero
     /// if a rule could not run or a person failed.
@@ -172,7 +177,7 @@ enum ConnectionsCommand {
 /// The entry point of the `provisioner` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.global);
+    init_logging(&cli.global, matches!(cli.command, Command::Run));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -192,8 +197,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(global: &Global) {
+fn init_logging(global: &Global, daemon: bool) {
     let default = match global.verbose {
+        0 if daemon => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",
@@ -433,7 +439,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = engine
                 .pass(&PassOptions {
                     rule,
-                    person,
+                    people: person.map(|p| std::collections::BTreeSet::from([p])),
                     full,
                     dry_run,
                 })
@@ -451,6 +457,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Run => {
+            let engine = Arc::new(engine(global).await?);
+            let settings = engine.settings().clone();
+            crate::sync::daemon::run(
+                engine,
+                crate::sync::daemon::Schedule {
+                    interval: settings.interval,
+                    drift_interval: settings.drift_interval,
+                },
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Retry { rule, person } => {
             let config = load_config(global, true)?.context("no configuration")?;

@@ -4,7 +4,8 @@
 //! [sync]
 //! batch_size = 200
 //! concurrency = 2
-//! interval_secs = 300
+//! interval_secs = 300            # a pass over everyone
+//! drift_interval_secs = 21600     # a pass that re-reads the targets
 //! removal_guard = { max_count = 100, max_share = 0.25 }
 //!
 //! [rules.prospects]
@@ -98,6 +99,7 @@ pub(crate) struct RawSync {
     batch_size: Option<usize>,
     concurrency: Option<usize>,
     interval_secs: Option<u64>,
+    drift_interval_secs: Option<u64>,
     retry_base_secs: Option<u64>,
     retry_max_secs: Option<u64>,
     removal_guard: Option<RawGuard>,
@@ -143,6 +145,7 @@ pub struct SyncSettings {
     pub batch_size: usize,
     pub concurrency: usize,
     pub interval: Duration,
+    pub drift_interval: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub removal_guard: RemovalGuard,
@@ -154,6 +157,7 @@ impl SyncSettings {
             batch_size: raw.batch_size.unwrap_or(200).clamp(1, 10_000),
             concurrency: raw.concurrency.unwrap_or(2).clamp(1, 64),
             interval: Duration::from_secs(raw.interval_secs.unwrap_or(300).max(1)),
+            drift_interval: Duration::from_secs(raw.drift_interval_secs.unwrap_or(21_600).max(1)),
             retry_base: Duration::from_secs(raw.retry_base_secs.unwrap_or(30).max(1)),
             retry_max: Duration::from_secs(raw.retry_max_secs.unwrap_or(3600).max(1)),
             removal_guard: RemovalGuard::default().merged(raw.removal_guard),

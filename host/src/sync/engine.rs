@@ -8,8 +8,9 @@
 //! whose link was never written, is found and adopted on the next pass
 //! instead of being created twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use serde_json::json;
@@ -44,7 +45,8 @@ pub enum EngineError {
 #[derive(Debug, Clone, Default)]
 pub struct PassOptions {
     pub rule: Option<String>,
-    pub person: Option<String>,
+    /// Only these people (everyone if `None`).
+    pub people: Option<BTreeSet<String>>,
     /// Re-read linked records through lookup to repair drift.
     pub full: bool,
     /// Plan, print, send nothing, write nothing.
@@ -261,6 +263,7 @@ pub struct Engine {
     settings: SyncSettings,
     rules: RuleSet,
     bound: tokio::sync::Mutex<BTreeMap<String, Result<Arc<Bound>, String>>>,
+    stopping: AtomicBool,
 }
 
 /// What the links of one rule become after a pass, and which journal
@@ -292,7 +295,18 @@ impl Engine {
             settings,
             rules,
             bound: tokio::sync::Mutex::new(BTreeMap::new()),
+            stopping: AtomicBool::new(false),
         }
+    }
+
+    /// Asks a running pass to stop sending: batches already sent finish and
+    /// are recorded; the rest are left for the next run to plan again.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -305,6 +319,10 @@ impl Engine {
 
     pub fn db(&self) -> &StateDb {
         &self.db
+    }
+
+    pub fn schema(&self) -> &AttributeSchema {
+        &self.schema
     }
 
     /// The bound connection, resolved once per engine.
@@ -439,7 +457,7 @@ impl Engine {
                 &people,
                 &rule_links,
                 now,
-                options.person.as_deref(),
+                options.people.as_ref(),
                 options.full,
             );
             rule_report.status = Some(RuleStatus::Active);
@@ -511,7 +529,7 @@ impl Engine {
         }
 
         // Rule deletion, on unfiltered passes only.
-        if options.rule.is_none() && options.person.is_none() {
+        if options.rule.is_none() && options.people.is_none() {
             for (rule, connection) in links.known_rules()? {
                 if self.rules.knows(&rule) {
                     continue;
@@ -538,7 +556,7 @@ impl Engine {
             directory.purge(&person.id)?;
         }
         // A deleted rule is forgotten once its last record is removed.
-        if options.rule.is_none() && options.person.is_none() {
+        if options.rule.is_none() && options.people.is_none() {
             for rule in links.known_rules()?.keys() {
                 if !self.rules.knows(rule) && links.of_rule(rule)?.is_empty() {
                     links.forget_rule(rule)?;
@@ -1037,6 +1055,9 @@ impl Engine {
         chunk: Vec<Work>,
     ) -> Result<Vec<(String, String, Option<PlanLine>)>, EngineError> {
         let _permit = bound.gate.acquire().await;
+        if self.stopping() {
+            return Ok(Vec::new());
+        }
         let links = Links::new(&self.db);
         let connection = bound.connection.name.clone();
         if let Some(reason) = links.quarantined(&connection)? {

@@ -525,6 +525,19 @@ impl<'a> Links<'a> {
             .map_err(|e| self.fail(e))
     }
 
+    /// People with a failed link whose retry time has come.
+    pub fn due(&self, now: i64) -> Result<std::collections::BTreeSet<String>, StateError> {
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare("SELECT DISTINCT person_id FROM links WHERE state = 'failed' AND next_retry IS NOT NULL AND next_retry <= ?1")
+            .map_err(|e| self.fail(e))?;
+        statement
+            .query_map(params![now], |r| r.get::<_, String>(0))
+            .map_err(|e| self.fail(e))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.fail(e))
+    }
+
     /// Journal entries, newest first, for `audit`.
     pub fn journal(
         &self,

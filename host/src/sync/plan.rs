@@ -143,20 +143,20 @@ fn waiting(link: &Link, person_seq: Option<i64>, now: i64) -> Option<String> {
     }
 }
 
-/// Plans one rule. `only` restricts the plan to one person; `full`
+/// Plans one rule. `only` restricts the plan to some people; `full`
 /// re-reads linked records through lookup to repair drift.
 pub fn plan_rule(
     view: &RuleView<'_>,
     people: &BTreeMap<String, Person>,
     links: &BTreeMap<String, Link>,
     now: i64,
-    only: Option<&str>,
+    only: Option<&std::collections::BTreeSet<String>>,
     full: bool,
 ) -> Vec<Planned> {
     let prefs = view.preferences;
     let mut planned = Vec::new();
     for person in people.values() {
-        if only.is_some_and(|o| o != person.id) || !view.rule.scope.contains(person) {
+        if only.is_some_and(|o| !o.contains(&person.id)) || !view.rule.scope.contains(person) {
             continue;
         }
         let link = links.get(&person.id);
@@ -244,7 +244,7 @@ pub fn plan_rule(
 
     // Links whose person is gone, disabled or out of scope.
     for (person_id, link) in links {
-        if only.is_some_and(|o| o != person_id) {
+        if only.is_some_and(|o| !o.contains(person_id)) {
             continue;
         }
         let person = people.get(person_id);
