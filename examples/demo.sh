@@ -3,9 +3,11 @@
 #
 # Builds the host, the Salesforce emulator and the Salesforce connector (in
 # its own cargo build, as a third-party author would), starts a demo org on
-# loopback, tests a Leads connection and a Contacts connection against it,
-# and pushes the sample people from examples/ through them, twice: the
-# second push finds everything in place and writes nothing.
+# loopback and tests a Leads connection and a Contacts connection against
+# it. Then it imports the sample people and syncs them: prospects become
+# Leads, customers Contacts. One prospect is promoted to customer (the Lead
+# is converted in place), one person is removed, one is edited, and the
+# next sync carries exactly that; the one after sends nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,8 +62,15 @@ provisioner plugins list
 provisioner check
 provisioner connections test salesforce-leads
 provisioner connections test salesforce-contacts
-provisioner connections push salesforce-leads --people examples/people.json
-provisioner connections push salesforce-contacts --people examples/customers.json
+provisioner people import examples/people.json
+provisioner sync --dry-run
+provisioner sync
 counters
-provisioner connections push salesforce-leads --people examples/people.json
+provisioner groups remove-member prospects p-0002
+provisioner groups add-member customers p-0002
+provisioner people delete p-0004
+provisioner people set p-0003 --attr title="Chief Cryptanalyst"
+provisioner sync
+counters
+provisioner sync
 counters

@@ -776,3 +776,41 @@ async fn the_daemon_follows_directory_changes_without_waiting_for_the_interval()
     assert!(stderr.contains("provisioner is running"), "{stderr}");
     assert_no_secret(&stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_share_a_rotating_refresh_token_share_its_state() {
+    // Both connections reference the same secrets; the org rotates the
+    // refresh token on every use. One token state serves both.
+    let world = World::new(Options {
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        refresh_tokens: vec![REFRESH_TOKEN.into()],
+        rotate_refresh_tokens: true,
+        ..Options::default()
+    })
+    .await;
+    world.configure(
+        ALL,
+        ALL,
+        &format!("{PROSPECTS}\n[rules.customers]\nconnection = \"contacts\"\nscope = {{ group = \"customers\" }}\n"),
+    );
+    world
+        .import(json!([prospect("a", "CTO"), { "id": "c", "groups": ["customers"], "family_name": "C", "email": "c@example.com" }]))
+        .await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "created"), 1, "{report}");
+    assert_eq!(actions(&report, "customers", "created"), 1, "{report}");
+    assert_eq!(
+        world
+            .emulator
+            .counters()
+            .token_requests
+            .get("refresh_token"),
+        Some(&1)
+    );
+    let rotated = world.emulator.refresh_tokens();
+    assert!(
+        world.fixture.secrets().contains(&rotated[0]),
+        "written back once, for both"
+    );
+}

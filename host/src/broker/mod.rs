@@ -155,6 +155,23 @@ pub struct BrokerSpec<'a> {
     pub insecure_loopback: bool,
     pub limits: HttpLimits,
     pub sink: Arc<dyn SecretSink>,
+    /// Connections whose OAuth 2.0 secrets come from the same places share
+    /// one token state through this pool, so that a refresh-token rotation
+    /// by one never strands the other with a spent token.
+    pub shared: Option<(&'a CredentialPool, String)>,
+}
+
+/// OAuth 2.0 token states shared between connections, keyed by where their
+/// secrets come from and where they are exchanged.
+#[derive(Default)]
+pub struct CredentialPool {
+    states: std::sync::Mutex<std::collections::HashMap<String, Arc<oauth::OAuth2>>>,
+}
+
+impl std::fmt::Debug for CredentialPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialPool").finish_non_exhaustive()
+    }
 }
 
 /// Why a connection cannot be brokered as configured.
@@ -173,7 +190,7 @@ pub enum BrokerError {
 enum Auth {
     None,
     Bearer(SecretString),
-    OAuth2(Box<oauth::OAuth2>),
+    OAuth2(Arc<oauth::OAuth2>),
 }
 
 /// The doors of one connection.
@@ -205,6 +222,7 @@ impl Broker {
             insecure_loopback,
             limits,
             sink,
+            shared,
         } = spec;
         let policy = EgressPolicy::new(&descriptor.egress, &settings, insecure_loopback)?;
         let auth = match &descriptor.auth {
@@ -218,13 +236,26 @@ impl Broker {
                 let url = policy
                     .fill_url(token_url, &settings)
                     .map_err(BrokerError::TokenUrl)?;
-                Auth::OAuth2(Box::new(oauth::OAuth2::new(
-                    connection,
-                    url,
-                    &mut secrets,
-                    sink,
-                    limits.max_response_bytes,
-                )))
+                let make = |secrets: &mut BTreeMap<String, SecretString>| {
+                    Arc::new(oauth::OAuth2::new(
+                        connection,
+                        url.clone(),
+                        secrets,
+                        sink.clone(),
+                        limits.max_response_bytes,
+                    ))
+                };
+                let state = match shared {
+                    Some((pool, key)) => pool
+                        .states
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .entry(format!("{url}|{key}"))
+                        .or_insert_with(|| make(&mut secrets))
+                        .clone(),
+                    None => make(&mut secrets),
+                };
+                Auth::OAuth2(state)
             }
         };
         let client = reqwest::Client::builder()

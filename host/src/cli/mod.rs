@@ -363,7 +363,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             print_diagnostics(&connection.warnings);
             let connector = connection
-                .connect(config.http_limits(), secrets.clone())
+                .connect(config.http_limits(), secrets.clone(), None)
                 .with_context(|| format!("connection {name}"))?;
             let result = connector.test_connection().await;
             let ok = result.is_ok();
@@ -400,7 +400,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             print_diagnostics(&connection.warnings);
             let connector = connection
-                .connect(config.http_limits(), secrets.clone())
+                .connect(config.http_limits(), secrets.clone(), None)
                 .with_context(|| format!("connection {name}"))?;
             let report = crate::sync::push::push(&connector, &connection.preferences, &people)
                 .await

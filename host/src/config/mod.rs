@@ -51,7 +51,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::broker::egress::EgressPolicy;
-use crate::broker::{Broker, BrokerError, BrokerSpec, HttpLimits, SecretSink};
+use crate::broker::{Broker, BrokerError, BrokerSpec, CredentialPool, HttpLimits, SecretSink};
 use crate::directory::AttributeSchema;
 use crate::runtime::contract::{AuthScheme, SettingKind};
 use crate::runtime::{Connector, Plugin, PluginSet, RuntimeOptions, check_value};
@@ -189,6 +189,7 @@ pub struct Connection {
     /// Non-secret settings with defaults applied, in text form.
     pub settings: BTreeMap<String, String>,
     secrets: BTreeMap<String, SecretString>,
+    sources: BTreeMap<String, secrets::Source>,
     pub preferences: Preferences,
     pub allow_insecure_loopback: bool,
     /// Problems that do not stop the connection from working.
@@ -207,11 +208,22 @@ impl fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// Where this connection's secrets come from, as one key: connections
+    /// with the same key hold the same credentials.
+    fn secret_key(&self) -> String {
+        self.sources
+            .iter()
+            .map(|(name, source)| format!("{name}={source:?}"))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
     /// Binds the connection to its plugin through a new broker.
     pub fn connect(
         &self,
         limits: HttpLimits,
         sink: Arc<dyn SecretSink>,
+        pool: Option<&CredentialPool>,
     ) -> Result<Connector, BrokerError> {
         let broker = Broker::new(BrokerSpec {
             connection: &self.name,
@@ -221,6 +233,7 @@ impl Connection {
             insecure_loopback: self.allow_insecure_loopback,
             limits,
             sink,
+            shared: pool.map(|pool| (pool, self.secret_key())),
         })?;
         Ok(Connector::new(self.plugin.clone(), Arc::new(broker)))
     }
@@ -592,6 +605,7 @@ impl Config {
 
         // Secrets: declared secret, resolvable.
         let mut secret_values = BTreeMap::new();
+        let mut secret_sources = BTreeMap::new();
         for (key, reference) in &raw.secrets {
             let secret_name = key.get_ref();
             match descriptor.setting(secret_name) {
@@ -620,11 +634,13 @@ impl Config {
                 .and_then(|source| {
                     secrets
                         .resolve(name, secret_name, &source)
+                        .map(|value| (value, source))
                         .map_err(|e| format!("secret {secret_name}: {e}"))
                 });
             match resolved {
-                Ok(value) => {
+                Ok((value, source)) => {
                     secret_values.insert(secret_name.clone(), value);
+                    secret_sources.insert(secret_name.clone(), source);
                 }
                 Err(message) => errors.push(at(reference.span(), message)),
             }
@@ -697,6 +713,7 @@ impl Config {
             plugin: plugin.clone(),
             settings,
             secrets: secret_values,
+            sources: secret_sources,
             preferences,
             allow_insecure_loopback: raw.allow_insecure_loopback,
             warnings,

@@ -20,6 +20,7 @@ use super::backoff;
 use super::links::{JournalEntry, Link, LinkError, LinkState, Links, remember};
 use super::mapping::{self, CompiledMapping};
 use super::plan::{self, Decision, Found, Planned, RuleView};
+use crate::broker::CredentialPool;
 use crate::config::rules::check_mappings;
 use crate::config::secrets::SecretStore;
 use crate::config::{Config, Connection, RemoveAction, Rule, RuleSet, SyncSettings};
@@ -263,6 +264,7 @@ pub struct Engine {
     settings: SyncSettings,
     rules: RuleSet,
     bound: tokio::sync::Mutex<BTreeMap<String, Result<Arc<Bound>, String>>>,
+    credentials: CredentialPool,
     stopping: AtomicBool,
 }
 
@@ -295,6 +297,7 @@ impl Engine {
             settings,
             rules,
             bound: tokio::sync::Mutex::new(BTreeMap::new()),
+            credentials: CredentialPool::default(),
             stopping: AtomicBool::new(false),
         }
     }
@@ -333,7 +336,11 @@ impl Engine {
         }
         let result = match self.config.resolve(name, &self.plugins, &self.secrets) {
             Ok(connection) => {
-                match connection.connect(self.config.http_limits(), self.secrets.clone()) {
+                match connection.connect(
+                    self.config.http_limits(),
+                    self.secrets.clone(),
+                    Some(&self.credentials),
+                ) {
                     Ok(connector) => Ok(Arc::new(Bound {
                         connection,
                         connector,
@@ -797,7 +804,12 @@ impl Engine {
                                 },
                             });
                         } else {
-                            report.line(&person, "create", names(&attributes).join(", "));
+                            let set: Vec<String> = attributes
+                                .iter()
+                                .filter(|a| a.value != crate::runtime::contract::Value::Null)
+                                .map(|a| a.name.clone())
+                                .collect();
+                            report.line(&person, "create", set.join(", "));
                             work.push(Work {
                                 rule: name.clone(),
                                 connection: connection.clone(),

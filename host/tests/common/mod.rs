@@ -175,7 +175,7 @@ pub fn bind(config: &Config, plugins: &PluginSet, connection: &str) -> Connector
         ),
     };
     resolved
-        .connect(config.http_limits(), secrets)
+        .connect(config.http_limits(), secrets, None)
         .expect("connection binds")
 }
 
