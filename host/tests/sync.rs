@@ -814,3 +814,37 @@ async fn connections_that_share_a_rotating_refresh_token_share_its_state() {
         "written back once, for both"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pass_repairs_drift_made_in_the_store() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    world.import(json!([prospect("a", "CTO")])).await;
+    world.sync().await;
+    let id = world.leads()[0]["Id"].as_str().unwrap().to_string();
+
+    // Someone edits the record in Salesforce.
+    let client = reqwest::Client::new();
+    let edited = client
+        .patch(format!(
+            "{}/services/data/v62.0/sobjects/Lead/{id}",
+            world.emulator.base_url()
+        ))
+        .bearer_auth(STALE_ACCESS_TOKEN)
+        .json(&json!({ "Title": "Intern" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), 204);
+
+    // A normal pass trusts what it last wrote; a full pass re-reads.
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "unchanged"), 1, "{report}");
+    assert_eq!(world.leads()[0]["Title"], "Intern");
+    let run = world.run(&["sync", "--full", "--json"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(actions(&report, "prospects", "updated"), 1, "{report}");
+    assert_eq!(world.leads()[0]["Title"], "CTO");
+    assert_eq!(world.leads().len(), 1);
+}
