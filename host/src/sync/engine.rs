@@ -234,6 +234,17 @@ impl Work {
     }
 }
 
+/// A value as the plan prints it.
+fn show(value: &crate::runtime::contract::Value) -> String {
+    use crate::runtime::contract::Value;
+    match value {
+        Value::Null => "empty".into(),
+        Value::Text(text) => format!("{text:?}"),
+        Value::Boolean(flag) => flag.to_string(),
+        Value::Integer(number) => number.to_string(),
+    }
+}
+
 fn names(attributes: &[Attribute]) -> Vec<String> {
     attributes.iter().map(|a| a.name.clone()).collect()
 }
@@ -484,12 +495,19 @@ impl Engine {
             let Some(from_binding) = bindings.get(from) else {
                 continue;
             };
+            // Conversion is in place: both connections must be the same
+            // connector on the same store, and it must be able to convert.
             let from_connector = &from_binding.bound.connector;
-            if !from_connector
-                .plugin()
-                .descriptor()
-                .has(Capability::Convert)
+            let to_connector = &binding.bound.connector;
+            let same_store = from_connector.plugin().name() == to_connector.plugin().name()
+                && from_connector.broker().egress_url(0) == to_connector.broker().egress_url(0);
+            if !same_store
+                || !from_connector
+                    .plugin()
+                    .descriptor()
+                    .has(Capability::Convert)
             {
+                tracing::debug!(rule = %name, from = %from, "promotion by conversion is not possible; removing and creating instead");
                 continue;
             }
             let movers: Vec<String> = plans[name]
@@ -626,7 +644,23 @@ impl Engine {
                     finds.push((item, key, create, update, existing));
                 }
                 Decision::Update { target, changes } => {
-                    report.line(&person, "update", names(&changes).join(", "));
+                    // The diff, old value to new, as the plan shows it.
+                    let before = rule_links
+                        .get(&person)
+                        .map(|l| l.written.clone())
+                        .unwrap_or_default();
+                    let diff = changes
+                        .iter()
+                        .map(|c| {
+                            let old = before
+                                .get(&c.name)
+                                .map(show)
+                                .unwrap_or_else(|| "unset".into());
+                            format!("{}: {old} -> {}", c.name, show(&c.value))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    report.line(&person, "update", diff);
                     if options.dry_run {
                         report.count("update");
                         continue;
