@@ -15,6 +15,8 @@
 //!   directory in it: people, groups, populations and the change sequence.
 //! - [`sync`] turns people into records: attribute mappings and, for now, a
 //!   one-shot push through a connection.
+//! - [`status`] reports: summaries, failures, per-person traces, the HTTP
+//!   API and page, metrics.
 //! - [`cli`] is the thin `provisioner` command line over the modules above.
 
 pub mod broker;
@@ -23,4 +25,5 @@ pub mod config;
 pub mod directory;
 pub mod runtime;
 pub mod state;
+pub mod status;
 pub mod sync;

@@ -6,123 +6,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::world::*;
 use common::*;
-use salesforce_emulator::{Emulator, Fault, Latency, Options};
+use salesforce_emulator::{Fault, Latency, Options};
 use serde_json::{Value, json};
-
-const ALL: &str =
-    "allow_create = true\nallow_update = true\nallow_delete = true\nremove_action = \"delete\"\n";
-
-fn sf_connection(name: &str, domain: &str, record_type: &str, preferences: &str) -> String {
-    format!(
-        r#"
-[connections.{name}]
-plugin = "salesforce-leads-contacts"
-allow_insecure_loopback = true
-
-[connections.{name}.settings]
-domain = "{domain}"
-record_type = "{record_type}"
-default_company = "[not provided]"
-
-[connections.{name}.secrets]
-client_id = {{ secrets_file = "client_id" }}
-client_secret = {{ secrets_file = "client_secret" }}
-access_token = {{ secrets_file = "access_token" }}
-refresh_token = {{ secrets_file = "refresh_token" }}
-
-[connections.{name}.preferences]
-{preferences}
-"#
-    )
-}
-
-/// An emulator, a working directory with the Salesforce connector, and a
-/// configuration of two connections (leads, contacts) plus `rules`.
-struct World {
-    emulator: Emulator,
-    fixture: Fixture,
-}
-
-impl World {
-    async fn new(options: Options) -> World {
-        let emulator = Emulator::start(options).await.unwrap();
-        let fixture = Fixture::new(&[test_plugins::SALESFORCE, test_plugins::JSON_STORE]);
-        fixture.write_secrets(&json_store_secrets());
-        World { emulator, fixture }
-    }
-
-    async fn default() -> World {
-        World::new(Options {
-            client_id: CLIENT_ID.into(),
-            client_secret: CLIENT_SECRET.into(),
-            refresh_tokens: vec![REFRESH_TOKEN.into()],
-            access_tokens: vec![STALE_ACCESS_TOKEN.into()],
-            ..Options::default()
-        })
-        .await
-    }
-
-    fn configure(&self, leads: &str, contacts: &str, rest: &str) {
-        let domain = self.emulator.domain();
-        self.fixture.write_config(&format!(
-            "{HEADER}[sync]\nretry_base_secs = 60\n{}{}{rest}",
-            sf_connection("leads", &domain, "Lead", leads),
-            sf_connection("contacts", &domain, "Contact", contacts),
-        ));
-    }
-
-    async fn run(&self, args: &[&str]) -> Run {
-        self.fixture.provisioner(args, &[]).await
-    }
-
-    async fn import(&self, people: Value) {
-        let path = self.fixture.path().join("import.json");
-        std::fs::write(&path, people.to_string()).unwrap();
-        let run = self.run(&["people", "import", "import.json"]).await;
-        assert_eq!(run.code, Some(0), "{run:?}");
-    }
-
-    /// A sync that must succeed; returns its JSON report.
-    async fn sync(&self) -> Value {
-        let run = self.run(&["sync", "--json"]).await;
-        assert_eq!(run.code, Some(0), "{run:?}");
-        serde_json::from_str(&run.stdout).unwrap()
-    }
-
-    fn writes(&self) -> u64 {
-        let c = self.emulator.counters();
-        c.of("POST composite/sobjects")
-            + c.of("PATCH composite/sobjects")
-            + c.of("DELETE composite/sobjects")
-            + c.of("POST soap")
-    }
-
-    fn leads(&self) -> Vec<serde_json::Map<String, Value>> {
-        self.emulator.records("Lead")
-    }
-}
-
-const PROSPECTS: &str =
-    "\n[rules.prospects]\nconnection = \"leads\"\nscope = { group = \"prospects\" }\n";
-
-fn prospect(id: &str, title: &str) -> Value {
-    json!({ "id": id, "groups": ["prospects"], "given_name": "P", "family_name": id, "email": format!("{id}@example.com"), "title": title })
-}
-
-fn summary(report: &Value, rule: &str, bucket: &str) -> u64 {
-    report["summary"][rule][bucket].as_u64().unwrap_or(0)
-}
-
-fn actions(report: &Value, rule: &str, action: &str) -> u64 {
-    report["pass"]["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["rule"] == rule)
-        .and_then(|r| r["actions"][action].as_u64())
-        .unwrap_or(0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_forbidden_leaves_people_unsynced_and_nothing_is_sent() {
@@ -712,7 +599,7 @@ async fn the_daemon_follows_directory_changes_without_waiting_for_the_interval()
         .arg(world.fixture.config_path())
         .arg("--cache-dir")
         .arg(cache_dir())
-        .arg("run")
+        .args(["run", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)

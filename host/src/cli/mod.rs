@@ -82,8 +82,13 @@ enum Command {
     /// The daemon: follows the directory and syncs changes within a second,
     /// passes over everyone every `interval_secs`, re-reads the targets
     /// every `drift_interval_secs`, retries failures as their backoff
-    /// allows. Stops cleanly on SIGINT or SIGTERM.
-    Run,
+    /// allows, and serves the status page, JSON API and /metrics. Stops
+    /// cleanly on SIGINT or SIGTERM.
+    Run {
+        /// Where to serve status; overrides [status] listen.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// One sync pass: every active rule (or one), every person in scope (or
     /// one). Prints what was done and the per-rule summary. Exits non-zero
     /// if a rule could not run or a person failed.
@@ -100,6 +105,35 @@ enum Command {
         /// Print the plan and send nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per rule: source and target, sync status and why, last sync, and
+    /// PingOne's counts (Impacted, Success, Unsynced, Partially synced,
+    /// Failed); connection health and API usage.
+    Status {
+        #[command(subcommand)]
+        what: Option<StatusCommand>,
+        /// List the failed people: error class, code, message, fields,
+        /// attempts, next retry.
+        #[arg(long)]
+        failures: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the action journal, newest first.
+    Audit {
+        #[arg(long)]
+        person: Option<String>,
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only entries from this long ago, e.g. 15m, 2h, 7d.
+        #[arg(long)]
+        since: Option<humantime::Duration>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -121,6 +155,20 @@ enum Command {
     /// The source directory's groups.
     #[command(subcommand)]
     Groups(people::GroupsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StatusCommand {
+    /// One person in every rule: in scope or not and why, the link, and the
+    /// journal of the last attempts (match, action or the preference that
+    /// forbade it, outcome).
+    Person {
+        /// The person's id or email.
+        id_or_email: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,7 +225,7 @@ enum ConnectionsCommand {
 /// The entry point of the `provisioner` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.global, matches!(cli.command, Command::Run));
+    init_logging(&cli.global, matches!(cli.command, Command::Run { .. }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -436,6 +484,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let engine = engine(global).await?;
+            let bar = render::progress_bar(json);
+            if let Some(bar) = bar.clone() {
+                engine.on_progress(Arc::new(move |done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                }));
+            }
             let report = engine
                 .pass(&PassOptions {
                     rule,
@@ -444,6 +499,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     dry_run,
                 })
                 .await?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
             let buckets = engine.buckets()?;
             render::sync_report(&report, &buckets, json)?;
             let troubled = report.rules.iter().any(|r| {
@@ -458,8 +516,38 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Run => {
+        Command::Run { listen } => {
+            // Listen for signals first, so that none meets the default
+            // action while the plugins load.
+            let shutdown =
+                crate::sync::daemon::Shutdown::listen().context("listening for signals")?;
             let engine = Arc::new(engine(global).await?);
+            let config = engine.config();
+            let secrets = config
+                .secret_store()
+                .map_err(|d| anyhow::anyhow!(d.to_string()))?;
+            let token = config
+                .status_token(&secrets)
+                .map_err(|d| anyhow::anyhow!(d.to_string()))?;
+            let listen = match listen {
+                Some(listen) => listen,
+                None => config
+                    .status_listen()
+                    .map_err(|d| anyhow::anyhow!(d.to_string()))?,
+            };
+            let kick = Arc::new(tokio::sync::Notify::new());
+            let state = Arc::new(crate::status::http::StatusState {
+                db: engine.shared_db(),
+                config: config.clone(),
+                rules: Arc::new(engine.rules().clone()),
+                schema: engine.schema().clone(),
+                token,
+                kick: kick.clone(),
+            });
+            let (bound, _server) = crate::status::http::serve(listen, state)
+                .await
+                .with_context(|| format!("serving status on {listen}"))?;
+            tracing::info!("serving status at http://{bound}/");
             let settings = engine.settings().clone();
             crate::sync::daemon::run(
                 engine,
@@ -467,8 +555,57 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     interval: settings.interval,
                     drift_interval: settings.drift_interval,
                 },
+                kick,
+                shutdown,
             )
             .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status {
+            what,
+            failures,
+            json,
+        } => {
+            let config = load_config(global, true)?.context("no configuration")?;
+            let (db, schema) = open_state(global, Some(&config))?;
+            let rules = config.rules(&schema);
+            match what {
+                Some(StatusCommand::Person {
+                    id_or_email,
+                    json: person_json,
+                }) => {
+                    let directory = Directory::new(&db, schema.clone());
+                    let Some(person) = crate::status::model::find_person(&directory, &id_or_email)?
+                    else {
+                        anyhow::bail!("no person with id or email {id_or_email:?}");
+                    };
+                    let status = crate::status::model::person(&db, &rules, person)?;
+                    render::person_status(&status, json || person_json)?;
+                }
+                None => {
+                    let overview = crate::status::model::overview(&db, &config, &rules)?;
+                    if failures {
+                        render::failures(&overview.failures, json)?;
+                    } else {
+                        render::overview(&overview, json)?;
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            person,
+            rule,
+            since,
+            limit,
+            json,
+        } => {
+            let config = load_config(global, true)?.context("no configuration")?;
+            let (db, _) = open_state(global, Some(&config))?;
+            let since = since.map(|d| crate::state::now_ms() - d.as_millis() as i64);
+            let entries =
+                Links::new(&db).journal(person.as_deref(), rule.as_deref(), since, limit)?;
+            render::audit(&entries, json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Retry { rule, person } => {

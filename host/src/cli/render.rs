@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::config::Connection;
 use crate::runtime::contract::{AuthScheme, ConnectionReport, MappingSource};
 use crate::runtime::{CallError, Plugin, PluginSet};
+use crate::status::model::{Failure, Overview, PersonStatus};
 use crate::sync::engine::{PassReport, RuleStatus};
 use crate::sync::push::{PersonResult, PushReport};
 
@@ -353,6 +354,271 @@ pub(super) fn sync_report(
     }
     writeln!(out)?;
     write!(out, "{}", table(&rows))
+}
+
+/// A progress bar for the sending phase, when stdout is a terminal; plain
+/// output otherwise.
+pub(super) fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if json || !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} sending {pos}/{len} operations {wide_bar} {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+fn when(ms: Option<i64>) -> String {
+    ms.map(crate::status::page::when)
+        .unwrap_or_else(|| "-".into())
+}
+
+pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        return writeln!(out, "{}", serde_json::to_string_pretty(overview)?);
+    }
+    let mut rows = vec![vec![
+        "RULE".to_string(),
+        "CONNECTION".into(),
+        "STATUS".into(),
+        "LAST SYNC".into(),
+        "IMPACTED".into(),
+        "SUCCESS".into(),
+        "UNSYNCED".into(),
+        "PARTIALLY SYNCED".into(),
+        "FAILED".into(),
+    ]];
+    for rule in &overview.rules {
+        let c = &rule.counts;
+        rows.push(vec![
+            rule.rule.clone(),
+            rule.connection.clone(),
+            rule.status.clone(),
+            when(rule.last_sync),
+            c.impacted.to_string(),
+            c.success.to_string(),
+            c.unsynced.to_string(),
+            c.partially_synced.to_string(),
+            c.failed.to_string(),
+        ]);
+    }
+    write!(out, "{}", table(&rows))?;
+    for rule in &overview.rules {
+        if let Some(reason) = &rule.reason {
+            writeln!(out, "  {} is {}: {reason}", rule.rule, rule.status)?;
+        }
+        if let Some((planned, linked)) = rule.held_removals {
+            writeln!(
+                out,
+                "  {}: {planned} of {linked} removals held by the removal guard; approve with `provisioner approve-removals {}`",
+                rule.rule, rule.rule
+            )?;
+        }
+    }
+    writeln!(out)?;
+    let mut rows = vec![vec![
+        "CONNECTION".to_string(),
+        "PLUGIN".into(),
+        "HEALTH".into(),
+        "API USAGE".into(),
+    ]];
+    for connection in &overview.connections {
+        rows.push(vec![
+            connection.connection.clone(),
+            connection.plugin.clone(),
+            match &connection.quarantined {
+                Some(reason) => format!("quarantined: {reason}"),
+                None => "ok".into(),
+            },
+            connection
+                .api_usage
+                .as_ref()
+                .map(|u| format!("{}/{}", u.used, u.max))
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    write!(out, "{}", table(&rows))?;
+    if !overview.failures.is_empty() {
+        writeln!(
+            out,
+            "\n{} failure(s); see `provisioner status --failures`",
+            overview.failures.len()
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) fn failures(failures: &[Failure], as_json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        return writeln!(out, "{}", serde_json::to_string_pretty(failures)?);
+    }
+    if failures.is_empty() {
+        return writeln!(out, "no failures");
+    }
+    let mut rows = vec![vec![
+        "RULE".to_string(),
+        "PERSON".into(),
+        "EMAIL".into(),
+        "CLASS".into(),
+        "CODE".into(),
+        "FIELDS".into(),
+        "ATTEMPTS".into(),
+        "NEXT RETRY".into(),
+        "MESSAGE".into(),
+    ]];
+    for f in failures {
+        rows.push(vec![
+            f.rule.clone(),
+            f.person.clone(),
+            f.email.clone().unwrap_or_else(|| "-".into()),
+            f.class.clone(),
+            f.code.clone().unwrap_or_else(|| "-".into()),
+            if f.fields.is_empty() {
+                "-".into()
+            } else {
+                f.fields.join(",")
+            },
+            f.attempts.to_string(),
+            f.next_retry
+                .map(|t| when(Some(t)))
+                .unwrap_or_else(|| "when the data changes".into()),
+            f.message.clone(),
+        ]);
+    }
+    write!(out, "{}", table(&rows))
+}
+
+pub(super) fn person_status(status: &PersonStatus, as_json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        return writeln!(out, "{}", serde_json::to_string_pretty(status)?);
+    }
+    let p = &status.person;
+    writeln!(
+        out,
+        "{}{}{} groups: {}; population: {}",
+        p.id,
+        p.attributes
+            .get("email")
+            .map(|e| format!(" <{e}>"))
+            .unwrap_or_default(),
+        if p.deleted {
+            " (deleted)"
+        } else if !p.enabled {
+            " (disabled)"
+        } else {
+            ""
+        },
+        if p.groups.is_empty() {
+            "-".to_string()
+        } else {
+            p.groups.iter().cloned().collect::<Vec<_>>().join(", ")
+        },
+        p.population.as_deref().unwrap_or("-")
+    )?;
+    for rule in &status.rules {
+        writeln!(out, "rule {} -> {}", rule.rule, rule.connection)?;
+        writeln!(out, "  scope:  {}", rule.scope)?;
+        match &rule.link {
+            None => writeln!(out, "  link:   none")?,
+            Some(link) => {
+                writeln!(
+                    out,
+                    "  link:   {}{}",
+                    link.state.as_str(),
+                    link.target_id
+                        .as_ref()
+                        .map(|t| format!(", record {t}"))
+                        .unwrap_or_default()
+                )?;
+                if let Some(reason) = &link.reason {
+                    writeln!(out, "  reason: {reason}")?;
+                }
+                if let Some(error) = &link.error {
+                    writeln!(
+                        out,
+                        "  error:  {}{}: {}{} (attempt {}{})",
+                        error.class,
+                        error
+                            .code
+                            .as_ref()
+                            .map(|c| format!(" {c}"))
+                            .unwrap_or_default(),
+                        error.message,
+                        if error.fields.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" [fields: {}]", error.fields.join(", "))
+                        },
+                        link.attempts,
+                        link.next_retry
+                            .map(|t| format!(", next {}", when(Some(t))))
+                            .unwrap_or_default()
+                    )?;
+                }
+            }
+        }
+        if !rule.trace.is_empty() {
+            writeln!(out, "  trace:")?;
+            for entry in &rule.trace {
+                writeln!(out, "    {}", describe_entry(entry))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe_entry(entry: &serde_json::Value) -> String {
+    let text = |key: &str| entry[key].as_str().unwrap_or("").to_string();
+    let mut line = format!(
+        "{}  {}  {}",
+        when(entry["started_at"].as_i64()),
+        text("action"),
+        entry["outcome"].as_str().unwrap_or("in flight")
+    );
+    if let Some(target) = entry["target"].as_str() {
+        line.push_str(&format!("  {target}"));
+    }
+    if let Some(detail) = entry
+        .get("detail")
+        .filter(|d| d.as_object().is_some_and(|o| !o.is_empty()))
+    {
+        line.push_str(&format!("  {detail}"));
+    }
+    if let Some(error) = entry["error"].as_str() {
+        line.push_str(&format!("  {error}"));
+    }
+    line
+}
+
+pub(super) fn audit(entries: &[serde_json::Value], as_json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        return writeln!(out, "{}", serde_json::to_string_pretty(entries)?);
+    }
+    for entry in entries {
+        writeln!(
+            out,
+            "{}  {}  {}  {}",
+            entry["rule"].as_str().unwrap_or("-"),
+            entry["person"].as_str().unwrap_or("-"),
+            entry["connection"].as_str().unwrap_or("-"),
+            describe_entry(entry)
+        )?;
+    }
+    writeln!(
+        out,
+        "{} entr{}",
+        entries.len(),
+        if entries.len() == 1 { "y" } else { "ies" }
+    )
 }
 
 #[cfg(test)]

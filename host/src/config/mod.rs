@@ -123,6 +123,15 @@ struct RawConnection {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawStatus {
+    /// Where `provisioner run` serves status, the API and metrics.
+    listen: Option<Spanned<String>>,
+    /// The bearer token the mutating endpoints require.
+    token: Option<Spanned<SecretRef>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawDirectory {
     /// Attributes beyond the standard ones.
     #[serde(default)]
@@ -142,6 +151,8 @@ struct RawConfig {
     #[serde(default)]
     sync: RawSync,
     #[serde(default)]
+    status: RawStatus,
+    #[serde(default)]
     connections: BTreeMap<Spanned<String>, Spanned<RawConnection>>,
     #[serde(default)]
     rules: BTreeMap<Spanned<String>, RawRule>,
@@ -158,14 +169,18 @@ pub struct Config {
     directory: RawDirectory,
     runtime: RawRuntime,
     sync: RawSync,
+    status: RawStatus,
     connections: BTreeMap<Spanned<String>, Spanned<RawConnection>>,
     rules: BTreeMap<Spanned<String>, RawRule>,
 }
 
+/// Where status is served when the configuration says nothing.
+pub const DEFAULT_STATUS_LISTEN: &str = "127.0.0.1:8480";
+
 /// The rules of a configuration: the good ones, and the names of those
 /// that have errors. A rule with errors is neither run nor taken for
 /// deleted, so a typo never deprovisions anyone.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RuleSet {
     pub rules: rules::Rules,
     pub broken: std::collections::BTreeSet<String>,
@@ -329,6 +344,7 @@ impl Config {
             directory: raw.directory,
             runtime: raw.runtime,
             sync: raw.sync,
+            status: raw.status,
             connections: raw.connections,
             rules: raw.rules,
             source,
@@ -400,6 +416,48 @@ impl Config {
             location: None,
             message: e.to_string(),
         })
+    }
+
+    /// The plugin a connection names, as written.
+    pub fn plugin_of(&self, connection: &str) -> Option<String> {
+        self.connections
+            .get(connection)
+            .map(|c| c.get_ref().plugin.get_ref().clone())
+    }
+
+    /// Where `provisioner run` serves status.
+    pub fn status_listen(&self) -> Result<std::net::SocketAddr, Diagnostic> {
+        match &self.status.listen {
+            None => Ok(DEFAULT_STATUS_LISTEN.parse().expect("a literal address")),
+            Some(listen) => listen.get_ref().parse().map_err(|_| {
+                self.diagnostic(
+                    Some(listen.span()),
+                    format!(
+                        "[status] listen = {:?} is not an address like 127.0.0.1:8480",
+                        listen.get_ref()
+                    ),
+                )
+            }),
+        }
+    }
+
+    /// The operator token for the mutating status endpoints, if configured.
+    pub fn status_token(&self, secrets: &SecretStore) -> Result<Option<SecretString>, Diagnostic> {
+        let Some(reference) = &self.status.token else {
+            return Ok(None);
+        };
+        reference
+            .get_ref()
+            .source()
+            .and_then(|source| {
+                secrets
+                    .resolve("[status]", "token", &source)
+                    .map_err(|e| e.to_string())
+            })
+            .map(Some)
+            .map_err(|reason| {
+                self.diagnostic(Some(reference.span()), format!("[status] token: {reason}"))
+            })
     }
 
     /// Batching, pacing, retries and the removal guard.

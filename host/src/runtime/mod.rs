@@ -530,7 +530,9 @@ macro_rules! call_export {
                 $call.await
             };
             let result = tokio::time::timeout(plugin.runtime.options.call_timeout, future).await;
-            tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "plugin call finished");
+            let elapsed = started.elapsed();
+            crate::status::metrics::plugin_call(&plugin.label, $method, elapsed.as_secs_f64());
+            tracing::debug!(elapsed_ms = elapsed.as_millis() as u64, "plugin call finished");
             let cause = store.data_mut().take_http_error();
             plugin.settle(&mut store, result).map(|value| (value, cause))
         }

@@ -98,6 +98,19 @@ const MIGRATIONS: &[&str] = &[
         approved   INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 2: what status pages show: each rule's last pass, each connection's
+    // API usage.
+    r#"
+    ALTER TABLE rules ADD COLUMN last_finished INTEGER;
+    ALTER TABLE rules ADD COLUMN last_error TEXT;
+
+    CREATE TABLE usage (
+        connection TEXT PRIMARY KEY,
+        used       INTEGER NOT NULL,
+        max        INTEGER NOT NULL,
+        at         INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -33,26 +33,44 @@ pub struct Schedule {
     pub drift_interval: Duration,
 }
 
-/// Resolves when the process is asked to stop.
-async fn shutdown() {
+/// SIGINT and SIGTERM, registered when this is made: a signal that arrives
+/// while a pass is busy is never met by the default action (exit at once).
+pub struct Shutdown {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    pub fn listen() -> std::io::Result<Shutdown> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Shutdown {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Shutdown {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves at the next signal.
+    pub async fn wait(&mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => {}
+                _ = self.terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -71,10 +89,14 @@ fn log_report(kind: &str, report: &PassReport) {
     }
 }
 
-/// Runs passes until a signal arrives.
-pub async fn run(engine: Arc<Engine>, schedule: Schedule) -> Result<(), EngineError> {
-    let stop = shutdown();
-    tokio::pin!(stop);
+/// Runs passes until a signal arrives. `kick` asks for a pass over
+/// everyone now (an operator acted on the status page).
+pub async fn run(
+    engine: Arc<Engine>,
+    schedule: Schedule,
+    kick: Arc<tokio::sync::Notify>,
+    mut shutdown: Shutdown,
+) -> Result<(), EngineError> {
     let directory = || Directory::new(engine.db(), engine.schema().clone());
     let mut seen = directory().last_seq()?;
     let mut last_full = Instant::now();
@@ -90,13 +112,12 @@ pub async fn run(engine: Arc<Engine>, schedule: Schedule) -> Result<(), EngineEr
             tokio::pin!(pass);
             let outcome = tokio::select! {
                 outcome = &mut pass => outcome,
-                _ = &mut stop => {
+                _ = shutdown.wait() => {
                     tracing::info!("stopping: letting the batches in flight finish");
                     engine.stop();
-                    let second = shutdown();
                     tokio::select! {
                         outcome = &mut pass => { outcome?; }
-                        _ = second => { tracing::warn!("stopped at once; the journal marks any unanswered batch"); }
+                        _ = shutdown.wait() => { tracing::warn!("stopped at once; the journal marks any unanswered batch"); }
                     }
                     return Ok(());
                 }
@@ -108,7 +129,11 @@ pub async fn run(engine: Arc<Engine>, schedule: Schedule) -> Result<(), EngineEr
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
-            _ = &mut stop => {
+            _ = kick.notified() => {
+                next = Some(("operator", PassOptions::default()));
+                continue;
+            }
+            _ = shutdown.wait() => {
                 tracing::info!("stopped");
                 return Ok(());
             }

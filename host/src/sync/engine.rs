@@ -277,7 +277,11 @@ pub struct Engine {
     bound: tokio::sync::Mutex<BTreeMap<String, Result<Arc<Bound>, String>>>,
     credentials: CredentialPool,
     stopping: AtomicBool,
+    progress: std::sync::Mutex<Option<Progress>>,
 }
+
+/// Called after each batch with (operations answered, operations planned).
+pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
 /// What the links of one rule become after a pass, and which journal
 /// entries close.
@@ -310,6 +314,7 @@ impl Engine {
             bound: tokio::sync::Mutex::new(BTreeMap::new()),
             credentials: CredentialPool::default(),
             stopping: AtomicBool::new(false),
+            progress: std::sync::Mutex::new(None),
         }
     }
 
@@ -317,6 +322,11 @@ impl Engine {
     /// are recorded; the rest are left for the next run to plan again.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Reports progress of the sending phase, e.g. to a progress bar.
+    pub fn on_progress(&self, progress: Progress) {
+        *self.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress);
     }
 
     pub fn stopping(&self) -> bool {
@@ -333,6 +343,14 @@ impl Engine {
 
     pub fn db(&self) -> &StateDb {
         &self.db
+    }
+
+    pub fn shared_db(&self) -> Arc<StateDb> {
+        self.db.clone()
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.clone()
     }
 
     pub fn schema(&self) -> &AttributeSchema {
@@ -447,6 +465,9 @@ impl Engine {
                 reports.insert(name.clone(), rule_report);
                 continue;
             }
+            if !options.dry_run {
+                links.see_rule(name, &rule.connection)?;
+            }
             if let Some(reason) = links.quarantined(&rule.connection)? {
                 rule_report.status = Some(RuleStatus::Quarantined(reason));
                 reports.insert(name.clone(), rule_report);
@@ -455,14 +476,14 @@ impl Engine {
             let binding = match self.bind_rule(rule).await {
                 Ok(binding) => binding,
                 Err(reason) => {
+                    if !options.dry_run {
+                        links.finish_rule(name, Some(&reason))?;
+                    }
                     rule_report.status = Some(RuleStatus::Failed(reason));
                     reports.insert(name.clone(), rule_report);
                     continue;
                 }
             };
-            if !options.dry_run {
-                links.see_rule(name, &rule.connection)?;
-            }
             let rule_links = links.of_rule(name)?;
             let view = RuleView {
                 rule: &binding.rule,
@@ -576,6 +597,11 @@ impl Engine {
 
         // Send the work, by connection, in batches.
         self.execute(work, &mut reports).await?;
+        for (name, rule_report) in &reports {
+            if matches!(rule_report.status, Some(RuleStatus::Active)) {
+                links.finish_rule(name, None)?;
+            }
+        }
 
         for person in people.values().filter(|p| p.deleted) {
             directory.purge(&person.id)?;
@@ -1034,6 +1060,9 @@ impl Engine {
         link.error = Some(LinkError::from_store(error));
         link.person_seq = person_seq;
         link.attempts = link.attempts.saturating_add(1);
+        if matches!(error, StoreError::Transient { .. }) {
+            crate::status::metrics::retry(&link.connection);
+        }
         link.next_retry = match error {
             StoreError::Transient { retry_after, .. } => Some(backoff::retry_at(
                 now_ms(),
@@ -1060,6 +1089,7 @@ impl Engine {
                 .or_default()
                 .push(item);
         }
+        crate::status::metrics::queue_depth(by_connection.values().map(Vec::len).sum());
         let mut batches = Vec::new();
         for (connection, items) in by_connection {
             let bound = match self.bind(&connection).await {
@@ -1073,11 +1103,26 @@ impl Engine {
                 batches.push((bound.clone(), chunk.to_vec()));
             }
         }
-        let results = futures_util::future::join_all(
-            batches
-                .into_iter()
-                .map(|(bound, chunk)| self.send_batch(bound, chunk)),
-        )
+        let total: usize = batches.iter().map(|(_, chunk)| chunk.len()).sum();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let progress = self
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let results = futures_util::future::join_all(batches.into_iter().map(|(bound, chunk)| {
+            let size = chunk.len();
+            let done = &done;
+            let progress = progress.clone();
+            async move {
+                let result = self.send_batch(bound, chunk).await;
+                let now = done.fetch_add(size, Ordering::SeqCst) + size;
+                if let Some(progress) = progress {
+                    progress(now, total);
+                }
+                result
+            }
+        }))
         .await;
         for result in results {
             for (rule, what, line) in result? {
@@ -1120,6 +1165,11 @@ impl Engine {
                 vec![Err(error); chunk.len()]
             }
         };
+        crate::status::metrics::queue_done(ids.len());
+        if let Some((used, max)) = bound.connector.broker().api_usage() {
+            crate::status::metrics::api_usage(&connection, used, max);
+            links.record_usage(&connection, used, max)?;
+        }
         let mut outcomes = Outcomes::default();
         let mut counts = Vec::new();
         for ((item, id), answer) in chunk.into_iter().zip(ids).zip(answers) {

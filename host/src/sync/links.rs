@@ -499,6 +499,31 @@ impl<'a> Links<'a> {
         Ok(())
     }
 
+    /// Records how a rule's pass ended.
+    pub fn finish_rule(&self, rule: &str, error: Option<&str>) -> Result<(), StateError> {
+        self.db
+            .lock()
+            .execute(
+                "UPDATE rules SET last_finished = ?2, last_error = ?3 WHERE name = ?1",
+                params![rule, now_ms(), error],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// Records the API usage a store last reported for a connection.
+    pub fn record_usage(&self, connection: &str, used: u64, max: u64) -> Result<(), StateError> {
+        self.db
+            .lock()
+            .execute(
+                "INSERT INTO usage (connection, used, max, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (connection) DO UPDATE SET used = ?2, max = ?3, at = ?4",
+                params![connection, used as i64, max as i64, now_ms()],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
     pub fn forget_rule(&self, rule: &str) -> Result<(), StateError> {
         let connection = self.db.lock();
         for sql in [
@@ -518,9 +543,9 @@ impl<'a> Links<'a> {
         self.db
             .lock()
             .execute(
-                "UPDATE links SET next_retry = NULL, person_seq = NULL, attempts = 0
+                "UPDATE links SET next_retry = ?3, person_seq = NULL, attempts = 0
                  WHERE state = 'failed' AND (?1 IS NULL OR rule = ?1) AND (?2 IS NULL OR person_id = ?2)",
-                params![rule, person],
+                params![rule, person, now_ms()],
             )
             .map_err(|e| self.fail(e))
     }

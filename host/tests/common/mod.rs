@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod world;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -20,7 +22,16 @@ pub const CLIENT_SECRET: &str = "csec-Hx93-distinctive-secret";
 pub const REFRESH_TOKEN: &str = "rtok-Pv55-distinctive-refresh";
 pub const STALE_ACCESS_TOKEN: &str = "atok-Mm20-distinctive-stale";
 
-pub const ALL_SECRETS: &[&str] = &[CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, STALE_ACCESS_TOKEN];
+/// The operator token for the status endpoints.
+pub const STATUS_TOKEN: &str = "stat-Kq71-distinctive-operator-token";
+
+pub const ALL_SECRETS: &[&str] = &[
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REFRESH_TOKEN,
+    STALE_ACCESS_TOKEN,
+    STATUS_TOKEN,
+];
 
 /// A working directory for one test.
 pub struct Fixture {
@@ -203,11 +214,80 @@ refresh_token = {{ secrets_file = "refresh_token" }}
     )
 }
 
-/// The secrets file matching [`json_store_connection`].
+/// The secrets file matching [`json_store_connection`], plus the status
+/// token.
 pub fn json_store_secrets() -> String {
     format!(
-        "client_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\naccess_token = \"{STALE_ACCESS_TOKEN}\"\nrefresh_token = \"{REFRESH_TOKEN}\"\n"
+        "client_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\naccess_token = \"{STALE_ACCESS_TOKEN}\"\nrefresh_token = \"{REFRESH_TOKEN}\"\nstatus_token = \"{STATUS_TOKEN}\"\n"
     )
+}
+
+/// A running `provisioner run`, its status URL, and everything it logged.
+pub struct Daemon {
+    pub child: tokio::process::Child,
+    pub url: String,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    /// Starts the daemon with status on an ephemeral port and waits until
+    /// it serves.
+    pub async fn start(fixture: &Fixture) -> Daemon {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
+            .arg("--config")
+            .arg(fixture.config_path())
+            .arg("--cache-dir")
+            .arg(cache_dir())
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting provisioner run");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, mut url) = tokio::sync::mpsc::channel::<String>(1);
+        let sink = log.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(at) = line.find("serving status at ") {
+                    let address = line[at + "serving status at ".len()..]
+                        .trim()
+                        .trim_end_matches('/')
+                        .to_string();
+                    let _ = found.try_send(address);
+                }
+                let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let url = tokio::time::timeout(Duration::from_secs(60), url.recv())
+            .await
+            .expect("the daemon served status within a minute")
+            .expect("the daemon announced its address");
+        Daemon { child, url, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// SIGTERM, and the exit status.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("stopped within 30 s")
+            .expect("waiting for the daemon")
+    }
 }
 
 /// A fixture with the json-store connector and a `store` connection to

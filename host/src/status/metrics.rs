@@ -1,0 +1,238 @@
+//! Prometheus metrics.
+//!
+//! Two kinds, rendered together on `/metrics`:
+//! - what this process observed: target API requests, the API usage the
+//!   store last reported, retries scheduled, the queue, plugin call
+//!   latency;
+//! - what the state file knows, read at scrape time so that restarts lose
+//!   nothing: actions by connection, kind and result (the journal itself),
+//!   quarantine state, links by rule and state.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::state::{StateDb, StateError};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Connection {
+    connection: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Request {
+    connection: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Call {
+    plugin: String,
+    method: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Action {
+    connection: String,
+    kind: String,
+    result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LinkLabels {
+    rule: String,
+    state: String,
+}
+
+struct Live {
+    target_requests: Family<Request, Counter>,
+    api_used: Family<Connection, Gauge>,
+    api_limit: Family<Connection, Gauge>,
+    retries: Family<Connection, Counter>,
+    queue_depth: Gauge,
+    plugin_calls: Family<Call, Histogram>,
+}
+
+static LIVE: LazyLock<Live> = LazyLock::new(|| Live {
+    target_requests: Family::default(),
+    api_used: Family::default(),
+    api_limit: Family::default(),
+    retries: Family::default(),
+    queue_depth: Gauge::default(),
+    plugin_calls: Family::new_with_constructor(|| {
+        Histogram::new(exponential_buckets(0.000_5, 2.0, 18))
+    }),
+});
+
+/// A request the broker sent to a store, by status class (2xx, 4xx, ...).
+pub fn target_request(connection: &str, status: u16) {
+    LIVE.target_requests
+        .get_or_create(&Request {
+            connection: connection.into(),
+            status: format!("{}xx", status / 100),
+        })
+        .inc();
+}
+
+/// The API usage a store reported.
+pub fn api_usage(connection: &str, used: u64, max: u64) {
+    let label = Connection {
+        connection: connection.into(),
+    };
+    LIVE.api_used.get_or_create(&label).set(used as i64);
+    LIVE.api_limit.get_or_create(&label).set(max as i64);
+}
+
+/// A transient failure scheduled for another try.
+pub fn retry(connection: &str) {
+    LIVE.retries
+        .get_or_create(&Connection {
+            connection: connection.into(),
+        })
+        .inc();
+}
+
+/// Operations planned and not yet answered.
+pub fn queue_depth(depth: usize) {
+    LIVE.queue_depth.set(depth as i64);
+}
+
+pub fn queue_done(count: usize) {
+    LIVE.queue_depth.dec_by(count as i64);
+}
+
+/// One call into a plugin.
+pub fn plugin_call(plugin: &str, method: &str, seconds: f64) {
+    LIVE.plugin_calls
+        .get_or_create(&Call {
+            plugin: plugin.into(),
+            method: method.into(),
+        })
+        .observe(seconds);
+}
+
+/// The whole exposition, in the Prometheus text format.
+pub fn render(db: &StateDb, connections: &[String]) -> Result<String, StateError> {
+    let mut registry = Registry::with_prefix("provisioner");
+    registry.register(
+        "target_requests",
+        "Requests sent to target stores, by connection and status class",
+        LIVE.target_requests.clone(),
+    );
+    registry.register(
+        "target_api_usage",
+        "API requests used today, as the store last reported (Sforce-Limit-Info)",
+        LIVE.api_used.clone(),
+    );
+    registry.register(
+        "target_api_limit",
+        "The daily API allocation, as the store last reported",
+        LIVE.api_limit.clone(),
+    );
+    registry.register(
+        "retries",
+        "Transient failures scheduled for another try",
+        LIVE.retries.clone(),
+    );
+    registry.register(
+        "queue_depth",
+        "Operations planned and not yet answered",
+        LIVE.queue_depth.clone(),
+    );
+    registry.register(
+        "plugin_call_seconds",
+        "Time spent in plugin calls",
+        LIVE.plugin_calls.clone(),
+    );
+
+    let actions: Family<Action, Counter> = Family::default();
+    let quarantined: Family<Connection, Gauge> = Family::default();
+    let links: Family<LinkLabels, Gauge> = Family::default();
+    {
+        let connection = db.lock();
+        let fail = |e| db.error(e);
+        let mut statement = connection
+            .prepare("SELECT connection, action, COALESCE(outcome, 'pending'), COUNT(*) FROM journal GROUP BY 1, 2, 3")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(fail)?;
+        for row in rows {
+            let (connection, kind, result, count) = row.map_err(fail)?;
+            actions
+                .get_or_create(&Action {
+                    connection,
+                    kind,
+                    result,
+                })
+                .inc_by(count as u64);
+        }
+        for name in connections {
+            quarantined
+                .get_or_create(&Connection {
+                    connection: name.clone(),
+                })
+                .set(0);
+        }
+        let mut statement = connection
+            .prepare("SELECT connection FROM quarantine")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(fail)?;
+        for row in rows {
+            quarantined
+                .get_or_create(&Connection {
+                    connection: row.map_err(fail)?,
+                })
+                .set(1);
+        }
+        let mut statement = connection
+            .prepare("SELECT rule, state, COUNT(*) FROM links GROUP BY 1, 2")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(fail)?;
+        for row in rows {
+            let (rule, state, count) = row.map_err(fail)?;
+            links.get_or_create(&LinkLabels { rule, state }).set(count);
+        }
+    }
+    registry.register(
+        "actions",
+        "Actions in the journal, by connection, kind and result",
+        actions,
+    );
+    registry.register(
+        "connection_quarantined",
+        "1 while a connection is quarantined",
+        quarantined,
+    );
+    registry.register("links", "Links by rule and state", links);
+
+    let mut text = String::new();
+    encode(&mut text, &registry).map_err(|e| StateError::Io {
+        path: db.path().to_path_buf(),
+        reason: format!("encoding metrics: {e}"),
+    })?;
+    Ok(text)
+}

@@ -1,0 +1,388 @@
+//! What the status views show, computed from the state file and the
+//! configuration. The CLI, the JSON API and the web page all render these
+//! same structures, so they always agree.
+
+use std::collections::BTreeMap;
+
+use rusqlite::params;
+use serde::Serialize;
+
+use crate::config::rules::Scope;
+use crate::config::{Config, RuleSet};
+use crate::directory::{Directory, Person};
+use crate::state::{StateDb, StateError};
+use crate::sync::links::{Link, LinkState, Links};
+
+/// PingOne's buckets for one rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub impacted: u64,
+    pub success: u64,
+    pub unsynced: u64,
+    pub partially_synced: u64,
+    pub failed: u64,
+}
+
+impl Counts {
+    fn add(&mut self, state: LinkState) {
+        self.impacted += 1;
+        match state {
+            LinkState::Synced | LinkState::Disabled => self.success += 1,
+            LinkState::Unsynced => self.unsynced += 1,
+            LinkState::Partial | LinkState::Kept => self.partially_synced += 1,
+            LinkState::Failed => self.failed += 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleSummary {
+    pub rule: String,
+    pub connection: String,
+    pub scope: String,
+    /// active, inactive, failed, quarantined
+    pub status: String,
+    pub reason: Option<String>,
+    pub last_sync: Option<i64>,
+    pub counts: Counts,
+    /// Removals held by the removal guard: (planned, linked).
+    pub held_removals: Option<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiUsage {
+    pub used: u64,
+    pub max: u64,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectionHealth {
+    pub connection: String,
+    pub plugin: String,
+    pub quarantined: Option<String>,
+    pub api_usage: Option<ApiUsage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub rule: String,
+    pub person: String,
+    pub email: Option<String>,
+    pub class: String,
+    pub code: Option<String>,
+    pub message: String,
+    pub fields: Vec<String>,
+    pub attempts: u32,
+    pub next_retry: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Overview {
+    pub rules: Vec<RuleSummary>,
+    pub connections: Vec<ConnectionHealth>,
+    pub failures: Vec<Failure>,
+    pub recent: Vec<serde_json::Value>,
+}
+
+/// One person's standing in one rule, with the story of the last attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersonRule {
+    pub rule: String,
+    pub connection: String,
+    pub in_scope: bool,
+    /// Why the person is in scope or not.
+    pub scope: String,
+    pub link: Option<Link>,
+    /// The journal for this person and rule, newest first.
+    pub trace: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersonStatus {
+    pub person: Person,
+    pub rules: Vec<PersonRule>,
+}
+
+/// Why a person is or is not in a rule's scope, in words.
+pub fn explain_scope(scope: &Scope, person: &Person) -> (bool, String) {
+    if person.deleted {
+        return (false, "deleted from the directory".into());
+    }
+    if !person.enabled {
+        return (false, "disabled in the directory".into());
+    }
+    if let Some(group) = &scope.group
+        && !person.groups.contains(group)
+    {
+        return (false, format!("not a member of group {group}"));
+    }
+    if let Some(population) = &scope.population
+        && person.population.as_ref() != Some(population)
+    {
+        return (false, format!("not in population {population}"));
+    }
+    if !scope.contains(person) {
+        let failing: Vec<String> = scope
+            .conditions
+            .iter()
+            .filter(|(a, v)| person.attributes.get(a) != Some(v))
+            .map(|(a, v)| {
+                format!(
+                    "{a} is {} rather than {v:?}",
+                    person
+                        .attributes
+                        .get(a)
+                        .map(|x| format!("{x:?}"))
+                        .unwrap_or_else(|| "unset".into())
+                )
+            })
+            .collect();
+        return (
+            false,
+            format!("conditions do not hold: {}", failing.join("; ")),
+        );
+    }
+    (true, format!("in scope ({})", scope.describe()))
+}
+
+/// Reads the overview.
+pub fn overview(db: &StateDb, config: &Config, rules: &RuleSet) -> Result<Overview, StateError> {
+    let links = Links::new(db);
+    let all = links.all()?;
+    let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
+    for link in &all {
+        counts.entry(link.rule.clone()).or_default().add(link.state);
+    }
+    let connection = db.lock();
+    let fail = |e| db.error(e);
+    let mut last: BTreeMap<String, (Option<i64>, Option<String>)> = BTreeMap::new();
+    {
+        let mut statement = connection
+            .prepare("SELECT name, last_finished, last_error FROM rules")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .map_err(fail)?;
+        for row in rows {
+            let (name, finished, error) = row.map_err(fail)?;
+            last.insert(name, (finished, error));
+        }
+    }
+    let mut quarantine: BTreeMap<String, String> = BTreeMap::new();
+    {
+        let mut statement = connection
+            .prepare("SELECT connection, reason FROM quarantine")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(fail)?;
+        for row in rows {
+            let (name, reason) = row.map_err(fail)?;
+            quarantine.insert(name, reason);
+        }
+    }
+    let mut guards: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    {
+        let mut statement = connection
+            .prepare("SELECT rule, planned, linked FROM guards WHERE approved = 0")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(fail)?;
+        for row in rows {
+            let (rule, planned, linked) = row.map_err(fail)?;
+            guards.insert(rule, (planned as u64, linked as u64));
+        }
+    }
+    let mut usage: BTreeMap<String, ApiUsage> = BTreeMap::new();
+    {
+        let mut statement = connection
+            .prepare("SELECT connection, used, max, at FROM usage")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(fail)?;
+        for row in rows {
+            let (name, used, max, at) = row.map_err(fail)?;
+            usage.insert(
+                name,
+                ApiUsage {
+                    used: used as u64,
+                    max: max as u64,
+                    at,
+                },
+            );
+        }
+    }
+    let emails: BTreeMap<String, String> = {
+        let mut statement = connection
+            .prepare("SELECT id, json_extract(attributes, '$.email') FROM people")
+            .map_err(fail)?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
+            .map_err(fail)?;
+        let mut map = BTreeMap::new();
+        for row in rows {
+            if let (id, Some(email)) = row.map_err(fail)? {
+                map.insert(id, email);
+            }
+        }
+        map
+    };
+    drop(connection);
+
+    let mut summaries = Vec::new();
+    for (name, rule) in &rules.rules {
+        let (last_sync, last_error) = last.get(name).cloned().unwrap_or((None, None));
+        let (status, reason) = if !rule.active {
+            ("inactive", None)
+        } else if let Some(reason) = quarantine.get(&rule.connection) {
+            ("quarantined", Some(reason.clone()))
+        } else if let Some(error) = last_error {
+            ("failed", Some(error))
+        } else {
+            ("active", None)
+        };
+        summaries.push(RuleSummary {
+            rule: name.clone(),
+            connection: rule.connection.clone(),
+            scope: rule.scope.describe(),
+            status: status.into(),
+            reason,
+            last_sync,
+            counts: counts.get(name).cloned().unwrap_or_default(),
+            held_removals: guards.get(name).copied(),
+        });
+    }
+    for name in &rules.broken {
+        summaries.push(RuleSummary {
+            rule: name.clone(),
+            connection: String::new(),
+            scope: String::new(),
+            status: "failed".into(),
+            reason: Some("the rule has configuration errors; run provisioner check".into()),
+            last_sync: last.get(name).and_then(|l| l.0),
+            counts: counts.get(name).cloned().unwrap_or_default(),
+            held_removals: None,
+        });
+    }
+    let connections = config
+        .connection_names()
+        .map(|name| ConnectionHealth {
+            connection: name.to_string(),
+            plugin: config.plugin_of(name).unwrap_or_default(),
+            quarantined: quarantine.get(name).cloned(),
+            api_usage: usage.get(name).cloned(),
+        })
+        .collect();
+    let failures = all
+        .iter()
+        .filter(|l| l.state == LinkState::Failed)
+        .map(|l| {
+            let error = l.error.clone();
+            Failure {
+                rule: l.rule.clone(),
+                person: l.person_id.clone(),
+                email: emails.get(&l.person_id).cloned(),
+                class: error.as_ref().map(|e| e.class.clone()).unwrap_or_default(),
+                code: error.as_ref().and_then(|e| e.code.clone()),
+                message: error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .or_else(|| l.reason.clone())
+                    .unwrap_or_default(),
+                fields: error.map(|e| e.fields).unwrap_or_default(),
+                attempts: l.attempts,
+                next_retry: l.next_retry,
+            }
+        })
+        .collect();
+    Ok(Overview {
+        rules: summaries,
+        connections,
+        failures,
+        recent: links.journal(None, None, None, 20)?,
+    })
+}
+
+/// Finds a person by id or by email, ignoring case for the email.
+pub fn find_person(
+    directory: &Directory<'_>,
+    id_or_email: &str,
+) -> Result<Option<Person>, StateError> {
+    let people = directory.people().map_err(|e| match e {
+        crate::directory::DirectoryError::State(s) => s,
+        other => StateError::Io {
+            path: Default::default(),
+            reason: other.to_string(),
+        },
+    })?;
+    if let Some(person) = people.iter().find(|p| p.id == id_or_email) {
+        return Ok(Some(person.clone()));
+    }
+    Ok(people.into_iter().find(|p| {
+        p.attributes
+            .get("email")
+            .is_some_and(|e| e.eq_ignore_ascii_case(id_or_email))
+    }))
+}
+
+/// One person across every rule.
+pub fn person(db: &StateDb, rules: &RuleSet, person: Person) -> Result<PersonStatus, StateError> {
+    let links = Links::new(db);
+    let mut out = Vec::new();
+    let linked: BTreeMap<String, Link> = {
+        let connection = db.lock();
+        let mut statement = connection
+            .prepare("SELECT rule FROM links WHERE person_id = ?1")
+            .map_err(|e| db.error(e))?;
+        let names: Vec<String> = statement
+            .query_map(params![person.id], |r| r.get(0))
+            .map_err(|e| db.error(e))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| db.error(e))?;
+        drop(statement);
+        drop(connection);
+        let mut map = BTreeMap::new();
+        for name in names {
+            if let Some(link) = links.of_rule(&name)?.remove(&person.id) {
+                map.insert(name, link);
+            }
+        }
+        map
+    };
+    for (name, rule) in &rules.rules {
+        let (in_scope, scope) = explain_scope(&rule.scope, &person);
+        out.push(PersonRule {
+            rule: name.clone(),
+            connection: rule.connection.clone(),
+            in_scope,
+            scope,
+            link: linked.get(name).cloned(),
+            trace: links.journal(Some(&person.id), Some(name), None, 10)?,
+        });
+    }
+    Ok(PersonStatus { person, rules: out })
+}
