@@ -32,6 +32,7 @@ refresh="demo-$(random)"
 sf_client_id = "demo-consumer-key"
 sf_client_secret = "$secret"
 sf_refresh_token = "$refresh"
+status_token = "demo-$(random)"
 SECRETS
 )
 
@@ -74,3 +75,5 @@ provisioner sync
 counters
 provisioner sync
 counters
+provisioner status
+provisioner status person p-0002

@@ -18,6 +18,18 @@ async fn every_command_has_help() {
         vec!["connections", "--help"],
         vec!["connections", "test", "--help"],
         vec!["check", "--help"],
+        vec!["connections", "push", "--help"],
+        vec!["connections", "resume", "--help"],
+        vec!["people", "--help"],
+        vec!["people", "import", "--help"],
+        vec!["groups", "add-member", "--help"],
+        vec!["sync", "--help"],
+        vec!["run", "--help"],
+        vec!["status", "--help"],
+        vec!["status", "person", "--help"],
+        vec!["audit", "--help"],
+        vec!["retry", "--help"],
+        vec!["approve-removals", "--help"],
     ] {
         let run = fixture.provisioner(&args, &[]).await;
         assert_eq!(run.code, Some(0), "{args:?}: {run:?}");
