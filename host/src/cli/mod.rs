@@ -395,24 +395,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Connections(ConnectionsCommand::Test { name, json }) => {
-            let config = load_config(global, true)?.context("no configuration")?;
-            let (_runtime, plugins) = load_plugins(global, Some(&config)).await?;
-            let secrets = Arc::new(
-                config
-                    .secret_store()
-                    .map_err(|d| anyhow::anyhow!(d.to_string()))?,
-            );
-            let connection = match config.resolve(&name, &plugins, &secrets) {
-                Ok(connection) => connection,
-                Err(errors) => {
-                    print_diagnostics(&errors);
-                    return Ok(ExitCode::from(2));
-                }
+            let Some((config, connection, connector)) = connect_one(global, &name).await? else {
+                return Ok(ExitCode::from(2));
             };
-            print_diagnostics(&connection.warnings);
-            let connector = connection
-                .connect(config.http_limits(), secrets.clone(), None)
-                .with_context(|| format!("connection {name}"))?;
             let result = connector.test_connection().await;
             let ok = result.is_ok();
             render::test_result(&connection, &result, json)?;
@@ -432,24 +417,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Connections(ConnectionsCommand::Push { name, people, json }) => {
             let people = crate::sync::push::read_people(&people)?;
-            let config = load_config(global, true)?.context("no configuration")?;
-            let (_runtime, plugins) = load_plugins(global, Some(&config)).await?;
-            let secrets = Arc::new(
-                config
-                    .secret_store()
-                    .map_err(|d| anyhow::anyhow!(d.to_string()))?,
-            );
-            let connection = match config.resolve(&name, &plugins, &secrets) {
-                Ok(connection) => connection,
-                Err(errors) => {
-                    print_diagnostics(&errors);
-                    return Ok(ExitCode::from(2));
-                }
+            let Some((_config, connection, connector)) = connect_one(global, &name).await? else {
+                return Ok(ExitCode::from(2));
             };
-            print_diagnostics(&connection.warnings);
-            let connector = connection
-                .connect(config.http_limits(), secrets.clone(), None)
-                .with_context(|| format!("connection {name}"))?;
             let report = crate::sync::push::push(&connector, &connection.preferences, &people)
                 .await
                 .with_context(|| format!("pushing people through connection {name}"))?;
@@ -666,6 +636,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// One connection, resolved and bound, for the commands that talk to one
+/// store; `None` after printing why it cannot be.
+async fn connect_one(
+    global: &Global,
+    name: &str,
+) -> anyhow::Result<Option<(Config, crate::config::Connection, crate::runtime::Connector)>> {
+    let config = load_config(global, true)?.context("no configuration")?;
+    let (_runtime, plugins) = load_plugins(global, Some(&config)).await?;
+    let secrets = Arc::new(
+        config
+            .secret_store()
+            .map_err(|d| anyhow::anyhow!(d.to_string()))?,
+    );
+    let connection = match config.resolve(name, &plugins, &secrets) {
+        Ok(connection) => connection,
+        Err(errors) => {
+            print_diagnostics(&errors);
+            return Ok(None);
+        }
+    };
+    print_diagnostics(&connection.warnings);
+    let connector = connection
+        .connect(config.http_limits(), secrets, None)
+        .with_context(|| format!("connection {name}"))?;
+    Ok(Some((config, connection, connector)))
 }
 
 /// Everything a sync needs, with the configuration's rule problems printed.
