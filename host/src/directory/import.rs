@@ -70,6 +70,18 @@ pub fn read(
         line: None,
         message: e.to_string(),
     })?;
+    parse(&shown, &text, format, directory)
+}
+
+/// Parses and validates people text; `shown` names it in errors.
+pub fn parse(
+    shown: &str,
+    text: &str,
+    format: Format,
+    directory: &Directory<'_>,
+) -> Result<(Vec<Row>, Vec<RowError>), FileError> {
+    let shown = shown.to_string();
+    let text = text.to_string();
     let raw = match format {
         Format::Json => json_rows(&shown, &text)?,
         Format::Csv => csv_rows(&shown, &text, directory.schema())?,

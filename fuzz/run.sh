@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS (default 600) each, one after the
+# other. Not part of CI. Crashes land in fuzz/artifacts/TARGET/; copy them
+# to fuzz/regressions/TARGET/ once fixed, and the regression test replays
+# them in `cargo test`.
+#
+# cargo fuzz needs nightly compiler flags; RUSTC_BOOTSTRAP lets the stable
+# toolchain accept them.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds="${1:-600}"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+for target in config template people_json people_csv salesforce_wire; do
+    echo "== $target for ${seconds}s"
+    RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1
+done
