@@ -5,10 +5,19 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The version stamped on the second json-store build, for hot-swap tests.
+const NEXT_VERSION: &str = "0.2.0-next";
+
 /// (constant name, package, feature, file name of the built component)
 const PLUGINS: &[(&str, &str, Option<&str>, &str)] = &[
     (
         "JSON_STORE",
+        "json-store-connector",
+        None,
+        "json_store_connector.wasm",
+    ),
+    (
+        "JSON_STORE_NEXT",
         "json-store-connector",
         None,
         "json_store_connector.wasm",
@@ -87,7 +96,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
 
-    let mut constants = String::new();
+    let mut constants = format!(
+        "/// The version the `json-store-next` component reports.\npub const NEXT_VERSION: &str = {NEXT_VERSION:?};\n"
+    );
     for (constant, package, feature, file) in PLUGINS {
         let mut command = Command::new(&cargo);
         command
@@ -104,6 +115,11 @@ fn main() {
             .arg(&target_dir);
         if let Some(feature) = feature {
             command.args(["--features", feature]);
+        }
+        if *constant == "JSON_STORE_NEXT" {
+            command.env("JSON_STORE_CONNECTOR_VERSION", NEXT_VERSION);
+        } else {
+            command.env_remove("JSON_STORE_CONNECTOR_VERSION");
         }
         // The outer build's flags and wrappers (clippy's, for one) are for
         // the host target, not for these components.

@@ -56,11 +56,19 @@ fn mapping(target: &str, source: MappingSource) -> Mapping {
     }
 }
 
+/// The version this build reports. A release pipeline may stamp its own
+/// (`JSON_STORE_CONNECTOR_VERSION` at build time); the host's hot-swap tests
+/// build two versions of this connector that way.
+const VERSION: &str = match option_env!("JSON_STORE_CONNECTOR_VERSION") {
+    Some(version) => version,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 impl Guest for JsonStore {
     fn describe() -> Descriptor {
         Descriptor {
             name: "json-store".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: VERSION.into(),
             description: "People in a JSON REST store (reference connector)".into(),
             settings: vec![
                 Setting {
@@ -226,7 +234,15 @@ fn call(method: Method, path: &str, body: Option<Json>) -> Result<Json, StoreErr
             "the `host` setting is not configured".into(),
         ));
     };
-    let mut headers = vec![("accept".to_string(), "application/json".to_string())];
+    let mut headers = vec![
+        ("accept".to_string(), "application/json".to_string()),
+        // Stores log who calls them; naming the version makes a rollout
+        // (or a hot swap) visible on the store's side too.
+        (
+            "user-agent".to_string(),
+            format!("json-store-connector/{VERSION}"),
+        ),
+    ];
     if body.is_some() {
         headers.push(("content-type".into(), "application/json".into()));
     }

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, Diagnostic, Severity};
 use crate::directory::{AttributeSchema, Directory};
-use crate::runtime::{PluginSet, Runtime, RuntimeOptions};
+use crate::runtime::{PluginRegistry, PluginSet, Runtime, RuntimeOptions};
 use crate::state::StateDb;
 use crate::sync::engine::{Engine, PassOptions, RuleStatus};
 use crate::sync::links::Links;
@@ -82,12 +82,17 @@ enum Command {
     /// The daemon: follows the directory and syncs changes within a second,
     /// passes over everyone every `interval_secs`, re-reads the targets
     /// every `drift_interval_secs`, retries failures as their backoff
-    /// allows, and serves the status page, JSON API and /metrics. Stops
-    /// cleanly on SIGINT or SIGTERM.
+    /// allows, and serves the status page, JSON API and /metrics. Reloads
+    /// the plugins when their directory changes and on SIGHUP: new work
+    /// uses a replaced plugin, a broken replacement is refused while the
+    /// old one keeps serving. Stops cleanly on SIGINT or SIGTERM.
     Run {
         /// Where to serve status; overrides [status] listen.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Reload the plugins on SIGHUP only, not on file changes.
+        #[arg(long)]
+        no_watch: bool,
     },
     /// One sync pass: every active rule (or one), every person in scope (or
     /// one). Prints what was done and the per-rule summary. Exits non-zero
@@ -365,7 +370,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugins(PluginsCommand::List { json }) => {
             let config = load_config(global, false)?;
             let (_runtime, plugins) = load_plugins(global, config.as_ref()).await?;
-            render::plugin_list(&plugins, json)?;
+            // What a running host serves, if one has recorded it.
+            let state_path = global
+                .state
+                .clone()
+                .or_else(|| config.as_ref().map(|c| c.state_path().to_path_buf()));
+            let in_use = match state_path.map(|p| StateDb::open_existing(&p)) {
+                Some(Ok(Some(db))) => Links::new(&db).plugins_in_use()?,
+                _ => Default::default(),
+            };
+            render::plugin_list(&plugins, &in_use, json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugins(PluginsCommand::Inspect { name, json }) => {
@@ -486,7 +500,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Run { listen } => {
+        Command::Run { listen, no_watch } => {
             // Listen for signals first, so that none meets the default
             // action while the plugins load.
             let shutdown =
@@ -524,6 +538,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::sync::daemon::Schedule {
                     interval: settings.interval,
                     drift_interval: settings.drift_interval,
+                    watch_plugins: !no_watch,
                 },
                 kick,
                 shutdown,
@@ -668,20 +683,15 @@ async fn connect_one(
 /// Everything a sync needs, with the configuration's rule problems printed.
 async fn engine(global: &Global) -> anyhow::Result<Engine> {
     let config = load_config(global, true)?.context("no configuration")?;
-    let (_runtime, plugins) = load_plugins(global, Some(&config)).await?;
+    let (runtime, plugins) = load_plugins(global, Some(&config)).await?;
+    let registry = PluginRegistry::fixed(runtime, &plugin_dir(global, Some(&config)), plugins);
     let secrets = Arc::new(
         config
             .secret_store()
             .map_err(|d| anyhow::anyhow!(d.to_string()))?,
     );
     let (db, schema) = open_state(global, Some(&config))?;
-    let engine = Engine::new(
-        Arc::new(db),
-        Arc::new(config),
-        Arc::new(plugins),
-        secrets,
-        schema,
-    );
+    let engine = Engine::new(Arc::new(db), Arc::new(config), registry, secrets, schema);
     print_diagnostics(&engine.rules().diagnostics);
     Ok(engine)
 }

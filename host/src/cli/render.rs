@@ -49,11 +49,16 @@ fn plugin_json(plugin: &Plugin) -> serde_json::Value {
     })
 }
 
-pub(super) fn plugin_list(plugins: &PluginSet, as_json: bool) -> std::io::Result<()> {
+pub(super) fn plugin_list(
+    plugins: &PluginSet,
+    in_use: &BTreeMap<String, String>,
+    as_json: bool,
+) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     if as_json {
         let value = json!({
             "plugins": plugins.plugins.values().map(|p| plugin_json(p)).collect::<Vec<_>>(),
+            "in_use": in_use,
             "refused": plugins.refused.iter().map(|r| json!({
                 "path": r.path.display().to_string(),
                 "reason": r.reason,
@@ -67,6 +72,7 @@ pub(super) fn plugin_list(plugins: &PluginSet, as_json: bool) -> std::io::Result
     let mut rows = vec![vec![
         "NAME".to_string(),
         "VERSION".into(),
+        "IN USE".into(),
         "CONTRACT".into(),
         "CAPABILITIES".into(),
         "EGRESS".into(),
@@ -76,6 +82,10 @@ pub(super) fn plugin_list(plugins: &PluginSet, as_json: bool) -> std::io::Result
         rows.push(vec![
             plugin.name().to_string(),
             d.version.clone(),
+            in_use
+                .get(plugin.name())
+                .cloned()
+                .unwrap_or_else(|| "-".into()),
             plugin.contract().to_string(),
             d.capabilities
                 .iter()
@@ -431,7 +441,10 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
     for connection in &overview.connections {
         rows.push(vec![
             connection.connection.clone(),
-            connection.plugin.clone(),
+            match &connection.plugin_version {
+                Some(version) => format!("{} {version}", connection.plugin),
+                None => format!("{} (not loaded)", connection.plugin),
+            },
             match &connection.quarantined {
                 Some(reason) => format!("quarantined: {reason}"),
                 None => "ok".into(),

@@ -11,6 +11,7 @@
 
 pub mod contract;
 mod discovery;
+pub mod registry;
 mod sandbox;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ use contract::{
 use sandbox::{CallLimits, LogTags, PluginState};
 
 pub use discovery::check_value;
+pub use registry::{PluginRegistry, ReloadReport};
 
 /// How often the epoch advances; the CPU budget is checked, and a busy
 /// plugin yields to other tasks, at this granularity.

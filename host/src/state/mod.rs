@@ -115,6 +115,16 @@ impl StateDb {
         Ok(db)
     }
 
+    /// Opens the state file only if it exists: for read-only views that
+    /// must not create one.
+    pub fn open_existing(path: &Path) -> Result<Option<StateDb>, StateError> {
+        if path.exists() {
+            StateDb::open(path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// An in-memory state, for tests and dry runs.
     pub fn in_memory() -> Result<StateDb, StateError> {
         let connection = Connection::open_in_memory().map_err(|e| StateError::Sqlite {

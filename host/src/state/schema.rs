@@ -111,6 +111,17 @@ const MIGRATIONS: &[&str] = &[
         at         INTEGER NOT NULL
     );
     "#,
+    // 3: the plugins a running host serves, so that every status view
+    // shows the version in use.
+    r#"
+    CREATE TABLE plugins (
+        name      TEXT PRIMARY KEY,
+        version   TEXT NOT NULL,
+        contract  TEXT NOT NULL,
+        path      TEXT NOT NULL,
+        loaded_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

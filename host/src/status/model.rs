@@ -60,6 +60,9 @@ pub struct ApiUsage {
 pub struct ConnectionHealth {
     pub connection: String,
     pub plugin: String,
+    /// The version the running host serves, as it last recorded; `None`
+    /// if its plugin is not loaded (or no host has run yet).
+    pub plugin_version: Option<String>,
     pub quarantined: Option<String>,
     pub api_usage: Option<ApiUsage>,
 }
@@ -288,11 +291,13 @@ pub fn overview(db: &StateDb, config: &Config, rules: &RuleSet) -> Result<Overvi
             held_removals: None,
         });
     }
+    let in_use = links.plugins_in_use()?;
     let connections = config
         .connection_names()
         .map(|name| ConnectionHealth {
             connection: name.to_string(),
             plugin: config.plugin_of(name).unwrap_or_default(),
+            plugin_version: config.plugin_of(name).and_then(|p| in_use.get(&p).cloned()),
             quarantined: quarantine.get(name).cloned(),
             api_usage: usage.get(name).cloned(),
         })

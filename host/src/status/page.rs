@@ -171,7 +171,11 @@ pub fn render(overview: &Overview, token_configured: bool) -> Markup {
                         @for connection in &overview.connections {
                             tr data-connection=(connection.connection) {
                                 td { strong { (connection.connection) } }
-                                td { (connection.plugin) }
+                                td {
+                                    (connection.plugin)
+                                    @if let Some(version) = &connection.plugin_version { " " span.muted { (version) } }
+                                    @else { br; span.failed { "not loaded" } }
+                                }
                                 @if let Some(reason) = &connection.quarantined {
                                     td.quarantined { "quarantined" br; span.muted { (reason) } }
                                 } @else {

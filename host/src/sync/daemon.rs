@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::engine::{Engine, EngineError, PassOptions, PassReport};
-use super::links::Links;
+use super::links::{Links, PluginRecord};
 use crate::directory::Directory;
 use crate::state::now_ms;
+use notify::Watcher;
 
 /// How often the directory's change sequence is read.
 const POLL: Duration = Duration::from_millis(200);
@@ -31,15 +32,30 @@ pub struct Schedule {
     pub interval: Duration,
     /// A pass that also re-reads the targets (`sync --full`).
     pub drift_interval: Duration,
+    /// Reload the plugins when their directory changes. Off where file
+    /// events do not arrive (some network file systems); SIGHUP reloads
+    /// either way.
+    pub watch_plugins: bool,
 }
 
-/// SIGINT and SIGTERM, registered when this is made: a signal that arrives
-/// while a pass is busy is never met by the default action (exit at once).
+/// SIGINT and SIGTERM (stop) and SIGHUP (reload the plugins), registered
+/// when this is made: a signal that arrives while a pass is busy is never
+/// met by the default action (exit at once).
 pub struct Shutdown {
+    stop: Stop,
+    hangup: Hangup,
+}
+
+struct Stop {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
     terminate: tokio::signal::unix::Signal,
+}
+
+struct Hangup {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
 }
 
 impl Shutdown {
@@ -48,18 +64,28 @@ impl Shutdown {
         {
             use tokio::signal::unix::{SignalKind, signal};
             Ok(Shutdown {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
+                stop: Stop {
+                    interrupt: signal(SignalKind::interrupt())?,
+                    terminate: signal(SignalKind::terminate())?,
+                },
+                hangup: Hangup {
+                    signal: signal(SignalKind::hangup())?,
+                },
             })
         }
         #[cfg(not(unix))]
         {
-            Ok(Shutdown {})
+            Ok(Shutdown {
+                stop: Stop {},
+                hangup: Hangup {},
+            })
         }
     }
+}
 
-    /// Resolves at the next signal.
-    pub async fn wait(&mut self) {
+impl Stop {
+    /// Resolves at the next signal to stop.
+    async fn wait(&mut self) {
         #[cfg(unix)]
         {
             tokio::select! {
@@ -70,6 +96,134 @@ impl Shutdown {
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+impl Hangup {
+    /// Resolves at the next SIGHUP.
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await;
+        }
+        #[cfg(not(unix))]
+        {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Records the plugins serving now, for every status view.
+fn record_plugins(engine: &Engine) {
+    let plugins: Vec<PluginRecord> = engine
+        .plugins()
+        .snapshot()
+        .plugins
+        .values()
+        .map(|p| PluginRecord {
+            name: p.name().to_string(),
+            version: p.descriptor().version.clone(),
+            contract: p.contract().to_string(),
+            path: p.path().display().to_string(),
+        })
+        .collect();
+    if let Err(error) = Links::new(engine.db()).record_plugins(&plugins) {
+        tracing::warn!(%error, "could not record the plugins in use");
+    }
+}
+
+/// Rescans the plugin directory and swaps what changed; true if the
+/// plugins serving changed.
+async fn reload(engine: &Engine, why: &str) -> bool {
+    match engine.plugins().reload().await {
+        Ok(report) => {
+            if report.changed() || !report.refused.is_empty() {
+                tracing::info!(trigger = why, loaded = ?report.loaded, removed = ?report.removed, refused = ?report.refused, "plugins reloaded");
+            }
+            record_plugins(engine);
+            report.changed()
+        }
+        Err(error) => {
+            tracing::error!(%error, "reloading plugins failed; the loaded ones keep serving");
+            false
+        }
+    }
+}
+
+/// Reloads the plugins on every change in their directory (once it has
+/// been quiet for a moment, so that a copy in progress finishes first) and
+/// on every SIGHUP.
+async fn follow_plugins(
+    engine: Arc<Engine>,
+    watch_dir: bool,
+    mut hangup: Hangup,
+    swapped: Arc<tokio::sync::Notify>,
+) {
+    let watched = if watch_dir {
+        watch(engine.plugins().dir())
+    } else {
+        None
+    };
+    let (_watcher, mut changes) = match watched {
+        Some((watcher, changes)) => (Some(watcher), changes),
+        None => (None, tokio::sync::mpsc::channel(1).1),
+    };
+    loop {
+        tokio::select! {
+            Some(()) = changes.recv() => {
+                while let Ok(Some(())) = tokio::time::timeout(QUIET, changes.recv()).await {}
+                if reload(&engine, "file change").await {
+                    swapped.notify_one();
+                }
+            }
+            _ = hangup.wait() => {
+                if reload(&engine, "SIGHUP").await {
+                    swapped.notify_one();
+                }
+            }
+        }
+    }
+}
+
+/// How long the plugin directory must be quiet before a reload.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// Stops a background task when the daemon returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Watches the plugin directory; every change sends on the channel.
+fn watch(
+    dir: &std::path::Path,
+) -> Option<(notify::RecommendedWatcher, tokio::sync::mpsc::Receiver<()>)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && event
+                .paths
+                .iter()
+                .any(|p| p.extension().is_some_and(|e| e == "wasm"))
+        {
+            let _ = tx.try_send(());
+        }
+    });
+    match watcher {
+        Ok(mut watcher) => match watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+            Ok(()) => Some((watcher, rx)),
+            Err(error) => {
+                tracing::warn!(%error, dir = %dir.display(), "cannot watch the plugin directory; reload with SIGHUP");
+                None
+            }
+        },
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch the plugin directory; reload with SIGHUP");
+            None
         }
     }
 }
@@ -95,13 +249,27 @@ pub async fn run(
     engine: Arc<Engine>,
     schedule: Schedule,
     kick: Arc<tokio::sync::Notify>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
 ) -> Result<(), EngineError> {
+    let Shutdown {
+        stop: mut shutdown,
+        hangup,
+    } = shutdown;
     let directory = || Directory::new(engine.db(), engine.schema().clone());
     let mut seen = directory().last_seq()?;
     let mut last_full = Instant::now();
     let mut last_drift = Instant::now();
     let mut next: Option<(&'static str, PassOptions)> = Some(("startup", PassOptions::default()));
+    record_plugins(&engine);
+    // Reloads run beside the passes: a pass keeps the plugins it bound at
+    // its start, and the next pass binds whatever serves then.
+    let swapped = Arc::new(tokio::sync::Notify::new());
+    let _reloader = AbortOnDrop(tokio::spawn(follow_plugins(
+        engine.clone(),
+        schedule.watch_plugins,
+        hangup,
+        swapped.clone(),
+    )));
     tracing::info!(
         interval_s = schedule.interval.as_secs(),
         "provisioner is running; following the directory"
@@ -131,6 +299,12 @@ pub async fn run(
             _ = tokio::time::sleep(POLL) => {}
             _ = kick.notified() => {
                 next = Some(("operator", PassOptions::default()));
+                continue;
+            }
+            _ = swapped.notified() => {
+                // Work that failed to bind while a plugin was missing or
+                // broken runs now; for everyone else the pass sends nothing.
+                next = Some(("plugins changed", PassOptions::default()));
                 continue;
             }
             _ = shutdown.wait() => {

@@ -26,7 +26,7 @@ use crate::config::secrets::SecretStore;
 use crate::config::{Config, Connection, RemoveAction, Rule, RuleSet, SyncSettings};
 use crate::directory::{AttributeSchema, Directory, Person};
 use crate::runtime::contract::{Attribute, Capability, Match, Operation, StoreError};
-use crate::runtime::{CallError, Connector, PluginSet};
+use crate::runtime::{CallError, Connector, PluginRegistry};
 use crate::state::{StateDb, StateError, now_ms};
 
 /// People looked up per call to the connector.
@@ -265,16 +265,21 @@ type Find = (
     Option<String>,
 );
 
+/// A connection bound to its plugin, or why it could not be.
+type Binding = Result<Arc<Bound>, String>;
+
 /// The sync engine over one configuration.
 pub struct Engine {
     db: Arc<StateDb>,
     config: Arc<Config>,
-    plugins: Arc<PluginSet>,
+    plugins: Arc<PluginRegistry>,
     secrets: Arc<SecretStore>,
     schema: AttributeSchema,
     settings: SyncSettings,
     rules: RuleSet,
-    bound: tokio::sync::Mutex<BTreeMap<String, Result<Arc<Bound>, String>>>,
+    /// Bound connections, with the plugin generation they were bound at:
+    /// a swapped plugin rebinds them for new work.
+    bound: tokio::sync::Mutex<BTreeMap<String, (u64, Binding)>>,
     credentials: CredentialPool,
     stopping: AtomicBool,
     progress: std::sync::Mutex<Option<Progress>>,
@@ -297,7 +302,7 @@ impl Engine {
     pub fn new(
         db: Arc<StateDb>,
         config: Arc<Config>,
-        plugins: Arc<PluginSet>,
+        plugins: Arc<PluginRegistry>,
         secrets: Arc<SecretStore>,
         schema: AttributeSchema,
     ) -> Engine {
@@ -357,13 +362,22 @@ impl Engine {
         &self.schema
     }
 
-    /// The bound connection, resolved once per engine.
+    /// The plugins this engine serves.
+    pub fn plugins(&self) -> &Arc<PluginRegistry> {
+        &self.plugins
+    }
+
+    /// The bound connection, resolved once per plugin generation.
     async fn bind(&self, name: &str) -> Result<Arc<Bound>, String> {
+        let generation = self.plugins.generation();
         let mut bound = self.bound.lock().await;
-        if let Some(result) = bound.get(name) {
+        if let Some((at, result)) = bound.get(name)
+            && *at == generation
+        {
             return result.clone();
         }
-        let result = match self.config.resolve(name, &self.plugins, &self.secrets) {
+        let plugins = self.plugins.snapshot();
+        let result = match self.config.resolve(name, &plugins, &self.secrets) {
             Ok(connection) => {
                 match connection.connect(
                     self.config.http_limits(),
@@ -384,7 +398,7 @@ impl Engine {
                 .collect::<Vec<_>>()
                 .join("; ")),
         };
-        bound.insert(name.to_string(), result.clone());
+        bound.insert(name.to_string(), (generation, result.clone()));
         result
     }
 

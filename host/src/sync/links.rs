@@ -227,6 +227,14 @@ fn read_link(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
 
 const LINK_COLUMNS: &str = "rule, person_id, connection, target_id, written, state, reason, error_class, error_code, error_message, error_fields, attempts, next_retry, person_seq, updated_at";
 
+/// A plugin a running host serves, as status reports it.
+pub struct PluginRecord {
+    pub name: String,
+    pub version: String,
+    pub contract: String,
+    pub path: String,
+}
+
 impl<'a> Links<'a> {
     pub fn new(db: &'a StateDb) -> Links<'a> {
         Links { db }
@@ -522,6 +530,43 @@ impl<'a> Links<'a> {
             )
             .map_err(|e| self.fail(e))?;
         Ok(())
+    }
+
+    /// Records the plugins a running host serves, replacing the old list.
+    pub fn record_plugins(&self, plugins: &[PluginRecord]) -> Result<(), StateError> {
+        let mut connection = self.db.lock();
+        let transaction = connection.transaction().map_err(|e| self.fail(e))?;
+        transaction
+            .execute("DELETE FROM plugins", [])
+            .map_err(|e| self.fail(e))?;
+        for PluginRecord {
+            name,
+            version,
+            contract,
+            path,
+        } in plugins
+        {
+            transaction
+                .execute(
+                    "INSERT INTO plugins (name, version, contract, path, loaded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![name, version, contract, path, now_ms()],
+                )
+                .map_err(|e| self.fail(e))?;
+        }
+        transaction.commit().map_err(|e| self.fail(e))
+    }
+
+    /// The plugins the running host last recorded: name -> version.
+    pub fn plugins_in_use(&self) -> Result<BTreeMap<String, String>, StateError> {
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare("SELECT name, version FROM plugins")
+            .map_err(|e| self.fail(e))?;
+        statement
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.fail(e))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.fail(e))
     }
 
     pub fn forget_rule(&self, rule: &str) -> Result<(), StateError> {

@@ -233,6 +233,11 @@ impl Daemon {
     /// Starts the daemon with status on an ephemeral port and waits until
     /// it serves.
     pub async fn start(fixture: &Fixture) -> Daemon {
+        Daemon::start_with(fixture, &[]).await
+    }
+
+    /// Starts the daemon with extra arguments to `run`.
+    pub async fn start_with(fixture: &Fixture, args: &[&str]) -> Daemon {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
             .arg("--config")
@@ -240,6 +245,7 @@ impl Daemon {
             .arg("--cache-dir")
             .arg(cache_dir())
             .args(["run", "--listen", "127.0.0.1:0"])
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

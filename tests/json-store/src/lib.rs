@@ -66,6 +66,8 @@ pub struct Counters {
     pub token_requests: BTreeMap<String, u64>,
     /// API requests by `METHOD /path-pattern`, including refused ones.
     pub api_requests: BTreeMap<String, u64>,
+    /// API requests by `User-Agent`: which connector build made them.
+    pub user_agents: BTreeMap<String, u64>,
     /// API requests answered 401.
     pub unauthorized: u64,
     /// Redirects served.
@@ -270,6 +272,12 @@ async fn authenticate(
     {
         let mut inner = shared.lock();
         *inner.counters.api_requests.entry(pattern).or_default() += 1;
+        let agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        *inner.counters.user_agents.entry(agent).or_default() += 1;
         let valid =
             !inner.refuse_all_tokens && token.is_some_and(|t| inner.access_tokens.contains(&t));
         if !valid {
@@ -506,6 +514,7 @@ async fn control_counters(State(shared): State<Arc<Shared>>) -> Response {
     Json(json!({
         "token_requests": counters.token_requests,
         "api_requests": counters.api_requests,
+        "user_agents": counters.user_agents,
         "unauthorized": counters.unauthorized,
         "redirects": counters.redirects,
     }))

@@ -1,0 +1,313 @@
+//! Swapping connectors under a running `provisioner run`: a replaced
+//! component serves new work, a broken or incompatible replacement is
+//! refused while the old one keeps serving, a removed one puts its
+//! connection in a visible error state, and SIGHUP reloads where file
+//! events are off. Each test runs the real daemon against a json-store
+//! server and swaps real components built in two versions.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+const OLD_AGENT: &str = concat!("json-store-connector/", env!("CARGO_PKG_VERSION"));
+
+fn next_agent() -> String {
+    format!("json-store-connector/{}", test_plugins::NEXT_VERSION)
+}
+
+struct Swap {
+    store: json_store::JsonStore,
+    fixture: Fixture,
+    /// The file the running host loaded the connector from.
+    installed: PathBuf,
+}
+
+async fn swap_world() -> Swap {
+    let store = json_store::JsonStore::start(json_store_options())
+        .await
+        .unwrap();
+    let fixture = Fixture::new(&[]);
+    let installed = fixture.add_plugin(test_plugins::JSON_STORE);
+    fixture.write_secrets(&json_store_secrets());
+    fixture.write_config(&format!(
+        "{HEADER}{}\n[rules.staff]\nconnection = \"store\"\nscope = {{ group = \"staff\" }}\n",
+        json_store_connection("store", &store.host())
+    ));
+    let swap = Swap {
+        store,
+        fixture,
+        installed,
+    };
+    swap.import(&["s1", "s2"]).await;
+    swap
+}
+
+impl Swap {
+    /// Adds people to the directory the way an operator does, while the
+    /// daemon may be running.
+    async fn import(&self, ids: &[&str]) {
+        let people: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({ "id": id, "groups": ["staff"], "given_name": "S", "family_name": id, "email": format!("{id}@example.com") }))
+            .collect();
+        let path = self.fixture.path().join("import.json");
+        std::fs::write(&path, Value::Array(people).to_string()).unwrap();
+        let run = self
+            .fixture
+            .provisioner(&["people", "import", "import.json"], &[])
+            .await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+    }
+
+    fn has(&self, email: &str) -> bool {
+        self.store
+            .people()
+            .iter()
+            .any(|(_, attributes)| attributes.get("email") == Some(&json!(email)))
+    }
+
+    fn requests_by(&self, agent: &str) -> u64 {
+        self.store
+            .counters()
+            .user_agents
+            .get(agent)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Replaces the installed component in place, as `cp` does.
+    fn replace_with(&self, bytes: &[u8]) {
+        std::fs::write(&self.installed, bytes).unwrap();
+    }
+}
+
+/// Polls `check` until it holds; fails with `what` after 30 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn status(daemon: &Daemon) -> Value {
+    reqwest::get(format!("{}/api/status", daemon.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn connection(status: &Value) -> &Value {
+    status["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["connection"] == "store")
+        .expect("the store connection is in status")
+}
+
+fn rule(status: &Value) -> &Value {
+    status["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "staff")
+        .expect("the staff rule is in status")
+}
+
+async fn version_in_status(daemon: &Daemon) -> Value {
+    connection(&status(daemon).await)["plugin_version"].clone()
+}
+
+/// The VERSION and IN USE cells of `plugins list` for json-store.
+async fn listed(fixture: &Fixture) -> String {
+    let run = fixture.provisioner(&["plugins", "list"], &[]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    run.stdout
+        .lines()
+        .find(|l| l.starts_with("json-store"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_plugin_serves_new_work_and_status_shows_its_version() {
+    let world = swap_world().await;
+    let daemon = Daemon::start(&world.fixture).await;
+    eventually("the first people are synced", || async {
+        world.has("s1@example.com") && world.has("s2@example.com")
+    })
+    .await;
+    assert_eq!(
+        version_in_status(&daemon).await,
+        json!(env!("CARGO_PKG_VERSION"))
+    );
+    assert!(world.requests_by(OLD_AGENT) > 0);
+    assert_eq!(world.requests_by(&next_agent()), 0);
+
+    world.replace_with(&std::fs::read(test_plugins::JSON_STORE_NEXT).unwrap());
+    eventually("status shows the new version", || async {
+        version_in_status(&daemon).await == json!(test_plugins::NEXT_VERSION)
+    })
+    .await;
+    let row = listed(&world.fixture).await;
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells[1..3],
+        [test_plugins::NEXT_VERSION, test_plugins::NEXT_VERSION],
+        "plugins list shows the version on disk and the version in use: {row}"
+    );
+
+    let old_before = world.requests_by(OLD_AGENT);
+    world.import(&["s3"]).await;
+    eventually("the person added after the swap is synced", || async {
+        world.has("s3@example.com")
+    })
+    .await;
+    assert!(
+        world.requests_by(&next_agent()) > 0,
+        "the new component made the calls: {:?}",
+        world.store.counters().user_agents
+    );
+    assert_eq!(
+        world.requests_by(OLD_AGENT),
+        old_before,
+        "the old component made no call after the swap"
+    );
+    assert_eq!(world.store.people().len(), 3, "no duplicates");
+    let log = daemon.log();
+    assert!(log.contains("loaded plugin"), "{log}");
+    assert!(daemon.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_or_incompatible_replacement_is_refused_and_the_old_one_serves() {
+    let world = swap_world().await;
+    let daemon = Daemon::start(&world.fixture).await;
+    eventually("the first people are synced", || async {
+        world.has("s1@example.com")
+    })
+    .await;
+    let installed = world.installed.display().to_string();
+
+    world.replace_with(b"\0asm this is not a component");
+    eventually("the broken file is refused in the log", || async {
+        daemon.log().contains("refused")
+    })
+    .await;
+    let log = daemon.log();
+    assert!(
+        log.contains(&installed),
+        "the refusal names the file: {log}"
+    );
+    assert!(log.contains("keeps serving"), "{log}");
+
+    world.replace_with(&std::fs::read(test_plugins::FUTURE_CONTRACT).unwrap());
+    eventually("the incompatible file is refused in the log", || async {
+        daemon.log().contains("0.2.0")
+    })
+    .await;
+
+    world.import(&["s3"]).await;
+    eventually("new work is still served", || async {
+        world.has("s3@example.com")
+    })
+    .await;
+    assert_eq!(
+        version_in_status(&daemon).await,
+        json!(env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(world.requests_by(&next_agent()), 0);
+    let status = status(&daemon).await;
+    assert_eq!(rule(&status)["status"], "active", "{status}");
+    let run = world.fixture.provisioner(&["plugins", "list"], &[]).await;
+    assert!(
+        run.all().contains(&installed),
+        "plugins list reports the refused file: {run:?}"
+    );
+    assert!(daemon.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_plugin_is_a_visible_error_and_coming_back_resumes_the_work() {
+    let world = swap_world().await;
+    let daemon = Daemon::start(&world.fixture).await;
+    eventually("the first people are synced", || async {
+        world.has("s1@example.com")
+    })
+    .await;
+
+    std::fs::remove_file(&world.installed).unwrap();
+    eventually("status shows the plugin as not loaded", || async {
+        version_in_status(&daemon).await.is_null()
+    })
+    .await;
+    world.import(&["s3"]).await;
+    eventually("the rule reports why it cannot run", || async {
+        let status = status(&daemon).await;
+        let rule = rule(&status);
+        rule["status"] == "failed" && rule["reason"].as_str().unwrap_or("").contains("json-store")
+    })
+    .await;
+    assert!(!world.has("s3@example.com"));
+    let page = reqwest::get(&daemon.url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("not loaded"), "the page shows it");
+
+    world.fixture.add_plugin(test_plugins::JSON_STORE);
+    eventually("the change made meanwhile reaches the store", || async {
+        world.has("s3@example.com")
+    })
+    .await;
+    eventually("the rule is healthy again", || async {
+        rule(&status(&daemon).await)["status"] == "active"
+    })
+    .await;
+    assert_eq!(world.store.people().len(), 3);
+    assert!(daemon.stop().await.success(), "the daemon never crashed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_when_file_events_are_off() {
+    let world = swap_world().await;
+    let daemon = Daemon::start_with(&world.fixture, &["--no-watch"]).await;
+    eventually("the first people are synced", || async {
+        world.has("s1@example.com")
+    })
+    .await;
+    world.replace_with(&std::fs::read(test_plugins::JSON_STORE_NEXT).unwrap());
+    let pid = daemon.child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    eventually("status shows the new version", || async {
+        version_in_status(&daemon).await == json!(test_plugins::NEXT_VERSION)
+    })
+    .await;
+    let log = daemon.log();
+    assert!(
+        log.contains("SIGHUP"),
+        "the reload names its trigger: {log}"
+    );
+    assert!(!log.contains("file change"), "no file watch: {log}");
+    assert!(daemon.stop().await.success());
+}
