@@ -10,7 +10,8 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::{Fault, Latency, Shared, org};
+use crate::chaos::ChaosState;
+use crate::{Chaos, Fault, Latency, Shared, org};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
     Router::new()
@@ -26,6 +27,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(expire_after),
         )
         .route("/__emulator/revoke-refresh-tokens", post(revoke))
+        .route("/__emulator/chaos", post(set_chaos).delete(clear_chaos))
+        .route("/__emulator/write-log", get(write_log))
         .route("/__emulator/counters", get(counters))
         .route("/__emulator/records/{object}", get(records).post(seed))
         .route("/__emulator/portal-users/{contact}", post(portal_user))
@@ -67,6 +70,20 @@ async fn expire_after(State(shared): State<Arc<Shared>>, Path(requests): Path<u6
 async fn revoke(State(shared): State<Arc<Shared>>) -> StatusCode {
     shared.lock().refresh_tokens.clear();
     StatusCode::NO_CONTENT
+}
+
+async fn set_chaos(State(shared): State<Arc<Shared>>, Json(chaos): Json<Chaos>) -> StatusCode {
+    shared.lock().chaos = Some(ChaosState::new(chaos));
+    StatusCode::NO_CONTENT
+}
+
+async fn clear_chaos(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.lock().chaos = None;
+    StatusCode::NO_CONTENT
+}
+
+async fn write_log(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.lock().write_log.clone()).into_response()
 }
 
 async fn counters(State(shared): State<Arc<Shared>>) -> Response {

@@ -22,6 +22,7 @@
 //! seeds records and reports counters; [`Emulator`] offers the same in
 //! process.
 
+mod chaos;
 mod control;
 mod oauth;
 mod org;
@@ -45,6 +46,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use org::{Records, SfError};
+
+pub use chaos::{Chaos, ChaosKind, Outcome, WriteAttempt};
 
 /// The API versions the emulator serves.
 pub const VERSIONS: std::ops::RangeInclusive<u32> = 31..=64;
@@ -140,6 +143,8 @@ pub struct Counters {
     pub unauthorized: u64,
     /// Requests failed by injected faults.
     pub faults_served: u64,
+    /// Requests given a chaos fault, by kind.
+    pub chaos_served: BTreeMap<String, u64>,
 }
 
 impl Counters {
@@ -171,6 +176,10 @@ pub(crate) struct OrgState {
     pub issued: u64,
     /// Sessions end once this many more API requests have been served.
     pub expire_after: Option<u64>,
+    pub chaos: Option<chaos::ChaosState>,
+    /// Every record's part in every Collections write, in arrival order.
+    pub write_log: Vec<WriteAttempt>,
+    pub started: Instant,
 }
 
 pub(crate) struct Shared {
@@ -239,8 +248,9 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
     let path = request.uri().path().to_string();
     let is_soap = path.starts_with("/services/Soap/");
     let endpoint_name = endpoint(&method, &path);
+    let (mut request, writes) = write_keys(&shared, &endpoint_name, request).await;
 
-    let (delay, delay_after, fault) = {
+    let (delay, delay_after, fault, pick) = {
         let mut state = shared.lock();
         *state
             .counters
@@ -269,12 +279,58 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         if fault.is_some() {
             state.counters.faults_served += 1;
         }
-        (delay, delay_after, fault)
+        let pick = match (&fault, state.chaos.as_mut()) {
+            (None, Some(chaos)) => chaos.roll(writes.as_ref().map_or(0, |w| w.keys.len())),
+            _ => None,
+        };
+        // A lock only happens in a Collections create or update.
+        let pick = pick.filter(|p| {
+            p.kind != ChaosKind::LockRow || writes.as_ref().is_some_and(|w| w.method != "DELETE")
+        });
+        if let Some(pick) = &pick {
+            *state
+                .counters
+                .chaos_served
+                .entry(pick.kind.name().to_string())
+                .or_default() += 1;
+            if pick.kind == ChaosKind::ExpireSession {
+                state.sessions.clear();
+            }
+        }
+        (delay, delay_after, fault, pick)
     };
+    let fault = fault.or_else(|| {
+        let (status, code) = pick.as_ref()?.kind.error()?;
+        Some(Fault {
+            path: String::new(),
+            method: None,
+            status,
+            error_code: code.into(),
+            message: None,
+            count: 0,
+        })
+    });
+    let chaos_kind = pick.as_ref().map(|p| p.kind);
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
+    if let Some(pick) = &pick {
+        tokio::time::sleep(pick.delay).await;
+        if pick.kind == ChaosKind::LockRow {
+            request
+                .extensions_mut()
+                .insert(chaos::LockedRows(pick.locked.clone()));
+        }
+    }
+    if chaos_kind == Some(ChaosKind::DropConnection) {
+        log_writes(&shared, writes.as_ref(), |_| Outcome::Dropped);
+        return cut_off(StatusCode::OK, Vec::new(), 64);
+    }
     if let Some(fault) = fault {
+        let code = fault.error_code.clone();
+        log_writes(&shared, writes.as_ref(), |_| Outcome::Failed {
+            code: code.clone(),
+        });
         let error = SfError::new(
             fault.status,
             &fault.error_code,
@@ -304,6 +360,7 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         if !token.is_some_and(|t| shared.session_valid(&state, &t)) {
             state.counters.unauthorized += 1;
             drop(state);
+            log_writes(&shared, writes.as_ref(), |_| Outcome::Unauthorized);
             return with_limit_info(
                 &shared,
                 rest_error(&SfError::new(
@@ -324,6 +381,9 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
                 "REQUEST_LIMIT_EXCEEDED",
                 "TotalRequests Limit exceeded.",
             );
+            log_writes(&shared, writes.as_ref(), |_| Outcome::Failed {
+                code: error.code.clone(),
+            });
             let response = if is_soap {
                 soap::fault(&error.code, &error.message)
             } else {
@@ -349,7 +409,56 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         );
     }
 
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    if let Some(writes) = &writes {
+        let status = response.status();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let results: Option<Vec<Value>> = serde_json::from_slice(&bytes).ok();
+        log_writes(&shared, Some(writes), |index| {
+            if chaos_kind == Some(ChaosKind::TruncateBody) {
+                return Outcome::Lost;
+            }
+            if status == StatusCode::UNAUTHORIZED {
+                return Outcome::Unauthorized;
+            }
+            let result = results.as_ref().and_then(|r| {
+                if status.is_success() {
+                    r.get(index)
+                } else {
+                    r.first()
+                }
+            });
+            match result {
+                Some(r) if r["success"] == true => Outcome::Ok,
+                Some(r) => Outcome::Failed {
+                    code: r["errors"][0]["statusCode"]
+                        .as_str()
+                        .or_else(|| r["errorCode"].as_str())
+                        .unwrap_or("UNKNOWN")
+                        .to_string(),
+                },
+                None => Outcome::Failed {
+                    code: format!("HTTP {}", status.as_u16()),
+                },
+            }
+        });
+        response = if chaos_kind == Some(ChaosKind::TruncateBody) {
+            let half = bytes.len() / 2;
+            cut_off(parts.status, bytes[..half].to_vec(), bytes.len())
+        } else {
+            Response::from_parts(parts, axum::body::Body::from(bytes))
+        };
+    } else if chaos_kind == Some(ChaosKind::TruncateBody) {
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let half = bytes.len() / 2;
+        response = cut_off(parts.status, bytes[..half].to_vec(), bytes.len());
+    }
     if let Some(delay) = delay_after {
         tokio::time::sleep(delay).await;
     }
@@ -364,6 +473,115 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         }
     }
     with_limit_info(&shared, response)
+}
+
+/// The records a Collections write carries, keyed for the write log.
+struct Writes {
+    method: String,
+    keys: Vec<String>,
+    at_ms: u64,
+}
+
+/// For a Collections write, reads the body (and puts it back) to key its
+/// records by Email: a create names it, an update or delete names an id
+/// whose record does.
+async fn write_keys(
+    shared: &Shared,
+    endpoint: &str,
+    request: Request,
+) -> (Request, Option<Writes>) {
+    let Some(method) = ["POST", "PATCH", "DELETE"]
+        .into_iter()
+        .find(|m| endpoint == format!("{m} composite/sobjects"))
+    else {
+        return (request, None);
+    };
+    let query = request.uri().query().unwrap_or("").to_string();
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let state = shared.lock();
+    let by_id = |id: &str| {
+        state
+            .records
+            .find(id)
+            .and_then(|(_, r)| r.get("Email").and_then(Value::as_str))
+            .map(str::to_lowercase)
+            .unwrap_or_else(|| format!("#{id}"))
+    };
+    let keys: Vec<String> = if method == "DELETE" {
+        query
+            .split('&')
+            .filter_map(|pair| pair.strip_prefix("ids="))
+            .flat_map(|ids| ids.split("%2C").flat_map(|i| i.split(',')))
+            .filter(|id| !id.is_empty())
+            .map(by_id)
+            .collect()
+    } else {
+        let records: Vec<Value> = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("records").and_then(Value::as_array).cloned())
+            .unwrap_or_default();
+        records
+            .iter()
+            .map(|r| match r.get("Email").and_then(Value::as_str) {
+                Some(email) if method == "POST" => email.to_lowercase(),
+                _ => by_id(
+                    r.get("id")
+                        .or_else(|| r.get("Id"))
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                ),
+            })
+            .collect()
+    };
+    let at_ms = state.started.elapsed().as_millis() as u64;
+    drop(state);
+    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    (
+        request,
+        Some(Writes {
+            method: method.to_string(),
+            keys,
+            at_ms,
+        }),
+    )
+}
+
+fn log_writes(shared: &Shared, writes: Option<&Writes>, outcome: impl Fn(usize) -> Outcome) {
+    let Some(writes) = writes else { return };
+    let mut state = shared.lock();
+    for (index, key) in writes.keys.iter().enumerate() {
+        state.write_log.push(WriteAttempt {
+            key: key.clone(),
+            method: writes.method.clone(),
+            at_ms: writes.at_ms,
+            outcome: outcome(index),
+        });
+    }
+}
+
+/// An answer whose connection breaks after `prefix`: it announces
+/// `length` bytes and sends fewer, so the client sees the body end early
+/// (or, with no prefix, the connection close before an answer).
+fn cut_off(status: StatusCode, prefix: Vec<u8>, length: usize) -> Response {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+        Ok(prefix),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "connection dropped by the emulator's chaos",
+        )),
+    ];
+    let mut response = Response::new(axum::body::Body::from_stream(futures_util::stream::iter(
+        chunks,
+    )));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_LENGTH,
+        HeaderValue::from(length.max(1)),
+    );
+    response
 }
 
 fn with_limit_info(shared: &Shared, mut response: Response) -> Response {
@@ -446,6 +664,9 @@ impl Emulator {
             counters: Counters::default(),
             issued: 0,
             expire_after: None,
+            chaos: None,
+            write_log: Vec::new(),
+            started: now,
         };
         let shared = Arc::new(Shared {
             options,
@@ -512,6 +733,16 @@ impl Emulator {
     /// deterministic point.
     pub fn expire_sessions_after(&self, requests: u64) {
         self.shared.lock().expire_after = Some(requests.max(1));
+    }
+
+    /// Faults a share of all API requests from now on; `None` stops.
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        self.shared.lock().chaos = chaos.map(chaos::ChaosState::new);
+    }
+
+    /// Every record's part in every Collections write so far.
+    pub fn write_log(&self) -> Vec<WriteAttempt> {
+        self.shared.lock().write_log.clone()
     }
 
     /// Invalidates every refresh token: the next refresh gets

@@ -2,15 +2,16 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::chaos::LockedRows;
 use crate::org::{SfError, sobject};
 use crate::{Cursor, Shared, VERSIONS, rest_error, soql};
 
@@ -372,7 +373,21 @@ fn rolled_back(id: Option<&str>) -> Value {
     )
 }
 
-async fn collection_create(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+/// The error a record gets when another transaction holds its row.
+fn lock_error() -> SfError {
+    SfError::new(
+        400,
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record or 1 records",
+    )
+}
+
+async fn collection_create(
+    State(shared): State<Arc<Shared>>,
+    locked: Option<Extension<LockedRows>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let locked = locked.map(|Extension(l)| l).unwrap_or_default();
     let body = match collection_body(&body) {
         Ok(value) => value,
         Err(error) => return rest_error(&error),
@@ -381,7 +396,11 @@ async fn collection_create(State(shared): State<Arc<Shared>>, body: axum::body::
     let checked: Vec<_> = body
         .records
         .iter()
-        .map(|record| {
+        .enumerate()
+        .map(|(index, record)| {
+            if locked.is_locked(index) {
+                return Err(lock_error());
+            }
             let Value::Object(record) = record else {
                 return Err(SfError::new(
                     400,
@@ -417,7 +436,12 @@ async fn collection_create(State(shared): State<Arc<Shared>>, body: axum::body::
     Json(results).into_response()
 }
 
-async fn collection_update(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+async fn collection_update(
+    State(shared): State<Arc<Shared>>,
+    locked: Option<Extension<LockedRows>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let locked = locked.map(|Extension(l)| l).unwrap_or_default();
     let body = match collection_body(&body) {
         Ok(value) => value,
         Err(error) => return rest_error(&error),
@@ -426,7 +450,8 @@ async fn collection_update(State(shared): State<Arc<Shared>>, body: axum::body::
     let checked: Vec<_> = body
         .records
         .iter()
-        .map(|record| {
+        .enumerate()
+        .map(|(index, record)| {
             let Value::Object(record) = record else {
                 return (
                     None,
@@ -443,6 +468,7 @@ async fn collection_update(State(shared): State<Arc<Shared>>, body: axum::body::
                 .and_then(Value::as_str)
                 .map(str::to_string);
             let result = match (&id, record_type(record)) {
+                _ if locked.is_locked(index) => Err(lock_error()),
                 (None, _) => Err(SfError::new(
                     400,
                     "MISSING_ARGUMENT",

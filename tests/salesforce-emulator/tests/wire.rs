@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use salesforce_emulator::{Emulator, Fault, Options};
+use salesforce_emulator::{Chaos, ChaosKind, Emulator, Fault, Options, Outcome};
 use serde_json::{Value, json};
 
 const V: &str = "v62.0";
@@ -544,4 +544,126 @@ async fn faults_latency_and_counters_are_controllable_over_http() {
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))
     );
+}
+
+/// Sends a Collections create of `emails` as Leads and reads the answer to
+/// the end: the status and body, or the transport error a client sees.
+async fn create_leads(org: &Org, emails: &[&str]) -> Result<(u16, Value), reqwest::Error> {
+    let records: Vec<Value> = emails
+        .iter()
+        .map(|e| json!({ "attributes": { "type": "Lead" }, "LastName": "L", "Company": "C", "Email": e }))
+        .collect();
+    let response = org
+        .client
+        .post(org.url("composite/sobjects"))
+        .bearer_auth(&org.token)
+        .json(&json!({ "records": records }))
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+fn only(kind: ChaosKind) -> Chaos {
+    Chaos {
+        seed: 1,
+        per_mille: 1000,
+        kinds: vec![kind],
+        max_latency_ms: 0,
+    }
+}
+
+#[tokio::test]
+async fn chaos_locks_rows_cuts_answers_and_drops_connections_and_logs_each_write() {
+    let org = Org::start(Options::default()).await;
+
+    org.emulator.set_chaos(Some(only(ChaosKind::LockRow)));
+    let emails: Vec<String> = (0..40).map(|i| format!("r{i}@example.com")).collect();
+    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+    let (status, body) = create_leads(&org, &refs).await.unwrap();
+    assert_eq!(status, 200);
+    let results = body.as_array().unwrap();
+    let locked = results
+        .iter()
+        .filter(|r| r["errors"][0]["statusCode"] == "UNABLE_TO_LOCK_ROW")
+        .count();
+    let saved = results.iter().filter(|r| r["success"] == true).count();
+    assert!(locked > 5 && saved > 5, "{locked} locked, {saved} saved");
+    assert_eq!(locked + saved, 40);
+    assert_eq!(
+        org.emulator.records("Lead").len(),
+        saved,
+        "locked rows were not saved"
+    );
+
+    org.emulator.set_chaos(Some(only(ChaosKind::TruncateBody)));
+    let cut = create_leads(&org, &["cut@example.com"]).await;
+    assert!(cut.is_err(), "the client sees the answer break: {cut:?}");
+    assert!(
+        org.emulator
+            .records("Lead")
+            .iter()
+            .any(|r| r["Email"] == "cut@example.com"),
+        "but the record was saved"
+    );
+
+    org.emulator
+        .set_chaos(Some(only(ChaosKind::DropConnection)));
+    let dropped = create_leads(&org, &["dropped@example.com"]).await;
+    assert!(dropped.is_err(), "{dropped:?}");
+    assert!(
+        !org.emulator
+            .records("Lead")
+            .iter()
+            .any(|r| r["Email"] == "dropped@example.com"),
+        "nothing was saved"
+    );
+
+    org.emulator.set_chaos(Some(only(ChaosKind::RequestLimit)));
+    let (status, body) = create_leads(&org, &["limited@example.com"]).await.unwrap();
+    assert_eq!(
+        (status, body[0]["errorCode"].as_str()),
+        (403, Some("REQUEST_LIMIT_EXCEEDED"))
+    );
+    org.emulator.set_chaos(None);
+
+    let log = org.emulator.write_log();
+    assert_eq!(log.len(), 43);
+    let outcome = |email: &str| {
+        log.iter()
+            .find(|a| a.key == email)
+            .map(|a| a.outcome.clone())
+            .unwrap()
+    };
+    assert_eq!(outcome("cut@example.com"), Outcome::Lost);
+    assert_eq!(outcome("dropped@example.com"), Outcome::Dropped);
+    assert_eq!(
+        outcome("limited@example.com"),
+        Outcome::Failed {
+            code: "REQUEST_LIMIT_EXCEEDED".into()
+        }
+    );
+    let failed_locks = log
+        .iter()
+        .filter(|a| {
+            a.outcome
+                == Outcome::Failed {
+                    code: "UNABLE_TO_LOCK_ROW".into(),
+                }
+        })
+        .count();
+    assert_eq!(failed_locks, locked);
+    let served = org.emulator.counters().chaos_served;
+    for kind in [
+        "lock-row",
+        "truncate-body",
+        "drop-connection",
+        "request-limit",
+    ] {
+        assert_eq!(served.get(kind), Some(&1), "{kind}: {served:?}");
+    }
 }
