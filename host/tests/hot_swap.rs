@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
@@ -82,22 +81,6 @@ impl Swap {
     /// Replaces the installed component in place, as `cp` does.
     fn replace_with(&self, bytes: &[u8]) {
         std::fs::write(&self.installed, bytes).unwrap();
-    }
-}
-
-/// Polls `check` until it holds; fails with `what` after 30 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

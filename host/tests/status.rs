@@ -405,3 +405,27 @@ async fn no_surface_shows_a_secret() {
     seen.push_str(&log);
     assert_no_secret(&seen);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_no_attempt_has_reached_yet_count_as_unsynced() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    world
+        .import(json!([prospect("a", "CTO"), prospect("b", "CTO")]))
+        .await;
+    let status: Value =
+        serde_json::from_str(&world.run(&["status", "--json"]).await.stdout).unwrap();
+    let counts = &counts_from_json(&status)["prospects"];
+    assert_eq!(counts["impacted"], 2, "{status}");
+    assert_eq!(counts["unsynced"], 2, "{status}");
+    world.sync().await;
+    world.import(json!([prospect("c", "CTO")])).await;
+    let status: Value =
+        serde_json::from_str(&world.run(&["status", "--json"]).await.stdout).unwrap();
+    let counts = &counts_from_json(&status)["prospects"];
+    assert_eq!(
+        (counts["impacted"], counts["success"], counts["unsynced"]),
+        (3, 2, 1),
+        "{status}"
+    );
+}

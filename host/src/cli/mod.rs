@@ -568,7 +568,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     render::person_status(&status, json || person_json)?;
                 }
                 None => {
-                    let overview = crate::status::model::overview(&db, &config, &rules)?;
+                    let overview = crate::status::model::overview(&db, &schema, &config, &rules)?;
                     if failures {
                         render::failures(&overview.failures, json)?;
                     } else {

@@ -315,7 +315,8 @@ impl<'a> Directory<'a> {
                 })?;
         }
         let mut connection = self.db.lock();
-        let transaction = connection.transaction().map_err(|e| self.db.error(e))?;
+        let transaction =
+            crate::state::write_transaction(&mut connection).map_err(|e| self.db.error(e))?;
         let mut report = UpsertReport::default();
         for change in changes {
             let existing = Self::load(&transaction, &change.id).map_err(|e| self.db.error(e))?;
@@ -378,7 +379,8 @@ impl<'a> Directory<'a> {
         edit: impl FnOnce(&mut Person),
     ) -> Result<bool, DirectoryError> {
         let mut connection = self.db.lock();
-        let transaction = connection.transaction().map_err(|e| self.db.error(e))?;
+        let transaction =
+            crate::state::write_transaction(&mut connection).map_err(|e| self.db.error(e))?;
         let mut person = Self::load(&transaction, id)
             .map_err(|e| self.db.error(e))?
             .filter(|p| !p.deleted)
@@ -438,7 +440,8 @@ impl<'a> Directory<'a> {
 
     pub fn person(&self, id: &str) -> Result<Option<Person>, DirectoryError> {
         let mut connection = self.db.lock();
-        let transaction = connection.transaction().map_err(|e| self.db.error(e))?;
+        let transaction =
+            crate::state::write_transaction(&mut connection).map_err(|e| self.db.error(e))?;
         Self::load(&transaction, id).map_err(|e| DirectoryError::State(self.db.error(e)))
     }
 

@@ -58,6 +58,16 @@ impl std::fmt::Debug for StateDb {
 }
 
 /// Milliseconds since the epoch, the unit of every timestamp in the state.
+/// Starts a transaction that writes. It takes the write lock at BEGIN:
+/// a deferred transaction that reads first and writes later fails at
+/// once with SQLITE_BUSY_SNAPSHOT (no busy timeout helps) when another
+/// process, such as a CLI import beside a running daemon, wrote in between.
+pub(crate) fn write_transaction(
+    connection: &mut Connection,
+) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

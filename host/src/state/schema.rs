@@ -131,7 +131,7 @@ pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 pub(super) fn migrate(connection: &mut Connection, from: i64) -> rusqlite::Result<()> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(from.max(0) as usize) {
         let version = index as i64 + 1;
-        let transaction = connection.transaction()?;
+        let transaction = super::write_transaction(connection)?;
         transaction.execute_batch(sql)?;
         transaction.execute_batch(&format!("PRAGMA user_version = {version}"))?;
         transaction.commit()?;

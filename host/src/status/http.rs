@@ -115,7 +115,7 @@ pub async fn serve(
 }
 
 async fn index(State(state): State<Shared>) -> Response {
-    match model::overview(&state.db, &state.config, &state.rules) {
+    match model::overview(&state.db, &state.schema, &state.config, &state.rules) {
         Ok(overview) => {
             Html(page::render(&overview, state.token.is_some()).into_string()).into_response()
         }
@@ -153,14 +153,14 @@ async fn metrics(State(state): State<Shared>) -> Response {
 }
 
 async fn status(State(state): State<Shared>) -> Response {
-    match model::overview(&state.db, &state.config, &state.rules) {
+    match model::overview(&state.db, &state.schema, &state.config, &state.rules) {
         Ok(overview) => Json(overview).into_response(),
         Err(error) => internal(error),
     }
 }
 
 async fn failures(State(state): State<Shared>) -> Response {
-    match model::overview(&state.db, &state.config, &state.rules) {
+    match model::overview(&state.db, &state.schema, &state.config, &state.rules) {
         Ok(overview) => Json(overview.failures).into_response(),
         Err(error) => internal(error),
     }

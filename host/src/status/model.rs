@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::rules::Scope;
 use crate::config::{Config, RuleSet};
-use crate::directory::{Directory, Person};
+use crate::directory::{AttributeSchema, Directory, DirectoryError, Person};
 use crate::state::{StateDb, StateError};
 use crate::sync::links::{Link, LinkState, Links};
 
@@ -150,12 +150,36 @@ pub fn explain_scope(scope: &Scope, person: &Person) -> (bool, String) {
 }
 
 /// Reads the overview.
-pub fn overview(db: &StateDb, config: &Config, rules: &RuleSet) -> Result<Overview, StateError> {
+pub fn overview(
+    db: &StateDb,
+    schema: &AttributeSchema,
+    config: &Config,
+    rules: &RuleSet,
+) -> Result<Overview, DirectoryError> {
     let links = Links::new(db);
     let all = links.all()?;
     let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
     for link in &all {
         counts.entry(link.rule.clone()).or_default().add(link.state);
+    }
+    // People in scope that no attempt has reached yet (a pass that has not
+    // got to them, or a connection that stopped) are unsynced too: the
+    // buckets always add up to everyone the rule is for.
+    let linked: std::collections::BTreeSet<(&str, &str)> = all
+        .iter()
+        .map(|l| (l.rule.as_str(), l.person_id.as_str()))
+        .collect();
+    let people = Directory::new(db, schema.clone()).people()?;
+    for (name, rule) in rules.rules.iter().filter(|(_, r)| r.active) {
+        let waiting = people
+            .iter()
+            .filter(|p| rule.scope.contains(p) && !linked.contains(&(name.as_str(), p.id.as_str())))
+            .count() as u64;
+        if waiting > 0 {
+            let counts = counts.entry(name.clone()).or_default();
+            counts.impacted += waiting;
+            counts.unsynced += waiting;
+        }
     }
     let connection = db.lock();
     let fail = |e| db.error(e);

@@ -284,7 +284,8 @@ impl<'a> Links<'a> {
         journal: &[(i64, Result<Option<String>, String>)],
     ) -> Result<(), StateError> {
         let mut connection = self.db.lock();
-        let transaction = connection.transaction().map_err(|e| self.fail(e))?;
+        let transaction =
+            crate::state::write_transaction(&mut connection).map_err(|e| self.fail(e))?;
         let now = now_ms();
         for link in save {
             let error = link.error.as_ref();
@@ -342,7 +343,8 @@ impl<'a> Links<'a> {
     /// Opens journal entries before their actions are sent.
     pub fn journal_open(&self, entries: &[JournalEntry]) -> Result<Vec<i64>, StateError> {
         let mut connection = self.db.lock();
-        let transaction = connection.transaction().map_err(|e| self.fail(e))?;
+        let transaction =
+            crate::state::write_transaction(&mut connection).map_err(|e| self.fail(e))?;
         let now = now_ms();
         let mut ids = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -535,7 +537,8 @@ impl<'a> Links<'a> {
     /// Records the plugins a running host serves, replacing the old list.
     pub fn record_plugins(&self, plugins: &[PluginRecord]) -> Result<(), StateError> {
         let mut connection = self.db.lock();
-        let transaction = connection.transaction().map_err(|e| self.fail(e))?;
+        let transaction =
+            crate::state::write_transaction(&mut connection).map_err(|e| self.fail(e))?;
         transaction
             .execute("DELETE FROM plugins", [])
             .map_err(|e| self.fail(e))?;

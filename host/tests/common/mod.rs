@@ -401,3 +401,30 @@ impl Tripwire {
         }
     }
 }
+
+/// Polls `check` until it holds; fails with `what` after 30 s.
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    eventually_within(Duration::from_secs(30), what, check).await
+}
+
+/// Polls `check` every 100 ms until it holds; fails with `what` after
+/// `limit`. For a state another process reaches in its own time: the
+/// deadline is a ceiling, never the synchronisation.
+pub async fn eventually_within<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

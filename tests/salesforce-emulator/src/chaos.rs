@@ -14,6 +14,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+/// How long a new session is safe from [`ChaosKind::ExpireSession`].
+pub const FRESH_SESSION: Duration = Duration::from_secs(1);
+
 /// Random faults on a share of API requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -49,7 +52,10 @@ pub enum ChaosKind {
     /// another transaction holds their rows. Other requests are served
     /// normally.
     LockRow,
-    /// Every session ends just before this request, which gets 401.
+    /// Every session ends just before this request, which gets 401;
+    /// except one issued within [`FRESH_SESSION`]: a real session lasts at
+    /// least 15 minutes, so a client that has just refreshed never finds
+    /// its new session over already.
     ExpireSession,
     /// The connection closes before an answer; nothing is carried out.
     DropConnection,

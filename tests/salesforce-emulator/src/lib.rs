@@ -294,7 +294,9 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
                 .entry(pick.kind.name().to_string())
                 .or_default() += 1;
             if pick.kind == ChaosKind::ExpireSession {
-                state.sessions.clear();
+                state
+                    .sessions
+                    .retain(|_, issued| issued.elapsed() < chaos::FRESH_SESSION);
             }
         }
         (delay, delay_after, fault, pick)
