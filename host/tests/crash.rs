@@ -141,12 +141,51 @@ fn converged(world: &World, script: &Script) -> bool {
         })
 }
 
-async fn settle(world: &World, script: &Script) {
+/// How the target differs from the expected state, for a failure message.
+fn differences(world: &World, script: &Script) -> Vec<String> {
+    let mut seen = BTreeMap::new();
+    let mut out = Vec::new();
+    for lead in world.leads() {
+        let email = lead["Email"].as_str().unwrap_or("").to_lowercase();
+        let title = lead["Title"].as_str().unwrap_or("").to_string();
+        match script.expected.get(&email) {
+            None => out.push(format!("{email}: a Lead that should not exist ({title})")),
+            Some(want) if *want != title => {
+                out.push(format!("{email}: Title {title}, expected {want}"))
+            }
+            Some(_) => {}
+        }
+        if seen.insert(email.clone(), ()).is_some() {
+            out.push(format!("{email}: a second Lead"));
+        }
+    }
+    for email in script.expected.keys() {
+        if !seen.contains_key(email) {
+            out.push(format!("{email}: no Lead"));
+        }
+    }
+    out
+}
+
+async fn settle(world: &World, script: &Script, daemon: &Daemon) {
     let limit = Duration::from_secs(120 + script.expected.len() as u64 / 10);
-    eventually_within(limit, "the target matches the directory", || async {
-        converged(world, script)
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + limit;
+    while !converged(world, script) {
+        if tokio::time::Instant::now() > deadline {
+            let log = daemon.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            let status = world.run(&["status", "--json"]).await.stdout;
+            panic!(
+                "the target never matched the directory:\n{:#?}\nstatus: {status:.2000}\nlog tail:\n{}",
+                differences(world, script)
+                    .iter()
+                    .take(20)
+                    .collect::<Vec<_>>(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The same edits with no crash.
@@ -156,7 +195,7 @@ async fn reference_run(script: &Script) -> BTreeMap<String, Map<String, Value>> 
     for round in &script.rounds {
         world.import(Value::Array(round.clone())).await;
     }
-    settle(&world, script).await;
+    settle(&world, script, &daemon).await;
     assert!(daemon.stop().await.success());
     target_state(&world)
 }
@@ -206,7 +245,7 @@ async fn killed_at_random_moments_the_target_ends_as_without_crashes() {
     for round in rounds {
         world.import(Value::Array(round.clone())).await;
     }
-    settle(&world, &script).await;
+    settle(&world, &script, &daemon).await;
     assert!(daemon.stop().await.success());
     let crashed = target_state(&world);
 

@@ -535,6 +535,64 @@ async fn a_crash_between_create_and_link_leaves_one_record_and_a_link_to_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_who_leaves_after_an_unanswered_create_leaves_no_record_behind() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    let people: Vec<Value> = (0..3).map(|n| prospect(&format!("u{n}"), "CTO")).collect();
+    world.import(Value::Array(people)).await;
+    world.emulator.set_latency(Some(Latency {
+        path: "composite/sobjects".into(),
+        millis: 30_000,
+        after: true,
+    }));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
+        .arg("--config")
+        .arg(world.fixture.config_path())
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .arg("sync")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while world.leads().len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the create never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    world.emulator.set_latency(None);
+
+    // Before any pass sees the answer, two of them leave the scope.
+    for id in ["u0", "u1"] {
+        let run = world
+            .run(&["groups", "remove-member", "prospects", id])
+            .await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+    }
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "removed"), 2, "{report}");
+    assert_eq!(actions(&report, "prospects", "adopted"), 1, "{report}");
+    let emails: Vec<String> = world
+        .leads()
+        .iter()
+        .map(|l| l["Email"].as_str().unwrap().to_lowercase())
+        .collect();
+    assert_eq!(
+        emails,
+        ["u2@example.com"],
+        "no record is left without a link"
+    );
+    let report = world.sync().await;
+    assert_eq!(world.leads().len(), 1, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_with_unknown_attributes_or_bad_templates_are_refused_with_positions() {
     let world = World::default().await;
     world.configure(

@@ -22,7 +22,8 @@ use crate::directory::Directory;
 use crate::state::now_ms;
 use notify::Watcher;
 
-/// How often the directory's change sequence is read.
+/// How often the directory's change sequence is read when no file event
+/// says it changed.
 const POLL: Duration = Duration::from_millis(200);
 
 /// How the daemon schedules passes.
@@ -160,15 +161,19 @@ async fn follow_plugins(
     mut hangup: Hangup,
     swapped: Arc<tokio::sync::Notify>,
 ) {
-    let watched = if watch_dir {
-        watch(engine.plugins().dir())
-    } else {
-        None
-    };
-    let (_watcher, mut changes) = match watched {
-        Some((watcher, changes)) => (Some(watcher), changes),
-        None => (None, tokio::sync::mpsc::channel(1).1),
-    };
+    let (tx, mut changes) = tokio::sync::mpsc::channel(64);
+    let _watcher = watch_dir
+        .then(|| {
+            watch(
+                engine.plugins().dir(),
+                |p| p.extension().is_some_and(|e| e == "wasm"),
+                move || {
+                    let _ = tx.try_send(());
+                },
+                "plugins reload on SIGHUP",
+            )
+        })
+        .flatten();
     loop {
         tokio::select! {
             Some(()) = changes.recv() => {
@@ -198,31 +203,31 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Watches the plugin directory; every change sends on the channel.
+/// Watches `dir` (not its subdirectories) and calls `on_change` for every
+/// event on a path `wanted` accepts; `None`, with a warning saying what
+/// still works (`fallback`), where the platform offers no events.
 fn watch(
     dir: &std::path::Path,
-) -> Option<(notify::RecommendedWatcher, tokio::sync::mpsc::Receiver<()>)> {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    wanted: impl Fn(&std::path::Path) -> bool + Send + 'static,
+    on_change: impl Fn() + Send + 'static,
+    fallback: &str,
+) -> Option<notify::RecommendedWatcher> {
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
-            && event
-                .paths
-                .iter()
-                .any(|p| p.extension().is_some_and(|e| e == "wasm"))
+            && event.paths.iter().any(|p| wanted(p))
         {
-            let _ = tx.try_send(());
+            on_change();
         }
     });
-    match watcher {
-        Ok(mut watcher) => match watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
-            Ok(()) => Some((watcher, rx)),
-            Err(error) => {
-                tracing::warn!(%error, dir = %dir.display(), "cannot watch the plugin directory; reload with SIGHUP");
-                None
-            }
-        },
+    let result = watcher.and_then(|mut watcher| {
+        watcher
+            .watch(dir, notify::RecursiveMode::NonRecursive)
+            .map(|()| watcher)
+    });
+    match result {
+        Ok(watcher) => Some(watcher),
         Err(error) => {
-            tracing::warn!(%error, "cannot watch the plugin directory; reload with SIGHUP");
+            tracing::warn!(%error, dir = %dir.display(), "cannot watch for changes; {fallback}");
             None
         }
     }
@@ -270,6 +275,31 @@ pub async fn run(
         hangup,
         swapped.clone(),
     )));
+    // A directory change is a write to the state file, usually by another
+    // process (an import, `people set`): its file events wake the loop at
+    // once, so that a change reaches the target in milliseconds rather
+    // than at the next poll. The poll stays, for file systems without
+    // events.
+    let written = Arc::new(tokio::sync::Notify::new());
+    let _state_watcher = {
+        let state = engine.db().path().to_path_buf();
+        let name = state
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let written = written.clone();
+        state.parent().and_then(|dir| {
+            watch(
+                dir,
+                move |p| {
+                    p.file_name()
+                        .is_some_and(|f| f.to_string_lossy().starts_with(&name))
+                },
+                move || written.notify_one(),
+                "directory changes are seen at the next poll",
+            )
+        })
+    };
     tracing::info!(
         interval_s = schedule.interval.as_secs(),
         "provisioner is running; following the directory"
@@ -297,6 +327,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
+            _ = written.notified() => {}
             _ = kick.notified() => {
                 next = Some(("operator", PassOptions::default()));
                 continue;

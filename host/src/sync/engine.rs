@@ -29,6 +29,10 @@ use crate::runtime::contract::{Attribute, Capability, Match, Operation, StoreErr
 use crate::runtime::{CallError, Connector, PluginRegistry};
 use crate::state::{StateDb, StateError, now_ms};
 
+/// Up to this many people, a pass over some people reads just them and
+/// their links; above it, reading everything at once is cheaper.
+const TARGETED_PASS_LIMIT: usize = 2_000;
+
 /// People looked up per call to the connector.
 const LOOKUP_CHUNK: usize = 1000;
 
@@ -450,11 +454,20 @@ impl Engine {
             }
         }
         let directory = Directory::new(&self.db, self.schema.clone());
-        let people: BTreeMap<String, Person> = directory
-            .people()?
-            .into_iter()
-            .map(|p| (p.id.clone(), p))
-            .collect();
+        // A pass over a few changed people reads only them and their links,
+        // so that the daemon's answer to one change does not grow with the
+        // directory.
+        let subset = options
+            .people
+            .as_ref()
+            .filter(|ids| ids.len() <= TARGETED_PASS_LIMIT);
+        let people: BTreeMap<String, Person> = match subset {
+            Some(ids) => directory.people_among(ids)?,
+            None => directory.people()?,
+        }
+        .into_iter()
+        .map(|p| (p.id.clone(), p))
+        .collect();
         let now = now_ms();
         let mut report = PassReport {
             rules: Vec::new(),
@@ -498,7 +511,10 @@ impl Engine {
                     continue;
                 }
             };
-            let rule_links = links.of_rule(name)?;
+            let rule_links = match subset {
+                Some(ids) => links.of_rule_among(name, ids)?,
+                None => links.of_rule(name)?,
+            };
             let view = RuleView {
                 rule: &binding.rule,
                 mappings: &binding.mappings,
@@ -655,6 +671,7 @@ impl Engine {
                 .unwrap_or_else(|| Link::new(&name, person, &connection))
         };
         let mut finds: Vec<Find> = Vec::new();
+        let mut reclaims: Vec<(Planned, String)> = Vec::new();
         let mut removals: Vec<Work> = Vec::new();
         for item in planned {
             let person = item.person_id.clone();
@@ -757,17 +774,113 @@ impl Engine {
                 }
                 Decision::Unchanged => report.count("unchanged"),
                 Decision::Drop => outcomes.drop.push((name.clone(), person)),
+                Decision::Reclaim { key } => {
+                    if options.dry_run {
+                        report.count("reclaim");
+                        report.line(
+                            &person,
+                            "reclaim",
+                            format!(
+                                "look up by {} {key}; remove what an unanswered create left",
+                                binding.match_attribute
+                            ),
+                        );
+                        continue;
+                    }
+                    reclaims.push((item, key));
+                }
+            }
+        }
+
+        // Leavers whose create never answered: what the lookup finds is
+        // theirs, and goes the way of any leaver's record.
+        for chunk in reclaims.chunks(LOOKUP_CHUNK) {
+            let keys: Vec<String> = chunk.iter().map(|(_, key)| key.clone()).collect();
+            let found = match binding
+                .bound
+                .connector
+                .lookup(&binding.match_attribute, keys)
+                .await
+            {
+                Ok(found) => found,
+                Err(error) => {
+                    if let Some(StoreError::Unauthorized(message)) = error.store_error() {
+                        Links::new(&self.db).quarantine(&connection, message)?;
+                        report.status = Some(RuleStatus::Quarantined(message.clone()));
+                        return Ok(());
+                    }
+                    for (item, _) in chunk {
+                        report.count("failed");
+                        let mut link = link_of(&item.person_id);
+                        self.fail_link(&mut link, &call_error(&error), item.person_seq);
+                        outcomes.save.push(link);
+                    }
+                    continue;
+                }
+            };
+            for (item, key) in chunk {
+                let person = item.person_id.clone();
+                let ids: Vec<&str> = found
+                    .iter()
+                    .filter(|m| m.value.eq_ignore_ascii_case(key))
+                    .map(|m| m.id.as_str())
+                    .collect();
+                let mut link = link_of(&person);
+                link.person_seq = item.person_seq;
+                match ids.as_slice() {
+                    [] => {
+                        report.line(&person, "forget", "no record was left behind");
+                        outcomes.drop.push((name.clone(), person));
+                    }
+                    [id] => {
+                        report.line(&person, "reclaim", id.to_string());
+                        link.target_id = Some(id.to_string());
+                        match plan::leaver(&link, preferences, id.to_string()) {
+                            Decision::Remove { target, action } => removals.push(Work {
+                                rule: name.clone(),
+                                connection: connection.clone(),
+                                person_id: person.clone(),
+                                person_seq: item.person_seq,
+                                base: link,
+                                kind: WorkKind::Remove { target, action },
+                            }),
+                            Decision::Settle { state, reason } => {
+                                report.count(state.as_str());
+                                link.state = state;
+                                link.reason = reason;
+                                link.error = None;
+                                outcomes.save.push(link);
+                            }
+                            _ => outcomes.save.push(link),
+                        }
+                    }
+                    many => {
+                        report.count("failed");
+                        let message = format!(
+                            "{} records have {} {key} ({}) and the person left the scope; resolve the duplicates in the store",
+                            many.len(),
+                            binding.match_attribute,
+                            many.join(", ")
+                        );
+                        report.line(&person, "fail", message.clone());
+                        link.state = LinkState::Failed;
+                        link.error = Some(LinkError {
+                            class: "rejected".into(),
+                            code: Some("AMBIGUOUS_MATCH".into()),
+                            message,
+                            fields: vec![binding.match_attribute.clone()],
+                        });
+                        outcomes.save.push(link);
+                    }
+                }
             }
         }
 
         // The removal guard.
         if !removals.is_empty() {
-            let linked = rule_links
-                .values()
-                .filter(|l| l.target_id.is_some())
-                .count() as u64;
-            let planned = removals.len() as u64;
             let links = Links::new(&self.db);
+            let linked = links.linked_count(&name)?;
+            let planned = removals.len() as u64;
             let approved = links.guard(&name)?;
             if binding.rule.removal_guard.trips(planned, linked) && approved != Some(true) {
                 let reason = format!(

@@ -261,6 +261,45 @@ impl<'a> Links<'a> {
             .collect())
     }
 
+    /// The links of some people in one rule.
+    pub fn of_rule_among(
+        &self,
+        rule: &str,
+        people: &std::collections::BTreeSet<String>,
+    ) -> Result<BTreeMap<String, Link>, StateError> {
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare_cached(&format!(
+                "SELECT {LINK_COLUMNS} FROM links WHERE rule = ?1 AND person_id = ?2"
+            ))
+            .map_err(|e| self.fail(e))?;
+        let mut links = BTreeMap::new();
+        for person in people {
+            if let Some(link) = statement
+                .query_row(params![rule, person], read_link)
+                .optional()
+                .map_err(|e| self.fail(e))?
+            {
+                links.insert(person.clone(), link);
+            }
+        }
+        Ok(links)
+    }
+
+    /// How many records a rule has: what the removal guard weighs a pass's
+    /// removals against, whichever people the pass covers.
+    pub fn linked_count(&self, rule: &str) -> Result<u64, StateError> {
+        self.db
+            .lock()
+            .query_row(
+                "SELECT COUNT(*) FROM links WHERE rule = ?1 AND target_id IS NOT NULL",
+                params![rule],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.fail(e))
+    }
+
     /// Every link, for status.
     pub fn all(&self) -> Result<Vec<Link>, StateError> {
         let connection = self.db.lock();
@@ -363,6 +402,23 @@ impl<'a> Links<'a> {
                 )
                 .map_err(|e| self.fail(e))?;
             ids.push(transaction.last_insert_rowid());
+            // A create that is answered saves its link; one whose answer
+            // never comes (a crash, a cut connection) must still leave a
+            // link, or a person who then leaves the scope would leave an
+            // unknown record behind. This one says a create went out, so a
+            // later pass looks the person up before forgetting them.
+            if entry.action == "create"
+                && let (Some(rule), Some(person)) = (&entry.rule, &entry.person_id)
+            {
+                transaction
+                    .execute(
+                        "INSERT INTO links (rule, person_id, connection, state, reason, attempts, updated_at)
+                         VALUES (?1, ?2, ?3, 'unsynced', 'a create was sent and its answer is not recorded yet', 1, ?4)
+                         ON CONFLICT (rule, person_id) DO NOTHING",
+                        params![rule, person, entry.connection, now],
+                    )
+                    .map_err(|e| self.fail(e))?;
+            }
         }
         transaction.commit().map_err(|e| self.fail(e))?;
         Ok(ids)

@@ -60,6 +60,11 @@ pub enum Decision {
     Unchanged,
     /// Forget the link: there is no record to remove.
     Drop,
+    /// The person left the scope, and the link has no record, but an
+    /// earlier create for them may have been carried out without the answer
+    /// arriving (a crash, a cut-off connection): look them up by `key`, and
+    /// treat what is found as any leaver's record.
+    Reclaim { key: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,13 +177,7 @@ pub fn plan_rule(
         }
         let create = mapping::attributes(view.mappings, &person.attributes, false);
         let update = mapping::attributes(view.mappings, &person.attributes, true);
-        let key = create
-            .iter()
-            .find(|a| a.name.eq_ignore_ascii_case(view.match_attribute))
-            .and_then(|a| match &a.value {
-                Value::Text(t) if !t.is_empty() => Some(t.clone()),
-                _ => None,
-            });
+        let key = match_key(view, &create);
         let target = link.and_then(|l| l.target_id.clone());
         let decision = match (target, link) {
             (Some(existing), Some(_)) if full && key.is_some() => Decision::Find {
@@ -257,54 +256,92 @@ pub fn plan_rule(
             person_seq: seq,
             decision,
         };
-        let Some(target) = link.target_id.clone() else {
-            planned.push(push(Decision::Drop));
-            continue;
-        };
         if let Some(reason) = waiting(link, seq, now) {
             planned.push(push(Decision::Wait { reason }));
             continue;
         }
-        let kept = |reason: &str| {
-            if link.state == LinkState::Kept && link.reason.as_deref() == Some(reason) {
-                Decision::Unchanged
-            } else {
-                Decision::Settle {
-                    state: LinkState::Kept,
-                    reason: Some(reason.to_string()),
-                }
-            }
+        let Some(target) = link.target_id.clone() else {
+            let key = person.and_then(|p| {
+                match_key(
+                    view,
+                    &mapping::attributes(view.mappings, &p.attributes, false),
+                )
+            });
+            planned.push(push(match key {
+                Some(key) if may_have_record(link) => Decision::Reclaim { key },
+                _ => Decision::Drop,
+            }));
+            continue;
         };
-        let decision = if !prefs.allow_deprovision {
-            kept("left the rule's scope; deprovisioning is not allowed on this connection")
-        } else {
-            match prefs.remove_action {
-                Some(RemoveAction::Delete) if prefs.allow_delete => Decision::Remove {
-                    target,
-                    action: RemoveAction::Delete,
-                },
-                Some(RemoveAction::Delete) => kept(
-                    "left the rule's scope; deleting records is not allowed on this connection",
-                ),
-                Some(RemoveAction::Disable) if prefs.allow_disable => {
-                    if link.state == LinkState::Disabled {
-                        Decision::Unchanged
-                    } else {
-                        Decision::Remove {
-                            target,
-                            action: RemoveAction::Disable,
-                        }
-                    }
-                }
-                Some(RemoveAction::Disable) => kept(
-                    "left the rule's scope; disabling records is not allowed on this connection",
-                ),
-                None => kept("left the rule's scope; the connector can neither disable nor delete"),
-            }
-        };
-        planned.push(push(decision));
+        planned.push(push(leaver(link, prefs, target)));
     }
     planned
+}
+
+/// The match attribute's value among `attributes`, if it has one.
+fn match_key(view: &RuleView<'_>, attributes: &[Attribute]) -> Option<String> {
+    attributes
+        .iter()
+        .find(|a| a.name.eq_ignore_ascii_case(view.match_attribute))
+        .and_then(|a| match &a.value {
+            Value::Text(t) if !t.is_empty() => Some(t.clone()),
+            _ => None,
+        })
+}
+
+/// Whether a link without a record may still have one in the store: some
+/// create was tried and its outcome is not known to be a refusal.
+fn may_have_record(link: &Link) -> bool {
+    match link.state {
+        LinkState::Failed => link
+            .error
+            .as_ref()
+            .is_none_or(|e| !matches!(e.class.as_str(), "rejected" | "unsupported")),
+        LinkState::Unsynced => link.attempts > 0 || link.error.is_some(),
+        _ => true,
+    }
+}
+
+/// What becomes of the record `target` of someone who left the scope, as
+/// the connection's preferences say.
+pub fn leaver(link: &Link, prefs: &Preferences, target: String) -> Decision {
+    let kept = |reason: &str| {
+        if link.state == LinkState::Kept && link.reason.as_deref() == Some(reason) {
+            Decision::Unchanged
+        } else {
+            Decision::Settle {
+                state: LinkState::Kept,
+                reason: Some(reason.to_string()),
+            }
+        }
+    };
+    if !prefs.allow_deprovision {
+        kept("left the rule's scope; deprovisioning is not allowed on this connection")
+    } else {
+        match prefs.remove_action {
+            Some(RemoveAction::Delete) if prefs.allow_delete => Decision::Remove {
+                target,
+                action: RemoveAction::Delete,
+            },
+            Some(RemoveAction::Delete) => {
+                kept("left the rule's scope; deleting records is not allowed on this connection")
+            }
+            Some(RemoveAction::Disable) if prefs.allow_disable => {
+                if link.state == LinkState::Disabled {
+                    Decision::Unchanged
+                } else {
+                    Decision::Remove {
+                        target,
+                        action: RemoveAction::Disable,
+                    }
+                }
+            }
+            Some(RemoveAction::Disable) => {
+                kept("left the rule's scope; disabling records is not allowed on this connection")
+            }
+            None => kept("left the rule's scope; the connector can neither disable nor delete"),
+        }
+    }
 }
 
 /// What a lookup turns a `Find` into.
@@ -611,6 +648,32 @@ mod tests {
         let mut empty = linked("a", "CTO");
         empty.target_id = None;
         assert_eq!(plan(&prefs(), vec![], vec![empty])[0], Decision::Drop);
+    }
+
+    #[test]
+    fn a_leaver_whose_create_never_answered_is_looked_up_before_the_link_goes() {
+        let mut gone = person("a", true, "CTO");
+        gone.enabled = false;
+        let mut unanswered = linked("a", "CTO");
+        unanswered.target_id = None;
+        unanswered.state = LinkState::Failed;
+        unanswered.error = Some(LinkError {
+            class: "transient".into(),
+            code: None,
+            message: "interrupted".into(),
+            fields: vec![],
+        });
+        let decision = &plan(&prefs(), vec![gone.clone()], vec![unanswered.clone()])[0];
+        assert!(
+            matches!(decision, Decision::Reclaim { key } if key.contains('a')),
+            "{decision:?}"
+        );
+        // A refused create left nothing behind.
+        let mut refused = unanswered;
+        if let Some(error) = refused.error.as_mut() {
+            error.class = "rejected".into();
+        }
+        assert_eq!(plan(&prefs(), vec![gone], vec![refused])[0], Decision::Drop);
     }
 
     #[test]
