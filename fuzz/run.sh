@@ -12,6 +12,9 @@ seconds="${1:-600}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 for target in config template people_json people_csv salesforce_wire; do
     echo "== $target for ${seconds}s"
-    RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" -- \
+    # New inputs go to a scratch corpus under target/; the seeds in
+    # corpus/ stay as committed.
+    mkdir -p "target/corpus/$target"
+    RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" "target/corpus/$target" "corpus/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1
 done

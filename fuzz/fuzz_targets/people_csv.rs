@@ -1,31 +1,7 @@
 //! The people importer, CSV.
 #![no_main]
 
-use std::sync::OnceLock;
+#[path = "../checks.rs"]
+mod checks;
 
-use libfuzzer_sys::fuzz_target;
-use provisioner::directory::import::{Format, parse};
-use provisioner::directory::{AttributeSchema, Directory};
-use provisioner::state::StateDb;
-
-fn db() -> &'static StateDb {
-    static DB: OnceLock<StateDb> = OnceLock::new();
-    DB.get_or_init(|| StateDb::in_memory().expect("an in-memory state"))
-}
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let directory = Directory::new(db(), AttributeSchema::default());
-    if let Ok((rows, errors)) = parse("fuzz.csv", text, Format::Csv, &directory) {
-        let lines = text.lines().count().max(1);
-        for row in &rows {
-            assert!(row.line >= 1 && row.line <= lines, "line {} of {lines}", row.line);
-            assert!(directory.validate(&row.change).is_ok());
-        }
-        for error in &errors {
-            let _ = error.to_string();
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::people_csv(data));

@@ -1,0 +1,722 @@
+//! The provisioner's benchmarks, run side by side in one process tree and
+//! written to BENCHMARKS.md.
+//!
+//! Every workload runs the real release `provisioner` binary against the
+//! Salesforce emulator on loopback; the emulator's counters say how many
+//! API calls were made. The naive baseline (one lookup query and one
+//! create per person, in sequence) runs against an emulator of its own in
+//! the same run, so that ratios compare like with like on a shared,
+//! noisy machine. See bench/README.md for the method.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use salesforce_emulator::{Emulator, Options};
+use serde_json::{Value, json};
+
+const CLIENT_ID: &str = "bench-client-id";
+const CLIENT_SECRET: &str = "bench-client-secret";
+const REFRESH_TOKEN: &str = "bench-refresh-token";
+const API: &str = "v62.0";
+
+#[derive(Parser)]
+#[command(about = "Benchmarks the provisioner host against the Salesforce emulator")]
+struct Args {
+    /// People in the initial-sync, steady-state and sandbox workloads.
+    #[arg(long, default_value_t = 10_000)]
+    people: usize,
+    /// People in the large initial sync and no-op pass; 0 skips them.
+    #[arg(long, default_value_t = 100_000)]
+    large: usize,
+    /// Repeats of each measured run; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Single-attribute changes timed in the steady-state workload.
+    #[arg(long, default_value_t = 200)]
+    changes: usize,
+    /// Calls timed when measuring the cost of entering the component.
+    #[arg(long, default_value_t = 2_000)]
+    entries: usize,
+    /// The release `provisioner` binary; by default, next to this one.
+    #[arg(long)]
+    provisioner: Option<PathBuf>,
+    /// The Salesforce connector component.
+    #[arg(long)]
+    component: PathBuf,
+    /// Where the report goes.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// The command line to record in the report.
+    #[arg(long, default_value = "bash bench/run.sh")]
+    command: String,
+}
+
+/// One `provisioner` process, measured.
+struct Measured {
+    wall: Duration,
+    max_rss_kib: u64,
+}
+
+/// Runs a command to the end, and reads its peak RSS from the kernel's
+/// accounting (`wait4`), which sees every page the process ever touched.
+fn run_measured(mut command: Command) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let child = command.spawn().context("starting provisioner")?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: wait4 writes only into the two out-parameters, which live
+    // for the whole call; rusage is plain data, valid when zeroed.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    if reaped < 0 {
+        return Err(std::io::Error::last_os_error()).context("waiting for provisioner");
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        bail!("provisioner failed (wait status {status}); see its output in the work directory");
+    }
+    Ok(Measured {
+        wall,
+        max_rss_kib: usage.ru_maxrss as u64,
+    })
+}
+
+/// An emulated org and a working directory configured for it.
+struct Org {
+    emulator: Emulator,
+    dir: tempfile::TempDir,
+    provisioner: PathBuf,
+    cache: PathBuf,
+}
+
+fn person(index: usize, title: &str) -> Value {
+    let id = format!("p{index:06}");
+    json!({ "id": id, "groups": ["prospects"], "given_name": "Bench", "family_name": id, "email": format!("{id}@example.com"), "title": title })
+}
+
+impl Org {
+    async fn new(args: &Args, provisioner: &Path, cache: &Path) -> anyhow::Result<Org> {
+        let emulator = Emulator::start(Options {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            refresh_tokens: vec![REFRESH_TOKEN.into()],
+            daily_api_limit: u64::MAX,
+            ..Options::default()
+        })
+        .await?;
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir(dir.path().join("plugins"))?;
+        std::fs::copy(
+            &args.component,
+            dir.path().join("plugins/salesforce_leads_contacts.wasm"),
+        )
+        .with_context(|| format!("copying {}", args.component.display()))?;
+        let domain = emulator.addr();
+        std::fs::write(
+            dir.path().join("provisioner.toml"),
+            format!(
+                r#"secrets_file = "secrets.toml"
+
+[sync]
+interval_secs = 86400
+drift_interval_secs = 86400
+
+[connections.leads]
+plugin = "salesforce-leads-contacts"
+allow_insecure_loopback = true
+
+[connections.leads.settings]
+domain = "{domain}"
+record_type = "Lead"
+default_company = "[not provided]"
+
+[connections.leads.secrets]
+client_id = {{ secrets_file = "client_id" }}
+client_secret = {{ secrets_file = "client_secret" }}
+refresh_token = {{ secrets_file = "refresh_token" }}
+
+[connections.leads.preferences]
+allow_create = true
+allow_update = true
+
+[rules.prospects]
+connection = "leads"
+scope = {{ group = "prospects" }}
+"#
+            ),
+        )?;
+        let secrets = dir.path().join("secrets.toml");
+        std::fs::write(
+            &secrets,
+            format!(
+                "client_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nrefresh_token = \"{REFRESH_TOKEN}\"\n"
+            ),
+        )?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600))?;
+        Ok(Org {
+            emulator,
+            dir,
+            provisioner: provisioner.to_path_buf(),
+            cache: cache.to_path_buf(),
+        })
+    }
+
+    fn command(&self, args: &[&str]) -> anyhow::Result<Command> {
+        let mut command = Command::new(&self.provisioner);
+        command
+            .arg("--config")
+            .arg(self.dir.path().join("provisioner.toml"))
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(self.dir.path().join("stdout.log"))?)
+            .stderr(std::fs::File::create(self.dir.path().join("stderr.log"))?);
+        Ok(command)
+    }
+
+    /// Runs the binary to the end, off the async threads the emulator
+    /// serves on.
+    async fn run(&self, args: &[&str]) -> anyhow::Result<Measured> {
+        let command = self.command(args)?;
+        tokio::task::spawn_blocking(move || run_measured(command)).await?
+    }
+
+    async fn import(&self, people: usize, title: &str) -> anyhow::Result<()> {
+        let file = self.dir.path().join("people.json");
+        let rows: Vec<Value> = (0..people).map(|i| person(i, title)).collect();
+        std::fs::write(&file, serde_json::to_vec(&rows)?)?;
+        self.run(&["people", "import", "people.json"]).await?;
+        Ok(())
+    }
+
+    fn api_calls(&self) -> u64 {
+        self.emulator.counters().total()
+    }
+
+    fn writes(&self) -> u64 {
+        let c = self.emulator.counters();
+        ["POST", "PATCH", "DELETE"]
+            .iter()
+            .map(|m| c.of(&format!("{m} composite/sobjects")) + c.of(&format!("{m} sobjects/Lead")))
+            .sum::<u64>()
+            + c.of("POST sobjects/Lead")
+            + c.of("POST soap")
+    }
+}
+
+/// An initial sync: people per second, API calls per person, peak RSS.
+struct SyncRun {
+    wall: Duration,
+    calls: u64,
+    writes: u64,
+    max_rss_kib: u64,
+}
+
+async fn initial_sync(org: &Org, people: usize) -> anyhow::Result<SyncRun> {
+    org.import(people, "t0").await?;
+    let calls = org.api_calls();
+    let writes = org.writes();
+    let measured = org.run(&["sync"]).await?;
+    let leads = org
+        .emulator
+        .counters()
+        .records
+        .get("Lead")
+        .copied()
+        .unwrap_or(0);
+    if leads != people {
+        bail!("the sync left {leads} Leads for {people} people");
+    }
+    Ok(SyncRun {
+        wall: measured.wall,
+        calls: org.api_calls() - calls,
+        writes: org.writes() - writes,
+        max_rss_kib: measured.max_rss_kib,
+    })
+}
+
+async fn noop_pass(org: &Org) -> anyhow::Result<SyncRun> {
+    let calls = org.api_calls();
+    let writes = org.writes();
+    let measured = org.run(&["sync"]).await?;
+    Ok(SyncRun {
+        wall: measured.wall,
+        calls: org.api_calls() - calls,
+        writes: org.writes() - writes,
+        max_rss_kib: measured.max_rss_kib,
+    })
+}
+
+/// The naive client: for each person in turn, one query by Email and one
+/// create. This is how a simple script, or an engine that makes one call
+/// per user, provisions.
+async fn naive_baseline(people: usize) -> anyhow::Result<(Duration, u64)> {
+    let emulator = Emulator::start(Options {
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        refresh_tokens: vec![REFRESH_TOKEN.into()],
+        daily_api_limit: u64::MAX,
+        ..Options::default()
+    })
+    .await?;
+    let client = reqwest::Client::new();
+    let base = emulator.base_url().to_string();
+    let started = Instant::now();
+    let token: Value = client
+        .post(format!("{base}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("refresh_token", REFRESH_TOKEN),
+        ])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = token["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_string();
+    for index in 0..people {
+        let row = person(index, "t0");
+        let email = row["email"].as_str().unwrap_or_default();
+        let query = reqwest::Url::parse_with_params(
+            &format!("{base}/services/data/{API}/query"),
+            &[("q", format!("SELECT Id FROM Lead WHERE Email = '{email}'"))],
+        )?;
+        let found: Value = client
+            .get(query)
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        if found["totalSize"].as_u64().unwrap_or(0) > 0 {
+            continue;
+        }
+        client
+            .post(format!("{base}/services/data/{API}/sobjects/Lead"))
+            .bearer_auth(&token)
+            .json(&json!({
+                "FirstName": row["given_name"],
+                "LastName": row["family_name"],
+                "Email": email,
+                "Title": row["title"],
+                "Company": "[not provided]",
+            }))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    let wall = started.elapsed();
+    let leads = emulator
+        .counters()
+        .records
+        .get("Lead")
+        .copied()
+        .unwrap_or(0);
+    if leads != people {
+        bail!("the naive client left {leads} Leads for {people} people");
+    }
+    Ok((wall, emulator.counters().total()))
+}
+
+/// A running `provisioner run`, stopped on drop.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Single-attribute changes with the daemon running: from the moment the
+/// change is committed to the directory (the CLI has exited) until the
+/// emulator holds the new value.
+async fn steady_state(org: &Org, people: usize, changes: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut command = org.command(&["run", "--listen", "127.0.0.1:0"])?;
+    command.env("RUST_LOG", "info");
+    let daemon = Daemon(command.spawn().context("starting provisioner run")?);
+    let log = org.dir.path().join("stderr.log");
+    let ready = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("following the directory")
+    {
+        if ready.elapsed() > Duration::from_secs(120) {
+            bail!("the daemon did not start; see {}", log.display());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ids: std::collections::HashMap<String, String> = org
+        .emulator
+        .records("Lead")
+        .into_iter()
+        .filter_map(|r| {
+            Some((
+                r.get("Email")?.as_str()?.to_lowercase(),
+                r.get("Id")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    // The first change also waits out the daemon's startup pass; it is not
+    // counted.
+    for change in 0..=changes {
+        let index = (change * 7_919) % people;
+        let id = format!("p{index:06}");
+        let lead = ids
+            .get(&format!("{id}@example.com"))
+            .with_context(|| format!("no Lead for {id}"))?;
+        let title = format!("c{change}");
+        org.run(&["people", "set", &id, "--attr", &format!("title={title}")])
+            .await?;
+        let committed = Instant::now();
+        loop {
+            let now = org.emulator.record(lead);
+            if now
+                .as_ref()
+                .and_then(|r| r.get("Title"))
+                .and_then(Value::as_str)
+                == Some(&title)
+            {
+                break;
+            }
+            if committed.elapsed() > Duration::from_secs(60) {
+                bail!("change {change} never reached the emulator");
+            }
+            tokio::time::sleep(Duration::from_micros(250)).await;
+        }
+        if change > 0 {
+            latencies.push(committed.elapsed());
+        }
+    }
+    drop(daemon);
+    Ok(latencies)
+}
+
+/// The cost of one call into the component that does no I/O (a lookup of
+/// nothing): instantiation, the calls out for settings, and the way back.
+async fn component_entry(org: &Org, calls: usize) -> anyhow::Result<Duration> {
+    use provisioner::config::Config;
+    use provisioner::runtime::{Runtime, RuntimeOptions};
+    let config = Config::load(&org.dir.path().join("provisioner.toml"))
+        .map_err(|d| anyhow::anyhow!(d.to_string()))?;
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(org.cache.clone()),
+        ..RuntimeOptions::default()
+    })?;
+    let plugins = runtime.load_dir(&org.dir.path().join("plugins")).await?;
+    let secrets = Arc::new(
+        config
+            .secret_store()
+            .map_err(|d| anyhow::anyhow!(d.to_string()))?,
+    );
+    let connector = config
+        .resolve("leads", &plugins, &secrets)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+        .connect(config.http_limits(), secrets, None)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    for _ in 0..50 {
+        connector.lookup("email", Vec::new()).await?;
+    }
+    let started = Instant::now();
+    for _ in 0..calls {
+        connector.lookup("email", Vec::new()).await?;
+    }
+    Ok(started.elapsed() / calls as u32)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map(|kib| format!("{:.0} GiB", kib as f64 / 1_048_576.0))
+        .unwrap_or_else(|| "unknown memory".into());
+    let output = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    format!(
+        "{cpu}, {cores} cores, {memory}; {}; {}; commit {}",
+        output("uname", &["-sr"]),
+        output("rustc", &["--version"]),
+        output("git", &["rev-parse", "--short", "HEAD"]),
+    )
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok { "met" } else { "**not met**" }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let provisioner = match &args.provisioner {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory for this binary")?
+            .join("provisioner"),
+    };
+    if !provisioner.exists() {
+        bail!(
+            "{} does not exist; build it with `cargo build --release -p provisioner`",
+            provisioner.display()
+        );
+    }
+    let cache = tempfile::tempdir()?;
+    // Compile the component once, as a deployed host has: the measured
+    // runs load it from the cache.
+    Org::new(&args, &provisioner, cache.path())
+        .await?
+        .run(&["plugins", "list"])
+        .await?;
+    let runs = args.runs.max(1);
+    let n = args.people;
+    eprintln!("benchmarking with {n} people, {runs} runs");
+
+    // Workloads 1, 3 and 5 at n, alternating ours and the baseline so that
+    // both see the same machine.
+    let mut ours = Vec::new();
+    let mut noops = Vec::new();
+    let mut naive = Vec::new();
+    let mut steady_org = None;
+    for run in 0..runs {
+        let org = Org::new(&args, &provisioner, cache.path()).await?;
+        let sync = initial_sync(&org, n).await?;
+        eprintln!(
+            "run {run}: initial sync {:.2?}, {} calls, {} MiB",
+            sync.wall,
+            sync.calls,
+            sync.max_rss_kib / 1024
+        );
+        noops.push(noop_pass(&org).await?);
+        ours.push(sync);
+        let (wall, calls) = naive_baseline(n).await?;
+        eprintln!("run {run}: naive {wall:.2?}, {calls} calls");
+        naive.push((wall, calls));
+        if steady_org.is_none() {
+            steady_org = Some(org);
+        }
+    }
+    let org = steady_org.context("no run")?;
+    eprintln!("steady state: {} changes", args.changes);
+    let mut latencies = steady_state(&org, n, args.changes).await?;
+    latencies.sort();
+    eprintln!("component entry: {} calls", args.entries);
+    let entry = component_entry(&org, args.entries).await?;
+
+    let mut large = None;
+    if args.large > 0 {
+        eprintln!("large: {} people", args.large);
+        let org = Org::new(&args, &provisioner, cache.path()).await?;
+        let sync = initial_sync(&org, args.large).await?;
+        let noop = noop_pass(&org).await?;
+        large = Some((sync, noop));
+    }
+
+    let rate = |r: &SyncRun, people: usize| people as f64 / r.wall.as_secs_f64();
+    let our_rate = median(ours.iter().map(|r| rate(r, n)).collect());
+    let our_calls = median(ours.iter().map(|r| r.calls as f64 / n as f64).collect());
+    let our_rss = median(ours.iter().map(|r| r.max_rss_kib as f64 / 1024.0).collect());
+    let our_wall = median(ours.iter().map(|r| r.wall.as_secs_f64()).collect());
+    let naive_rate = median(
+        naive
+            .iter()
+            .map(|(w, _)| n as f64 / w.as_secs_f64())
+            .collect(),
+    );
+    let naive_calls = median(naive.iter().map(|(_, c)| *c as f64 / n as f64).collect());
+    let naive_wall = median(naive.iter().map(|(w, _)| w.as_secs_f64()).collect());
+    let noop_wall = median(noops.iter().map(|r| r.wall.as_secs_f64()).collect());
+    let noop_calls = noops.iter().map(|r| r.calls).max().unwrap_or(0);
+    let noop_writes = noops.iter().map(|r| r.writes).max().unwrap_or(0);
+    let p50 = percentile(&latencies, 0.50);
+    let p99 = percentile(&latencies, 0.99);
+    let calls_per_sync = median(ours.iter().map(|r| r.calls as f64).collect());
+    // Every API call of the sync is one call into the component (lookups
+    // and applies each make one request per batch), so this bounds the
+    // share of the wall time spent entering and leaving the sandbox.
+    let entry_share = calls_per_sync * entry.as_secs_f64() / our_wall;
+
+    let mut out = String::new();
+    writeln!(out, "# Benchmarks\n")?;
+    writeln!(
+        out,
+        "Written by `{}` on {}. Method and analysis: [bench/README.md](bench/README.md).\n",
+        args.command,
+        machine()
+    )?;
+    writeln!(
+        out,
+        "Medians over {runs} runs of {n} people unless stated. Ours and the naive baseline ran alternately in the same process tree, each against an emulator of its own on loopback.\n"
+    )?;
+    writeln!(out, "## Initial sync of {n} people into Leads\n")?;
+    writeln!(out, "| | ours | naive baseline | ratio |")?;
+    writeln!(out, "|---|---:|---:|---:|")?;
+    writeln!(
+        out,
+        "| people per second | {our_rate:.0} | {naive_rate:.0} | {:.1}× |",
+        our_rate / naive_rate
+    )?;
+    writeln!(out, "| wall time | {our_wall:.2} s | {naive_wall:.2} s | |")?;
+    writeln!(
+        out,
+        "| API calls per person | {our_calls:.4} | {naive_calls:.4} | {:.0}× fewer |",
+        naive_calls / our_calls
+    )?;
+    writeln!(out, "| host peak RSS | {our_rss:.0} MiB | | |\n")?;
+    if let Some((sync, noop)) = &large {
+        let people = args.large;
+        writeln!(out, "## {people} people (one run)\n")?;
+        writeln!(out, "| | initial sync | no-op pass |")?;
+        writeln!(out, "|---|---:|---:|")?;
+        writeln!(
+            out,
+            "| wall time | {:.2} s | {:.2} s |",
+            sync.wall.as_secs_f64(),
+            noop.wall.as_secs_f64()
+        )?;
+        writeln!(
+            out,
+            "| people per second | {:.0} | {:.0} |",
+            rate(sync, people),
+            rate(noop, people)
+        )?;
+        writeln!(
+            out,
+            "| API calls (per person) | {} ({:.4}) | {} |",
+            sync.calls,
+            sync.calls as f64 / people as f64,
+            noop.calls
+        )?;
+        writeln!(out, "| writes | {} | {} |", sync.writes, noop.writes)?;
+        writeln!(
+            out,
+            "| host peak RSS | {} MiB | {} MiB |\n",
+            sync.max_rss_kib / 1024,
+            noop.max_rss_kib / 1024
+        )?;
+    }
+    writeln!(out, "## No-op pass over {n} linked people\n")?;
+    writeln!(
+        out,
+        "{noop_wall:.2} s (median), {noop_calls} API calls, {noop_writes} writes.\n"
+    )?;
+    writeln!(out, "## Steady state with `provisioner run`\n")?;
+    writeln!(
+        out,
+        "{} single-attribute changes over {n} linked people, from the change committed to the directory to the new value in the emulator: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms.\n",
+        latencies.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    )?;
+    writeln!(out, "## Sandbox\n")?;
+    writeln!(
+        out,
+        "Entering the component for a call that does no I/O (a fresh instance, its calls out for settings, and the way back): {:.1} µs per call, median of {} calls. The initial sync of {n} people made {calls_per_sync:.0} such calls, so entering the sandbox accounts for at most {:.2} % of its wall time.\n",
+        entry.as_secs_f64() * 1e6,
+        args.entries,
+        entry_share * 100.0
+    )?;
+    writeln!(out, "## Targets\n")?;
+    writeln!(out, "| target | measured | |")?;
+    writeln!(out, "|---|---|---|")?;
+    writeln!(
+        out,
+        "| ≤ 0.02 API calls per person, initial sync | {our_calls:.4} | {} |",
+        met(our_calls <= 0.02)
+    )?;
+    writeln!(
+        out,
+        "| 0 calls on a no-op pass | {noop_calls} | {} |",
+        met(noop_calls == 0 && large.as_ref().is_none_or(|(_, n)| n.calls == 0))
+    )?;
+    writeln!(
+        out,
+        "| throughput ≥ 20× the naive baseline | {:.1}× | {} |",
+        our_rate / naive_rate,
+        met(our_rate / naive_rate >= 20.0)
+    )?;
+    writeln!(
+        out,
+        "| single-change p99 < 100 ms | {:.1} ms | {} |",
+        p99.as_secs_f64() * 1e3,
+        met(p99 < Duration::from_millis(100))
+    )?;
+    writeln!(
+        out,
+        "| component vs native wall time ≤ 1.10 | ≤ {:.3} (bound from the entry cost) | {} |",
+        1.0 + entry_share,
+        met(1.0 + entry_share <= 1.10)
+    )?;
+    match &large {
+        Some((sync, _)) => writeln!(
+            out,
+            "| host peak RSS ≤ 300 MB at {} people | {:.0} MB | {} |",
+            args.large,
+            sync.max_rss_kib as f64 * 1024.0 / 1e6,
+            met(sync.max_rss_kib as f64 * 1024.0 <= 300e6)
+        )?,
+        None => writeln!(
+            out,
+            "| host peak RSS ≤ 300 MB at 100,000 people | not run | |"
+        )?,
+    }
+    std::fs::write(&args.out, &out).with_context(|| format!("writing {}", args.out.display()))?;
+    print!("{out}");
+    Ok(())
+}
