@@ -8,7 +8,10 @@ mod checks;
 
 use std::path::PathBuf;
 
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A fuzz target's check: panics on a bug.
+type Check = fn(&[u8]);
+
+const TARGETS: &[(&str, Check)] = &[
     ("config", checks::config),
     ("template", checks::template),
     ("people_json", checks::people_json),
