@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use provisioner::directory::{AttributeSchema, Directory, PersonChange};
+use provisioner::state::StateDb;
 use salesforce_emulator::{Emulator, Options};
 use serde_json::{Value, json};
 
@@ -344,8 +346,8 @@ impl Drop for Daemon {
 }
 
 /// Single-attribute changes with the daemon running: from the moment the
-/// change is committed to the directory (the CLI has exited) until the
-/// emulator holds the new value.
+/// change is committed to the directory until the emulator holds the new
+/// value.
 async fn steady_state(org: &Org, people: usize, changes: usize) -> anyhow::Result<Vec<Duration>> {
     let mut command = org.command(&["run", "--listen", "127.0.0.1:0"])?;
     command.env("RUST_LOG", "info");
@@ -372,6 +374,8 @@ async fn steady_state(org: &Org, people: usize, changes: usize) -> anyhow::Resul
             ))
         })
         .collect();
+    let db = StateDb::open(&org.dir.path().join("provisioner.db"))?;
+    let directory = Directory::new(&db, AttributeSchema::default());
     let mut latencies = Vec::new();
     // The first change also waits out the daemon's startup pass; it is not
     // counted.
@@ -382,8 +386,17 @@ async fn steady_state(org: &Org, people: usize, changes: usize) -> anyhow::Resul
             .get(&format!("{id}@example.com"))
             .with_context(|| format!("no Lead for {id}"))?;
         let title = format!("c{change}");
-        org.run(&["people", "set", &id, "--attr", &format!("title={title}")])
-            .await?;
+        // The change is made through the directory library in process, as
+        // `people set` makes it, so that the clock starts at the commit
+        // rather than at a process exit.
+        directory.upsert(&[PersonChange {
+            id: id.clone(),
+            enabled: None,
+            population: None,
+            groups: None,
+            attributes: [("title".to_string(), Some(title.clone()))].into(),
+            replace_attributes: false,
+        }])?;
         let committed = Instant::now();
         loop {
             let now = org.emulator.record(lead);
@@ -406,6 +419,36 @@ async fn steady_state(org: &Org, people: usize, changes: usize) -> anyhow::Resul
     }
     drop(daemon);
     Ok(latencies)
+}
+
+/// An initial sync with the runtime's per-call debug lines on: the wall
+/// time, and the time spent inside the sandbox (instantiation, guest code,
+/// crossings; brokered HTTP waits excluded) summed over every call.
+async fn sandbox_time(org: &Org, people: usize) -> anyhow::Result<(Duration, Duration, usize)> {
+    org.import(people, "t0").await?;
+    let mut command = org.command(&["sync"])?;
+    command.env("RUST_LOG", "warn,provisioner::runtime=debug");
+    let measured = tokio::task::spawn_blocking(move || run_measured(command)).await??;
+    let log = std::fs::read_to_string(org.dir.path().join("stderr.log"))?;
+    let mut total = Duration::ZERO;
+    let mut calls = 0;
+    for line in log.lines().filter(|l| l.contains("plugin call finished")) {
+        let Some(at) = line.find("sandbox_us") else {
+            continue;
+        };
+        let digits: String = line[at + "sandbox_us=".len().min(line.len() - at)..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let Ok(us) = digits.parse::<u64>() {
+            total += Duration::from_micros(us);
+            calls += 1;
+        }
+    }
+    if calls == 0 {
+        bail!("no plugin call lines in the sync's log");
+    }
+    Ok((measured.wall, total, calls))
 }
 
 /// The cost of one call into the component that does no I/O (a lookup of
@@ -557,6 +600,10 @@ async fn main() -> anyhow::Result<()> {
     latencies.sort();
     eprintln!("component entry: {} calls", args.entries);
     let entry = component_entry(&org, args.entries).await?;
+    eprintln!("time inside the sandbox: an instrumented sync of {n}");
+    let instrumented = Org::new(&args, &provisioner, cache.path()).await?;
+    let (sandbox_wall, sandbox, sandbox_calls) = sandbox_time(&instrumented, n).await?;
+    drop(instrumented);
 
     let mut large = None;
     if args.large > 0 {
@@ -585,11 +632,11 @@ async fn main() -> anyhow::Result<()> {
     let noop_writes = noops.iter().map(|r| r.writes).max().unwrap_or(0);
     let p50 = percentile(&latencies, 0.50);
     let p99 = percentile(&latencies, 0.99);
-    let calls_per_sync = median(ours.iter().map(|r| r.calls as f64).collect());
-    // Every API call of the sync is one call into the component (lookups
-    // and applies each make one request per batch), so this bounds the
-    // share of the wall time spent entering and leaving the sandbox.
-    let entry_share = calls_per_sync * entry.as_secs_f64() / our_wall;
+    // Were the connector's logic native and free, the sync would still
+    // take its wall time less everything spent inside the sandbox: the
+    // ratio below is an upper bound on component over native.
+    let native_bound =
+        sandbox_wall.as_secs_f64() / (sandbox_wall - sandbox.min(sandbox_wall)).as_secs_f64();
 
     let mut out = String::new();
     writeln!(out, "# Benchmarks\n")?;
@@ -667,10 +714,15 @@ async fn main() -> anyhow::Result<()> {
     writeln!(out, "## Sandbox\n")?;
     writeln!(
         out,
-        "Entering the component for a call that does no I/O (a fresh instance, its calls out for settings, and the way back): {:.1} µs per call, median of {} calls. The initial sync of {n} people made {calls_per_sync:.0} such calls, so entering the sandbox accounts for at most {:.2} % of its wall time.\n",
+        "Entering the component for a call that does no I/O (a fresh instance, its calls out for settings, and the way back): {:.1} µs per call, averaged over {} calls.\n",
         entry.as_secs_f64() * 1e6,
         args.entries,
-        entry_share * 100.0
+    )?;
+    writeln!(
+        out,
+        "An instrumented initial sync of {n} people (one more run, with the runtime's per-call debug lines on) made {sandbox_calls} component calls, which spent {:.1} ms inside the sandbox (instantiation, guest code and crossings; waits on brokered HTTP excluded) of {:.2} s wall. The same logic compiled natively would still spend part of that time, so component over native wall time is at most {native_bound:.3}.\n",
+        sandbox.as_secs_f64() * 1e3,
+        sandbox_wall.as_secs_f64(),
     )?;
     writeln!(out, "## Targets\n")?;
     writeln!(out, "| target | measured | |")?;
@@ -699,9 +751,8 @@ async fn main() -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "| component vs native wall time ≤ 1.10 | ≤ {:.3} (bound from the entry cost) | {} |",
-        1.0 + entry_share,
-        met(1.0 + entry_share <= 1.10)
+        "| component vs native wall time ≤ 1.10 | ≤ {native_bound:.3} (upper bound) | {} |",
+        met(native_bound <= 1.10)
     )?;
     match &large {
         Some((sync, _)) => writeln!(

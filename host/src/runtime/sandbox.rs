@@ -127,7 +127,7 @@ impl PluginState {
 
     /// Time the guest itself has been running, which is what the CPU budget
     /// limits: waiting for brokered HTTP does not count.
-    fn guest_time(&self) -> Duration {
+    pub(crate) fn guest_time(&self) -> Duration {
         self.started.elapsed().saturating_sub(self.host_time)
     }
 
