@@ -329,14 +329,15 @@ impl<'a> Links<'a> {
         for link in save {
             let error = link.error.as_ref();
             transaction
-                .execute(
+                .prepare_cached(
                     &format!(
                         "INSERT INTO links ({LINK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                          ON CONFLICT (rule, person_id) DO UPDATE SET connection = ?3, target_id = ?4, written = ?5, state = ?6, reason = ?7,
                          error_class = ?8, error_code = ?9, error_message = ?10, error_fields = ?11, attempts = ?12, next_retry = ?13,
                          person_seq = ?14, updated_at = ?15"
                     ),
-                    params![
+                )
+                .and_then(|mut statement| statement.execute(params![
                         link.rule,
                         link.person_id,
                         link.connection,
@@ -352,8 +353,7 @@ impl<'a> Links<'a> {
                         link.next_retry,
                         link.person_seq,
                         now,
-                    ],
-                )
+                    ]))
                 .map_err(|e| self.fail(e))?;
         }
         for (rule, person) in drop {
@@ -370,10 +370,10 @@ impl<'a> Links<'a> {
                 Err(error) => ("failed", None, Some(error.clone())),
             };
             transaction
-                .execute(
+                .prepare_cached(
                     "UPDATE journal SET finished_at = ?2, outcome = ?3, target_id = COALESCE(?4, target_id), error = ?5 WHERE id = ?1",
-                    params![id, now, outcome, target, error],
                 )
+                .and_then(|mut statement| statement.execute(params![id, now, outcome, target, error]))
                 .map_err(|e| self.fail(e))?;
         }
         transaction.commit().map_err(|e| self.fail(e))
@@ -388,9 +388,11 @@ impl<'a> Links<'a> {
         let mut ids = Vec::with_capacity(entries.len());
         for entry in entries {
             transaction
-                .execute(
+                .prepare_cached(
                     "INSERT INTO journal (rule, person_id, connection, action, target_id, detail, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
                         entry.rule,
                         entry.person_id,
                         entry.connection,
@@ -398,8 +400,8 @@ impl<'a> Links<'a> {
                         entry.target_id,
                         entry.detail.to_string(),
                         now
-                    ],
-                )
+                    ])
+                })
                 .map_err(|e| self.fail(e))?;
             ids.push(transaction.last_insert_rowid());
             // A create that is answered saves its link; one whose answer
@@ -411,12 +413,14 @@ impl<'a> Links<'a> {
                 && let (Some(rule), Some(person)) = (&entry.rule, &entry.person_id)
             {
                 transaction
-                    .execute(
+                    .prepare_cached(
                         "INSERT INTO links (rule, person_id, connection, state, reason, attempts, updated_at)
                          VALUES (?1, ?2, ?3, 'unsynced', 'a create was sent and its answer is not recorded yet', 1, ?4)
                          ON CONFLICT (rule, person_id) DO NOTHING",
-                        params![rule, person, entry.connection, now],
                     )
+                    .and_then(|mut statement| {
+                        statement.execute(params![rule, person, entry.connection, now])
+                    })
                     .map_err(|e| self.fail(e))?;
             }
         }
