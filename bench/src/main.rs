@@ -8,6 +8,8 @@
 //! the same run, so that ratios compare like with like on a shared,
 //! noisy machine. See bench/README.md for the method.
 
+mod native;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -198,6 +200,39 @@ scope = {{ group = "prospects" }}
         std::fs::write(&file, serde_json::to_vec(&rows)?)?;
         self.run(&["people", "import", "people.json"]).await?;
         Ok(())
+    }
+
+    /// The `leads` connection bound in this process, the way the binary
+    /// binds it: for the in-process sandbox workloads.
+    async fn connect(&self) -> anyhow::Result<provisioner::runtime::Connector> {
+        use provisioner::config::Config;
+        use provisioner::runtime::{Runtime, RuntimeOptions};
+        let config = Config::load(&self.dir.path().join("provisioner.toml"))
+            .map_err(|d| anyhow::anyhow!(d.to_string()))?;
+        let runtime = Runtime::new(RuntimeOptions {
+            cache_dir: Some(self.cache.clone()),
+            ..RuntimeOptions::default()
+        })?;
+        let plugins = runtime.load_dir(&self.dir.path().join("plugins")).await?;
+        let secrets = Arc::new(
+            config
+                .secret_store()
+                .map_err(|d| anyhow::anyhow!(d.to_string()))?,
+        );
+        config
+            .resolve("leads", &plugins, &secrets)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            .connect(config.http_limits(), secrets, None)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))
+    }
+
+    fn leads(&self) -> usize {
+        self.emulator
+            .counters()
+            .records
+            .get("Lead")
+            .copied()
+            .unwrap_or(0)
     }
 
     fn api_calls(&self) -> u64 {
@@ -454,25 +489,7 @@ async fn sandbox_time(org: &Org, people: usize) -> anyhow::Result<(Duration, Dur
 /// The cost of one call into the component that does no I/O (a lookup of
 /// nothing): instantiation, the calls out for settings, and the way back.
 async fn component_entry(org: &Org, calls: usize) -> anyhow::Result<Duration> {
-    use provisioner::config::Config;
-    use provisioner::runtime::{Runtime, RuntimeOptions};
-    let config = Config::load(&org.dir.path().join("provisioner.toml"))
-        .map_err(|d| anyhow::anyhow!(d.to_string()))?;
-    let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(org.cache.clone()),
-        ..RuntimeOptions::default()
-    })?;
-    let plugins = runtime.load_dir(&org.dir.path().join("plugins")).await?;
-    let secrets = Arc::new(
-        config
-            .secret_store()
-            .map_err(|d| anyhow::anyhow!(d.to_string()))?,
-    );
-    let connector = config
-        .resolve("leads", &plugins, &secrets)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?
-        .connect(config.http_limits(), secrets, None)
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let connector = org.connect().await?;
     for _ in 0..50 {
         connector.lookup("email", Vec::new()).await?;
     }
@@ -600,6 +617,29 @@ async fn main() -> anyhow::Result<()> {
     latencies.sort();
     eprintln!("component entry: {} calls", args.entries);
     let entry = component_entry(&org, args.entries).await?;
+    eprintln!("component against native: {runs} runs each of {n} people");
+    let mut component_times = Vec::new();
+    let mut native_times = Vec::new();
+    for _ in 0..runs {
+        let org = Org::new(&args, &provisioner, cache.path()).await?;
+        let connector = org.connect().await?;
+        component_times.push(native::through_component(&connector, n).await?);
+        if org.leads() != n {
+            bail!(
+                "the component run left {} Leads for {n} people",
+                org.leads()
+            );
+        }
+        let org = Org::new(&args, &provisioner, cache.path()).await?;
+        let connector = org.connect().await?;
+        native_times.push(native::native(connector.broker().clone(), n).await?);
+        if org.leads() != n {
+            bail!("the native run left {} Leads for {n} people", org.leads());
+        }
+    }
+    let component_wall = median(component_times.iter().map(Duration::as_secs_f64).collect());
+    let native_wall = median(native_times.iter().map(Duration::as_secs_f64).collect());
+    let native_ratio = component_wall / native_wall;
     eprintln!("time inside the sandbox: an instrumented sync of {n}");
     let instrumented = Org::new(&args, &provisioner, cache.path()).await?;
     let (sandbox_wall, sandbox, sandbox_calls) = sandbox_time(&instrumented, n).await?;
@@ -724,6 +764,11 @@ async fn main() -> anyhow::Result<()> {
         sandbox.as_secs_f64() * 1e3,
         sandbox_wall.as_secs_f64(),
     )?;
+    writeln!(
+        out,
+        "Side by side, the calls an initial sync of {n} people makes to the connector (lookups of 1,000 Emails, creates in batches of 200, in sequence) through the same broker and a fresh org each: the component {:.3} s, the same logic compiled natively into this bench-only build {:.3} s (medians of {runs}). Component over native: **{native_ratio:.3}** for the connector's share of the work; the engine's own work (directory, planning, state file) is the same in both and only dilutes this in a whole sync.\n",
+        component_wall, native_wall,
+    )?;
     writeln!(out, "## Targets\n")?;
     writeln!(out, "| target | measured | |")?;
     writeln!(out, "|---|---|---|")?;
@@ -751,8 +796,8 @@ async fn main() -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "| component vs native wall time ≤ 1.10 | ≤ {native_bound:.3} (upper bound) | {} |",
-        met(native_bound <= 1.10)
+        "| component vs native wall time ≤ 1.10 | {native_ratio:.3} on the connector's calls (whole-sync bound from time in the sandbox: ≤ {native_bound:.3}) | {} |",
+        met(native_ratio <= 1.10)
     )?;
     match &large {
         Some((sync, _)) => writeln!(
