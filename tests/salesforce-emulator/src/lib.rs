@@ -18,9 +18,10 @@
 //!   in `REQUEST_LIMIT_EXCEEDED`, and `GET limits`.
 //!
 //! A control API under `/__emulator/` (a path Salesforce does not use)
-//! injects faults and latency, expires sessions, revokes refresh tokens,
-//! seeds records and reports counters; [`Emulator`] offers the same in
-//! process.
+//! injects faults and latency, turns on seeded random faults over a whole
+//! run ([`Chaos`]), expires sessions, revokes refresh tokens, seeds records
+//! and reports counters and the log of write attempts; [`Emulator`] offers
+//! the same in process.
 
 mod chaos;
 mod control;
