@@ -5,7 +5,10 @@
 # them in `cargo test`.
 #
 # cargo fuzz needs nightly compiler flags; RUSTC_BOOTSTRAP lets the stable
-# toolchain accept them.
+# toolchain accept them. -O is an optimised build with the address
+# sanitizer and without debug assertions: the host links wasmtime, and a
+# second, debug-assertion build costs another 40 minutes on two cores. Add
+# `-a` to the cargo fuzz line to trade that time for overflow checks.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-600}"
