@@ -17,7 +17,12 @@ cargo build --release --target wasm32-wasip2 -p salesforce-leads-contacts
 
 target="${CARGO_TARGET_DIR:-target}"
 demo="$target/demo"
+# The port examples/provisioner.toml names for the demo org.
 port=18443
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "demo: port $port is already in use (the demo org listens there); stop what listens on it and run again" >&2
+    exit 1
+fi
 rm -rf "$demo"
 mkdir -p "$demo/plugins"
 cp examples/provisioner.toml "$demo/provisioner.toml"

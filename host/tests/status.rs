@@ -428,4 +428,12 @@ async fn people_no_attempt_has_reached_yet_count_as_unsynced() {
         (3, 2, 1),
         "{status}"
     );
+    // The sync recorded the version it used.
+    let leads = status["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["connection"] == "leads")
+        .unwrap();
+    assert_eq!(leads["plugin_version"], "0.1.0", "{status}");
 }

@@ -473,6 +473,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let engine = engine(global).await?;
+            if !dry_run {
+                crate::sync::daemon::record_plugins(&engine);
+            }
             let bar = render::progress_bar(json);
             if let Some(bar) = bar.clone() {
                 engine.on_progress(Arc::new(move |done, total| {

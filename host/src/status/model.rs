@@ -60,8 +60,8 @@ pub struct ApiUsage {
 pub struct ConnectionHealth {
     pub connection: String,
     pub plugin: String,
-    /// The version the running host serves, as it last recorded; `None`
-    /// if its plugin is not loaded (or no host has run yet).
+    /// The version the host that last ran (the daemon, or a sync) served;
+    /// `None` if its plugin was not loaded, or nothing has run yet.
     pub plugin_version: Option<String>,
     pub quarantined: Option<String>,
     pub api_usage: Option<ApiUsage>,

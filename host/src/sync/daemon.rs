@@ -115,8 +115,9 @@ impl Hangup {
     }
 }
 
-/// Records the plugins serving now, for every status view.
-fn record_plugins(engine: &Engine) {
+/// Records the plugins serving now, for every status view: the daemon at
+/// start and after every reload, a one-shot sync when it runs.
+pub(crate) fn record_plugins(engine: &Engine) {
     let plugins: Vec<PluginRecord> = engine
         .plugins()
         .snapshot()
