@@ -29,10 +29,6 @@ use crate::runtime::contract::{Attribute, Capability, Match, Operation, StoreErr
 use crate::runtime::{CallError, Connector, PluginRegistry};
 use crate::state::{StateDb, StateError, now_ms};
 
-/// Up to this many people, a pass over some people reads just them and
-/// their links; above it, reading everything at once is cheaper.
-const TARGETED_PASS_LIMIT: usize = 2_000;
-
 /// People looked up per call to the connector.
 const LOOKUP_CHUNK: usize = 1000;
 
@@ -457,10 +453,7 @@ impl Engine {
         // A pass over a few changed people reads only them and their links,
         // so that the daemon's answer to one change does not grow with the
         // directory.
-        let subset = options
-            .people
-            .as_ref()
-            .filter(|ids| ids.len() <= TARGETED_PASS_LIMIT);
+        let subset = options.people.as_ref();
         let people: BTreeMap<String, Person> = match subset {
             Some(ids) => directory.people_among(ids)?,
             None => directory.people()?,
@@ -760,12 +753,9 @@ impl Engine {
                     outcomes.save.push(link);
                 }
                 Decision::Fail { error } => {
-                    report.count("failed");
-                    report.line(&person, "fail", error.message.clone());
                     let mut link = link_of(&person);
-                    link.state = LinkState::Failed;
-                    link.error = Some(error);
                     link.person_seq = item.person_seq;
+                    refuse(&mut link, error, report);
                     outcomes.save.push(link);
                 }
                 Decision::Wait { reason } => {
@@ -796,27 +786,14 @@ impl Engine {
         // theirs, and goes the way of any leaver's record.
         for chunk in reclaims.chunks(LOOKUP_CHUNK) {
             let keys: Vec<String> = chunk.iter().map(|(_, key)| key.clone()).collect();
-            let found = match binding
-                .bound
-                .connector
-                .lookup(&binding.match_attribute, keys)
-                .await
+            let items = chunk.iter().map(|(item, _)| item);
+            let found = match self
+                .lookup(binding, keys, items, &link_of, report, outcomes)
+                .await?
             {
-                Ok(found) => found,
-                Err(error) => {
-                    if let Some(StoreError::Unauthorized(message)) = error.store_error() {
-                        Links::new(&self.db).quarantine(&connection, message)?;
-                        report.status = Some(RuleStatus::Quarantined(message.clone()));
-                        return Ok(());
-                    }
-                    for (item, _) in chunk {
-                        report.count("failed");
-                        let mut link = link_of(&item.person_id);
-                        self.fail_link(&mut link, &call_error(&error), item.person_seq);
-                        outcomes.save.push(link);
-                    }
-                    continue;
-                }
+                Lookup::Found(found) => found,
+                Lookup::Failed => continue,
+                Lookup::Quarantined => return Ok(()),
             };
             for (item, key) in chunk {
                 let person = item.person_id.clone();
@@ -855,21 +832,13 @@ impl Engine {
                         }
                     }
                     many => {
-                        report.count("failed");
-                        let message = format!(
-                            "{} records have {} {key} ({}) and the person left the scope; resolve the duplicates in the store",
-                            many.len(),
-                            binding.match_attribute,
-                            many.join(", ")
+                        let error = ambiguous(
+                            &binding.match_attribute,
+                            key,
+                            many,
+                            " and the person left the scope",
                         );
-                        report.line(&person, "fail", message.clone());
-                        link.state = LinkState::Failed;
-                        link.error = Some(LinkError {
-                            class: "rejected".into(),
-                            code: Some("AMBIGUOUS_MATCH".into()),
-                            message,
-                            fields: vec![binding.match_attribute.clone()],
-                        });
+                        refuse(&mut link, error, report);
                         outcomes.save.push(link);
                     }
                 }
@@ -921,26 +890,16 @@ impl Engine {
         }
 
         // Look everyone new up, in batches, and turn finds into work.
-        let connector = &binding.bound.connector;
         for chunk in finds.chunks(LOOKUP_CHUNK) {
             let keys: Vec<String> = chunk.iter().map(|(_, key, ..)| key.clone()).collect();
-            let found = match connector.lookup(&binding.match_attribute, keys).await {
-                Ok(found) => found,
-                Err(error) => {
-                    let links = Links::new(&self.db);
-                    if let Some(StoreError::Unauthorized(message)) = error.store_error() {
-                        links.quarantine(&connection, message)?;
-                        report.status = Some(RuleStatus::Quarantined(message.clone()));
-                        return Ok(());
-                    }
-                    for (item, ..) in chunk {
-                        report.count("failed");
-                        let mut link = link_of(&item.person_id);
-                        self.fail_link(&mut link, &call_error(&error), item.person_seq);
-                        outcomes.save.push(link);
-                    }
-                    continue;
-                }
+            let items = chunk.iter().map(|(item, ..)| item);
+            let found = match self
+                .lookup(binding, keys, items, &link_of, report, outcomes)
+                .await?
+            {
+                Lookup::Found(found) => found,
+                Lookup::Failed => continue,
+                Lookup::Quarantined => return Ok(()),
             };
             let mut by_key: BTreeMap<String, Vec<&Match>> = BTreeMap::new();
             for m in &found {
@@ -1074,21 +1033,8 @@ impl Engine {
                         outcomes.save.push(link);
                     }
                     Found::Ambiguous(ids) => {
-                        report.count("failed");
-                        let message = format!(
-                            "{} records have {} {key} ({}); resolve the duplicates in the store",
-                            ids.len(),
-                            binding.match_attribute,
-                            ids.join(", ")
-                        );
-                        report.line(&person, "fail", message.clone());
-                        link.state = LinkState::Failed;
-                        link.error = Some(LinkError {
-                            class: "rejected".into(),
-                            code: Some("AMBIGUOUS_MATCH".into()),
-                            message,
-                            fields: vec![binding.match_attribute.clone()],
-                        });
+                        let error = ambiguous(&binding.match_attribute, &key, &ids, "");
+                        refuse(&mut link, error, report);
                         outcomes.save.push(link);
                     }
                 }
@@ -1180,6 +1126,42 @@ impl Engine {
         }
         reports.insert(rule.to_string(), rule_report);
         Ok(())
+    }
+
+    /// One lookup for `items`. Refused credentials quarantine the
+    /// connection, and the rule stops; any other failure is recorded on
+    /// each item's link, to be retried as the backoff allows.
+    #[allow(clippy::too_many_arguments)]
+    async fn lookup<'p>(
+        &self,
+        binding: &RuleBinding,
+        keys: Vec<String>,
+        items: impl Iterator<Item = &'p Planned>,
+        link_of: &impl Fn(&str) -> Link,
+        report: &mut RuleReport,
+        outcomes: &mut Outcomes,
+    ) -> Result<Lookup, EngineError> {
+        let error = match binding
+            .bound
+            .connector
+            .lookup(&binding.match_attribute, keys)
+            .await
+        {
+            Ok(found) => return Ok(Lookup::Found(found)),
+            Err(error) => error,
+        };
+        if let Some(StoreError::Unauthorized(message)) = error.store_error() {
+            Links::new(&self.db).quarantine(&binding.rule.connection, message)?;
+            report.status = Some(RuleStatus::Quarantined(message.clone()));
+            return Ok(Lookup::Quarantined);
+        }
+        for item in items {
+            report.count("failed");
+            let mut link = link_of(&item.person_id);
+            self.fail_link(&mut link, &call_error(&error), item.person_seq);
+            outcomes.save.push(link);
+        }
+        Ok(Lookup::Failed)
     }
 
     fn fail_link(&self, link: &mut Link, error: &StoreError, person_seq: Option<i64>) {
@@ -1439,6 +1421,39 @@ impl Engine {
 
 /// A sandbox failure counts as transient for every operation of the call:
 /// the plugin may do better next time, and the host keeps going.
+/// What a batched lookup came to.
+enum Lookup {
+    Found(Vec<Match>),
+    /// The failure is on each person's link.
+    Failed,
+    /// The connection is quarantined; the rule stops.
+    Quarantined,
+}
+
+/// A link that fails for good until the data or the store changes.
+fn refuse(link: &mut Link, error: LinkError, report: &mut RuleReport) {
+    report.count("failed");
+    report.line(&link.person_id, "fail", error.message.clone());
+    link.state = LinkState::Failed;
+    link.error = Some(error);
+}
+
+/// Several records answer to one person's match value: nothing can be
+/// linked until the duplicates in the store are resolved.
+fn ambiguous(attribute: &str, key: &str, ids: &[impl AsRef<str>], context: &str) -> LinkError {
+    let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+    LinkError {
+        class: "rejected".into(),
+        code: Some("AMBIGUOUS_MATCH".into()),
+        message: format!(
+            "{} records have {attribute} {key} ({}){context}; resolve the duplicates in the store",
+            ids.len(),
+            ids.join(", ")
+        ),
+        fields: vec![attribute.to_string()],
+    }
+}
+
 fn call_error(error: &CallError) -> StoreError {
     match error {
         CallError::Store { error, .. } => error.clone(),
