@@ -172,34 +172,27 @@ impl PluginRegistry {
         }
 
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        let before = state.generation;
         for (path, now, result) in loads {
             let previous = state.files.get(&path).and_then(|e| e.plugin.clone());
+            // Two files may not provide the same plugin.
+            let result = result.and_then(|plugin| {
+                let name = plugin.name();
+                let clash = state
+                    .files
+                    .iter()
+                    .any(|(other, entry)| other != &path && entry.plugin.as_deref() == Some(name));
+                if clash {
+                    Err(Refusal {
+                        path: path.clone(),
+                        reason: format!("plugin name {name} is already provided by another file"),
+                    })
+                } else {
+                    Ok(plugin)
+                }
+            });
             match result {
                 Ok(plugin) => {
                     let name = plugin.name().to_string();
-                    let taken_by_other = state.files.iter().any(|(other, entry)| {
-                        other != &path && entry.plugin.as_deref() == Some(name.as_str())
-                    });
-                    if taken_by_other {
-                        let refusal = Refusal {
-                            path: path.clone(),
-                            reason: format!(
-                                "plugin name {name} is already provided by another file"
-                            ),
-                        };
-                        tracing::warn!("{refusal}");
-                        report.refused.push(refusal.to_string());
-                        state.refused.insert(path.clone(), refusal);
-                        state.files.insert(
-                            path,
-                            FileEntry {
-                                stamp: now,
-                                plugin: previous,
-                            },
-                        );
-                        continue;
-                    }
                     if let Some(old) = previous.filter(|old| old != &name) {
                         state.plugins.remove(&old);
                         report.removed.push(old);
@@ -261,9 +254,6 @@ impl PluginRegistry {
                 state.generation += 1;
             }
             state.refused.remove(&path);
-        }
-        if state.generation == before && !report.removed.is_empty() {
-            state.generation += 1;
         }
         Ok(report)
     }

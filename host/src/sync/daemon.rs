@@ -176,18 +176,15 @@ async fn follow_plugins(
         })
         .flatten();
     loop {
-        tokio::select! {
+        let trigger = tokio::select! {
             Some(()) = changes.recv() => {
                 while let Ok(Some(())) = tokio::time::timeout(QUIET, changes.recv()).await {}
-                if reload(&engine, "file change").await {
-                    swapped.notify_one();
-                }
+                "file change"
             }
-            _ = hangup.wait() => {
-                if reload(&engine, "SIGHUP").await {
-                    swapped.notify_one();
-                }
-            }
+            _ = hangup.wait() => "SIGHUP",
+        };
+        if reload(&engine, trigger).await {
+            swapped.notify_one();
         }
     }
 }
