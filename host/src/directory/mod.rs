@@ -13,7 +13,7 @@ pub mod import;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use crate::state::{StateDb, StateError, now_ms};
@@ -240,18 +240,17 @@ impl<'a> Directory<'a> {
         Ok(())
     }
 
-    fn load(transaction: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<Person>> {
-        let row = transaction
-            .query_row(
+    fn load(connection: &Connection, id: &str) -> rusqlite::Result<Option<Person>> {
+        let row = connection
+            .prepare_cached(
                 "SELECT id, enabled, population, attributes, deleted, changed_seq FROM people WHERE id = ?1",
-                params![id],
-                row_to_person,
-            )
+            )?
+            .query_row(params![id], row_to_person)
             .optional()?;
         let Some((id, enabled, population, attributes, deleted, changed_seq)) = row else {
             return Ok(None);
         };
-        let mut statement = transaction.prepare_cached(
+        let mut statement = connection.prepare_cached(
             "SELECT group_name FROM members WHERE person_id = ?1 ORDER BY group_name",
         )?;
         let groups = statement
@@ -439,10 +438,7 @@ impl<'a> Directory<'a> {
     }
 
     pub fn person(&self, id: &str) -> Result<Option<Person>, DirectoryError> {
-        let mut connection = self.db.lock();
-        let transaction =
-            crate::state::write_transaction(&mut connection).map_err(|e| self.db.error(e))?;
-        Self::load(&transaction, id).map_err(|e| DirectoryError::State(self.db.error(e)))
+        Ok(self.people_among(&BTreeSet::from([id.to_string()]))?.pop())
     }
 
     /// Everyone, tombstones included, ordered by id.
@@ -485,39 +481,37 @@ impl<'a> Directory<'a> {
     /// Some people, by id (deleted ones included, unknown ids skipped):
     /// what a pass over a few changed people reads, instead of everyone.
     pub fn people_among(&self, ids: &BTreeSet<String>) -> Result<Vec<Person>, DirectoryError> {
-        let connection = self.db.lock();
+        if ids.len() > crate::state::READ_ONE_BY_ONE {
+            let mut people = self.people()?;
+            people.retain(|p| ids.contains(&p.id));
+            return Ok(people);
+        }
         let fail = |e| DirectoryError::State(self.db.error(e));
-        let mut person_row = connection
-            .prepare_cached("SELECT id, enabled, population, attributes, deleted, changed_seq FROM people WHERE id = ?1")
-            .map_err(fail)?;
-        let mut member_rows = connection
-            .prepare_cached("SELECT group_name FROM members WHERE person_id = ?1")
-            .map_err(fail)?;
+        let mut connection = self.db.lock();
+        // A read transaction: one snapshot for everyone read.
+        let snapshot = connection.transaction().map_err(fail)?;
         let mut people = Vec::with_capacity(ids.len());
-        for wanted in ids {
-            let Some((id, enabled, population, attributes, deleted, changed_seq)) = person_row
-                .query_row(params![wanted], row_to_person)
-                .optional()
-                .map_err(fail)?
-            else {
-                continue;
-            };
-            let groups = member_rows
-                .query_map(params![wanted], |r| r.get::<_, String>(0))
-                .map_err(fail)?
-                .collect::<rusqlite::Result<BTreeSet<_>>>()
-                .map_err(fail)?;
-            people.push(Person {
-                groups,
-                attributes: serde_json::from_str(&attributes).unwrap_or_default(),
-                id,
-                enabled,
-                population,
-                deleted,
-                changed_seq,
-            });
+        for id in ids {
+            if let Some(person) = Self::load(&snapshot, id).map_err(fail)? {
+                people.push(person);
+            }
         }
         Ok(people)
+    }
+
+    /// The ids of everyone not deleted; cheap next to [`Directory::people`].
+    pub fn live_ids(&self) -> Result<BTreeSet<String>, DirectoryError> {
+        let connection = self.db.lock();
+        let fail = |e| DirectoryError::State(self.db.error(e));
+        let mut statement = connection
+            .prepare("SELECT id FROM people WHERE deleted = 0")
+            .map_err(fail)?;
+        let ids = statement
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(fail)?
+            .collect::<rusqlite::Result<BTreeSet<_>>>()
+            .map_err(fail)?;
+        Ok(ids)
     }
 
     /// The newest change's sequence number (0 for an empty directory).

@@ -58,6 +58,10 @@ impl std::fmt::Debug for StateDb {
 }
 
 /// Milliseconds since the epoch, the unit of every timestamp in the state.
+/// Up to this many rows asked for by key, reading them one by one beats
+/// reading a whole table and keeping the ones wanted.
+pub(crate) const READ_ONE_BY_ONE: usize = 2_000;
+
 /// Starts a transaction that writes. It takes the write lock at BEGIN:
 /// a deferred transaction that reads first and writes later fails at
 /// once with SQLITE_BUSY_SNAPSHOT (no busy timeout helps) when another

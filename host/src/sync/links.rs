@@ -267,6 +267,11 @@ impl<'a> Links<'a> {
         rule: &str,
         people: &std::collections::BTreeSet<String>,
     ) -> Result<BTreeMap<String, Link>, StateError> {
+        if people.len() > crate::state::READ_ONE_BY_ONE {
+            let mut links = self.of_rule(rule)?;
+            links.retain(|person, _| people.contains(person));
+            return Ok(links);
+        }
         let connection = self.db.lock();
         let mut statement = connection
             .prepare_cached(&format!(
@@ -432,9 +437,7 @@ impl<'a> Links<'a> {
     /// removal), so that the journal tells the whole story.
     pub fn journal_note(&self, entry: &JournalEntry, outcome: &str) -> Result<(), StateError> {
         let now = now_ms();
-        self.db
-            .lock()
-            .execute(
+        self.execute(
                 "INSERT INTO journal (rule, person_id, connection, action, target_id, detail, started_at, finished_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
                 params![
                     entry.rule,
@@ -446,8 +449,7 @@ impl<'a> Links<'a> {
                     now,
                     outcome
                 ],
-            )
-            .map_err(|e| self.fail(e))?;
+            )?;
         Ok(())
     }
 
@@ -455,12 +457,17 @@ impl<'a> Links<'a> {
     /// not have reached the store. The lookup before every create makes a
     /// repeat harmless.
     pub fn close_interrupted(&self) -> Result<usize, StateError> {
-        self.db
-            .lock()
-            .execute(
+        self.execute(
                 "UPDATE journal SET outcome = 'unknown', finished_at = ?1, error = 'interrupted: the process stopped before the answer was recorded' WHERE finished_at IS NULL",
                 params![now_ms()],
             )
+    }
+
+    /// One statement on the state file, with its path on failure.
+    fn execute(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize, StateError> {
+        self.db
+            .lock()
+            .execute(sql, params)
             .map_err(|e| self.fail(e))
     }
 
@@ -477,26 +484,20 @@ impl<'a> Links<'a> {
     }
 
     pub fn quarantine(&self, connection: &str, reason: &str) -> Result<(), StateError> {
-        self.db
-            .lock()
-            .execute(
+        self.execute(
                 "INSERT INTO quarantine (connection, reason, since) VALUES (?1, ?2, ?3) ON CONFLICT (connection) DO UPDATE SET reason = ?2",
                 params![connection, reason, now_ms()],
-            )
-            .map_err(|e| self.fail(e))?;
+            )?;
         Ok(())
     }
 
     /// Lifts a quarantine; true if there was one.
     pub fn resume(&self, connection: &str) -> Result<bool, StateError> {
-        self.db
-            .lock()
-            .execute(
-                "DELETE FROM quarantine WHERE connection = ?1",
-                params![connection],
-            )
-            .map(|n| n > 0)
-            .map_err(|e| self.fail(e))
+        self.execute(
+            "DELETE FROM quarantine WHERE connection = ?1",
+            params![connection],
+        )
+        .map(|n| n > 0)
     }
 
     /// The guard on a rule: `Some(approved)` if it tripped.
@@ -513,34 +514,25 @@ impl<'a> Links<'a> {
     }
 
     pub fn trip_guard(&self, rule: &str, planned: u64, linked: u64) -> Result<(), StateError> {
-        self.db
-            .lock()
-            .execute(
+        self.execute(
                 "INSERT INTO guards (rule, tripped_at, planned, linked, approved) VALUES (?1, ?2, ?3, ?4, 0)
                  ON CONFLICT (rule) DO UPDATE SET planned = ?3, linked = ?4",
                 params![rule, now_ms(), planned as i64, linked as i64],
-            )
-            .map_err(|e| self.fail(e))?;
+            )?;
         Ok(())
     }
 
     /// Approves a tripped guard; false if none was tripped.
     pub fn approve_removals(&self, rule: &str) -> Result<bool, StateError> {
-        self.db
-            .lock()
-            .execute(
-                "UPDATE guards SET approved = 1 WHERE rule = ?1",
-                params![rule],
-            )
-            .map(|n| n > 0)
-            .map_err(|e| self.fail(e))
+        self.execute(
+            "UPDATE guards SET approved = 1 WHERE rule = ?1",
+            params![rule],
+        )
+        .map(|n| n > 0)
     }
 
     pub fn clear_guard(&self, rule: &str) -> Result<(), StateError> {
-        self.db
-            .lock()
-            .execute("DELETE FROM guards WHERE rule = ?1", params![rule])
-            .map_err(|e| self.fail(e))?;
+        self.execute("DELETE FROM guards WHERE rule = ?1", params![rule])?;
         Ok(())
     }
 
@@ -559,38 +551,29 @@ impl<'a> Links<'a> {
     }
 
     pub fn see_rule(&self, rule: &str, connection: &str) -> Result<(), StateError> {
-        self.db
-            .lock()
-            .execute(
+        self.execute(
                 "INSERT INTO rules (name, connection, seen_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET connection = ?2, seen_at = ?3",
                 params![rule, connection, now_ms()],
-            )
-            .map_err(|e| self.fail(e))?;
+            )?;
         Ok(())
     }
 
     /// Records how a rule's pass ended.
     pub fn finish_rule(&self, rule: &str, error: Option<&str>) -> Result<(), StateError> {
-        self.db
-            .lock()
-            .execute(
-                "UPDATE rules SET last_finished = ?2, last_error = ?3 WHERE name = ?1",
-                params![rule, now_ms(), error],
-            )
-            .map_err(|e| self.fail(e))?;
+        self.execute(
+            "UPDATE rules SET last_finished = ?2, last_error = ?3 WHERE name = ?1",
+            params![rule, now_ms(), error],
+        )?;
         Ok(())
     }
 
     /// Records the API usage a store last reported for a connection.
     pub fn record_usage(&self, connection: &str, used: u64, max: u64) -> Result<(), StateError> {
-        self.db
-            .lock()
-            .execute(
-                "INSERT INTO usage (connection, used, max, at) VALUES (?1, ?2, ?3, ?4)
+        self.execute(
+            "INSERT INTO usage (connection, used, max, at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (connection) DO UPDATE SET used = ?2, max = ?3, at = ?4",
-                params![connection, used as i64, max as i64, now_ms()],
-            )
-            .map_err(|e| self.fail(e))?;
+            params![connection, used as i64, max as i64, now_ms()],
+        )?;
         Ok(())
     }
 
@@ -648,14 +631,11 @@ impl<'a> Links<'a> {
 
     /// Makes failed links due again: `provisioner retry`.
     pub fn retry(&self, rule: Option<&str>, person: Option<&str>) -> Result<usize, StateError> {
-        self.db
-            .lock()
-            .execute(
+        self.execute(
                 "UPDATE links SET next_retry = ?3, person_seq = NULL, attempts = 0
                  WHERE state = 'failed' AND (?1 IS NULL OR rule = ?1) AND (?2 IS NULL OR person_id = ?2)",
                 params![rule, person, now_ms()],
             )
-            .map_err(|e| self.fail(e))
     }
 
     /// People with a failed link whose retry time has come.
