@@ -413,15 +413,18 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
     }
 
     let mut response = next.run(request).await;
-    if let Some(writes) = &writes {
-        let status = response.status();
+    let truncate = chaos_kind == Some(ChaosKind::TruncateBody);
+    if writes.is_some() || truncate {
+        // The answer is read whole: to log each record's outcome, and to
+        // cut it off.
         let (parts, body) = response.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX)
             .await
             .unwrap_or_default();
+        let status = parts.status;
         let results: Option<Vec<Value>> = serde_json::from_slice(&bytes).ok();
-        log_writes(&shared, Some(writes), |index| {
-            if chaos_kind == Some(ChaosKind::TruncateBody) {
+        log_writes(&shared, writes.as_ref(), |index| {
+            if truncate {
                 return Outcome::Lost;
             }
             if status == StatusCode::UNAUTHORIZED {
@@ -448,19 +451,11 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
                 },
             }
         });
-        response = if chaos_kind == Some(ChaosKind::TruncateBody) {
-            let half = bytes.len() / 2;
-            cut_off(parts.status, bytes[..half].to_vec(), bytes.len())
+        response = if truncate {
+            cut_off(status, bytes[..bytes.len() / 2].to_vec(), bytes.len())
         } else {
             Response::from_parts(parts, axum::body::Body::from(bytes))
         };
-    } else if chaos_kind == Some(ChaosKind::TruncateBody) {
-        let (parts, body) = response.into_parts();
-        let bytes = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .unwrap_or_default();
-        let half = bytes.len() / 2;
-        response = cut_off(parts.status, bytes[..half].to_vec(), bytes.len());
     }
     if let Some(delay) = delay_after {
         tokio::time::sleep(delay).await;
