@@ -98,6 +98,19 @@ struct Org {
     cache: PathBuf,
 }
 
+/// An emulated org that knows the bench's client and never runs out of
+/// API calls.
+async fn org_emulator() -> std::io::Result<Emulator> {
+    Emulator::start(Options {
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        refresh_tokens: vec![REFRESH_TOKEN.into()],
+        daily_api_limit: u64::MAX,
+        ..Options::default()
+    })
+    .await
+}
+
 fn person(index: usize, title: &str) -> Value {
     let id = format!("p{index:06}");
     json!({ "id": id, "groups": ["prospects"], "given_name": "Bench", "family_name": id, "email": format!("{id}@example.com"), "title": title })
@@ -105,14 +118,7 @@ fn person(index: usize, title: &str) -> Value {
 
 impl Org {
     async fn new(args: &Args, provisioner: &Path, cache: &Path) -> anyhow::Result<Org> {
-        let emulator = Emulator::start(Options {
-            client_id: CLIENT_ID.into(),
-            client_secret: CLIENT_SECRET.into(),
-            refresh_tokens: vec![REFRESH_TOKEN.into()],
-            daily_api_limit: u64::MAX,
-            ..Options::default()
-        })
-        .await?;
+        let emulator = org_emulator().await?;
         let dir = tempfile::tempdir()?;
         std::fs::create_dir(dir.path().join("plugins"))?;
         std::fs::copy(
@@ -241,12 +247,18 @@ scope = {{ group = "prospects" }}
 
     fn writes(&self) -> u64 {
         let c = self.emulator.counters();
-        ["POST", "PATCH", "DELETE"]
-            .iter()
-            .map(|m| c.of(&format!("{m} composite/sobjects")) + c.of(&format!("{m} sobjects/Lead")))
-            .sum::<u64>()
-            + c.of("POST sobjects/Lead")
-            + c.of("POST soap")
+        [
+            "POST composite/sobjects",
+            "PATCH composite/sobjects",
+            "DELETE composite/sobjects",
+            "POST sobjects/Lead",
+            "PATCH sobjects/Lead/{id}",
+            "DELETE sobjects/Lead/{id}",
+            "POST soap",
+        ]
+        .iter()
+        .map(|endpoint| c.of(endpoint))
+        .sum()
     }
 }
 
@@ -297,14 +309,7 @@ async fn noop_pass(org: &Org) -> anyhow::Result<SyncRun> {
 /// create. This is how a simple script, or an engine that makes one call
 /// per user, provisions.
 async fn naive_baseline(people: usize) -> anyhow::Result<(Duration, u64)> {
-    let emulator = Emulator::start(Options {
-        client_id: CLIENT_ID.into(),
-        client_secret: CLIENT_SECRET.into(),
-        refresh_tokens: vec![REFRESH_TOKEN.into()],
-        daily_api_limit: u64::MAX,
-        ..Options::default()
-    })
-    .await?;
+    let emulator = org_emulator().await?;
     let client = reqwest::Client::new();
     let base = emulator.base_url().to_string();
     let started = Instant::now();
