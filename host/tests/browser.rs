@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::world::*;
 use common::*;
 use fantoccini::{ClientBuilder, Locator};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -95,12 +95,7 @@ async fn the_status_page_shows_the_counts_and_retries_a_recovered_failure() {
     // The store has recovered: the fault was used up.
 
     let daemon = Daemon::start(&world.fixture).await;
-    let api: Value = reqwest::get(format!("{}/api/status", daemon.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = daemon.get_json("/api/status").await;
 
     let port = free_port();
     let mut driver = tokio::process::Command::new(CHROMEDRIVER)

@@ -169,23 +169,23 @@ fn differences(world: &World, script: &Script) -> Vec<String> {
 
 async fn settle(world: &World, script: &Script, daemon: &Daemon) {
     let limit = Duration::from_secs(120 + script.expected.len() as u64 / 10);
-    let deadline = tokio::time::Instant::now() + limit;
-    while !converged(world, script) {
-        if tokio::time::Instant::now() > deadline {
-            let log = daemon.log();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            let status = world.run(&["status", "--json"]).await.stdout;
-            panic!(
-                "the target never matched the directory:\n{:#?}\nstatus: {status:.2000}\nlog tail:\n{}",
+    eventually_explained(
+        limit,
+        "the target matches the directory",
+        || async { converged(world, script) },
+        async || {
+            let status = world.status().await.to_string();
+            format!(
+                "differences:\n{:#?}\nstatus: {status:.2000}\nlog tail:\n{}",
                 differences(world, script)
                     .iter()
                     .take(20)
                     .collect::<Vec<_>>(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+                daemon.log_tail(30)
+            )
+        },
+    )
+    .await;
 }
 
 /// The same edits with no crash.
@@ -249,11 +249,7 @@ async fn killed_at_random_moments_the_target_ends_as_without_crashes() {
     assert!(daemon.stop().await.success());
     let crashed = target_state(&world);
 
-    let db = rusqlite::Connection::open(world.fixture.path().join("provisioner.db")).unwrap();
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
+    let db = intact_state(&world.fixture);
     let linked: i64 = db
         .query_row(
             "SELECT COUNT(DISTINCT target_id) FROM links WHERE rule = 'prospects' AND state = 'synced'",

@@ -96,10 +96,7 @@ fn assert_paced(log: &[WriteAttempt]) -> usize {
 }
 
 async fn rule_counts(world: &World) -> Value {
-    let run = world.run(&["status", "--json"]).await;
-    assert_eq!(run.code, Some(0), "{run:?}");
-    let status: Value = serde_json::from_str(&run.stdout).unwrap();
-    status["rules"]
+    world.status().await["rules"]
         .as_array()
         .unwrap()
         .iter()
@@ -159,12 +156,7 @@ async fn matrix_cell(kinds: &[ChaosKind], seed: u64) {
     };
 
     // Failures reported on the way say what and why.
-    let failures: Value = reqwest::get(format!("{}/api/failures", daemon.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let failures = daemon.get_json("/api/failures").await;
     for failure in failures.as_array().unwrap() {
         assert!(
             failure["class"].as_str().is_some_and(|c| !c.is_empty())
@@ -185,26 +177,21 @@ async fn matrix_cell(kinds: &[ChaosKind], seed: u64) {
             })
             .collect::<Vec<_>>()
     };
-    let deadline = tokio::time::Instant::now() + limit;
-    while !behind().is_empty() {
-        if tokio::time::Instant::now() > deadline {
-            let failures = reqwest::get(format!("{}/api/failures", daemon.url))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            let log = daemon.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            panic!(
-                "not every person and edit reached the target:\n{:#?}\nstatus: {}\nfailures: {failures:.3000}\nlog tail:\n{}",
+    eventually_explained(
+        limit,
+        "every person and every edit reached the target",
+        || async { behind().is_empty() },
+        async || {
+            let failures = daemon.get_text("/api/failures").await;
+            format!(
+                "behind:\n{:#?}\nstatus: {}\nfailures: {failures:.3000}\nlog tail:\n{}",
                 behind().iter().take(10).collect::<Vec<_>>(),
                 rule_counts(&world).await,
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+                daemon.log_tail(40)
+            )
+        },
+    )
+    .await;
     eventually_within(limit, "status shows everyone synced", || async {
         let counts = rule_counts(&world).await;
         counts["success"] == json!(total) && counts["failed"] == 0

@@ -84,15 +84,6 @@ impl Swap {
     }
 }
 
-async fn status(daemon: &Daemon) -> Value {
-    reqwest::get(format!("{}/api/status", daemon.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 fn connection(status: &Value) -> &Value {
     status["connections"]
         .as_array()
@@ -112,7 +103,7 @@ fn rule(status: &Value) -> &Value {
 }
 
 async fn version_in_status(daemon: &Daemon) -> Value {
-    connection(&status(daemon).await)["plugin_version"].clone()
+    connection(&daemon.get_json("/api/status").await)["plugin_version"].clone()
 }
 
 /// The VERSION and IN USE cells of `plugins list` for json-store.
@@ -214,7 +205,7 @@ async fn a_broken_or_incompatible_replacement_is_refused_and_the_old_one_serves(
         json!(env!("CARGO_PKG_VERSION"))
     );
     assert_eq!(world.requests_by(&next_agent()), 0);
-    let status = status(&daemon).await;
+    let status = daemon.get_json("/api/status").await;
     assert_eq!(rule(&status)["status"], "active", "{status}");
     let run = world.fixture.provisioner(&["plugins", "list"], &[]).await;
     assert!(
@@ -240,18 +231,13 @@ async fn a_removed_plugin_is_a_visible_error_and_coming_back_resumes_the_work() 
     .await;
     world.import(&["s3"]).await;
     eventually("the rule reports why it cannot run", || async {
-        let status = status(&daemon).await;
+        let status = daemon.get_json("/api/status").await;
         let rule = rule(&status);
         rule["status"] == "failed" && rule["reason"].as_str().unwrap_or("").contains("json-store")
     })
     .await;
     assert!(!world.has("s3@example.com"));
-    let page = reqwest::get(&daemon.url)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = daemon.get_text("/").await;
     assert!(page.contains("not loaded"), "the page shows it");
 
     world.fixture.add_plugin(test_plugins::JSON_STORE);
@@ -260,7 +246,7 @@ async fn a_removed_plugin_is_a_visible_error_and_coming_back_resumes_the_work() 
     })
     .await;
     eventually("the rule is healthy again", || async {
-        rule(&status(&daemon).await)["status"] == "active"
+        rule(&daemon.get_json("/api/status").await)["status"] == "active"
     })
     .await;
     assert_eq!(world.store.people().len(), 3);

@@ -82,7 +82,7 @@ fn counts_from_json(status: &Value) -> BTreeMap<String, BTreeMap<String, u64>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bucket_is_reached_and_the_cli_api_and_page_agree() {
     let world = every_bucket().await;
-    let cli: Value = serde_json::from_str(&world.run(&["status", "--json"]).await.stdout).unwrap();
+    let cli = world.status().await;
     let cli = counts_from_json(&cli);
     let expected_prospects = BTreeMap::from([
         ("impacted".to_string(), 4),
@@ -96,37 +96,15 @@ async fn every_bucket_is_reached_and_the_cli_api_and_page_agree() {
     assert_eq!(cli["customers"]["impacted"], 1);
 
     let daemon = Daemon::start(&world.fixture).await;
-    let client = reqwest::Client::new();
-    let api: Value = client
-        .get(format!("{}/api/status", daemon.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = daemon.get_json("/api/status").await;
     assert_eq!(counts_from_json(&api), cli, "the API agrees with the CLI");
-    let page = client
-        .get(&daemon.url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = daemon.get_text("/").await;
     assert_eq!(counts_from_page(&page), cli, "the page agrees with the CLI");
     assert!(
         page.contains("REQUIRED_FIELD_MISSING"),
         "the failure is on the page"
     );
-    let health: Value = client
-        .get(format!("{}/healthz", daemon.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = daemon.get_json("/healthz").await;
     assert_eq!(health["status"], "ok");
     assert!(daemon.stop().await.success());
 }
@@ -413,15 +391,13 @@ async fn people_no_attempt_has_reached_yet_count_as_unsynced() {
     world
         .import(json!([prospect("a", "CTO"), prospect("b", "CTO")]))
         .await;
-    let status: Value =
-        serde_json::from_str(&world.run(&["status", "--json"]).await.stdout).unwrap();
+    let status = world.status().await;
     let counts = &counts_from_json(&status)["prospects"];
     assert_eq!(counts["impacted"], 2, "{status}");
     assert_eq!(counts["unsynced"], 2, "{status}");
     world.sync().await;
     world.import(json!([prospect("c", "CTO")])).await;
-    let status: Value =
-        serde_json::from_str(&world.run(&["status", "--json"]).await.stdout).unwrap();
+    let status = world.status().await;
     let counts = &counts_from_json(&status)["prospects"];
     assert_eq!(
         (counts["impacted"], counts["success"], counts["unsynced"]),

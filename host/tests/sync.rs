@@ -454,13 +454,10 @@ async fn a_rejection_waits_for_the_data_to_change() {
     assert_eq!(actions(&report, "prospects", "created"), 1, "{report}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_between_create_and_link_leaves_one_record_and_a_link_to_it() {
-    let world = World::default().await;
-    world.configure(ALL, ALL, PROSPECTS);
-    let people: Vec<Value> = (0..5).map(|n| prospect(&format!("c{n}"), "CTO")).collect();
-    world.import(Value::Array(people)).await;
-    // The store carries out the create, then holds the answer back.
+/// Runs `provisioner sync` while the store carries out each create and then
+/// holds its answer back, and kills it once `leads` records exist: a crash
+/// between the create and the link.
+async fn kill_sync_once_created(world: &World, leads: usize) {
     world.emulator.set_latency(Some(Latency {
         path: "composite/sobjects".into(),
         millis: 30_000,
@@ -477,19 +474,23 @@ async fn a_crash_between_create_and_link_leaves_one_record_and_a_link_to_it() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    // Wait until the records exist in the store (a condition, not a guess).
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while world.leads().len() < 5 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the create never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_within(Duration::from_secs(60), "the creates arrived", || async {
+        world.leads().len() >= leads
+    })
+    .await;
     child.start_kill().unwrap();
     let status = child.wait().await.unwrap();
     assert!(!status.success(), "killed before the answer");
     world.emulator.set_latency(None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_create_and_link_leaves_one_record_and_a_link_to_it() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    let people: Vec<Value> = (0..5).map(|n| prospect(&format!("c{n}"), "CTO")).collect();
+    world.import(Value::Array(people)).await;
+    kill_sync_once_created(&world, 5).await;
 
     let report = world.sync().await;
     assert_eq!(actions(&report, "prospects", "adopted"), 5, "{report}");
@@ -500,11 +501,7 @@ async fn a_crash_between_create_and_link_leaves_one_record_and_a_link_to_it() {
         "never created twice"
     );
 
-    let db = rusqlite::Connection::open(world.fixture.path().join("provisioner.db")).unwrap();
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
+    let db = intact_state(&world.fixture);
     for lead in world.leads() {
         let email = lead["Email"].as_str().unwrap();
         let person = email.trim_end_matches("@example.com");
@@ -540,33 +537,7 @@ async fn a_person_who_leaves_after_an_unanswered_create_leaves_no_record_behind(
     world.configure(ALL, ALL, PROSPECTS);
     let people: Vec<Value> = (0..3).map(|n| prospect(&format!("u{n}"), "CTO")).collect();
     world.import(Value::Array(people)).await;
-    world.emulator.set_latency(Some(Latency {
-        path: "composite/sobjects".into(),
-        millis: 30_000,
-        after: true,
-    }));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
-        .arg("--config")
-        .arg(world.fixture.config_path())
-        .arg("--cache-dir")
-        .arg(cache_dir())
-        .arg("sync")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while world.leads().len() < 3 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the create never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-    world.emulator.set_latency(None);
+    kill_sync_once_created(&world, 3).await;
 
     // Before any pass sees the answer, two of them leave the scope.
     for id in ["u0", "u1"] {

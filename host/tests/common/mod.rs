@@ -282,6 +282,33 @@ impl Daemon {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// `GET` a path of the status server, as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        reqwest::get(format!("{}{path}", self.url))
+            .await
+            .expect("the status server answers")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
+    /// `GET` a path of the status server, as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        reqwest::get(format!("{}{path}", self.url))
+            .await
+            .expect("the status server answers")
+            .text()
+            .await
+            .expect("a text answer")
+    }
+
+    /// The last `lines` lines logged, for a failure message.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// SIGTERM, and the exit status.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {
@@ -402,6 +429,18 @@ impl Tripwire {
     }
 }
 
+/// The fixture's state file, after asserting that it passes
+/// `PRAGMA integrity_check`, open for a test's own queries.
+pub fn intact_state(fixture: &Fixture) -> rusqlite::Connection {
+    let path = fixture.path().join("provisioner.db");
+    let check = provisioner::state::StateDb::open(&path)
+        .expect("the state file opens")
+        .integrity_check()
+        .expect("the integrity check runs");
+    assert_eq!(check, "ok", "{}", path.display());
+    rusqlite::Connection::open(&path).expect("the state file opens")
+}
+
 /// Polls `check` until it holds; fails with `what` after 30 s.
 pub async fn eventually<F, Fut>(what: &str, check: F)
 where
@@ -414,17 +453,30 @@ where
 /// Polls `check` every 100 ms until it holds; fails with `what` after
 /// `limit`. For a state another process reaches in its own time: the
 /// deadline is a ceiling, never the synchronisation.
-pub async fn eventually_within<F, Fut>(limit: Duration, what: &str, mut check: F)
+pub async fn eventually_within<F, Fut>(limit: Duration, what: &str, check: F)
 where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    eventually_explained(limit, what, check, async || String::new()).await
+}
+
+/// As [`eventually_within`], and on failure adds what `explain` says of
+/// the state the wait ended in.
+pub async fn eventually_explained<F, Fut>(
+    limit: Duration,
+    what: &str,
+    mut check: F,
+    explain: impl AsyncFnOnce() -> String,
+) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let deadline = tokio::time::Instant::now() + limit;
     while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out waiting until {what}\n{}", explain().await);
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

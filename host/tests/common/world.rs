@@ -89,6 +89,13 @@ impl World {
         serde_json::from_str(&run.stdout).unwrap()
     }
 
+    /// `provisioner status --json`, which must succeed.
+    pub async fn status(&self) -> Value {
+        let run = self.run(&["status", "--json"]).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        serde_json::from_str(&run.stdout).unwrap()
+    }
+
     pub fn writes(&self) -> u64 {
         let c = self.emulator.counters();
         c.of("POST composite/sobjects")
