@@ -391,6 +391,79 @@ async fn the_removal_guard_holds_mass_removals_until_approved() {
     assert_eq!(run.code, Some(1));
 }
 
+/// A pass works in slices of 2,000 people; 4,500 people make three. The
+/// removal guard must weigh the removals of all slices together, and
+/// removals of people in every slice, including the last, must happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_larger_than_a_slice_syncs_everyone_and_guards_removals_across_slices() {
+    let world = World::default().await;
+    let guarded = format!("{PROSPECTS}removal_guard = {{ max_count = 10 }}\n");
+    world.configure(ALL, ALL, &guarded);
+    let id = |n: usize| format!("p{n:04}");
+    let people: Vec<Value> = (0..4500).map(|n| prospect(&id(n), "CTO")).collect();
+    world.import(Value::Array(people)).await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "created"), 4500);
+    let leads = world.leads();
+    assert_eq!(leads.len(), 4500);
+    let emails: std::collections::BTreeSet<&str> =
+        leads.iter().filter_map(|l| l["Email"].as_str()).collect();
+    assert_eq!(emails.len(), 4500, "one Lead per person");
+
+    // Four leavers in each slice: 12 in all, over the guard's 10, though
+    // no slice alone has more than 10.
+    let leavers: Vec<usize> = [
+        0, 700, 1500, 1999, 2000, 2600, 3300, 3999, 4000, 4200, 4400, 4499,
+    ]
+    .to_vec();
+    for n in &leavers {
+        world.run(&["people", "delete", &id(*n)]).await;
+    }
+    let writes = world.writes();
+    let report = world.sync().await;
+    assert!(
+        report["pass"]
+            .to_string()
+            .contains("would remove 12 of 4500 records"),
+        "{report}"
+    );
+    assert_eq!(actions(&report, "prospects", "kept"), 12, "{report}");
+    assert_eq!(
+        world.writes(),
+        writes,
+        "nothing is sent while the guard holds"
+    );
+
+    let run = world.run(&["approve-removals", "prospects"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "removed"), 12, "{report}");
+    let left: std::collections::BTreeSet<String> = world
+        .leads()
+        .iter()
+        .filter_map(|l| l["Email"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(left.len(), 4488);
+    for n in &leavers {
+        assert!(
+            !left.contains(&format!("{}@example.com", id(*n))),
+            "{}",
+            id(*n)
+        );
+    }
+    // The deleted people are purged once their records are gone.
+    let stored: i64 = intact_state(&world.fixture)
+        .query_row("SELECT COUNT(*) FROM people", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 4488);
+
+    // And a pass over everyone in step sends nothing.
+    let writes = world.writes();
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "unchanged"), 4488, "{report}");
+    assert_eq!(world.writes(), writes);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_back_off_and_retry_makes_them_due() {
     let world = World::default().await;

@@ -443,37 +443,82 @@ impl<'a> Directory<'a> {
 
     /// Everyone, tombstones included, ordered by id.
     pub fn people(&self) -> Result<Vec<Person>, DirectoryError> {
-        let connection = self.db.lock();
+        self.read_people(None, None)
+    }
+
+    /// Up to `limit` people, tombstones included, whose ids sort after
+    /// `after`, ordered by id: one slice of a pass, so that a pass over a
+    /// large directory never holds all of it.
+    pub fn people_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Person>, DirectoryError> {
+        self.read_people(after, Some(limit))
+    }
+
+    fn read_people(
+        &self,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Person>, DirectoryError> {
         let fail = |e| DirectoryError::State(self.db.error(e));
-        let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut connection = self.db.lock();
+        // A read transaction: the people and their groups from one snapshot.
+        let snapshot = connection.transaction().map_err(fail)?;
+        // SQLite reads a negative LIMIT as none.
+        let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let after = after.unwrap_or("");
+        let mut people = Vec::new();
         {
-            let mut statement = connection
-                .prepare("SELECT person_id, group_name FROM members")
+            let mut statement = snapshot
+                .prepare_cached(
+                    "SELECT id, enabled, population, attributes, deleted, changed_seq FROM people WHERE id > ?1 ORDER BY id LIMIT ?2",
+                )
                 .map_err(fail)?;
             let rows = statement
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_map(params![after, limit], row_to_person)
                 .map_err(fail)?;
             for row in rows {
-                let (person, group) = row.map_err(fail)?;
-                groups.entry(person).or_default().insert(group);
+                let (id, enabled, population, attributes, deleted, changed_seq) =
+                    row.map_err(fail)?;
+                people.push(Person {
+                    groups: BTreeSet::new(),
+                    attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+                    id,
+                    enabled,
+                    population,
+                    deleted,
+                    changed_seq,
+                });
             }
         }
-        let mut statement = connection
-            .prepare("SELECT id, enabled, population, attributes, deleted, changed_seq FROM people ORDER BY id")
+        let Some(last) = people.last().map(|p| p.id.clone()) else {
+            return Ok(people);
+        };
+        let mut statement = snapshot
+            .prepare_cached(
+                "SELECT person_id, group_name FROM members WHERE person_id > ?1 AND person_id <= ?2 ORDER BY person_id",
+            )
             .map_err(fail)?;
-        let rows = statement.query_map([], row_to_person).map_err(fail)?;
-        let mut people = Vec::new();
+        let rows = statement
+            .query_map(params![after, last], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(fail)?;
+        // Both are in id order: walk them side by side.
+        let mut at = 0;
         for row in rows {
-            let (id, enabled, population, attributes, deleted, changed_seq) = row.map_err(fail)?;
-            people.push(Person {
-                groups: groups.remove(&id).unwrap_or_default(),
-                attributes: serde_json::from_str(&attributes).unwrap_or_default(),
-                id,
-                enabled,
-                population,
-                deleted,
-                changed_seq,
-            });
+            let (person, group) = row.map_err(fail)?;
+            while at < people.len() && people[at].id < person {
+                at += 1;
+            }
+            match people.get_mut(at) {
+                Some(p) if p.id == person => {
+                    p.groups.insert(group);
+                }
+                _ => {}
+            }
         }
         Ok(people)
     }

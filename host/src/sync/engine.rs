@@ -268,6 +268,99 @@ type Find = (
 /// A connection bound to its plugin, or why it could not be.
 type Binding = Result<Arc<Bound>, String>;
 
+/// People planned and sent at a time. A pass holds one slice's people,
+/// links, plans and work, so that its memory does not grow with the
+/// directory; a slice this size still fills lookups of [`LOOKUP_CHUNK`]
+/// and write batches of any configured size.
+const SLICE: usize = crate::state::READ_ONE_BY_ONE;
+
+/// One slice's people, by id.
+type People = BTreeMap<String, Person>;
+
+/// Which people one slice of a pass covers.
+enum Slice {
+    /// Person ids after `after` and up to `through`; the last slice runs to
+    /// the end (`through: None`), so that it also covers the links of
+    /// people no longer in the directory.
+    Range {
+        after: Option<String>,
+        through: Option<String>,
+    },
+    /// Some of the people a targeted pass is about.
+    Among(BTreeSet<String>),
+}
+
+/// Cuts a pass into slices, in person id order.
+struct Slices<'o> {
+    among: Option<std::collections::btree_set::Iter<'o, String>>,
+    after: Option<String>,
+    done: bool,
+}
+
+impl<'o> Slices<'o> {
+    /// Reads `among` person by person when they fit in one slice; more
+    /// are read in ranges, like everyone, and the planner keeps only them.
+    fn new(among: Option<&'o BTreeSet<String>>) -> Slices<'o> {
+        Slices {
+            among: among.filter(|ids| ids.len() <= SLICE).map(|ids| ids.iter()),
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The next slice and its people, or `None` after the last.
+    fn next(
+        &mut self,
+        directory: &Directory<'_>,
+    ) -> Result<Option<(Slice, People)>, EngineError> {
+        if self.done {
+            return Ok(None);
+        }
+        let by_id = |people: Vec<Person>| people.into_iter().map(|p| (p.id.clone(), p)).collect();
+        if let Some(ids) = &mut self.among {
+            let ids: BTreeSet<String> = ids.by_ref().take(SLICE).cloned().collect();
+            if ids.is_empty() {
+                self.done = true;
+                return Ok(None);
+            }
+            let people = directory.people_among(&ids)?;
+            return Ok(Some((Slice::Among(ids), by_id(people))));
+        }
+        let people = directory.people_after(self.after.as_deref(), SLICE)?;
+        let through = match people.last() {
+            Some(last) if people.len() == SLICE => Some(last.id.clone()),
+            _ => {
+                self.done = true;
+                None
+            }
+        };
+        let slice = Slice::Range {
+            after: std::mem::replace(&mut self.after, through.clone()),
+            through,
+        };
+        Ok(Some((slice, by_id(people))))
+    }
+}
+
+/// What a pass carries from slice to slice.
+#[derive(Default)]
+struct Held {
+    /// Planned removals by rule, sent at the end of the pass once the
+    /// removal guard has weighed them all.
+    removals: BTreeMap<String, Vec<Work>>,
+    /// Each rule's records when the pass began.
+    linked: BTreeMap<String, u64>,
+    /// Deleted people, purged at the end once their records are removed.
+    tombstones: Vec<String>,
+}
+
+/// Operations answered and planned so far in a pass, for progress.
+#[derive(Default)]
+struct Tally {
+    done: std::sync::atomic::AtomicUsize,
+    planned: std::sync::atomic::AtomicUsize,
+}
+
 /// The sync engine over one configuration.
 pub struct Engine {
     db: Arc<StateDb>,
@@ -432,7 +525,7 @@ impl Engine {
         })
     }
 
-    /// Runs one pass.
+    /// Runs one pass, a slice of people at a time (see [`SLICE`]).
     pub async fn pass(&self, options: &PassOptions) -> Result<PassReport, EngineError> {
         if let Some(rule) = &options.rule
             && !self.rules.rules.contains_key(rule)
@@ -450,27 +543,12 @@ impl Engine {
             }
         }
         let directory = Directory::new(&self.db, self.schema.clone());
-        // A pass over a few changed people reads only them and their links,
-        // so that the daemon's answer to one change does not grow with the
-        // directory.
-        let subset = options.people.as_ref();
-        let people: BTreeMap<String, Person> = match subset {
-            Some(ids) => directory.people_among(ids)?,
-            None => directory.people()?,
-        }
-        .into_iter()
-        .map(|p| (p.id.clone(), p))
-        .collect();
         let now = now_ms();
-        let mut report = PassReport {
-            rules: Vec::new(),
-            dry_run: options.dry_run,
-        };
 
-        // Plan every selected rule.
+        // Bind every selected rule, once for the whole pass.
         let mut bindings: BTreeMap<String, RuleBinding> = BTreeMap::new();
-        let mut plans: BTreeMap<String, (Vec<Planned>, BTreeMap<String, Link>)> = BTreeMap::new();
         let mut reports: BTreeMap<String, RuleReport> = BTreeMap::new();
+        let mut held = Held::default();
         for (name, rule) in &self.rules.rules {
             if options.rule.as_ref().is_some_and(|r| r != name) {
                 continue;
@@ -504,9 +582,143 @@ impl Engine {
                     continue;
                 }
             };
-            let rule_links = match subset {
-                Some(ids) => links.of_rule_among(name, ids)?,
-                None => links.of_rule(name)?,
+            // The guard weighs removals against what the rule had when the
+            // pass began, not against what the pass itself creates.
+            held.linked.insert(name.clone(), links.linked_count(name)?);
+            rule_report.status = Some(RuleStatus::Active);
+            reports.insert(name.clone(), rule_report);
+            bindings.insert(name.clone(), binding);
+        }
+
+        // Each slice's writes go out while the next slice is read, planned
+        // and looked up: the store works on one while the host works on
+        // the other.
+        let tally = Tally::default();
+        let mut slices = Slices::new(options.people.as_ref());
+        let mut work = self
+            .prepare_slice(
+                &mut slices,
+                &directory,
+                &bindings,
+                options,
+                now,
+                &mut reports,
+                &mut held,
+            )
+            .await?;
+        while let Some(current) = work {
+            let (answers, next) = futures_util::future::join(
+                self.execute(current, &tally),
+                self.prepare_slice(
+                    &mut slices,
+                    &directory,
+                    &bindings,
+                    options,
+                    now,
+                    &mut reports,
+                    &mut held,
+                ),
+            )
+            .await;
+            count_answers(&mut reports, answers?);
+            work = next?;
+        }
+
+        // Removals wait for the end of the pass, where the guard sees all
+        // of them at once, whichever slices they were planned in.
+        let mut work: Vec<Work> = Vec::new();
+        for (name, removals) in std::mem::take(&mut held.removals) {
+            let (Some(binding), Some(report)) = (bindings.get(&name), reports.get_mut(&name))
+            else {
+                continue;
+            };
+            if !matches!(report.status, Some(RuleStatus::Active)) {
+                continue;
+            }
+            let linked = held.linked.get(&name).copied().unwrap_or_default();
+            self.guard_removals(binding, removals, linked, options, report, &mut work)?;
+        }
+
+        // Rule deletion, on unfiltered passes only.
+        if options.rule.is_none() && options.people.is_none() {
+            for (rule, connection) in links.known_rules()? {
+                if self.rules.knows(&rule) {
+                    continue;
+                }
+                self.rule_deleted(&rule, &connection, options, &mut reports, &mut work)
+                    .await?;
+            }
+        }
+
+        if options.dry_run {
+            return Ok(PassReport {
+                rules: reports.into_values().collect(),
+                dry_run: true,
+            });
+        }
+
+        let answers = self.execute(work, &tally).await?;
+        count_answers(&mut reports, answers);
+        for (name, rule_report) in &reports {
+            if matches!(rule_report.status, Some(RuleStatus::Active)) {
+                links.finish_rule(name, None)?;
+            }
+        }
+
+        for person in &held.tombstones {
+            directory.purge(person)?;
+        }
+        // A deleted rule is forgotten once its last record is removed.
+        if options.rule.is_none() && options.people.is_none() {
+            for rule in links.known_rules()?.keys() {
+                if !self.rules.knows(rule) && links.of_rule(rule)?.is_empty() {
+                    links.forget_rule(rule)?;
+                }
+            }
+        }
+        Ok(PassReport {
+            rules: reports.into_values().collect(),
+            dry_run: false,
+        })
+    }
+
+    /// Reads the next slice of a pass and plans every bound rule for its
+    /// people: settles what sends nothing, looks the new people up, keeps
+    /// removals for the end, and returns the rest to send (`None` after
+    /// the last slice).
+    #[allow(clippy::too_many_arguments)]
+    async fn prepare_slice(
+        &self,
+        slices: &mut Slices<'_>,
+        directory: &Directory<'_>,
+        bindings: &BTreeMap<String, RuleBinding>,
+        options: &PassOptions,
+        now: i64,
+        reports: &mut BTreeMap<String, RuleReport>,
+        held: &mut Held,
+    ) -> Result<Option<Vec<Work>>, EngineError> {
+        let Some((slice, people)) = slices.next(directory)? else {
+            return Ok(None);
+        };
+        held.tombstones
+            .extend(people.values().filter(|p| p.deleted).map(|p| p.id.clone()));
+        let people = &people;
+        let slice = &slice;
+        let links = Links::new(&self.db);
+        let mut plans: BTreeMap<String, (Vec<Planned>, BTreeMap<String, Link>)> = BTreeMap::new();
+        for (name, binding) in bindings {
+            // A rule quarantined by an earlier slice stops for this pass.
+            if !reports
+                .get(name)
+                .is_some_and(|r| matches!(r.status, Some(RuleStatus::Active)))
+            {
+                continue;
+            }
+            let rule_links = match slice {
+                Slice::Range { after, through } => {
+                    links.of_rule_between(name, after.as_deref(), through.as_deref())?
+                }
+                Slice::Among(ids) => links.of_rule_among(name, ids)?,
             };
             let view = RuleView {
                 rule: &binding.rule,
@@ -516,27 +728,25 @@ impl Engine {
             };
             let planned = plan::plan_rule(
                 &view,
-                &people,
+                people,
                 &rule_links,
                 now,
                 options.people.as_ref(),
                 options.full,
             );
-            rule_report.status = Some(RuleStatus::Active);
             plans.insert(name.clone(), (planned, rule_links));
-            reports.insert(name.clone(), rule_report);
-            bindings.insert(name.clone(), binding);
         }
 
         // Promotion by conversion: a person leaving rule A for rule B,
         // where B says `convert_from = A`, is converted instead of being
         // removed from A and created in B.
         let mut conversions: BTreeMap<(String, String), Link> = BTreeMap::new();
-        for (name, binding) in &bindings {
+        for (name, binding) in bindings {
             let Some(from) = &binding.rule.convert_from else {
                 continue;
             };
-            let Some(from_binding) = bindings.get(from) else {
+            let (Some(from_binding), Some((to_plan, _))) = (bindings.get(from), plans.get(name))
+            else {
                 continue;
             };
             // Conversion is in place: both connections must be the same
@@ -554,13 +764,14 @@ impl Engine {
                 tracing::debug!(rule = %name, from = %from, "promotion by conversion is not possible; removing and creating instead");
                 continue;
             }
-            let movers: Vec<String> = plans[name]
-                .0
+            let movers: Vec<String> = to_plan
                 .iter()
                 .filter(|p| matches!(p.decision, Decision::Find { existing: None, .. }))
                 .map(|p| p.person_id.clone())
                 .collect();
-            let (from_plan, from_links) = plans.get_mut(from).expect("planned above");
+            let Some((from_plan, from_links)) = plans.get_mut(from) else {
+                continue;
+            };
             for person in movers {
                 let leaving = from_plan.iter().position(|p| {
                     p.person_id == person && matches!(p.decision, Decision::Remove { .. })
@@ -577,68 +788,91 @@ impl Engine {
         // Resolve the plans into work.
         let mut work: Vec<Work> = Vec::new();
         let mut settled: BTreeMap<String, Outcomes> = BTreeMap::new();
-        let names: Vec<String> = plans.keys().cloned().collect();
-        for name in names {
-            let (planned, rule_links) = plans.remove(&name).expect("listed");
-            let binding = &bindings[&name];
-            let rule_report = reports.get_mut(&name).expect("reported");
+        for (name, (planned, rule_links)) in plans {
+            let (Some(binding), Some(rule_report)) = (bindings.get(&name), reports.get_mut(&name))
+            else {
+                continue;
+            };
             let outcomes = settled.entry(name.clone()).or_default();
+            let removals = held.removals.entry(name.clone()).or_default();
             self.resolve_rule(
                 binding,
                 planned,
                 &rule_links,
                 &conversions,
-                &bindings,
+                bindings,
                 options,
                 rule_report,
                 outcomes,
+                removals,
                 &mut work,
             )
             .await?;
         }
-
-        // Rule deletion, on unfiltered passes only.
-        if options.rule.is_none() && options.people.is_none() {
-            for (rule, connection) in links.known_rules()? {
-                if self.rules.knows(&rule) {
-                    continue;
-                }
-                self.rule_deleted(&rule, &connection, options, &mut reports, &mut work)
-                    .await?;
-            }
-        }
-
         if options.dry_run {
-            report.rules.extend(reports.into_values());
-            return Ok(report);
+            return Ok(Some(Vec::new()));
         }
 
         // Decisions that send nothing.
         for outcomes in settled.values() {
             links.commit(&outcomes.save, &outcomes.drop, &[])?;
         }
+        Ok(Some(work))
+    }
 
-        // Send the work, by connection, in batches.
-        self.execute(work, &mut reports).await?;
-        for (name, rule_report) in &reports {
-            if matches!(rule_report.status, Some(RuleStatus::Active)) {
-                links.finish_rule(name, None)?;
+    /// The removal guard: holds a pass's removals when they are too many
+    /// of the rule's records, unless an operator approved them.
+    fn guard_removals(
+        &self,
+        binding: &RuleBinding,
+        removals: Vec<Work>,
+        linked: u64,
+        options: &PassOptions,
+        report: &mut RuleReport,
+        work: &mut Vec<Work>,
+    ) -> Result<(), EngineError> {
+        if removals.is_empty() {
+            return Ok(());
+        }
+        let name = &binding.rule.name;
+        let links = Links::new(&self.db);
+        let planned = removals.len() as u64;
+        let approved = links.guard(name)?;
+        if binding.rule.removal_guard.trips(planned, linked) && approved != Some(true) {
+            let reason = format!(
+                "held by the removal guard: this pass would remove {planned} of {linked} records; approve with `provisioner approve-removals {name}`"
+            );
+            let mut kept = Vec::with_capacity(removals.len());
+            for removal in removals {
+                report.count("kept");
+                report.line(&removal.person_id, "hold", reason.clone());
+                let mut link = removal.base;
+                link.state = LinkState::Kept;
+                link.reason = Some(reason.clone());
+                kept.push(link);
+            }
+            if !options.dry_run {
+                links.trip_guard(name, planned, linked)?;
+                links.commit(&kept, &[], &[])?;
+            }
+            return Ok(());
+        }
+        if approved == Some(true) && !options.dry_run {
+            links.clear_guard(name)?;
+        }
+        for removal in removals {
+            report.line(
+                &removal.person_id,
+                removal.action(),
+                removal.base.target_id.clone().unwrap_or_default(),
+            );
+            if options.dry_run {
+                report.count(removal.action());
+            } else {
+                work.push(removal);
             }
         }
-
-        for person in people.values().filter(|p| p.deleted) {
-            directory.purge(&person.id)?;
-        }
-        // A deleted rule is forgotten once its last record is removed.
-        if options.rule.is_none() && options.people.is_none() {
-            for rule in links.known_rules()?.keys() {
-                if !self.rules.knows(rule) && links.of_rule(rule)?.is_empty() {
-                    links.forget_rule(rule)?;
-                }
-            }
-        }
-        report.rules.extend(reports.into_values());
-        Ok(report)
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -652,6 +886,7 @@ impl Engine {
         options: &PassOptions,
         report: &mut RuleReport,
         outcomes: &mut Outcomes,
+        removals: &mut Vec<Work>,
         work: &mut Vec<Work>,
     ) -> Result<(), EngineError> {
         let name = binding.rule.name.clone();
@@ -665,7 +900,6 @@ impl Engine {
         };
         let mut finds: Vec<Find> = Vec::new();
         let mut reclaims: Vec<(Planned, String)> = Vec::new();
-        let mut removals: Vec<Work> = Vec::new();
         for item in planned {
             let person = item.person_id.clone();
             match item.decision.clone() {
@@ -840,46 +1074,6 @@ impl Engine {
                         );
                         refuse(&mut link, error, report);
                         outcomes.save.push(link);
-                    }
-                }
-            }
-        }
-
-        // The removal guard.
-        if !removals.is_empty() {
-            let links = Links::new(&self.db);
-            let linked = links.linked_count(&name)?;
-            let planned = removals.len() as u64;
-            let approved = links.guard(&name)?;
-            if binding.rule.removal_guard.trips(planned, linked) && approved != Some(true) {
-                let reason = format!(
-                    "held by the removal guard: this pass would remove {planned} of {linked} records; approve with `provisioner approve-removals {name}`"
-                );
-                if !options.dry_run {
-                    links.trip_guard(&name, planned, linked)?;
-                }
-                for removal in removals {
-                    report.count("kept");
-                    report.line(&removal.person_id, "hold", reason.clone());
-                    let mut link = removal.base;
-                    link.state = LinkState::Kept;
-                    link.reason = Some(reason.clone());
-                    outcomes.save.push(link);
-                }
-            } else {
-                if approved == Some(true) && !options.dry_run {
-                    links.clear_guard(&name)?;
-                }
-                for removal in removals {
-                    report.line(
-                        &removal.person_id,
-                        removal.action(),
-                        removal.base.target_id.clone().unwrap_or_default(),
-                    );
-                    if options.dry_run {
-                        report.count(removal.action());
-                    } else {
-                        work.push(removal);
                     }
                 }
             }
@@ -1186,11 +1380,10 @@ impl Engine {
     }
 
     /// Sends the work, by connection and in batches, and records answers.
-    async fn execute(
-        &self,
-        work: Vec<Work>,
-        reports: &mut BTreeMap<String, RuleReport>,
-    ) -> Result<(), EngineError> {
+    async fn execute(&self, work: Vec<Work>, tally: &Tally) -> Result<Vec<Answer>, EngineError> {
+        if work.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut by_connection: BTreeMap<String, Vec<Work>> = BTreeMap::new();
         for item in work {
             by_connection
@@ -1212,8 +1405,9 @@ impl Engine {
                 batches.push((bound.clone(), chunk.to_vec()));
             }
         }
-        let total: usize = batches.iter().map(|(_, chunk)| chunk.len()).sum();
-        let done = std::sync::atomic::AtomicUsize::new(0);
+        let planned: usize = batches.iter().map(|(_, chunk)| chunk.len()).sum();
+        let total = tally.planned.fetch_add(planned, Ordering::SeqCst) + planned;
+        let done = &tally.done;
         let progress = self
             .progress
             .lock()
@@ -1221,7 +1415,6 @@ impl Engine {
             .clone();
         let results = futures_util::future::join_all(batches.into_iter().map(|(bound, chunk)| {
             let size = chunk.len();
-            let done = &done;
             let progress = progress.clone();
             async move {
                 let result = self.send_batch(bound, chunk).await;
@@ -1233,19 +1426,11 @@ impl Engine {
             }
         }))
         .await;
+        let mut answers = Vec::with_capacity(planned);
         for result in results {
-            for (rule, what, line) in result? {
-                let report = reports.entry(rule.clone()).or_insert_with(|| RuleReport {
-                    rule: rule.clone(),
-                    ..RuleReport::default()
-                });
-                report.count(&what);
-                if let Some(line) = line {
-                    report.plan.push(line);
-                }
-            }
+            answers.extend(result?);
         }
-        Ok(())
+        Ok(answers)
     }
 
     /// One batch: journal, send, record.
@@ -1253,7 +1438,7 @@ impl Engine {
         &self,
         bound: Arc<Bound>,
         chunk: Vec<Work>,
-    ) -> Result<Vec<(String, String, Option<PlanLine>)>, EngineError> {
+    ) -> Result<Vec<Answer>, EngineError> {
         let _permit = bound.gate.acquire().await;
         if self.stopping() {
             return Ok(Vec::new());
@@ -1419,8 +1604,23 @@ impl Engine {
     }
 }
 
-/// A sandbox failure counts as transient for every operation of the call:
-/// the plugin may do better next time, and the host keeps going.
+/// What became of one sent operation: its rule, the action counted, and
+/// a report line for a failure.
+type Answer = (String, String, Option<PlanLine>);
+
+fn count_answers(reports: &mut BTreeMap<String, RuleReport>, answers: Vec<Answer>) {
+    for (rule, what, line) in answers {
+        let report = reports.entry(rule.clone()).or_insert_with(|| RuleReport {
+            rule: rule.clone(),
+            ..RuleReport::default()
+        });
+        report.count(&what);
+        if let Some(line) = line {
+            report.plan.push(line);
+        }
+    }
+}
+
 /// What a batched lookup came to.
 enum Lookup {
     Found(Vec<Match>),
@@ -1454,6 +1654,8 @@ fn ambiguous(attribute: &str, key: &str, ids: &[impl AsRef<str>], context: &str)
     }
 }
 
+/// A sandbox failure counts as transient for every operation of the call:
+/// the plugin may do better next time, and the host keeps going.
 fn call_error(error: &CallError) -> StoreError {
     match error {
         CallError::Store { error, .. } => error.clone(),

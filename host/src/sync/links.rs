@@ -246,19 +246,47 @@ impl<'a> Links<'a> {
 
     /// Every link of a rule, by person.
     pub fn of_rule(&self, rule: &str) -> Result<BTreeMap<String, Link>, StateError> {
+        self.of_rule_between(rule, None, None)
+    }
+
+    /// The links of a rule whose person ids sort after `after` and up to
+    /// `through` (to the end if `None`): what one slice of a pass covers,
+    /// including links of people no longer in the directory.
+    pub fn of_rule_between(
+        &self,
+        rule: &str,
+        after: Option<&str>,
+        through: Option<&str>,
+    ) -> Result<BTreeMap<String, Link>, StateError> {
         let connection = self.db.lock();
-        let mut statement = connection
-            .prepare(&format!("SELECT {LINK_COLUMNS} FROM links WHERE rule = ?1"))
-            .map_err(|e| self.fail(e))?;
-        let links = statement
-            .query_map(params![rule], read_link)
-            .map_err(|e| self.fail(e))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.fail(e))?;
-        Ok(links
-            .into_iter()
-            .map(|l| (l.person_id.clone(), l))
-            .collect())
+        let after = after.unwrap_or("");
+        // Two statements, so that a bounded slice stops at its bound in
+        // the (rule, person_id) key instead of scanning to the rule's end.
+        let (sql, bounded) = match through {
+            Some(_) => (
+                format!(
+                    "SELECT {LINK_COLUMNS} FROM links WHERE rule = ?1 AND person_id > ?2 AND person_id <= ?3"
+                ),
+                true,
+            ),
+            None => (
+                format!("SELECT {LINK_COLUMNS} FROM links WHERE rule = ?1 AND person_id > ?2"),
+                false,
+            ),
+        };
+        let mut statement = connection.prepare_cached(&sql).map_err(|e| self.fail(e))?;
+        let rows = if bounded {
+            statement.query_map(params![rule, after, through], read_link)
+        } else {
+            statement.query_map(params![rule, after], read_link)
+        }
+        .map_err(|e| self.fail(e))?;
+        let mut links = BTreeMap::new();
+        for row in rows {
+            let link = row.map_err(|e| self.fail(e))?;
+            links.insert(link.person_id.clone(), link);
+        }
+        Ok(links)
     }
 
     /// The links of some people in one rule.

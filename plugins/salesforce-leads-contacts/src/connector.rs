@@ -8,6 +8,9 @@
 //! through sObject Collections, 200 at a time; lookups are batched SOQL
 //! `IN` queries; Leads are converted with SOAP `convertLead`.
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+
 use serde_json::{Map, Value, json};
 
 use crate::contract::{
@@ -792,11 +795,14 @@ impl<H: Host> Salesforce<H> {
             }
         }
 
-        for chunk in creates.chunks(COLLECTION_LIMIT) {
-            let records = chunk.iter().map(|(_, record)| record.clone()).collect();
+        // The records move into their calls: a batch is built once.
+        let mut creates = creates.into_iter().peekable();
+        while creates.peek().is_some() {
+            let (indexes, records): (Vec<usize>, Vec<Value>) =
+                creates.by_ref().take(COLLECTION_LIMIT).unzip();
             let answers = self.collection(&settings, Method::Post, records);
-            for ((index, _), answer) in chunk.iter().zip(answers) {
-                results[*index] = Some(answer.map(|id| Outcome { id }));
+            for (index, answer) in indexes.into_iter().zip(answers) {
+                results[index] = Some(answer.map(|id| Outcome { id }));
             }
         }
         for chunk in updates.chunks(COLLECTION_LIMIT) {
@@ -932,9 +938,16 @@ impl<H: Host> Salesforce<H> {
                 fields: vec![attribute],
             }));
         };
-        let mut unique: Vec<String> = Vec::new();
+        // Keyed by the value folded as SOQL compares it, so that matching
+        // a thousand answers to a thousand asked values stays linear.
+        let mut asked: BTreeMap<String, String> = BTreeMap::new();
+        let mut unique: Vec<String> = Vec::with_capacity(values.len());
         for value in values {
-            if !value.is_empty() && !unique.iter().any(|u| u.eq_ignore_ascii_case(&value)) {
+            if value.is_empty() {
+                continue;
+            }
+            if let Entry::Vacant(slot) = asked.entry(value.to_ascii_lowercase()) {
+                slot.insert(value.clone());
                 unique.push(value);
             }
         }
@@ -953,11 +966,11 @@ impl<H: Host> Salesforce<H> {
                     let Some(found) = record.get(field).and_then(Value::as_str) else {
                         continue;
                     };
-                    let Some(asked) = unique.iter().find(|v| v.eq_ignore_ascii_case(found)) else {
+                    let Some(value) = asked.get(&found.to_ascii_lowercase()) else {
                         continue;
                     };
                     matches.push(Match {
-                        value: asked.clone(),
+                        value: value.clone(),
                         id: record
                             .get("Id")
                             .and_then(Value::as_str)
