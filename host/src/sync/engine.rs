@@ -309,10 +309,7 @@ impl<'o> Slices<'o> {
     }
 
     /// The next slice and its people, or `None` after the last.
-    fn next(
-        &mut self,
-        directory: &Directory<'_>,
-    ) -> Result<Option<(Slice, People)>, EngineError> {
+    fn next(&mut self, directory: &Directory<'_>) -> Result<Option<(Slice, People)>, EngineError> {
         if self.done {
             return Ok(None);
         }
@@ -1586,16 +1583,17 @@ impl Engine {
     /// Status per rule from the links, in PingOne's buckets.
     pub fn buckets(&self) -> Result<BTreeMap<String, BTreeMap<String, usize>>, EngineError> {
         let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-        for link in Links::new(&self.db).all()? {
-            let bucket = match link.state {
+        for (rule, state, count) in Links::new(&self.db).count_states()? {
+            let bucket = match state {
                 LinkState::Synced | LinkState::Disabled => "success",
                 LinkState::Unsynced => "unsynced",
                 LinkState::Partial | LinkState::Kept => "partially-synced",
                 LinkState::Failed => "failed",
             };
-            let entry = out.entry(link.rule.clone()).or_default();
-            *entry.entry("impacted".into()).or_default() += 1;
-            *entry.entry(bucket.into()).or_default() += 1;
+            let count = usize::try_from(count).unwrap_or(usize::MAX);
+            let entry = out.entry(rule).or_default();
+            *entry.entry("impacted".into()).or_default() += count;
+            *entry.entry(bucket.into()).or_default() += count;
         }
         for name in self.rules.rules.keys() {
             out.entry(name.clone()).or_default();

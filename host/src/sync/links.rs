@@ -333,6 +333,26 @@ impl<'a> Links<'a> {
             .map_err(|e| self.fail(e))
     }
 
+    /// How many links each rule has in each state, counted by SQLite: a
+    /// summary that costs the same at any size.
+    pub fn count_states(&self) -> Result<Vec<(String, LinkState, u64)>, StateError> {
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare_cached("SELECT rule, state, COUNT(*) FROM links GROUP BY rule, state")
+            .map_err(|e| self.fail(e))?;
+        statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    LinkState::parse(&row.get::<_, String>(1)?),
+                    row.get::<_, i64>(2)?.max(0) as u64,
+                ))
+            })
+            .map_err(|e| self.fail(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.fail(e))
+    }
+
     /// Every link, for status.
     pub fn all(&self) -> Result<Vec<Link>, StateError> {
         let connection = self.db.lock();
