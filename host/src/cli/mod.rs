@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, Diagnostic, Severity};
 use crate::directory::{AttributeSchema, Directory};
-use crate::runtime::{PluginRegistry, PluginSet, Runtime, RuntimeOptions};
+use crate::runtime::{LinkedStores, PluginRegistry, PluginSet, Runtime, RuntimeOptions};
 use crate::state::StateDb;
 use crate::sync::engine::{Engine, PassOptions, RuleStatus};
 use crate::sync::links::Links;
@@ -60,6 +60,9 @@ struct Global {
     /// More log output: -v for info, -vv for debug. RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Connector logic linked into this build (see [`main_linked`]).
+    #[arg(skip)]
+    linked: LinkedStores,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -229,7 +232,17 @@ enum ConnectionsCommand {
 
 /// The entry point of the `provisioner` binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_linked(std::env::args_os(), LinkedStores::default())
+}
+
+/// [`main`] for a build that links some connectors' logic in place of
+/// their components' calls: the benchmarks' measure of the sandbox.
+pub fn main_linked(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+    linked: LinkedStores,
+) -> ExitCode {
+    let mut cli = Cli::parse_from(args);
+    cli.global.linked = linked;
     init_logging(&cli.global, matches!(cli.command, Command::Run { .. }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -315,13 +328,14 @@ async fn load_plugins(
     global: &Global,
     config: Option<&Config>,
 ) -> anyhow::Result<(Arc<Runtime>, PluginSet)> {
-    let options = match config {
+    let mut options = match config {
         Some(config) => config.runtime_options(cache_dir(global)),
         None => RuntimeOptions {
             cache_dir: cache_dir(global),
             ..RuntimeOptions::default()
         },
     };
+    options.linked = global.linked.clone();
     let runtime = Runtime::new(options)?;
     let dir = plugin_dir(global, config);
     let plugins = runtime

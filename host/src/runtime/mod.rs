@@ -11,6 +11,7 @@
 
 pub mod contract;
 mod discovery;
+mod linked;
 pub mod registry;
 mod sandbox;
 
@@ -33,6 +34,7 @@ use contract::{
 use sandbox::{CallLimits, LogTags, PluginState};
 
 pub use discovery::check_value;
+pub use linked::{LinkedStore, LinkedStores};
 pub use registry::{PluginRegistry, ReloadReport};
 
 /// How often the epoch advances; the CPU budget is checked, and a busy
@@ -54,6 +56,8 @@ pub struct RuntimeOptions {
     pub call_timeout: Duration,
     /// Where compiled code is cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Logic linked in place of some plugins' calls: benchmarks only.
+    pub linked: LinkedStores,
 }
 
 impl Default for RuntimeOptions {
@@ -63,6 +67,7 @@ impl Default for RuntimeOptions {
             cpu_budget: Duration::from_secs(10),
             call_timeout: Duration::from_secs(300),
             cache_dir: None,
+            linked: LinkedStores::default(),
         }
     }
 }
@@ -289,8 +294,13 @@ impl Runtime {
             .map_err(|e| refuse(format!("failed to describe itself: {e}")))?;
         let descriptor = discovery::check_descriptor(descriptor).map_err(refuse)?;
         core.label = Arc::from(descriptor.name.as_str());
+        let linked = self.options.linked.get(&descriptor.name);
+        if linked.is_some() {
+            tracing::warn!(plugin = %descriptor.name, "records move through logic linked into this build, not through the component");
+        }
         Ok(Plugin {
             core,
+            linked,
             descriptor,
             contract,
             path: path.to_path_buf(),
@@ -344,6 +354,7 @@ impl PluginSet {
 /// One loaded, validated, pre-instantiated component.
 pub struct Plugin {
     core: PluginCore,
+    linked: Option<Arc<dyn LinkedStore>>,
     descriptor: Descriptor,
     contract: semver::Version,
     path: PathBuf,
@@ -594,11 +605,7 @@ impl Connector {
             let capability = capability_of(&operation);
             if descriptor.has(capability) {
                 results.push(None);
-                allowed.push(
-                    v0_1_0::exports::provisioner::identity_store::identity_store::Operation::from(
-                        operation,
-                    ),
-                );
+                allowed.push(operation);
             } else {
                 results.push(Some(Err(StoreError::Unsupported(format!(
                     "plugin {} does not declare the {capability} capability",
@@ -610,9 +617,22 @@ impl Connector {
             return Ok(results.into_iter().flatten().collect());
         }
         let sent = allowed.len();
-        let (answers, _cause) = call_export!(self, "apply", |bindings, store| bindings
-            .provisioner_identity_store_identity_store()
-            .call_apply(store, &allowed))?;
+        let answers = match &self.plugin.linked {
+            Some(linked) => linked.apply(&self.broker, allowed).await?,
+            None => {
+                let allowed: Vec<_> = allowed
+                    .into_iter()
+                    .map(v0_1_0::exports::provisioner::identity_store::identity_store::Operation::from)
+                    .collect();
+                let (answers, _cause) = call_export!(self, "apply", |bindings, store| bindings
+                    .provisioner_identity_store_identity_store()
+                    .call_apply(store, &allowed))?;
+                answers
+                    .into_iter()
+                    .map(|answer| answer.map(Outcome::from).map_err(StoreError::from))
+                    .collect()
+            }
+        };
         if answers.len() != sent {
             return Err(CallError::Contract {
                 plugin: self.plugin.name().to_string(),
@@ -627,10 +647,9 @@ impl Connector {
             .into_iter()
             .map(|slot| match slot {
                 Some(result) => result,
-                None => match answers.next() {
-                    Some(answer) => answer.map(Outcome::from).map_err(StoreError::from),
-                    None => Err(StoreError::Unsupported("missing result".into())),
-                },
+                None => answers
+                    .next()
+                    .unwrap_or_else(|| Err(StoreError::Unsupported("missing result".into()))),
             })
             .collect())
     }
@@ -641,6 +660,9 @@ impl Connector {
         attribute: &str,
         values: Vec<String>,
     ) -> Result<Vec<Match>, CallError> {
+        if let Some(linked) = &self.plugin.linked {
+            return linked.lookup(&self.broker, attribute, values).await;
+        }
         let (result, cause) = call_export!(self, "lookup-records", |bindings, store| bindings
             .provisioner_identity_store_identity_store()
             .call_lookup_records(store, attribute, &values))?;
