@@ -67,10 +67,10 @@ struct Measured {
     max_rss_kib: u64,
 }
 
-/// Runs a command to the end, and reads its peak RSS from the kernel's
-/// accounting (`wait4`), which sees every page the process ever touched.
-fn run_measured(mut command: Command) -> anyhow::Result<Measured> {
-    let started = Instant::now();
+/// Runs a command to the end, and returns its wait status and peak RSS
+/// from the kernel's accounting (`wait4`), which sees every page the
+/// process ever touched.
+fn wait_measured(mut command: Command) -> anyhow::Result<(i32, u64)> {
     let child = command.spawn().context("starting provisioner")?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
@@ -78,16 +78,49 @@ fn run_measured(mut command: Command) -> anyhow::Result<Measured> {
     // for the whole call; rusage is plain data, valid when zeroed.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = started.elapsed();
     if reaped < 0 {
         return Err(std::io::Error::last_os_error()).context("waiting for provisioner");
     }
+    Ok((status, usage.ru_maxrss as u64))
+}
+
+/// Runs a `measure` command (see [`Org::command_of`]) to the end: its wall
+/// time, and the peak RSS the measuring process wrote to `peak`.
+fn run_measured(command: Command, peak: &Path) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let (status, _) = wait_measured(command)?;
+    let wall = started.elapsed();
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         bail!("provisioner failed (wait status {status}); see its output in the work directory");
     }
-    Ok(Measured {
-        wall,
-        max_rss_kib: usage.ru_maxrss as u64,
+    let max_rss_kib = std::fs::read_to_string(peak)
+        .with_context(|| format!("reading {}", peak.display()))?
+        .trim()
+        .parse()
+        .with_context(|| format!("{} holds no number", peak.display()))?;
+    Ok(Measured { wall, max_rss_kib })
+}
+
+/// `provisioner-bench measure PEAK PROGRAM ARGS...`: runs PROGRAM and
+/// writes its peak RSS in KiB to PEAK. The kernel counts the address space
+/// a process was spawned from in its peak (Linux records the old address
+/// space's high-water mark at `exec`, and a spawned child starts from its
+/// parent's), so a child of this harness, whose emulators hold every
+/// record, would be charged for the harness's memory. This small process
+/// in between is what the measured process is spawned from instead.
+fn measure(mut args: std::env::ArgsOs) -> anyhow::Result<i32> {
+    let peak = args.next().context("measure: no PEAK file")?;
+    let program = args.next().context("measure: no PROGRAM")?;
+    let (status, max_rss_kib) = wait_measured({
+        let mut command = Command::new(program);
+        command.args(args);
+        command
+    })?;
+    std::fs::write(&peak, max_rss_kib.to_string())?;
+    Ok(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        1
     })
 }
 
@@ -190,8 +223,11 @@ scope = {{ group = "prospects" }}
         args: &[&str],
     ) -> anyhow::Result<Command> {
         let (program, leading) = program.split_first().context("no program")?;
-        let mut command = Command::new(program);
+        let mut command = Command::new(std::env::current_exe()?);
         command
+            .arg("measure")
+            .arg(self.peak())
+            .arg(program)
             .args(leading)
             .arg("--config")
             .arg(self.dir.path().join("provisioner.toml"))
@@ -206,11 +242,20 @@ scope = {{ group = "prospects" }}
         Ok(command)
     }
 
+    /// Where the last measured run's peak RSS is written.
+    fn peak(&self) -> PathBuf {
+        self.dir.path().join("peak-rss")
+    }
+
     /// Runs the binary to the end, off the async threads the emulator
     /// serves on.
     async fn run(&self, args: &[&str]) -> anyhow::Result<Measured> {
-        let command = self.command(args)?;
-        tokio::task::spawn_blocking(move || run_measured(command)).await?
+        self.run_command(self.command(args)?).await
+    }
+
+    async fn run_command(&self, command: Command) -> anyhow::Result<Measured> {
+        let peak = self.peak();
+        tokio::task::spawn_blocking(move || run_measured(command, &peak)).await?
     }
 
     async fn import(&self, people: usize, title: &str) -> anyhow::Result<()> {
@@ -492,8 +537,9 @@ async fn linked_sync(
     let org = Org::new(args, provisioner, cache).await?;
     org.import(people, "t0").await?;
     let program = [linked.as_os_str(), std::ffi::OsStr::new(mode)];
-    let command = org.command_of(&program, &["sync"])?;
-    let measured = tokio::task::spawn_blocking(move || run_measured(command)).await??;
+    let measured = org
+        .run_command(org.command_of(&program, &["sync"])?)
+        .await?;
     if org.leads() != people {
         bail!(
             "the {mode} sync left {} Leads for {people} people",
@@ -510,7 +556,7 @@ async fn sandbox_time(org: &Org, people: usize) -> anyhow::Result<(Duration, Dur
     org.import(people, "t0").await?;
     let mut command = org.command(&["sync"])?;
     command.env("RUST_LOG", "warn,provisioner::runtime=debug");
-    let measured = tokio::task::spawn_blocking(move || run_measured(command)).await??;
+    let measured = org.run_command(command).await?;
     let log = std::fs::read_to_string(org.dir.path().join("stderr.log"))?;
     let mut total = Duration::ZERO;
     let mut calls = 0;
@@ -607,8 +653,22 @@ fn met(ok: bool) -> &'static str {
     if ok { "met" } else { "**not met**" }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == "measure") {
+        let code = measure(args)?;
+        return Ok(std::process::ExitCode::from(
+            u8::try_from(code).unwrap_or(1),
+        ));
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(bench())?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn bench() -> anyhow::Result<()> {
     let args = Args::parse();
     let provisioner = match &args.provisioner {
         Some(path) => path.clone(),
