@@ -897,9 +897,11 @@ impl Engine {
         };
         let mut finds: Vec<Find> = Vec::new();
         let mut reclaims: Vec<(Planned, String)> = Vec::new();
-        for item in planned {
+        for mut item in planned {
             let person = item.person_id.clone();
-            match item.decision.clone() {
+            // The decision moves into the match; the item keeps whom it is
+            // for, which is all the lookups below read from it.
+            match std::mem::replace(&mut item.decision, Decision::Unchanged) {
                 Decision::Find {
                     key,
                     create,
@@ -1081,7 +1083,9 @@ impl Engine {
         }
 
         // Look everyone new up, in batches, and turn finds into work.
-        for chunk in finds.chunks(LOOKUP_CHUNK) {
+        let mut finds = finds.into_iter().peekable();
+        while finds.peek().is_some() {
+            let chunk: Vec<Find> = finds.by_ref().take(LOOKUP_CHUNK).collect();
             let keys: Vec<String> = chunk.iter().map(|(_, key, ..)| key.clone()).collect();
             let items = chunk.iter().map(|(item, ..)| item);
             let found = match self
@@ -1096,11 +1100,11 @@ impl Engine {
             for m in &found {
                 by_key.entry(m.value.to_lowercase()).or_default().push(m);
             }
-            for (item, key, create, update, existing) in chunk.iter().cloned() {
+            for (item, key, create, update, existing) in chunk {
                 let person = item.person_id.clone();
                 let matches = by_key.get(&key.to_lowercase()).cloned().unwrap_or_default();
                 let resolution = plan::resolve(
-                    create.clone(),
+                    create,
                     &update,
                     existing.as_deref(),
                     &matches,
@@ -1398,8 +1402,11 @@ impl Engine {
                     continue;
                 }
             };
-            for chunk in items.chunks(self.settings.batch_size) {
-                batches.push((bound.clone(), chunk.to_vec()));
+            // Each item moves into its batch: work is never copied.
+            let mut items = items.into_iter().peekable();
+            while items.peek().is_some() {
+                let chunk: Vec<Work> = items.by_ref().take(self.settings.batch_size).collect();
+                batches.push((bound.clone(), chunk));
             }
         }
         let planned: usize = batches.iter().map(|(_, chunk)| chunk.len()).sum();
