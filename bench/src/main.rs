@@ -215,6 +215,12 @@ scope = {{ group = "prospects" }}
         self.command_of(std::slice::from_ref(&self.provisioner), args)
     }
 
+    /// `provisioner` itself, not through the measuring launcher: for the
+    /// daemon, which the harness stops with a signal.
+    fn daemon_command(&self, args: &[&str]) -> anyhow::Result<Command> {
+        self.build(std::slice::from_ref(&self.provisioner), args, false)
+    }
+
     /// `program` (`provisioner`, or `provisioner-linked MODE`) on this
     /// org's working directory.
     fn command_of(
@@ -222,12 +228,26 @@ scope = {{ group = "prospects" }}
         program: &[impl AsRef<std::ffi::OsStr>],
         args: &[&str],
     ) -> anyhow::Result<Command> {
+        self.build(program, args, true)
+    }
+
+    /// `program` with this org's configuration; through the measuring
+    /// launcher when `measured`.
+    fn build(
+        &self,
+        program: &[impl AsRef<std::ffi::OsStr>],
+        args: &[&str],
+        measured: bool,
+    ) -> anyhow::Result<Command> {
         let (program, leading) = program.split_first().context("no program")?;
-        let mut command = Command::new(std::env::current_exe()?);
+        let mut command = if measured {
+            let mut launcher = Command::new(std::env::current_exe()?);
+            launcher.arg("measure").arg(self.peak()).arg(program);
+            launcher
+        } else {
+            Command::new(program)
+        };
         command
-            .arg("measure")
-            .arg(self.peak())
-            .arg(program)
             .args(leading)
             .arg("--config")
             .arg(self.dir.path().join("provisioner.toml"))
@@ -451,7 +471,7 @@ impl Drop for Daemon {
 /// change is committed to the directory until the emulator holds the new
 /// value.
 async fn steady_state(org: &Org, people: usize, changes: usize) -> anyhow::Result<Vec<Duration>> {
-    let mut command = org.command(&["run", "--listen", "127.0.0.1:0"])?;
+    let mut command = org.daemon_command(&["run", "--listen", "127.0.0.1:0"])?;
     command.env("RUST_LOG", "info");
     let daemon = Daemon(command.spawn().context("starting provisioner run")?);
     let log = org.dir.path().join("stderr.log");

@@ -468,13 +468,16 @@ impl<H: Host> Salesforce<H> {
             headers.push(("content-type".into(), "application/json".into()));
         }
         headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        let response = self.send(
-            method,
-            url,
-            headers,
-            body.map(|b| b.to_string().into_bytes()),
-            Credential::AuthorizationHeader,
-        )?;
+        // Straight to bytes: `to_string` would go through `Display` and a
+        // formatter adapter for every fragment written.
+        let body = match body {
+            Some(body) => Some(
+                serde_json::to_vec(&body)
+                    .map_err(|e| transient(format!("encoding the request body: {e}")))?,
+            ),
+            None => None,
+        };
+        let response = self.send(method, url, headers, body, Credential::AuthorizationHeader)?;
         if (200..300).contains(&response.status) {
             Ok(response)
         } else {
@@ -630,12 +633,12 @@ impl<H: Host> Salesforce<H> {
         let answer = self
             .data_url(settings, "composite/sobjects")
             .and_then(|url| {
-                self.rest(
-                    method,
-                    url,
-                    Some(json!({ "allOrNone": false, "records": records })),
-                    &[],
-                )
+                // Built in place: `json!` would serialize the records into
+                // a second copy of themselves.
+                let mut body = Map::new();
+                body.insert("allOrNone".into(), Value::Bool(false));
+                body.insert("records".into(), Value::Array(records));
+                self.rest(method, url, Some(Value::Object(body)), &[])
             })
             .and_then(|response| wire::parse_collection(&response.body, count));
         match answer {
