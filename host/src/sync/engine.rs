@@ -339,6 +339,17 @@ impl<'o> Slices<'o> {
     }
 }
 
+/// What preparing each slice of a pass reads and adds to.
+struct PassSlices<'p, 'd> {
+    slices: Slices<'p>,
+    directory: &'p Directory<'d>,
+    bindings: &'p BTreeMap<String, RuleBinding>,
+    options: &'p PassOptions,
+    now: i64,
+    reports: &'p mut BTreeMap<String, RuleReport>,
+    held: &'p mut Held,
+}
+
 /// What a pass carries from slice to slice.
 #[derive(Default)]
 struct Held {
@@ -591,33 +602,23 @@ impl Engine {
         // and looked up: the store works on one while the host works on
         // the other.
         let tally = Tally::default();
-        let mut slices = Slices::new(options.people.as_ref());
-        let mut work = self
-            .prepare_slice(
-                &mut slices,
-                &directory,
-                &bindings,
-                options,
-                now,
-                &mut reports,
-                &mut held,
-            )
-            .await?;
+        let mut pass = PassSlices {
+            slices: Slices::new(options.people.as_ref()),
+            directory: &directory,
+            bindings: &bindings,
+            options,
+            now,
+            reports: &mut reports,
+            held: &mut held,
+        };
+        let mut work = self.prepare_slice(&mut pass).await?;
         while let Some(current) = work {
             let (answers, next) = futures_util::future::join(
                 self.execute(current, &tally),
-                self.prepare_slice(
-                    &mut slices,
-                    &directory,
-                    &bindings,
-                    options,
-                    now,
-                    &mut reports,
-                    &mut held,
-                ),
+                self.prepare_slice(&mut pass),
             )
             .await;
-            count_answers(&mut reports, answers?);
+            count_answers(pass.reports, answers?);
             work = next?;
         }
 
@@ -683,17 +684,15 @@ impl Engine {
     /// people: settles what sends nothing, looks the new people up, keeps
     /// removals for the end, and returns the rest to send (`None` after
     /// the last slice).
-    #[allow(clippy::too_many_arguments)]
     async fn prepare_slice(
         &self,
-        slices: &mut Slices<'_>,
-        directory: &Directory<'_>,
-        bindings: &BTreeMap<String, RuleBinding>,
-        options: &PassOptions,
-        now: i64,
-        reports: &mut BTreeMap<String, RuleReport>,
-        held: &mut Held,
+        pass: &mut PassSlices<'_, '_>,
     ) -> Result<Option<Vec<Work>>, EngineError> {
+        let slices = &mut pass.slices;
+        let (directory, bindings, options, now) =
+            (pass.directory, pass.bindings, pass.options, pass.now);
+        let reports = &mut *pass.reports;
+        let held = &mut *pass.held;
         let Some((slice, people)) = slices.next(directory)? else {
             return Ok(None);
         };
