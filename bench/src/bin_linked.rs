@@ -10,7 +10,6 @@ mod linked;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use provisioner::runtime::LinkedStores;
 
@@ -25,17 +24,13 @@ fn main() -> ExitCode {
     } else {
         OsString::new()
     };
-    let mut stores = LinkedStores::default();
-    match mode.to_str() {
-        Some("native") => stores.link(
-            salesforce_leads_contacts::connector::NAME,
-            Arc::new(linked::NativeSalesforce),
-        ),
-        Some("component") => {}
+    let stores = match mode.to_str() {
+        Some("native") => linked::native_stores(),
+        Some("component") => LinkedStores::default(),
         _ => {
             eprintln!("usage: provisioner-linked native|component PROVISIONER-ARGS...");
             return ExitCode::from(2);
         }
-    }
+    };
     provisioner::cli::main_linked(args, stores)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use provisioner::broker::{self, Broker};
 use provisioner::runtime::contract as host;
-use provisioner::runtime::{CallError, LinkedStore};
+use provisioner::runtime::{CallError, LinkedStore, LinkedStores};
 use salesforce_leads_contacts::connector::Salesforce;
 use salesforce_leads_contacts::{contract as guest, http, log, types};
 
@@ -75,6 +75,17 @@ impl salesforce_leads_contacts::Host for BrokerHost {
     }
 
     fn log(&self, _level: log::Level, _message: &str) {}
+}
+
+/// Runtime options' linked logic with the Salesforce connector's in place
+/// of its component's calls.
+pub fn native_stores() -> LinkedStores {
+    let mut stores = LinkedStores::default();
+    stores.link(
+        salesforce_leads_contacts::connector::NAME,
+        Arc::new(NativeSalesforce),
+    );
+    stores
 }
 
 /// The connector's logic in place of the component's `apply` and

@@ -211,29 +211,21 @@ scope = {{ group = "prospects" }}
         })
     }
 
+    /// `provisioner`, measured.
     fn command(&self, args: &[&str]) -> anyhow::Result<Command> {
-        self.command_of(std::slice::from_ref(&self.provisioner), args)
+        self.command_of(std::slice::from_ref(&self.provisioner), args, true)
     }
 
     /// `provisioner` itself, not through the measuring launcher: for the
     /// daemon, which the harness stops with a signal.
     fn daemon_command(&self, args: &[&str]) -> anyhow::Result<Command> {
-        self.build(std::slice::from_ref(&self.provisioner), args, false)
+        self.command_of(std::slice::from_ref(&self.provisioner), args, false)
     }
 
-    /// `program` (`provisioner`, or `provisioner-linked MODE`) on this
-    /// org's working directory.
-    fn command_of(
-        &self,
-        program: &[impl AsRef<std::ffi::OsStr>],
-        args: &[&str],
-    ) -> anyhow::Result<Command> {
-        self.build(program, args, true)
-    }
-
-    /// `program` with this org's configuration; through the measuring
+    /// `program` (`provisioner`, or `provisioner-linked MODE`) with this
+    /// org's configuration and working directory; through the measuring
     /// launcher when `measured`.
-    fn build(
+    fn command_of(
         &self,
         program: &[impl AsRef<std::ffi::OsStr>],
         args: &[&str],
@@ -558,7 +550,7 @@ async fn linked_sync(
     org.import(people, "t0").await?;
     let program = [linked.as_os_str(), std::ffi::OsStr::new(mode)];
     let measured = org
-        .run_command(org.command_of(&program, &["sync"])?)
+        .run_command(org.command_of(&program, &["sync"], true)?)
         .await?;
     if org.leads() != people {
         bail!(
@@ -760,7 +752,7 @@ async fn bench() -> anyhow::Result<()> {
     for _ in 0..runs {
         let org = Org::new(&args, &provisioner, cache.path()).await?;
         let connector = org.connect(Default::default()).await?;
-        component_times.push(native::through_component(&connector, n).await?);
+        component_times.push(native::calls(&connector, n).await?);
         if org.leads() != n {
             bail!(
                 "the component run left {} Leads for {n} people",
@@ -768,8 +760,8 @@ async fn bench() -> anyhow::Result<()> {
             );
         }
         let org = Org::new(&args, &provisioner, cache.path()).await?;
-        let connector = org.connect(Default::default()).await?;
-        native_times.push(native::native(connector.broker().clone(), n).await?);
+        let connector = org.connect(linked::native_stores()).await?;
+        native_times.push(native::calls(&connector, n).await?);
         if org.leads() != n {
             bail!("the native run left {} Leads for {n} people", org.leads());
         }
@@ -1016,13 +1008,11 @@ mod tests {
             let org = Org::new(&args, Path::new("unused"), cache.path())
                 .await
                 .unwrap();
-            let mut stores = LinkedStores::default();
-            if native {
-                stores.link(
-                    salesforce_leads_contacts::connector::NAME,
-                    Arc::new(linked::NativeSalesforce),
-                );
-            }
+            let stores = if native {
+                linked::native_stores()
+            } else {
+                LinkedStores::default()
+            };
             let connector = org.connect(stores).await.unwrap();
             let before = apply_calls();
             let applied = connector

@@ -1,19 +1,15 @@
-//! Workload 4, side by side: the Salesforce connector's logic compiled
-//! natively, behind the plugin's own `Host` trait and linked into this
-//! bench-only build of the host, against the same logic as a sandboxed
-//! component. Both run the calls an initial sync makes (lookups of 1,000
-//! Emails, creates in batches of 200) through the same broker: the same
-//! OAuth, egress policy and HTTP client. Only the sandbox differs.
+//! Workload 4, side by side: the calls an initial sync makes to the
+//! Salesforce connector (lookups of 1,000 Emails, creates in batches of
+//! 200), made through the component, or through the same logic compiled
+//! natively and linked in ([`crate::linked`]). Both go through the same
+//! broker: the same OAuth, egress policy and HTTP client. Only the
+//! sandbox differs.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use provisioner::broker::Broker;
+use provisioner::runtime::Connector;
 use provisioner::runtime::contract as host;
-use provisioner::runtime::{Connector, LinkedStore};
-
-use crate::linked::NativeSalesforce;
 
 /// Emails per lookup call and records per apply call, as the engine sends.
 const LOOKUP_CHUNK: usize = 1_000;
@@ -50,8 +46,9 @@ fn emails(people: usize) -> Vec<String> {
     (0..people).map(|i| fields(i)[2].1.clone()).collect()
 }
 
-/// The initial sync's connector calls through the component.
-pub async fn through_component(connector: &Connector, people: usize) -> anyhow::Result<Duration> {
+/// The initial sync's connector calls, through `connector`: the component,
+/// or the native logic when the connector's runtime links it in.
+pub async fn calls(connector: &Connector, people: usize) -> anyhow::Result<Duration> {
     let emails = emails(people);
     let started = Instant::now();
     for chunk in emails.chunks(LOOKUP_CHUNK) {
@@ -62,26 +59,6 @@ pub async fn through_component(connector: &Connector, people: usize) -> anyhow::
     }
     for batch in (0..people).collect::<Vec<_>>().chunks(BATCH) {
         for result in connector.apply(creates(batch)).await? {
-            result.map_err(|e| anyhow::anyhow!("create refused: {e:?}"))?;
-        }
-    }
-    Ok(started.elapsed())
-}
-
-/// The same calls through the native build of the same logic, as the
-/// engine of `provisioner-linked native` makes them.
-pub async fn native(broker: Arc<Broker>, people: usize) -> anyhow::Result<Duration> {
-    let store = NativeSalesforce;
-    let emails = emails(people);
-    let started = Instant::now();
-    for chunk in emails.chunks(LOOKUP_CHUNK) {
-        let found = store.lookup(&broker, "Email", chunk.to_vec()).await?;
-        if !found.is_empty() {
-            bail!("a fresh org already has {} of these people", found.len());
-        }
-    }
-    for batch in (0..people).collect::<Vec<_>>().chunks(BATCH) {
-        for result in store.apply(&broker, creates(batch)).await? {
             result.map_err(|e| anyhow::anyhow!("create refused: {e:?}"))?;
         }
     }

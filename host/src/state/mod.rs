@@ -57,7 +57,6 @@ impl std::fmt::Debug for StateDb {
     }
 }
 
-/// Milliseconds since the epoch, the unit of every timestamp in the state.
 /// Up to this many rows asked for by key, reading them one by one beats
 /// reading a whole table and keeping the ones wanted.
 pub(crate) const READ_ONE_BY_ONE: usize = 2_000;
@@ -72,6 +71,7 @@ pub(crate) fn write_transaction(
     connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
+/// Milliseconds since the epoch, the unit of every timestamp in the state.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -278,7 +278,7 @@ const SLICE: usize = crate::state::READ_ONE_BY_ONE;
 type People = BTreeMap<String, Person>;
 
 /// Which people one slice of a pass covers.
-enum Slice {
+enum Slice<'o> {
     /// Person ids after `after` and up to `through`; the last slice runs to
     /// the end (`through: None`), so that it also covers the links of
     /// people no longer in the directory.
@@ -286,13 +286,14 @@ enum Slice {
         after: Option<String>,
         through: Option<String>,
     },
-    /// Some of the people a targeted pass is about.
-    Among(BTreeSet<String>),
+    /// The few people a targeted pass is about, read one by one.
+    Among(&'o BTreeSet<String>),
 }
 
 /// Cuts a pass into slices, in person id order.
 struct Slices<'o> {
-    among: Option<std::collections::btree_set::Iter<'o, String>>,
+    /// A targeted pass over no more than a slice of people: its only slice.
+    among: Option<&'o BTreeSet<String>>,
     after: Option<String>,
     done: bool,
 }
@@ -302,25 +303,24 @@ impl<'o> Slices<'o> {
     /// are read in ranges, like everyone, and the planner keeps only them.
     fn new(among: Option<&'o BTreeSet<String>>) -> Slices<'o> {
         Slices {
-            among: among.filter(|ids| ids.len() <= SLICE).map(|ids| ids.iter()),
+            among: among.filter(|ids| ids.len() <= SLICE),
             after: None,
             done: false,
         }
     }
 
     /// The next slice and its people, or `None` after the last.
-    fn next(&mut self, directory: &Directory<'_>) -> Result<Option<(Slice, People)>, EngineError> {
+    fn next(
+        &mut self,
+        directory: &Directory<'_>,
+    ) -> Result<Option<(Slice<'o>, People)>, EngineError> {
         if self.done {
             return Ok(None);
         }
         let by_id = |people: Vec<Person>| people.into_iter().map(|p| (p.id.clone(), p)).collect();
-        if let Some(ids) = &mut self.among {
-            let ids: BTreeSet<String> = ids.by_ref().take(SLICE).cloned().collect();
-            if ids.is_empty() {
-                self.done = true;
-                return Ok(None);
-            }
-            let people = directory.people_among(&ids)?;
+        if let Some(ids) = self.among {
+            self.done = true;
+            let people = directory.people_among(ids)?;
             return Ok(Some((Slice::Among(ids), by_id(people))));
         }
         let people = directory.people_after(self.after.as_deref(), SLICE)?;
@@ -337,6 +337,15 @@ impl<'o> Slices<'o> {
         };
         Ok(Some((slice, by_id(people))))
     }
+}
+
+/// `items` in runs of `size`, each moved into its run, none copied.
+fn runs_of<T>(items: Vec<T>, size: usize) -> impl Iterator<Item = Vec<T>> {
+    let mut items = items.into_iter();
+    std::iter::from_fn(move || {
+        let run: Vec<T> = items.by_ref().take(size.max(1)).collect();
+        (!run.is_empty()).then_some(run)
+    })
 }
 
 /// What preparing each slice of a pass reads and adds to.
@@ -698,8 +707,6 @@ impl Engine {
         };
         held.tombstones
             .extend(people.values().filter(|p| p.deleted).map(|p| p.id.clone()));
-        let people = &people;
-        let slice = &slice;
         let links = Links::new(&self.db);
         let mut plans: BTreeMap<String, (Vec<Planned>, BTreeMap<String, Link>)> = BTreeMap::new();
         for (name, binding) in bindings {
@@ -710,7 +717,7 @@ impl Engine {
             {
                 continue;
             }
-            let rule_links = match slice {
+            let rule_links = match &slice {
                 Slice::Range { after, through } => {
                     links.of_rule_between(name, after.as_deref(), through.as_deref())?
                 }
@@ -724,7 +731,7 @@ impl Engine {
             };
             let planned = plan::plan_rule(
                 &view,
-                people,
+                &people,
                 &rule_links,
                 now,
                 options.people.as_ref(),
@@ -1082,9 +1089,7 @@ impl Engine {
         }
 
         // Look everyone new up, in batches, and turn finds into work.
-        let mut finds = finds.into_iter().peekable();
-        while finds.peek().is_some() {
-            let chunk: Vec<Find> = finds.by_ref().take(LOOKUP_CHUNK).collect();
+        for chunk in runs_of(finds, LOOKUP_CHUNK) {
             let keys: Vec<String> = chunk.iter().map(|(_, key, ..)| key.clone()).collect();
             let items = chunk.iter().map(|(item, ..)| item);
             let found = match self
@@ -1401,10 +1406,7 @@ impl Engine {
                     continue;
                 }
             };
-            // Each item moves into its batch: work is never copied.
-            let mut items = items.into_iter().peekable();
-            while items.peek().is_some() {
-                let chunk: Vec<Work> = items.by_ref().take(self.settings.batch_size).collect();
+            for chunk in runs_of(items, self.settings.batch_size) {
                 batches.push((bound.clone(), chunk));
             }
         }

@@ -262,44 +262,40 @@ impl<'a> Links<'a> {
         let after = after.unwrap_or("");
         // Two statements, so that a bounded slice stops at its bound in
         // the (rule, person_id) key instead of scanning to the rule's end.
-        let (sql, bounded) = match through {
-            Some(_) => (
-                format!(
+        let rows = match through {
+            Some(through) => connection
+                .prepare_cached(&format!(
                     "SELECT {LINK_COLUMNS} FROM links WHERE rule = ?1 AND person_id > ?2 AND person_id <= ?3"
-                ),
-                true,
-            ),
-            None => (
-                format!("SELECT {LINK_COLUMNS} FROM links WHERE rule = ?1 AND person_id > ?2"),
-                false,
-            ),
-        };
-        let mut statement = connection.prepare_cached(&sql).map_err(|e| self.fail(e))?;
-        let rows = if bounded {
-            statement.query_map(params![rule, after, through], read_link)
-        } else {
-            statement.query_map(params![rule, after], read_link)
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params![rule, after, through], read_link)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                }),
+            None => connection
+                .prepare_cached(&format!(
+                    "SELECT {LINK_COLUMNS} FROM links WHERE rule = ?1 AND person_id > ?2"
+                ))
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params![rule, after], read_link)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                }),
         }
         .map_err(|e| self.fail(e))?;
-        let mut links = BTreeMap::new();
-        for row in rows {
-            let link = row.map_err(|e| self.fail(e))?;
-            links.insert(link.person_id.clone(), link);
-        }
-        Ok(links)
+        Ok(rows
+            .into_iter()
+            .map(|link| (link.person_id.clone(), link))
+            .collect())
     }
 
-    /// The links of some people in one rule.
+    /// The links of a few people in one rule, read one by one: the slice
+    /// of a targeted pass, which the engine keeps to a slice's size.
     pub fn of_rule_among(
         &self,
         rule: &str,
         people: &std::collections::BTreeSet<String>,
     ) -> Result<BTreeMap<String, Link>, StateError> {
-        if people.len() > crate::state::READ_ONE_BY_ONE {
-            let mut links = self.of_rule(rule)?;
-            links.retain(|person, _| people.contains(person));
-            return Ok(links);
-        }
         let connection = self.db.lock();
         let mut statement = connection
             .prepare_cached(&format!(
