@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::contract::{
     AuthScheme, Capability, ConnectionReport, Conversion, Descriptor, Mapping, MappingSource,
@@ -19,6 +19,7 @@ use crate::contract::{
 };
 use crate::http::{BodyCredential, Credential, HttpError, Method, Request, Response};
 use crate::log::Level;
+use crate::record::{self, Field, Record};
 use crate::types::{Attribute, Rejection, StoreError, TransientError, Value as WitValue};
 use crate::{Host, soap, soql, wire};
 
@@ -236,15 +237,15 @@ impl RecordType {
     }
 
     /// The store's name for a Lead-style attribute name.
-    fn store_name(self, name: &str) -> Option<String> {
+    fn store_name(self, name: &str) -> Option<&str> {
         match self {
-            RecordType::Lead => Some(name.to_string()),
+            RecordType::Lead => Some(name),
             RecordType::Contact => match CONTACT_NAMES
                 .iter()
                 .find(|(from, _)| from.eq_ignore_ascii_case(name))
             {
-                Some((_, to)) => to.map(String::from),
-                None => Some(name.to_string()),
+                Some((_, to)) => *to,
+                None => Some(name),
             },
         }
     }
@@ -318,15 +319,6 @@ fn retry_after(response: &Response) -> Option<u64> {
         .map(|seconds| seconds * 1000)
 }
 
-fn to_json(value: &WitValue) -> Value {
-    match value {
-        WitValue::Null => Value::Null,
-        WitValue::Text(text) => Value::from(text.as_str()),
-        WitValue::Boolean(flag) => Value::from(*flag),
-        WitValue::Integer(number) => Value::from(*number),
-    }
-}
-
 fn from_json(value: &Value) -> WitValue {
     match value {
         Value::Null => WitValue::Null,
@@ -337,14 +329,6 @@ fn from_json(value: &Value) -> WitValue {
         },
         Value::String(text) => WitValue::Text(text.clone()),
         other => WitValue::Text(other.to_string()),
-    }
-}
-
-fn is_blank(value: Option<&Value>) -> bool {
-    match value {
-        None | Some(Value::Null) => true,
-        Some(Value::String(s)) => s.trim().is_empty(),
-        _ => false,
     }
 }
 
@@ -460,7 +444,7 @@ impl<H: Host> Salesforce<H> {
         &self,
         method: Method,
         url: String,
-        body: Option<Value>,
+        body: Option<Vec<u8>>,
         extra: &[(&str, String)],
     ) -> Result<Response, StoreError> {
         let mut headers = vec![("accept".to_string(), "application/json".to_string())];
@@ -468,15 +452,6 @@ impl<H: Host> Salesforce<H> {
             headers.push(("content-type".into(), "application/json".into()));
         }
         headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        // Straight to bytes: `to_string` would go through `Display` and a
-        // formatter adapter for every fragment written.
-        let body = match body {
-            Some(body) => Some(
-                serde_json::to_vec(&body)
-                    .map_err(|e| transient(format!("encoding the request body: {e}")))?,
-            ),
-            None => None,
-        };
         let response = self.send(method, url, headers, body, Credential::AuthorizationHeader)?;
         if (200..300).contains(&response.status) {
             Ok(response)
@@ -495,7 +470,17 @@ impl<H: Host> Salesforce<H> {
         soql: &str,
         batch: Option<u32>,
     ) -> Result<wire::QueryPage, StoreError> {
-        let url = self.data_url(settings, &format!("query?q={}", soql::encode(soql)))?;
+        self.query_encoded(settings, &soql::encode(soql), batch)
+    }
+
+    /// A query whose text is already form-encoded.
+    fn query_encoded(
+        &self,
+        settings: &Settings,
+        encoded: &str,
+        batch: Option<u32>,
+    ) -> Result<wire::QueryPage, StoreError> {
+        let url = self.data_url(settings, &format!("query?q={encoded}"))?;
         let extra: Vec<(&str, String)> = batch
             .map(|b| vec![("sforce-query-options", format!("batchSize={b}"))])
             .unwrap_or_default();
@@ -582,38 +567,38 @@ impl<H: Host> Salesforce<H> {
         })
     }
 
-    /// The JSON of one record for Collections, in the store's names.
-    fn record_json(
+    /// One record for Collections, in the store's names.
+    fn record<'a>(
         &self,
-        settings: &Settings,
-        attributes: &[Attribute],
-        create: bool,
-    ) -> Map<String, Value> {
+        settings: &'a Settings,
+        attributes: &'a [Attribute],
+        id: Option<&'a str>,
+    ) -> Record<'a> {
         let kind = settings.record_type;
-        let mut record = Map::new();
-        record.insert("attributes".into(), json!({ "type": kind.name() }));
+        let create = id.is_none();
+        let mut record = Record::new(kind.name(), id);
         for attribute in attributes {
             if let Some(name) = kind.store_name(&attribute.name) {
-                record.insert(name, to_json(&attribute.value));
+                record.set(name, Field::Value(&attribute.value));
             }
         }
         // A Lead needs a Company: the default stands in for an empty one,
         // on create and whenever an update would clear it.
-        let clears_company = !create && record.contains_key("Company");
+        let clears_company = !create && record.get("Company").is_some();
         if create || clears_company {
             match kind {
                 RecordType::Lead => {
-                    if is_blank(record.get("Company"))
+                    if Field::is_blank(record.get("Company"))
                         && let Some(company) = &settings.default_company
                     {
-                        record.insert("Company".into(), Value::from(company.as_str()));
+                        record.set("Company", Field::Text(company));
                     }
                 }
                 RecordType::Contact if create => {
-                    if is_blank(record.get("AccountId"))
+                    if Field::is_blank(record.get("AccountId"))
                         && let Some(account) = &settings.account_id
                     {
-                        record.insert("AccountId".into(), Value::from(account.as_str()));
+                        record.set("AccountId", Field::Text(account));
                     }
                 }
                 RecordType::Contact => {}
@@ -627,18 +612,15 @@ impl<H: Host> Salesforce<H> {
         &self,
         settings: &Settings,
         method: Method,
-        records: Vec<Value>,
+        records: &[Record<'_>],
     ) -> Vec<Result<String, StoreError>> {
         let count = records.len();
         let answer = self
             .data_url(settings, "composite/sobjects")
             .and_then(|url| {
-                // Built in place: `json!` would serialize the records into
-                // a second copy of themselves.
-                let mut body = Map::new();
-                body.insert("allOrNone".into(), Value::Bool(false));
-                body.insert("records".into(), Value::Array(records));
-                self.rest(method, url, Some(Value::Object(body)), &[])
+                let body = record::collection_body(records)
+                    .map_err(|e| transient(format!("encoding the request body: {e}")))?;
+                self.rest(method, url, Some(body), &[])
             })
             .and_then(|response| wire::parse_collection(&response.body, count));
         match answer {
@@ -771,10 +753,9 @@ impl<H: Host> Salesforce<H> {
         let mut converts: Vec<(usize, &Conversion)> = Vec::new();
         for (index, operation) in operations.iter().enumerate() {
             match operation {
-                Operation::Create(attributes) => creates.push((
-                    index,
-                    Value::Object(self.record_json(&settings, attributes, true)),
-                )),
+                Operation::Create(attributes) => {
+                    creates.push((index, self.record(&settings, attributes, None)))
+                }
                 Operation::Update(update) => updates.push((index, update)),
                 Operation::Delete(id) => deletes.push((index, id)),
                 Operation::Disable(_) => {
@@ -798,26 +779,22 @@ impl<H: Host> Salesforce<H> {
             }
         }
 
-        // The records move into their calls: a batch is built once.
-        let mut creates = creates.into_iter().peekable();
-        while creates.peek().is_some() {
-            let (indexes, records): (Vec<usize>, Vec<Value>) =
-                creates.by_ref().take(COLLECTION_LIMIT).unzip();
+        let (create_indexes, creates): (Vec<usize>, Vec<Record>) = creates.into_iter().unzip();
+        for (indexes, records) in create_indexes
+            .chunks(COLLECTION_LIMIT)
+            .zip(creates.chunks(COLLECTION_LIMIT))
+        {
             let answers = self.collection(&settings, Method::Post, records);
-            for (index, answer) in indexes.into_iter().zip(answers) {
+            for (&index, answer) in indexes.iter().zip(answers) {
                 results[index] = Some(answer.map(|id| Outcome { id }));
             }
         }
         for chunk in updates.chunks(COLLECTION_LIMIT) {
-            let records = chunk
+            let records: Vec<Record> = chunk
                 .iter()
-                .map(|(_, update)| {
-                    let mut record = self.record_json(&settings, &update.attributes, false);
-                    record.insert("id".into(), Value::from(update.id.as_str()));
-                    Value::Object(record)
-                })
+                .map(|(_, update)| self.record(&settings, &update.attributes, Some(&update.id)))
                 .collect();
-            let answers = self.collection(&settings, Method::Patch, records);
+            let answers = self.collection(&settings, Method::Patch, &records);
             for ((index, update), answer) in chunk.iter().zip(answers) {
                 results[*index] = Some(answer.map(|_| Outcome {
                     id: update.id.clone(),
@@ -868,16 +845,12 @@ impl<H: Host> Salesforce<H> {
             converted_status: settings.converted_status.clone(),
             page_size: settings.page_size,
         };
-        let records: Vec<Value> = contacts
+        let records: Vec<Record> = contacts
             .iter()
-            .map(|(id, attributes)| {
-                let mut record = self.record_json(&as_contacts, attributes, false);
-                record.insert("id".into(), Value::from(id.as_str()));
-                Value::Object(record)
-            })
+            .map(|(id, attributes)| self.record(&as_contacts, attributes, Some(id)))
             .collect();
         for (answer, (id, _)) in self
-            .collection(&as_contacts, Method::Patch, records)
+            .collection(&as_contacts, Method::Patch, &records)
             .into_iter()
             .zip(&contacts)
         {
@@ -932,7 +905,7 @@ impl<H: Host> Salesforce<H> {
         let Some(field) = kind.store_name(&attribute).and_then(|name| {
             kind.fields()
                 .iter()
-                .find(|f| f.eq_ignore_ascii_case(&name))
+                .find(|f| f.eq_ignore_ascii_case(name))
                 .copied()
         }) else {
             return Err(StoreError::Rejected(Rejection {
@@ -955,15 +928,18 @@ impl<H: Host> Salesforce<H> {
             }
         }
         let mut matches = Vec::new();
-        let base_query = soql::select(kind.fields(), kind.name(), &kind.live());
-        let fixed = soql::encode(&base_query).len()
-            + soql::encode(&format!(" AND {field} IN ")).len()
-            + 200;
+        // `SELECT … WHERE {field} IN (…) AND …`, encoded around lists that
+        // come encoded.
+        let select = soql::select(kind.fields(), kind.name(), &[]);
+        let head = soql::encode(&format!("{select} WHERE {field} IN "));
+        let tail: String = kind
+            .live()
+            .iter()
+            .map(|condition| soql::encode(&format!(" AND {condition}")))
+            .collect();
+        let fixed = head.len() + tail.len() + 200;
         for list in soql::in_lists(&unique, fixed, soql::URL_BUDGET) {
-            let mut conditions = kind.live();
-            conditions.insert(0, format!("{field} IN {list}"));
-            let query = soql::select(kind.fields(), kind.name(), &conditions);
-            let mut page = self.query(&settings, &query, None)?;
+            let mut page = self.query_encoded(&settings, &format!("{head}{list}{tail}"), None)?;
             loop {
                 for record in &page.records {
                     let Some(found) = record.get(field).and_then(Value::as_str) else {
@@ -1027,16 +1003,10 @@ mod tests {
 
     #[test]
     fn contacts_take_lead_style_names() {
-        assert_eq!(
-            RecordType::Contact.store_name("City").as_deref(),
-            Some("MailingCity")
-        );
+        assert_eq!(RecordType::Contact.store_name("City"), Some("MailingCity"));
         assert_eq!(RecordType::Contact.store_name("Company"), None);
-        assert_eq!(
-            RecordType::Contact.store_name("Email").as_deref(),
-            Some("Email")
-        );
-        assert_eq!(RecordType::Lead.store_name("City").as_deref(), Some("City"));
+        assert_eq!(RecordType::Contact.store_name("Email"), Some("Email"));
+        assert_eq!(RecordType::Lead.store_name("City"), Some("City"));
         assert_eq!(RecordType::Contact.lead_name("MailingCity"), "City");
         assert_eq!(RecordType::Contact.lead_name("AccountId"), "AccountId");
     }

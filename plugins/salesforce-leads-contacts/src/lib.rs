@@ -13,6 +13,7 @@ wit_bindgen::generate!({
 });
 
 pub mod connector;
+mod record;
 pub mod soap;
 pub mod soql;
 pub mod wire;

@@ -9,6 +9,14 @@ pub const URL_BUDGET: usize = 12_000;
 pub fn quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('\'');
+    let plain = !value
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b'\'' | b'"' | b'\n' | b'\r' | b'\t'));
+    if plain {
+        out.push_str(value);
+        out.push('\'');
+        return out;
+    }
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -26,7 +34,9 @@ pub fn quote(value: &str) -> String {
 
 /// The query parameter as sent: form-encoded.
 pub fn encode(soql: &str) -> String {
-    form_urlencoded::byte_serialize(soql.as_bytes()).collect()
+    let mut out = String::with_capacity(soql.len() + soql.len() / 4);
+    out.extend(form_urlencoded::byte_serialize(soql.as_bytes()));
+    out
 }
 
 /// `SELECT fields FROM object [WHERE c1 AND c2 ...]`.
@@ -39,26 +49,33 @@ pub fn select(fields: &[&str], object: &str, conditions: &[String]) -> String {
     soql
 }
 
-/// Splits `values` into `IN (...)` lists whose encoded query stays within
-/// `budget` characters, given the encoded length of the rest of the query.
+/// Splits `values` into `IN (...)` lists, form-encoded as they go into
+/// the query parameter, each short enough that the query stays within
+/// `budget` characters with `fixed` characters of the rest of it. Each
+/// value is encoded once, straight onto its list.
 pub fn in_lists(values: &[String], fixed: usize, budget: usize) -> Vec<String> {
+    const OPEN: &str = "%28";
+    const SEPARATOR: &str = "%2C+";
+    const CLOSE: &str = "%29";
     let mut lists = Vec::new();
-    let mut current: Vec<String> = Vec::new();
-    let mut length = fixed;
+    let mut current = String::new();
     for value in values {
         let quoted = quote(value);
-        // The value, its separator, encoded.
-        let cost = encode(&quoted).len() + encode(", ").len();
-        if !current.is_empty() && length + cost > budget {
-            lists.push(format!("({})", current.join(", ")));
-            current.clear();
-            length = fixed;
+        let mark = current.len();
+        current.push_str(if current.is_empty() { OPEN } else { SEPARATOR });
+        current.extend(form_urlencoded::byte_serialize(quoted.as_bytes()));
+        if mark > 0 && fixed + current.len() + CLOSE.len() > budget {
+            // This value starts the next list.
+            current.truncate(mark);
+            current.push_str(CLOSE);
+            lists.push(std::mem::take(&mut current));
+            current.push_str(OPEN);
+            current.extend(form_urlencoded::byte_serialize(quoted.as_bytes()));
         }
-        current.push(quoted);
-        length += cost;
     }
     if !current.is_empty() {
-        lists.push(format!("({})", current.join(", ")));
+        current.push_str(CLOSE);
+        lists.push(current);
     }
     lists
 }
@@ -81,14 +98,25 @@ mod tests {
             .collect();
         let lists = in_lists(&values, 200, URL_BUDGET);
         assert!(lists.len() <= 2, "{} lists", lists.len());
-        let count: usize = lists.iter().map(|l| l.matches('@').count()).sum();
+        let count: usize = lists.iter().map(|l| l.matches("%40").count()).sum();
         assert_eq!(count, 300);
         for list in &lists {
-            assert!(200 + encode(list).len() <= URL_BUDGET + 40);
+            assert!(200 + list.len() <= URL_BUDGET);
         }
         let tiny = in_lists(&values[..10], 0, 60);
-        assert!(tiny.len() >= 5);
+        assert_eq!(tiny.len(), 10, "one value a list when no two fit");
         assert!(in_lists(&[], 0, 100).is_empty());
+        // Exactly the encoding of the list as written.
+        let pair = ["a@x.test".to_string(), "o'b c@x.test".to_string()];
+        assert_eq!(
+            in_lists(&pair, 0, 1000),
+            [encode(r"('a@x.test', 'o\'b c@x.test')")]
+        );
+        let split = in_lists(&pair, 0, encode("('a@x.test', ").len() + 2);
+        assert_eq!(
+            split,
+            [encode("('a@x.test')"), encode(r"('o\'b c@x.test')")]
+        );
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! contract's classes. Pure functions over bytes, so that they can be
 //! tested and fuzzed natively; none of them panics on any input.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::types::{Rejection, StoreError, TransientError};
@@ -126,58 +129,116 @@ pub fn classify_response(status: u16, body: &[u8], retry_after_ms: Option<u64>) 
     }
 }
 
+/// One Collections result as Salesforce writes it, read straight from the
+/// body: a create batch of 200 builds no `Value` tree for its answer.
+#[derive(Deserialize)]
+struct CollectionResult<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    success: bool,
+    #[serde(borrow, default)]
+    errors: Vec<CollectionError<'a>>,
+}
+
+#[derive(Deserialize)]
+struct CollectionError<'a> {
+    #[serde(borrow, default, rename = "statusCode", alias = "errorCode")]
+    code: Cow<'a, str>,
+    #[serde(borrow, default)]
+    message: Cow<'a, str>,
+    #[serde(borrow, default)]
+    fields: Vec<Cow<'a, str>>,
+}
+
+fn collection_result(
+    success: bool,
+    id: Option<String>,
+    error: impl FnOnce() -> Option<ApiError>,
+) -> Result<String, StoreError> {
+    match (success, id) {
+        (true, Some(id)) => Ok(id),
+        (true, None) => Err(transient(
+            "Salesforce reported success without an id".into(),
+            None,
+        )),
+        (false, _) => {
+            let error = error().unwrap_or(ApiError {
+                code: String::new(),
+                message: "failed without an error".into(),
+                fields: Vec::new(),
+            });
+            Err(classify_error(400, &error, None))
+        }
+    }
+}
+
 /// Reads a Collections answer: one result per record, in order. A
 /// missing result is reported on its record, never dropped.
 pub fn parse_collection(
     body: &[u8],
     expected: usize,
 ) -> Result<Vec<Result<String, StoreError>>, StoreError> {
-    let Ok(Value::Array(results)) = serde_json::from_slice::<Value>(body) else {
-        return Err(transient(
-            format!(
-                "Salesforce answered a Collections call with something else: {}",
-                excerpt(body)
-            ),
-            None,
-        ));
-    };
-    let mut out: Vec<Result<String, StoreError>> = results
-        .iter()
-        .take(expected)
-        .map(|result| {
-            let id = result.get("id").and_then(Value::as_str).map(String::from);
-            let success = result
-                .get("success")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            match (success, id) {
-                (true, Some(id)) => Ok(id),
-                (true, None) => Err(transient(
-                    "Salesforce reported success without an id".into(),
+    let (answered, mut out) = match serde_json::from_slice::<Vec<CollectionResult>>(body) {
+        Ok(results) => (
+            results.len(),
+            results
+                .into_iter()
+                .take(expected)
+                .map(|result| {
+                    let CollectionResult {
+                        id,
+                        success,
+                        errors,
+                    } = result;
+                    collection_result(success, id.map(Cow::into_owned), || {
+                        errors.into_iter().next().map(|e| ApiError {
+                            code: e.code.into_owned(),
+                            message: e.message.into_owned(),
+                            fields: e.fields.into_iter().map(Cow::into_owned).collect(),
+                        })
+                    })
+                })
+                .collect::<Vec<_>>(),
+        ),
+        // Not quite Salesforce's shape (a field of another type, say):
+        // read what can be read, result by result.
+        Err(_) => {
+            let Ok(Value::Array(results)) = serde_json::from_slice::<Value>(body) else {
+                return Err(transient(
+                    format!(
+                        "Salesforce answered a Collections call with something else: {}",
+                        excerpt(body)
+                    ),
                     None,
-                )),
-                (false, _) => {
-                    let error = result
-                        .get("errors")
-                        .and_then(Value::as_array)
-                        .and_then(|errors| errors.first())
-                        .map(api_error)
-                        .unwrap_or(ApiError {
-                            code: String::new(),
-                            message: "failed without an error".into(),
-                            fields: Vec::new(),
-                        });
-                    Err(classify_error(400, &error, None))
-                }
-            }
-        })
-        .collect();
+                ));
+            };
+            (
+                results.len(),
+                results
+                    .iter()
+                    .take(expected)
+                    .map(|result| {
+                        let id = result.get("id").and_then(Value::as_str).map(String::from);
+                        let success = result
+                            .get("success")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false);
+                        collection_result(success, id, || {
+                            result
+                                .get("errors")
+                                .and_then(Value::as_array)
+                                .and_then(|errors| errors.first())
+                                .map(api_error)
+                        })
+                    })
+                    .collect(),
+            )
+        }
+    };
     while out.len() < expected {
         out.push(Err(transient(
-            format!(
-                "Salesforce answered {} results for {expected} records",
-                results.len()
-            ),
+            format!("Salesforce answered {answered} results for {expected} records"),
             None,
         )));
     }
@@ -301,6 +362,21 @@ mod tests {
             "a missing result is reported"
         );
         assert!(parse_collection(b"<html>", 1).is_err());
+        // Escaped ids, the older errorCode key, and a result of another
+        // shape read leniently instead of failing the whole batch.
+        let body = br#"[{"id":"003\u0041","success":true,"errors":[]},{"success":false,"errors":[{"errorCode":"DUPLICATE_VALUE","message":"dup","fields":[]}]},{"id":"003C","success":"yes"}]"#;
+        let results = parse_collection(body, 3).unwrap();
+        assert_eq!(results[0], Ok("003A".into()));
+        assert!(matches!(&results[1], Err(StoreError::Rejected(r)) if r.code == "DUPLICATE_VALUE"));
+        assert!(
+            matches!(&results[2], Err(StoreError::Rejected(r)) if r.message == "failed without an error")
+        );
+        let typed = br#"[{"id":"003\u0041","success":true,"errors":[]},{"success":false,"errors":[{"errorCode":"DUPLICATE_VALUE","message":"dup","fields":["Email"]}]}]"#;
+        let results = parse_collection(typed, 2).unwrap();
+        assert_eq!(results[0], Ok("003A".into()));
+        assert!(
+            matches!(&results[1], Err(StoreError::Rejected(r)) if r.code == "DUPLICATE_VALUE" && r.fields == ["Email"])
+        );
     }
 
     #[test]
