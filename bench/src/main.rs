@@ -11,6 +11,11 @@
 mod linked;
 mod native;
 
+/// The allocator `provisioner` itself uses, so that the connector calls
+/// measured in this process allocate on the host side as the host does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,6 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use provisioner::directory::{AttributeSchema, Directory, PersonChange};
+use provisioner::runtime::LinkedStores;
 use provisioner::state::StateDb;
 use salesforce_emulator::{Emulator, Options};
 use serde_json::{Value, json};
@@ -59,6 +65,11 @@ struct Args {
     /// The command line to record in the report.
     #[arg(long, default_value = "bash bench/run.sh")]
     command: String,
+    /// Only the connector's calls side by side, component against native
+    /// (workload 4), printed per call and not written to the report: for
+    /// working on the connector's speed.
+    #[arg(long)]
+    calls_only: bool,
 }
 
 /// One `provisioner` process, measured.
@@ -282,7 +293,7 @@ scope = {{ group = "prospects" }}
     /// binds it: for the in-process sandbox workloads.
     async fn connect(
         &self,
-        linked: provisioner::runtime::LinkedStores,
+        linked: LinkedStores,
     ) -> anyhow::Result<provisioner::runtime::Connector> {
         use provisioner::config::Config;
         use provisioner::runtime::{Runtime, RuntimeOptions};
@@ -561,6 +572,66 @@ async fn linked_sync(
     Ok(measured.wall)
 }
 
+/// Workload 4 side by side: the connector's calls through the component
+/// and through its logic linked natively, call for call, each side on a
+/// fresh org of its own in every run.
+async fn side_by_side(
+    args: &Args,
+    provisioner: &Path,
+    cache: &Path,
+    runs: usize,
+) -> anyhow::Result<Vec<[native::Calls; 2]>> {
+    let n = args.people;
+    eprintln!("component against native: {runs} runs each of {n} people");
+    let mut out = Vec::new();
+    for _ in 0..runs {
+        let component = Org::new(args, provisioner, cache).await?;
+        let native = Org::new(args, provisioner, cache).await?;
+        let sides = [
+            component.connect(LinkedStores::default()).await?,
+            native.connect(linked::native_stores()).await?,
+        ];
+        out.push(native::calls([&sides[0], &sides[1]], n).await?);
+        for (side, org) in [("component", &component), ("native", &native)] {
+            if org.leads() != n {
+                bail!("the {side} run left {} Leads for {n} people", org.leads());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The calls of one kind in a run.
+type CallKind = fn(&native::Calls) -> &[Duration];
+
+/// The connector calls timed one by one, and how the report names them.
+const CALL_KINDS: [(&str, CallKind); 2] = [
+    ("a lookup of 1,000 Emails", |c| &c.lookups),
+    ("a create of 200 records", |c| &c.applies),
+];
+
+/// Per call of one kind over all runs: the component's median, native's
+/// median, and the median of the ratios of calls made side by side.
+fn per_call(runs: &[[native::Calls; 2]], kind: CallKind) -> (Duration, Duration, f64) {
+    let side = |i: usize| {
+        let all = runs
+            .iter()
+            .flat_map(|run| kind(&run[i]).iter().map(Duration::as_secs_f64))
+            .collect();
+        Duration::from_secs_f64(median(all))
+    };
+    let ratios = runs
+        .iter()
+        .flat_map(|[component, native]| {
+            kind(component)
+                .iter()
+                .zip(kind(native))
+                .map(|(c, n)| c.as_secs_f64() / n.as_secs_f64())
+        })
+        .collect();
+    (side(0), side(1), median(ratios))
+}
+
 /// An initial sync with the runtime's per-call debug lines on: the wall
 /// time, and the time spent inside the sandbox (instantiation, guest code,
 /// crossings; brokered HTTP waits excluded) summed over every call.
@@ -714,6 +785,18 @@ async fn bench() -> anyhow::Result<()> {
         .await?;
     let runs = args.runs.max(1);
     let n = args.people;
+    if args.calls_only {
+        let runs = side_by_side(&args, &provisioner, cache.path(), runs).await?;
+        for (what, kind) in CALL_KINDS {
+            let (component, native, ratio) = per_call(&runs, kind);
+            eprintln!(
+                "{what}: component {:.0} µs, native {:.0} µs, paired ratio {ratio:.3}",
+                component.as_secs_f64() * 1e6,
+                native.as_secs_f64() * 1e6,
+            );
+        }
+        return Ok(());
+    }
     eprintln!("benchmarking with {n} people, {runs} runs");
 
     // Workloads 1, 3 and 5 at n, alternating ours and the baseline so that
@@ -746,28 +829,9 @@ async fn bench() -> anyhow::Result<()> {
     latencies.sort();
     eprintln!("component entry: {} calls", args.entries);
     let entry = component_entry(&org, args.entries).await?;
-    eprintln!("component against native: {runs} runs each of {n} people");
-    let mut component_times = Vec::new();
-    let mut native_times = Vec::new();
-    for _ in 0..runs {
-        let org = Org::new(&args, &provisioner, cache.path()).await?;
-        let connector = org.connect(Default::default()).await?;
-        component_times.push(native::calls(&connector, n).await?);
-        if org.leads() != n {
-            bail!(
-                "the component run left {} Leads for {n} people",
-                org.leads()
-            );
-        }
-        let org = Org::new(&args, &provisioner, cache.path()).await?;
-        let connector = org.connect(linked::native_stores()).await?;
-        native_times.push(native::calls(&connector, n).await?);
-        if org.leads() != n {
-            bail!("the native run left {} Leads for {n} people", org.leads());
-        }
-    }
-    let component_wall = median(component_times.iter().map(Duration::as_secs_f64).collect());
-    let native_wall = median(native_times.iter().map(Duration::as_secs_f64).collect());
+    let side_runs = side_by_side(&args, &provisioner, cache.path(), runs).await?;
+    let component_wall = median(side_runs.iter().map(|r| r[0].total.as_secs_f64()).collect());
+    let native_wall = median(side_runs.iter().map(|r| r[1].total.as_secs_f64()).collect());
     let native_ratio = component_wall / native_wall;
     // A sync is short, and this ratio sits near its target: more pairs
     // than the other workloads, so that one slow moment of a shared
@@ -919,9 +983,24 @@ async fn bench() -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "Side by side, the connector's calls alone (lookups of 1,000 Emails, creates in batches of 200, in sequence, with no engine around them): the component {:.3} s, native {:.3} s (medians of {runs}): **{native_ratio:.3}**. Subtracting that difference from the measured sync ({our_wall:.2} s, median above) gives {whole_ratio:.3}, a cross-check on the direct measure.\n",
+        "Side by side, the connector's calls alone (lookups of 1,000 Emails, then creates in batches of 200, with no engine around them), each call made on the component and on native in turn, each side against an org of its own: all calls of a run took the component {:.3} s, native {:.3} s (medians of {runs}): **{native_ratio:.3}**. Subtracting that difference from the measured sync ({our_wall:.2} s, median above) gives {whole_ratio:.3}, a cross-check on the direct measure. Call by call:\n",
         component_wall, native_wall,
     )?;
+    writeln!(
+        out,
+        "| call | component | native | ratio of each pair of calls, median |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|")?;
+    for (what, kind) in CALL_KINDS {
+        let (component, native, ratio) = per_call(&side_runs, kind);
+        writeln!(
+            out,
+            "| {what} | {:.0} µs | {:.0} µs | {ratio:.3} |",
+            component.as_secs_f64() * 1e6,
+            native.as_secs_f64() * 1e6,
+        )?;
+    }
+    writeln!(out)?;
     writeln!(out, "## Targets\n")?;
     writeln!(out, "| target | measured | |")?;
     writeln!(out, "|---|---|---|")?;
