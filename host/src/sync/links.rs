@@ -153,12 +153,34 @@ pub fn from_json(json: &Json) -> Value {
     }
 }
 
+/// `{"name": value, …}` in name order, as `to_json` writes each value.
+/// Written straight from the map: every created or updated person has one,
+/// and a `serde_json` map copied from it cost a clone of every name.
 fn written_json(written: &BTreeMap<String, Value>) -> String {
-    let map: serde_json::Map<String, Json> = written
-        .iter()
-        .map(|(k, v)| (k.clone(), to_json(v)))
-        .collect();
-    Json::Object(map).to_string()
+    struct Plain<'a>(&'a Value);
+    impl Serialize for Plain<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            match self.0 {
+                Value::Null => serializer.serialize_unit(),
+                Value::Text(text) => serializer.serialize_str(text),
+                Value::Boolean(flag) => serializer.serialize_bool(*flag),
+                Value::Integer(number) => serializer.serialize_i64(*number),
+            }
+        }
+    }
+    struct Written<'a>(&'a BTreeMap<String, Value>);
+    impl Serialize for Written<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter().map(|(name, value)| (name, Plain(value))))
+        }
+    }
+    serde_json::to_string(&Written(written)).unwrap_or_default()
+}
+
+/// A journal entry's detail as stored. Straight to a string: `Display`
+/// goes through a formatter for every fragment it writes.
+fn detail_json(detail: &Json) -> String {
+    serde_json::to_string(detail).unwrap_or_default()
 }
 
 /// A stable digest of what was written, for the status page and audits.
@@ -375,36 +397,38 @@ impl<'a> Links<'a> {
         let transaction =
             crate::state::write_transaction(&mut connection).map_err(|e| self.fail(e))?;
         let now = now_ms();
+        // Each statement is looked up once a transaction, not once a row.
+        let mut upsert = transaction
+            .prepare_cached(&format!(
+                "INSERT INTO links ({LINK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT (rule, person_id) DO UPDATE SET connection = ?3, target_id = ?4, written = ?5, state = ?6, reason = ?7,
+                 error_class = ?8, error_code = ?9, error_message = ?10, error_fields = ?11, attempts = ?12, next_retry = ?13,
+                 person_seq = ?14, updated_at = ?15"
+            ))
+            .map_err(|e| self.fail(e))?;
         for link in save {
             let error = link.error.as_ref();
-            transaction
-                .prepare_cached(
-                    &format!(
-                        "INSERT INTO links ({LINK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-                         ON CONFLICT (rule, person_id) DO UPDATE SET connection = ?3, target_id = ?4, written = ?5, state = ?6, reason = ?7,
-                         error_class = ?8, error_code = ?9, error_message = ?10, error_fields = ?11, attempts = ?12, next_retry = ?13,
-                         person_seq = ?14, updated_at = ?15"
-                    ),
-                )
-                .and_then(|mut statement| statement.execute(params![
-                        link.rule,
-                        link.person_id,
-                        link.connection,
-                        link.target_id,
-                        written_json(&link.written),
-                        link.state.as_str(),
-                        link.reason,
-                        error.map(|e| e.class.clone()),
-                        error.and_then(|e| e.code.clone()),
-                        error.map(|e| e.message.clone()),
-                        error.map(|e| serde_json::to_string(&e.fields).unwrap_or_default()),
-                        link.attempts as i64,
-                        link.next_retry,
-                        link.person_seq,
-                        now,
-                    ]))
+            upsert
+                .execute(params![
+                    link.rule,
+                    link.person_id,
+                    link.connection,
+                    link.target_id,
+                    written_json(&link.written),
+                    link.state.as_str(),
+                    link.reason,
+                    error.map(|e| e.class.clone()),
+                    error.and_then(|e| e.code.clone()),
+                    error.map(|e| e.message.clone()),
+                    error.map(|e| serde_json::to_string(&e.fields).unwrap_or_default()),
+                    link.attempts as i64,
+                    link.next_retry,
+                    link.person_seq,
+                    now,
+                ])
                 .map_err(|e| self.fail(e))?;
         }
+        std::mem::drop(upsert);
         for (rule, person) in drop {
             transaction
                 .execute(
@@ -413,18 +437,21 @@ impl<'a> Links<'a> {
                 )
                 .map_err(|e| self.fail(e))?;
         }
+        let mut close = transaction
+            .prepare_cached(
+                "UPDATE journal SET finished_at = ?2, outcome = ?3, target_id = COALESCE(?4, target_id), error = ?5 WHERE id = ?1",
+            )
+            .map_err(|e| self.fail(e))?;
         for (id, outcome) in journal {
             let (outcome, target, error) = match outcome {
-                Ok(target) => ("ok", target.clone(), None),
-                Err(error) => ("failed", None, Some(error.clone())),
+                Ok(target) => ("ok", target.as_deref(), None),
+                Err(error) => ("failed", None, Some(error.as_str())),
             };
-            transaction
-                .prepare_cached(
-                    "UPDATE journal SET finished_at = ?2, outcome = ?3, target_id = COALESCE(?4, target_id), error = ?5 WHERE id = ?1",
-                )
-                .and_then(|mut statement| statement.execute(params![id, now, outcome, target, error]))
+            close
+                .execute(params![id, now, outcome, target, error])
                 .map_err(|e| self.fail(e))?;
         }
+        std::mem::drop(close);
         transaction.commit().map_err(|e| self.fail(e))
     }
 
@@ -435,44 +462,45 @@ impl<'a> Links<'a> {
             crate::state::write_transaction(&mut connection).map_err(|e| self.fail(e))?;
         let now = now_ms();
         let mut ids = Vec::with_capacity(entries.len());
+        let mut open = transaction
+            .prepare_cached(
+                "INSERT INTO journal (rule, person_id, connection, action, target_id, detail, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .map_err(|e| self.fail(e))?;
+        // A create that is answered saves its link; one whose answer
+        // never comes (a crash, a cut connection) must still leave a
+        // link, or a person who then leaves the scope would leave an
+        // unknown record behind. This one says a create went out, so a
+        // later pass looks the person up before forgetting them.
+        let mut placeholder = transaction
+            .prepare_cached(
+                "INSERT INTO links (rule, person_id, connection, state, reason, attempts, updated_at)
+                 VALUES (?1, ?2, ?3, 'unsynced', 'a create was sent and its answer is not recorded yet', 1, ?4)
+                 ON CONFLICT (rule, person_id) DO NOTHING",
+            )
+            .map_err(|e| self.fail(e))?;
         for entry in entries {
-            transaction
-                .prepare_cached(
-                    "INSERT INTO journal (rule, person_id, connection, action, target_id, detail, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .and_then(|mut statement| {
-                    statement.execute(params![
-                        entry.rule,
-                        entry.person_id,
-                        entry.connection,
-                        entry.action,
-                        entry.target_id,
-                        entry.detail.to_string(),
-                        now
-                    ])
-                })
-                .map_err(|e| self.fail(e))?;
+            open.execute(params![
+                entry.rule,
+                entry.person_id,
+                entry.connection,
+                entry.action,
+                entry.target_id,
+                detail_json(&entry.detail),
+                now
+            ])
+            .map_err(|e| self.fail(e))?;
             ids.push(transaction.last_insert_rowid());
-            // A create that is answered saves its link; one whose answer
-            // never comes (a crash, a cut connection) must still leave a
-            // link, or a person who then leaves the scope would leave an
-            // unknown record behind. This one says a create went out, so a
-            // later pass looks the person up before forgetting them.
             if entry.action == "create"
                 && let (Some(rule), Some(person)) = (&entry.rule, &entry.person_id)
             {
-                transaction
-                    .prepare_cached(
-                        "INSERT INTO links (rule, person_id, connection, state, reason, attempts, updated_at)
-                         VALUES (?1, ?2, ?3, 'unsynced', 'a create was sent and its answer is not recorded yet', 1, ?4)
-                         ON CONFLICT (rule, person_id) DO NOTHING",
-                    )
-                    .and_then(|mut statement| {
-                        statement.execute(params![rule, person, entry.connection, now])
-                    })
+                placeholder
+                    .execute(params![rule, person, entry.connection, now])
                     .map_err(|e| self.fail(e))?;
             }
         }
+        drop(open);
+        drop(placeholder);
         transaction.commit().map_err(|e| self.fail(e))?;
         Ok(ids)
     }
@@ -489,7 +517,7 @@ impl<'a> Links<'a> {
                     entry.connection,
                     entry.action,
                     entry.target_id,
-                    entry.detail.to_string(),
+                    detail_json(&entry.detail),
                     now,
                     outcome
                 ],
@@ -731,5 +759,38 @@ impl<'a> Links<'a> {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.fail(e))?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a link remembers is compared and digested as stored, so its
+    /// text must not drift: names in order, values as `to_json` has them.
+    #[test]
+    fn written_json_is_the_json_of_each_value_in_name_order() {
+        let written = BTreeMap::from([
+            (
+                "Title".to_string(),
+                Value::Text("Ünal \"the\" \\ one".into()),
+            ),
+            ("Active".to_string(), Value::Boolean(false)),
+            ("Count".to_string(), Value::Integer(-12)),
+            ("Phone".to_string(), Value::Null),
+        ]);
+        let through_values: serde_json::Map<String, Json> = written
+            .iter()
+            .map(|(name, value)| (name.clone(), to_json(value)))
+            .collect();
+        let text = written_json(&written);
+        assert_eq!(text, Json::Object(through_values).to_string());
+        assert_eq!(
+            text,
+            r#"{"Active":false,"Count":-12,"Phone":null,"Title":"Ünal \"the\" \\ one"}"#
+        );
+        assert_eq!(written_json(&BTreeMap::new()), "{}");
+        let detail = serde_json::json!({ "attributes": ["Email"], "n": 1 });
+        assert_eq!(detail_json(&detail), detail.to_string());
     }
 }
