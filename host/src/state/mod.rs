@@ -247,6 +247,32 @@ mod tests {
         StateDb::open(&path).unwrap();
     }
 
+    /// The two scans that run on every start and every retry tick find
+    /// their rows through the partial indexes, not by reading the tables.
+    #[test]
+    fn open_entries_and_due_retries_are_read_through_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(&dir.path().join("p.db")).unwrap();
+        let plan = |sql: &str| -> String {
+            let connection = db.lock();
+            let mut statement = connection
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let rows = statement
+                .query_map([], |row| row.get::<_, String>(3))
+                .unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        let open = plan(
+            "UPDATE journal SET outcome = 'unknown', finished_at = 1 WHERE finished_at IS NULL",
+        );
+        assert!(open.contains("USING INDEX journal_open"), "{open}");
+        let due = plan(
+            "SELECT DISTINCT person_id FROM links WHERE state = 'failed' AND next_retry IS NOT NULL AND next_retry <= 5",
+        );
+        assert!(due.contains("USING INDEX links_retry"), "{due}");
+    }
+
     #[test]
     fn a_newer_file_is_refused_with_what_to_do() {
         let dir = tempfile::tempdir().unwrap();

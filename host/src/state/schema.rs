@@ -122,6 +122,16 @@ const MIGRATIONS: &[&str] = &[
         loaded_at INTEGER NOT NULL
     );
     "#,
+    // 4: indexes over the few rows that are looked for. Every entry used
+    // to enter the open-journal index and move within it when closed, and
+    // every link entered the retry index with no retry due; now an entry
+    // leaves the index when it closes, and a link enters only with a retry.
+    r#"
+    DROP INDEX journal_open;
+    CREATE INDEX journal_open ON journal (id) WHERE finished_at IS NULL;
+    DROP INDEX links_retry;
+    CREATE INDEX links_retry ON links (next_retry) WHERE next_retry IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -467,18 +467,6 @@ impl<'a> Links<'a> {
                 "INSERT INTO journal (rule, person_id, connection, action, target_id, detail, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(|e| self.fail(e))?;
-        // A create that is answered saves its link; one whose answer
-        // never comes (a crash, a cut connection) must still leave a
-        // link, or a person who then leaves the scope would leave an
-        // unknown record behind. This one says a create went out, so a
-        // later pass looks the person up before forgetting them.
-        let mut placeholder = transaction
-            .prepare_cached(
-                "INSERT INTO links (rule, person_id, connection, state, reason, attempts, updated_at)
-                 VALUES (?1, ?2, ?3, 'unsynced', 'a create was sent and its answer is not recorded yet', 1, ?4)
-                 ON CONFLICT (rule, person_id) DO NOTHING",
-            )
-            .map_err(|e| self.fail(e))?;
         for entry in entries {
             open.execute(params![
                 entry.rule,
@@ -491,16 +479,8 @@ impl<'a> Links<'a> {
             ])
             .map_err(|e| self.fail(e))?;
             ids.push(transaction.last_insert_rowid());
-            if entry.action == "create"
-                && let (Some(rule), Some(person)) = (&entry.rule, &entry.person_id)
-            {
-                placeholder
-                    .execute(params![rule, person, entry.connection, now])
-                    .map_err(|e| self.fail(e))?;
-            }
         }
         drop(open);
-        drop(placeholder);
         transaction.commit().map_err(|e| self.fail(e))?;
         Ok(ids)
     }
@@ -528,11 +508,37 @@ impl<'a> Links<'a> {
     /// Marks the entries a crash left open as `unknown`: they may or may
     /// not have reached the store. The lookup before every create makes a
     /// repeat harmless.
+    ///
+    /// A create that is answered saves its link. One whose answer never
+    /// came may still have made a record, so it leaves a link that says so
+    /// (unless the person has one): a person who then leaves the scope is
+    /// looked up before being forgotten, and no unknown record stays
+    /// behind. Written here, from the open entry, rather than beside every
+    /// entry as it opens: the open entry is already on disk before its
+    /// create goes out.
     pub fn close_interrupted(&self) -> Result<usize, StateError> {
-        self.execute(
-                "UPDATE journal SET outcome = 'unknown', finished_at = ?1, error = 'interrupted: the process stopped before the answer was recorded' WHERE finished_at IS NULL",
-                params![now_ms()],
+        let mut connection = self.db.lock();
+        let transaction =
+            crate::state::write_transaction(&mut connection).map_err(|e| self.fail(e))?;
+        let now = now_ms();
+        transaction
+            .execute(
+                "INSERT INTO links (rule, person_id, connection, state, reason, attempts, updated_at)
+                 SELECT rule, person_id, connection, 'unsynced', 'a create was sent and its answer was never recorded', 1, ?1
+                 FROM journal
+                 WHERE finished_at IS NULL AND action = 'create' AND rule IS NOT NULL AND person_id IS NOT NULL
+                 ON CONFLICT (rule, person_id) DO NOTHING",
+                params![now],
             )
+            .map_err(|e| self.fail(e))?;
+        let closed = transaction
+            .execute(
+                "UPDATE journal SET outcome = 'unknown', finished_at = ?1, error = 'interrupted: the process stopped before the answer was recorded' WHERE finished_at IS NULL",
+                params![now],
+            )
+            .map_err(|e| self.fail(e))?;
+        transaction.commit().map_err(|e| self.fail(e))?;
+        Ok(closed)
     }
 
     /// One statement on the state file, with its path on failure.
@@ -792,5 +798,57 @@ mod tests {
         assert_eq!(written_json(&BTreeMap::new()), "{}");
         let detail = serde_json::json!({ "attributes": ["Email"], "n": 1 });
         assert_eq!(detail_json(&detail), detail.to_string());
+    }
+
+    fn entry(person: &str, action: &str) -> JournalEntry {
+        JournalEntry {
+            rule: Some("prospects".into()),
+            person_id: Some(person.into()),
+            connection: "leads".into(),
+            action: action.into(),
+            target_id: None,
+            detail: Json::Null,
+        }
+    }
+
+    /// Entries a crash left open close as unknown, and an interrupted
+    /// create leaves a link saying a record may exist, unless the person
+    /// already had one.
+    #[test]
+    fn an_interrupted_create_leaves_a_link_that_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(&dir.path().join("p.db")).unwrap();
+        let links = Links::new(&db);
+        let mut known = Link::new("prospects", "p2", "leads");
+        known.target_id = Some("00Q2".into());
+        known.state = LinkState::Synced;
+        links.commit(&[known.clone()], &[], &[]).unwrap();
+        let opened = links
+            .journal_open(&[
+                entry("p1", "create"),
+                entry("p2", "create"),
+                entry("p3", "update"),
+            ])
+            .unwrap();
+        let answered = links.journal_open(&[entry("p4", "create")]).unwrap();
+        links
+            .commit(&[], &[], &[(answered[0], Err("refused".into()))])
+            .unwrap();
+        assert!(
+            links.of_rule("prospects").unwrap().len() == 1,
+            "opening entries writes no links"
+        );
+
+        assert_eq!(links.close_interrupted().unwrap(), opened.len());
+        let after = links.of_rule("prospects").unwrap();
+        let p1 = &after["p1"];
+        assert_eq!(p1.state, LinkState::Unsynced);
+        assert_eq!(p1.target_id, None);
+        assert!(p1.reason.as_deref().unwrap().contains("never recorded"));
+        assert_eq!(after["p2"].target_id, known.target_id);
+        assert_eq!(after["p2"].state, LinkState::Synced);
+        assert!(!after.contains_key("p3"), "an update makes no record");
+        assert!(!after.contains_key("p4"), "an answered create is not open");
+        assert_eq!(links.close_interrupted().unwrap(), 0);
     }
 }
