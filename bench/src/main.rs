@@ -76,12 +76,25 @@ struct Args {
 struct Measured {
     wall: Duration,
     max_rss_kib: u64,
+    /// User and system CPU time of the process.
+    cpu: Duration,
 }
 
-/// Runs a command to the end, and returns its wait status and peak RSS
-/// from the kernel's accounting (`wait4`), which sees every page the
-/// process ever touched.
-fn wait_measured(mut command: Command) -> anyhow::Result<(i32, u64)> {
+/// What the kernel accounted to a process that has exited.
+struct Usage {
+    max_rss_kib: u64,
+    cpu: Duration,
+}
+
+fn cpu_time(time: libc::timeval) -> Duration {
+    Duration::from_secs(time.tv_sec.max(0) as u64)
+        + Duration::from_micros(time.tv_usec.max(0) as u64)
+}
+
+/// Runs a command to the end, and returns its wait status, peak RSS and
+/// CPU time from the kernel's accounting (`wait4`), which sees every page
+/// the process ever touched.
+fn wait_measured(mut command: Command) -> anyhow::Result<(i32, Usage)> {
     let child = command.spawn().context("starting provisioner")?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
@@ -92,11 +105,18 @@ fn wait_measured(mut command: Command) -> anyhow::Result<(i32, u64)> {
     if reaped < 0 {
         return Err(std::io::Error::last_os_error()).context("waiting for provisioner");
     }
-    Ok((status, usage.ru_maxrss as u64))
+    Ok((
+        status,
+        Usage {
+            max_rss_kib: usage.ru_maxrss as u64,
+            cpu: cpu_time(usage.ru_utime) + cpu_time(usage.ru_stime),
+        },
+    ))
 }
 
 /// Runs a `measure` command (see [`Org::command_of`]) to the end: its wall
-/// time, and the peak RSS the measuring process wrote to `peak`.
+/// time, and the peak RSS and CPU time the measuring process wrote to
+/// `peak`.
 fn run_measured(command: Command, peak: &Path) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let (status, _) = wait_measured(command)?;
@@ -104,16 +124,25 @@ fn run_measured(command: Command, peak: &Path) -> anyhow::Result<Measured> {
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         bail!("provisioner failed (wait status {status}); see its output in the work directory");
     }
-    let max_rss_kib = std::fs::read_to_string(peak)
-        .with_context(|| format!("reading {}", peak.display()))?
-        .trim()
-        .parse()
-        .with_context(|| format!("{} holds no number", peak.display()))?;
-    Ok(Measured { wall, max_rss_kib })
+    let written =
+        std::fs::read_to_string(peak).with_context(|| format!("reading {}", peak.display()))?;
+    let numbers: Vec<u64> = written
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{} holds no numbers", peak.display()))?;
+    let [max_rss_kib, cpu_us] = numbers[..] else {
+        bail!("{} holds {written:?}, not `KIB CPU_US`", peak.display());
+    };
+    Ok(Measured {
+        wall,
+        max_rss_kib,
+        cpu: Duration::from_micros(cpu_us),
+    })
 }
 
 /// `provisioner-bench measure PEAK PROGRAM ARGS...`: runs PROGRAM and
-/// writes its peak RSS in KiB to PEAK. The kernel counts the address space
+/// writes its peak RSS in KiB and its CPU time in µs to PEAK. The kernel counts the address space
 /// a process was spawned from in its peak (Linux records the old address
 /// space's high-water mark at `exec`, and a spawned child starts from its
 /// parent's), so a child of this harness, whose emulators hold every
@@ -122,12 +151,15 @@ fn run_measured(command: Command, peak: &Path) -> anyhow::Result<Measured> {
 fn measure(mut args: std::env::ArgsOs) -> anyhow::Result<i32> {
     let peak = args.next().context("measure: no PEAK file")?;
     let program = args.next().context("measure: no PROGRAM")?;
-    let (status, max_rss_kib) = wait_measured({
+    let (status, usage) = wait_measured({
         let mut command = Command::new(program);
         command.args(args);
         command
     })?;
-    std::fs::write(&peak, max_rss_kib.to_string())?;
+    std::fs::write(
+        &peak,
+        format!("{} {}", usage.max_rss_kib, usage.cpu.as_micros()),
+    )?;
     Ok(if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else {
@@ -556,7 +588,7 @@ async fn linked_sync(
     cache: &Path,
     mode: &str,
     people: usize,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Measured> {
     let org = Org::new(args, provisioner, cache).await?;
     org.import(people, "t0").await?;
     let program = [linked.as_os_str(), std::ffi::OsStr::new(mode)];
@@ -569,7 +601,7 @@ async fn linked_sync(
             org.leads()
         );
     }
-    Ok(measured.wall)
+    Ok(measured)
 }
 
 /// Workload 4 side by side: the connector's calls through the component
@@ -834,21 +866,38 @@ async fn bench() -> anyhow::Result<()> {
     let native_wall = median(side_runs.iter().map(|r| r[1].total.as_secs_f64()).collect());
     let native_ratio = component_wall / native_wall;
     // A sync is short, and this ratio sits near its target: more pairs
-    // than the other workloads, so that one slow moment of a shared
-    // machine does not decide it.
-    let whole_runs = runs * 2 + 1;
-    eprintln!("whole sync, component against linked native: {whole_runs} runs each of {n} people");
-    let mut whole_component = Vec::new();
-    let mut whole_native = Vec::new();
-    for _ in 0..whole_runs {
+    // than the other workloads, each pair run back to back, the first of
+    // each alternating, and the ratio taken pair by pair, so that a slow
+    // moment of a shared machine falls on both sides of a pair.
+    let whole_runs = runs * 4 + 1;
+    eprintln!("whole sync, component against linked native: {whole_runs} pairs of {n} people");
+    let mut pairs: Vec<[Measured; 2]> = Vec::new();
+    for pair in 0..whole_runs {
         let cache = cache.path();
-        whole_component
-            .push(linked_sync(&args, &provisioner, &linked, cache, "component", n).await?);
-        whole_native.push(linked_sync(&args, &provisioner, &linked, cache, "native", n).await?);
+        let run = |mode| linked_sync(&args, &provisioner, &linked, cache, mode, n);
+        pairs.push(if pair.is_multiple_of(2) {
+            let component = run("component").await?;
+            [component, run("native").await?]
+        } else {
+            let native = run("native").await?;
+            [run("component").await?, native]
+        });
     }
-    let whole_component = median(whole_component.iter().map(Duration::as_secs_f64).collect());
-    let whole_native = median(whole_native.iter().map(Duration::as_secs_f64).collect());
-    let measured_ratio = whole_component / whole_native;
+    let side = |i: usize, of: fn(&Measured) -> Duration| {
+        median(pairs.iter().map(|p| of(&p[i]).as_secs_f64()).collect())
+    };
+    let paired = |of: fn(&Measured) -> Duration| {
+        median(
+            pairs
+                .iter()
+                .map(|[c, n]| of(c).as_secs_f64() / of(n).as_secs_f64())
+                .collect(),
+        )
+    };
+    let (whole_component, whole_native) = (side(0, |m| m.wall), side(1, |m| m.wall));
+    let measured_ratio = paired(|m| m.wall);
+    let cpu_ratio = paired(|m| m.cpu);
+    let (cpu_component, cpu_native) = (side(0, |m| m.cpu), side(1, |m| m.cpu));
     eprintln!("time inside the sandbox: an instrumented sync of {n}");
     let instrumented = Org::new(&args, &provisioner, cache.path()).await?;
     let (sandbox_wall, sandbox, sandbox_calls) = sandbox_time(&instrumented, n).await?;
@@ -979,7 +1028,8 @@ async fn bench() -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "Whole initial sync of {n} people, `provisioner-linked` (this bench-only build of the host) calling the component against the same build answering the connector's `apply` and `lookup-records` with its logic compiled natively and linked in, both through the same broker, a fresh org each, alternating: the component {whole_component:.3} s, native {whole_native:.3} s (medians of {whole_runs}). Component over native: **{measured_ratio:.3}** for workload 1.\n",
+        "Whole initial sync of {n} people, `provisioner-linked` (this bench-only build of the host) calling the component against the same build answering the connector's `apply` and `lookup-records` with its logic compiled natively and linked in, both through the same broker, a fresh org each, in {whole_runs} pairs run back to back: the component {whole_component:.3} s, native {whole_native:.3} s (medians). Component over native, the median of the pairs' ratios: **{measured_ratio:.3}** for workload 1. In host CPU time (user and system): the component {:.3} s, native {:.3} s, ratio {cpu_ratio:.3}.\n",
+        cpu_component, cpu_native,
     )?;
     writeln!(
         out,
