@@ -41,6 +41,9 @@ pub use registry::{PluginRegistry, ReloadReport};
 /// plugin yields to other tasks, at this granularity.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// The environment variable that turns on a perf map of guest code.
+pub const PERF_MAP_VARIABLE: &str = "PROVISIONER_PERF_MAP";
+
 /// Plugin calls that may run at once, across every plugin: the instance
 /// pool's size. Further calls wait for a slot.
 const POOL_SLOTS: u32 = 128;
@@ -134,6 +137,13 @@ impl Runtime {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // For profiling connectors: with this set, compiled guest code is
+        // named in `/tmp/perf-<pid>.map`, so that `perf report` shows the
+        // guest's functions instead of bare addresses. Off by default: the
+        // map grows with every component loaded.
+        if std::env::var_os(PERF_MAP_VARIABLE).is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         // Every call gets a fresh instance; the pooling allocator gives it a
         // slot whose memory is already mapped and resident, where a fresh
         // mapping costs a page fault for every page the guest touches.
