@@ -412,10 +412,9 @@ async fn a_pass_larger_than_a_slice_syncs_everyone_and_guards_removals_across_sl
 
     // Four leavers in each slice: 12 in all, over the guard's 10, though
     // no slice alone has more than 10.
-    let leavers: Vec<usize> = [
+    let leavers = [
         0, 700, 1500, 1999, 2000, 2600, 3300, 3999, 4000, 4200, 4400, 4499,
-    ]
-    .to_vec();
+    ];
     for n in &leavers {
         world.run(&["people", "delete", &id(*n)]).await;
     }

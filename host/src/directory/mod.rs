@@ -513,11 +513,10 @@ impl<'a> Directory<'a> {
             while at < people.len() && people[at].id < person {
                 at += 1;
             }
-            match people.get_mut(at) {
-                Some(p) if p.id == person => {
-                    p.groups.insert(group);
-                }
-                _ => {}
+            if let Some(p) = people.get_mut(at)
+                && p.id == person
+            {
+                p.groups.insert(group);
             }
         }
         Ok(people)

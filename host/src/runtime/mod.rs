@@ -42,7 +42,7 @@ pub use registry::{PluginRegistry, ReloadReport};
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The environment variable that turns on a perf map of guest code.
-pub const PERF_MAP_VARIABLE: &str = "PROVISIONER_PERF_MAP";
+const PERF_MAP_VARIABLE: &str = "PROVISIONER_PERF_MAP";
 
 /// Plugin calls that may run at once, across every plugin: the instance
 /// pool's size. Further calls wait for a slot.

@@ -183,6 +183,28 @@ fn detail_json(detail: &Json) -> String {
     serde_json::to_string(detail).unwrap_or_default()
 }
 
+/// A journal row: open, or, with an outcome, finished when it started.
+const JOURNAL_INSERT: &str = "INSERT INTO journal (rule, person_id, connection, action, target_id, detail, started_at, finished_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+fn insert_journal(
+    statement: &mut rusqlite::Statement<'_>,
+    entry: &JournalEntry,
+    now: i64,
+    outcome: Option<&str>,
+) -> rusqlite::Result<usize> {
+    statement.execute(params![
+        entry.rule,
+        entry.person_id,
+        entry.connection,
+        entry.action,
+        entry.target_id,
+        detail_json(&entry.detail),
+        now,
+        outcome.map(|_| now),
+        outcome
+    ])
+}
+
 /// A stable digest of what was written, for the status page and audits.
 pub fn digest(written: &BTreeMap<String, Value>) -> String {
     use sha2::{Digest, Sha256};
@@ -281,30 +303,27 @@ impl<'a> Links<'a> {
         through: Option<&str>,
     ) -> Result<BTreeMap<String, Link>, StateError> {
         let connection = self.db.lock();
-        let after = after.unwrap_or("");
-        // Two statements, so that a bounded slice stops at its bound in
-        // the (rule, person_id) key instead of scanning to the rule's end.
-        let rows = match through {
-            Some(through) => connection
-                .prepare_cached(&format!(
-                    "SELECT {LINK_COLUMNS} FROM links WHERE rule = ?1 AND person_id > ?2 AND person_id <= ?3"
-                ))
-                .and_then(|mut statement| {
-                    statement
-                        .query_map(params![rule, after, through], read_link)?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                }),
-            None => connection
-                .prepare_cached(&format!(
-                    "SELECT {LINK_COLUMNS} FROM links WHERE rule = ?1 AND person_id > ?2"
-                ))
-                .and_then(|mut statement| {
-                    statement
-                        .query_map(params![rule, after], read_link)?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                }),
-        }
-        .map_err(|e| self.fail(e))?;
+        // The upper bound is left out of the statement, not made optional
+        // in it, so that a bounded slice stops at its bound in the
+        // (rule, person_id) key instead of scanning to the rule's end.
+        let range = match through {
+            Some(_) => "person_id > ?2 AND person_id <= ?3",
+            None => "person_id > ?2",
+        };
+        let bounds = [Some(rule), Some(after.unwrap_or("")), through];
+        let rows = connection
+            .prepare_cached(&format!(
+                "SELECT {LINK_COLUMNS} FROM links WHERE rule = ?1 AND {range}"
+            ))
+            .and_then(|mut statement| {
+                statement
+                    .query_map(
+                        rusqlite::params_from_iter(bounds.into_iter().flatten()),
+                        read_link,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(|e| self.fail(e))?;
         Ok(rows
             .into_iter()
             .map(|link| (link.person_id.clone(), link))
@@ -390,7 +409,7 @@ impl<'a> Links<'a> {
     pub fn commit(
         &self,
         save: &[Link],
-        drop: &[(String, String)],
+        delete: &[(String, String)],
         journal: &[(i64, Result<Option<String>, String>)],
     ) -> Result<(), StateError> {
         let mut connection = self.db.lock();
@@ -428,8 +447,8 @@ impl<'a> Links<'a> {
                 ])
                 .map_err(|e| self.fail(e))?;
         }
-        std::mem::drop(upsert);
-        for (rule, person) in drop {
+        drop(upsert);
+        for (rule, person) in delete {
             transaction
                 .execute(
                     "DELETE FROM links WHERE rule = ?1 AND person_id = ?2",
@@ -451,7 +470,7 @@ impl<'a> Links<'a> {
                 .execute(params![id, now, outcome, target, error])
                 .map_err(|e| self.fail(e))?;
         }
-        std::mem::drop(close);
+        drop(close);
         transaction.commit().map_err(|e| self.fail(e))
     }
 
@@ -463,21 +482,10 @@ impl<'a> Links<'a> {
         let now = now_ms();
         let mut ids = Vec::with_capacity(entries.len());
         let mut open = transaction
-            .prepare_cached(
-                "INSERT INTO journal (rule, person_id, connection, action, target_id, detail, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
+            .prepare_cached(JOURNAL_INSERT)
             .map_err(|e| self.fail(e))?;
         for entry in entries {
-            open.execute(params![
-                entry.rule,
-                entry.person_id,
-                entry.connection,
-                entry.action,
-                entry.target_id,
-                detail_json(&entry.detail),
-                now
-            ])
-            .map_err(|e| self.fail(e))?;
+            insert_journal(&mut open, entry, now, None).map_err(|e| self.fail(e))?;
             ids.push(transaction.last_insert_rowid());
         }
         drop(open);
@@ -488,20 +496,13 @@ impl<'a> Links<'a> {
     /// Records a decision that sent nothing (a forbidden action, a held
     /// removal), so that the journal tells the whole story.
     pub fn journal_note(&self, entry: &JournalEntry, outcome: &str) -> Result<(), StateError> {
-        let now = now_ms();
-        self.execute(
-                "INSERT INTO journal (rule, person_id, connection, action, target_id, detail, started_at, finished_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
-                params![
-                    entry.rule,
-                    entry.person_id,
-                    entry.connection,
-                    entry.action,
-                    entry.target_id,
-                    detail_json(&entry.detail),
-                    now,
-                    outcome
-                ],
-            )?;
+        let connection = self.db.lock();
+        connection
+            .prepare_cached(JOURNAL_INSERT)
+            .and_then(|mut statement| {
+                insert_journal(&mut statement, entry, now_ms(), Some(outcome))
+            })
+            .map_err(|e| self.fail(e))?;
         Ok(())
     }
 
