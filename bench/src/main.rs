@@ -827,6 +827,12 @@ async fn bench() -> anyhow::Result<()> {
                 native.as_secs_f64() * 1e6,
             );
         }
+        let org = Org::new(&args, &provisioner, cache.path()).await?;
+        let entry = component_entry(&org, args.entries).await?;
+        eprintln!(
+            "entering the component: {:.1} µs a call",
+            entry.as_secs_f64() * 1e6
+        );
         return Ok(());
     }
     eprintln!("benchmarking with {n} people, {runs} runs");

@@ -250,6 +250,57 @@ async fn a_batch_of_450_takes_three_collections_calls_and_answers_in_order() {
     );
 }
 
+/// The component allocates from a 1 MiB arena and beyond it from its
+/// system allocator. Calls that go well past the arena, in their arguments,
+/// the bodies they write and the answers they read, must lose or garble
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_far_larger_than_the_connectors_arena_lose_nothing() {
+    let emulator = Emulator::start(emulator_options()).await.unwrap();
+    let (_fixture, sf) = salesforce(&emulator, "Lead", "").await;
+    // 400 records of about 8 KiB each: 3 MiB of arguments, two bodies of
+    // 1.6 MiB.
+    let street = |n: usize| format!("{n:05} ").repeat(1_360);
+    let batch: Vec<Operation> = (0..400)
+        .map(|n| {
+            let mut attributes = person(n);
+            attributes.push(text("Street", &street(n)));
+            create(attributes)
+        })
+        .collect();
+    let results = sf.apply(batch).await.unwrap();
+    let created = ids(&results);
+    assert_eq!(created.len(), 400);
+    for (n, id) in created.iter().enumerate() {
+        let record = emulator.record(id).unwrap();
+        assert_eq!(record["Street"], json!(street(n)), "record {n}");
+        assert_eq!(record["Email"], json!(format!("ada.{n}@example.com")));
+    }
+
+    // 30,000 values asked, the 400 among them found with their streets.
+    let mut asked: Vec<String> = (0..30_000)
+        .map(|n| format!("nobody.{n}@example.com"))
+        .collect();
+    asked.extend((0..400).map(|n| format!("ADA.{n}@example.com")));
+    let matches = sf.lookup("Email", asked).await.unwrap();
+    assert_eq!(matches.len(), 400);
+    for m in &matches {
+        let n: usize = m
+            .value
+            .trim_start_matches("ADA.")
+            .trim_end_matches("@example.com")
+            .parse()
+            .unwrap_or_else(|_| panic!("answers use the asked value: {}", m.value));
+        assert_eq!(m.id, created[n]);
+        let street_attribute = m.attributes.iter().find(|a| a.name == "Street");
+        assert_eq!(
+            street_attribute.map(|a| &a.value),
+            Some(&Value::Text(street(n))),
+            "match {n}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_that_expires_mid_batch_is_refreshed_once_and_the_batch_completes() {
     let emulator = Emulator::start(emulator_options()).await.unwrap();

@@ -12,6 +12,8 @@ wit_bindgen::generate!({
     additional_derives: [PartialEq],
 });
 
+#[cfg(any(target_arch = "wasm32", test))]
+mod arena;
 pub mod connector;
 mod record;
 pub mod soap;
@@ -93,6 +95,10 @@ mod component {
 
 #[cfg(target_arch = "wasm32")]
 use component::Component;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: arena::CallArena = arena::CallArena::new();
 
 #[cfg(target_arch = "wasm32")]
 export!(Component);
