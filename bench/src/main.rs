@@ -875,7 +875,7 @@ async fn bench() -> anyhow::Result<()> {
     // than the other workloads, each pair run back to back, the first of
     // each alternating, and the ratio taken pair by pair, so that a slow
     // moment of a shared machine falls on both sides of a pair.
-    let whole_runs = runs * 4 + 1;
+    let whole_runs = runs * 8 + 1;
     eprintln!("whole sync, component against linked native: {whole_runs} pairs of {n} people");
     let mut pairs: Vec<[Measured; 2]> = Vec::new();
     for pair in 0..whole_runs {
