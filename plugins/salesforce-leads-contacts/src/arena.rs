@@ -221,6 +221,7 @@ mod tests {
         assert_eq!(bump.alloc(1, 1), None);
         let mut near_the_top = Bump::over(usize::MAX - 8, 8);
         assert_eq!(near_the_top.alloc(4, 16), None, "alignment past usize::MAX");
+        assert!(Bump::empty().is_unset() && !Bump::over(usize::MAX, 0).is_unset());
         assert_eq!(Bump::empty().alloc(1, 1), None);
         assert_eq!(Bump::over(usize::MAX, 0).alloc(0, 1), None);
     }
