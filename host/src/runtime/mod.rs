@@ -534,10 +534,6 @@ pub enum CallError {
     Timeout { plugin: String, limit: Duration },
     #[error("plugin {plugin} broke the contract: {message}")]
     Contract { plugin: String, message: String },
-    /// The runtime shut down while the call ran; whether the store applied
-    /// it is unknown, as after a crash.
-    #[error("plugin {plugin}'s call was cut short: the host is shutting down")]
-    Interrupted { plugin: String },
 }
 
 impl CallError {
@@ -567,21 +563,19 @@ fn capability_of(operation: &Operation) -> Capability {
     }
 }
 
-/// Runs one export call in a fresh instance, as a task of its own (see
-/// [`on_own_task`]). A macro rather than a function because each export
-/// has its own generated signature; what the call uses is moved into it.
+/// Runs one export call in a fresh instance. A macro rather than a function
+/// because each export has its own generated signature.
 macro_rules! call_export {
     ($connector:expr, $method:literal, |$bindings:ident, $store:ident| $call:expr) => {{
-        let connector: Connector = $connector.clone();
-        let label = connector.plugin.core.label.clone();
+        let connector = $connector;
+        let plugin = &connector.plugin.core;
         let span = tracing::info_span!(
             "plugin_call",
-            plugin = %label,
+            plugin = %plugin.label,
             connection = %connector.broker.connection(),
             method = $method
         );
-        let call = async move {
-            let plugin = &connector.plugin.core;
+        async {
             let _slot = plugin.runtime.slots.acquire().await;
             let mut store = plugin.new_store(Some(connector.broker.clone()));
             let started = std::time::Instant::now();
@@ -604,36 +598,9 @@ macro_rules! call_export {
             let cause = store.data_mut().take_http_error();
             plugin.settle(&mut store, result).map(|value| (value, cause))
         }
-        .instrument(span);
-        on_own_task(&label, call).await
+        .instrument(span)
+        .await
     }};
-}
-
-/// Runs a plugin call as a tokio task of its own, so that the guest's work
-/// runs on any worker thread: beside the engine, which meanwhile journals
-/// and plans the next batch, and beside the connection's other calls in
-/// flight. Awaited inline, a call's guest code ran on the engine's own
-/// task, one call at a time. Dropping the returned future aborts the call,
-/// as dropping the call itself did.
-async fn on_own_task<T: Send + 'static>(
-    plugin: &str,
-    call: impl Future<Output = Result<T, CallError>> + Send + 'static,
-) -> Result<T, CallError> {
-    struct AbortOnDrop(tokio::task::AbortHandle);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    let task = tokio::spawn(call);
-    let _abort = AbortOnDrop(task.abort_handle());
-    match task.await {
-        Ok(answer) => answer,
-        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(_) => Err(CallError::Interrupted {
-            plugin: plugin.to_string(),
-        }),
-    }
 }
 
 impl Connector {
@@ -738,10 +705,9 @@ impl Connector {
         if let Some(linked) = &self.plugin.linked {
             return linked.lookup(&self.broker, attribute, values).await;
         }
-        let attribute = attribute.to_string();
         let (result, cause) = call_export!(self, "lookup-records", |bindings, store| bindings
             .provisioner_identity_store_identity_store()
-            .call_lookup_records(store, &attribute, &values))?;
+            .call_lookup_records(store, attribute, &values))?;
         result
             .map(|matches| matches.into_iter().map(Match::from).collect())
             .map_err(|e| Self::store_error(e, cause))
