@@ -124,8 +124,11 @@ mod component {
     }
 
     // SAFETY: wasm32-wasip2 components are single-threaded; the allocator
-    // is never entered from two threads.
+    // is never entered from two threads (a threaded build is refused below).
     unsafe impl Sync for CallArena {}
+
+    #[cfg(target_feature = "atomics")]
+    compile_error!("the call arena is single-threaded; build for wasm32-wasip2 without threads");
 
     impl CallArena {
         pub(crate) const fn new() -> CallArena {
