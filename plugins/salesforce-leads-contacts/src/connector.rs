@@ -8,8 +8,9 @@
 //! through sObject Collections, 200 at a time; lookups are batched SOQL
 //! `IN` queries; Leads are converted with SOAP `convertLead`.
 
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::{BuildHasherDefault, DefaultHasher};
 
 use serde_json::{Map, Value};
 
@@ -916,7 +917,14 @@ impl<H: Host> Salesforce<H> {
         };
         // Keyed by the value folded as SOQL compares it, so that matching
         // a thousand answers to a thousand asked values stays linear.
-        let mut asked: BTreeMap<String, String> = BTreeMap::new();
+        // Hashed, not ordered: an ordered map compares keys with `memcmp`,
+        // a byte loop in WebAssembly, and a lookup of 1,000 values took
+        // 0.6 ms longer in the component that way. The hasher's keys are
+        // fixed, so the component needs no randomness; a caller who
+        // crafted colliding values would slow only its own call, of at
+        // most the values it asked.
+        let mut asked: HashMap<String, String, BuildHasherDefault<DefaultHasher>> =
+            HashMap::with_capacity_and_hasher(values.len(), Default::default());
         let mut unique: Vec<String> = Vec::with_capacity(values.len());
         for value in values {
             if value.is_empty() {
