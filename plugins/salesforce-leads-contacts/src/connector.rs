@@ -915,15 +915,16 @@ impl<H: Host> Salesforce<H> {
                 fields: vec![attribute],
             }));
         };
-        // Keyed by the value folded as SOQL compares it, so that matching
-        // a thousand answers to a thousand asked values stays linear.
+        // Each distinct value once, as asked, keyed by the value folded as
+        // SOQL compares it, so that matching a thousand answers to a
+        // thousand asked values stays linear.
         // Hashed, not ordered: an ordered map compares keys with `memcmp`,
         // a byte loop in WebAssembly, and a lookup of 1,000 values took
         // 0.6 ms longer in the component that way. The hasher's keys are
         // fixed, so the component needs no randomness; a caller who
         // crafted colliding values would slow only its own call, of at
         // most the values it asked.
-        let mut asked: HashMap<String, String, BuildHasherDefault<DefaultHasher>> =
+        let mut asked: HashMap<String, usize, BuildHasherDefault<DefaultHasher>> =
             HashMap::with_capacity_and_hasher(values.len(), Default::default());
         let mut unique: Vec<String> = Vec::with_capacity(values.len());
         for value in values {
@@ -931,7 +932,7 @@ impl<H: Host> Salesforce<H> {
                 continue;
             }
             if let Entry::Vacant(slot) = asked.entry(value.to_ascii_lowercase()) {
-                slot.insert(value.clone());
+                slot.insert(unique.len());
                 unique.push(value);
             }
         }
@@ -953,11 +954,11 @@ impl<H: Host> Salesforce<H> {
                     let Some(found) = record.get(field).and_then(Value::as_str) else {
                         continue;
                     };
-                    let Some(value) = asked.get(&found.to_ascii_lowercase()) else {
+                    let Some(&index) = asked.get(&found.to_ascii_lowercase()) else {
                         continue;
                     };
                     matches.push(Match {
-                        value: value.clone(),
+                        value: unique[index].clone(),
                         id: record
                             .get("Id")
                             .and_then(Value::as_str)
