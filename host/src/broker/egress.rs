@@ -1,15 +1,34 @@
-//! The egress policy: which origins a connection's plugin may reach.
+//! The egress policy: which origins a connection's plugin may reach, and
+//! which of them may receive the connection's credentials.
 //!
 //! Pure types, no I/O, so that every rule is a table row in the tests below.
 //! A descriptor declares URL templates (`https://{domain}`); the host fills
 //! them from the connection's non-secret settings once, when the connection
-//! is built. Wildcard templates (`https://*.my.salesforce.com`) admit nothing
-//! by themselves: they only vouch for a host that the OAuth 2.0 token
-//! endpoint returns as `instance_url`.
+//! is built.
+//!
+//! What an origin may receive depends on who chose it:
+//!
+//! - **The operator** chose an origin whose host is filled wholly from a
+//!   setting the operator wrote (`https://{domain}` with `domain` in the
+//!   configuration; a setting's default comes from the plugin, so it does
+//!   not count), one the operator lists under `credential_origins`, and the
+//!   `instance_url` that the token endpoint on such an origin returns, when a
+//!   wildcard template (`https://*.my.salesforce.com`) or an operator origin
+//!   vouches for it. These are reachable and may receive credentials.
+//! - **The plugin** chose every other origin: a literal host in a template
+//!   (`https://api.example.com`, `https://127.0.0.1:{port}`), a host only
+//!   partly from a setting (`https://{tenant}.example.com`), or a host from a
+//!   setting the operator left to its default. Such an origin is reachable
+//!   only if the operator approved it (`approved_egress`), and never receives
+//!   a credential unless the operator also lists it under
+//!   `credential_origins`.
+//!
+//! A wildcard template admits nothing by itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use serde::Serialize;
 use url::{Host, Url};
 
 /// Why a template or a filled-in value is unusable. These are the plugin's
@@ -43,14 +62,29 @@ pub enum TemplateError {
     },
 }
 
+/// Where a template's host comes from, which decides who chose it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "from")]
+pub enum HostSource {
+    /// The whole host is one setting (`https://{domain}`, optionally with a
+    /// port): the operator's choice when the operator writes that setting.
+    Setting(String),
+    /// The plugin wrote the host, or part of it (`https://api.example.com`,
+    /// `https://{tenant}.example.com`).
+    Plugin,
+    /// `https://*.example.com`: admits only an `instance_url` returned by a
+    /// token endpoint on an operator origin.
+    Wildcard,
+}
+
 /// One template from a descriptor's `egress` list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     raw: String,
     /// The part after `https://`.
     authority: String,
-    wildcard: bool,
     placeholders: Vec<String>,
+    host: HostSource,
 }
 
 impl Template {
@@ -84,11 +118,19 @@ impl Template {
                 template: raw.into(),
             })?;
         }
+        let host = if wildcard {
+            HostSource::Wildcard
+        } else {
+            match host_setting(authority) {
+                Some(name) => HostSource::Setting(name.to_string()),
+                None => HostSource::Plugin,
+            }
+        };
         Ok(Template {
             raw: raw.into(),
             authority: authority.into(),
-            wildcard,
             placeholders,
+            host,
         })
     }
 
@@ -97,12 +139,23 @@ impl Template {
     }
 
     pub fn is_wildcard(&self) -> bool {
-        self.wildcard
+        self.host == HostSource::Wildcard
+    }
+
+    /// Where the host comes from.
+    pub fn host_source(&self) -> &HostSource {
+        &self.host
     }
 
     /// The settings this template needs.
     pub fn placeholders(&self) -> &[String] {
         &self.placeholders
+    }
+
+    /// Whether the operator chose the origin this template fills to, given
+    /// the settings the operator wrote.
+    fn chosen_by_operator(&self, written: &BTreeSet<String>) -> bool {
+        matches!(&self.host, HostSource::Setting(name) if written.contains(name))
     }
 
     /// Fills the template from `settings`. `Ok(None)` when a placeholder's
@@ -111,7 +164,7 @@ impl Template {
         &self,
         settings: &BTreeMap<String, String>,
     ) -> Result<Option<Origin>, TemplateError> {
-        if self.wildcard {
+        if self.is_wildcard() {
             return Ok(None);
         }
         let mut authority = self.authority.clone();
@@ -161,6 +214,23 @@ impl Template {
     }
 }
 
+/// The setting that is the whole host of `authority`, if one is: `{domain}`,
+/// `{domain}:8443` or `{host}:{port}`, but not `{tenant}.example.com` or
+/// `127.0.0.1:{port}`.
+fn host_setting(authority: &str) -> Option<&str> {
+    let host = match authority.rsplit_once(':') {
+        Some((host, port))
+            if port.chars().all(|c| c.is_ascii_digit())
+                || (port.starts_with('{') && port.ends_with('}')) =>
+        {
+            host
+        }
+        _ => authority,
+    };
+    let name = host.strip_prefix('{')?.strip_suffix('}')?;
+    (!name.is_empty() && !name.contains(['{', '}'])).then_some(name)
+}
+
 fn placeholders(raw: &str, authority: &str) -> Result<Vec<String>, TemplateError> {
     let mut names = Vec::new();
     let mut rest = authority;
@@ -205,6 +275,26 @@ impl Origin {
         }
     }
 
+    /// Reads an origin the operator wrote in the configuration:
+    /// `https://host[:port]`, or `http://` for a loopback host.
+    pub fn parse_operator(text: &str) -> Result<Origin, String> {
+        let expected = || {
+            format!(
+                "{text:?} is not an origin; expected https://host or https://host:port, without a path"
+            )
+        };
+        let url = Url::parse(text).map_err(|_| expected())?;
+        let origin = origin_of(text.trim_end_matches('/')).ok_or_else(expected)?;
+        match url.scheme() {
+            "https" => Ok(origin),
+            "http" if origin.is_loopback() => Ok(origin),
+            "http" => Err(format!(
+                "{text:?} uses plain HTTP, which is allowed only to loopback hosts; use https://"
+            )),
+            _ => Err(expected()),
+        }
+    }
+
     fn matches(&self, host: &Host, port: u16) -> bool {
         self.port == port && &self.host == host
     }
@@ -235,7 +325,8 @@ fn origin_of(text: &str) -> Option<Origin> {
     })
 }
 
-/// Why a URL was refused. The text names the URL and the rule.
+/// Why a URL was refused. The text names the URL and the rule, and for a
+/// host the plugin chose, what the operator would write to allow it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denied {
     #[error("{url} is not an absolute http(s) URL")]
@@ -249,18 +340,64 @@ pub enum Denied {
         allowed: String,
     },
     #[error(
+        "{url}: {origin} is a host the plugin chose (egress template {template:?}), not one from the operator's settings; the operator allows it with approved_egress = [\"{origin}\"] on the connection"
+    )]
+    Unapproved {
+        url: String,
+        origin: String,
+        template: String,
+    },
+    #[error(
+        "{url}: {origin} may not receive this connection's credentials, because the plugin chose it, not the operator; nothing was sent. The operator trusts it with credential_origins = [\"{origin}\"] on the connection"
+    )]
+    NoCredentials { url: String, origin: String },
+    #[error(
         "{url}: plain HTTP is allowed only to loopback hosts with allow_insecure_loopback = true on the connection"
     )]
     PlainHttp { url: String },
 }
 
-/// The origins one connection may reach.
+/// What a checked URL may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// An operator origin: the connection's credentials may go there.
+    Credentials,
+    /// A host the plugin chose and the operator approved: no credentials.
+    Plain,
+}
+
+/// What the operator decided about a connection's egress, beyond the
+/// plugin's templates.
+#[derive(Debug, Clone, Default)]
+pub struct Choices {
+    /// The settings the operator wrote, defaults excluded.
+    pub written: BTreeSet<String>,
+    /// Hosts the plugin chose that the operator lets it reach, without
+    /// credentials (`approved_egress`).
+    pub approved: Vec<Origin>,
+    /// Origins that may receive credentials beyond those filled from
+    /// written settings (`credential_origins`).
+    pub trusted: Vec<Origin>,
+    /// Plain HTTP to loopback hosts (`allow_insecure_loopback`).
+    pub insecure_loopback: bool,
+}
+
+/// One filled template.
+#[derive(Debug, Clone)]
+struct Filled {
+    origin: Origin,
+    operator: bool,
+}
+
+/// The origins one connection may reach, and what each may receive.
 #[derive(Debug, Clone)]
 pub struct EgressPolicy {
     templates: Vec<Template>,
     /// Filled templates, by template index (`None` for wildcards and unset
     /// settings).
-    filled: Vec<Option<Origin>>,
+    filled: Vec<Option<Filled>>,
+    approved: Vec<Origin>,
+    trusted: Vec<Origin>,
     /// Origins learned from the token endpoint (`instance_url`).
     learned: Vec<Origin>,
     insecure_loopback: bool,
@@ -270,7 +407,7 @@ impl EgressPolicy {
     pub fn new(
         templates: &[String],
         settings: &BTreeMap<String, String>,
-        insecure_loopback: bool,
+        choices: &Choices,
     ) -> Result<EgressPolicy, TemplateError> {
         let templates = templates
             .iter()
@@ -278,13 +415,20 @@ impl EgressPolicy {
             .collect::<Result<Vec<_>, _>>()?;
         let filled = templates
             .iter()
-            .map(|t| t.fill(settings))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|t| {
+                Ok(t.fill(settings)?.map(|origin| Filled {
+                    origin,
+                    operator: t.chosen_by_operator(&choices.written),
+                }))
+            })
+            .collect::<Result<Vec<_>, TemplateError>>()?;
         Ok(EgressPolicy {
             templates,
             filled,
+            approved: choices.approved.clone(),
+            trusted: choices.trusted.clone(),
             learned: Vec::new(),
-            insecure_loopback,
+            insecure_loopback: choices.insecure_loopback,
         })
     }
 
@@ -297,7 +441,8 @@ impl EgressPolicy {
         }
     }
 
-    fn url_of(&self, origin: &Origin) -> String {
+    /// `origin` as a URL, with the scheme requests to it use.
+    pub fn url_of(&self, origin: &Origin) -> String {
         let scheme = self.scheme_for(origin);
         let default_port = if scheme == "https" { 443 } else { 80 };
         let host = match &origin.host {
@@ -311,18 +456,66 @@ impl EgressPolicy {
         }
     }
 
-    /// The origin URL for the template at `index`, as the plugin should use it.
+    /// Whether the operator chose `origin`, so that it may receive
+    /// credentials.
+    fn trusts(&self, origin: &Origin) -> bool {
+        self.trusted.contains(origin)
+            || self.learned.contains(origin)
+            || self
+                .filled
+                .iter()
+                .flatten()
+                .any(|f| f.operator && &f.origin == origin)
+    }
+
+    /// Whether the operator approved reaching `origin`.
+    fn approves(&self, origin: &Origin) -> bool {
+        self.approved.contains(origin) || self.trusts(origin)
+    }
+
+    /// The origin URL for the template at `index`, as the plugin should use
+    /// it; `None` for a wildcard, an unset setting, or a host the plugin
+    /// chose that the operator has not approved.
     pub fn egress_url(&self, index: usize) -> Option<String> {
         self.filled
             .get(index)
             .and_then(Option::as_ref)
-            .map(|o| self.url_of(o))
+            .filter(|f| f.operator || self.approves(&f.origin))
+            .map(|f| self.url_of(&f.origin))
     }
 
-    /// Fills a URL template such as a token URL
-    /// (`https://{domain}/services/oauth2/token`) and checks it against the
-    /// policy.
-    pub fn fill_url(
+    /// The hosts the plugin chose whose templates the operator has not
+    /// approved: (template, origin URL).
+    pub fn unapproved(&self) -> Vec<(String, String)> {
+        self.templates
+            .iter()
+            .zip(&self.filled)
+            .filter_map(|(template, filled)| {
+                let filled = filled.as_ref()?;
+                (!filled.operator && !self.approves(&filled.origin))
+                    .then(|| (template.as_str().to_string(), self.url_of(&filled.origin)))
+            })
+            .collect()
+    }
+
+    /// Origins the operator listed that no template of the plugin fills to
+    /// or vouches for: probably a typo, and of no use to the plugin.
+    pub fn unused_choices(&self) -> Vec<String> {
+        self.approved
+            .iter()
+            .chain(&self.trusted)
+            .filter(|origin| {
+                !self.filled.iter().flatten().any(|f| &f.origin == *origin)
+                    && !self.templates.iter().any(|t| t.admits_learned(origin))
+            })
+            .map(|origin| self.url_of(origin))
+            .collect()
+    }
+
+    /// Fills the token URL template (`https://{domain}/services/oauth2/token`)
+    /// and checks that its origin may receive credentials: the token
+    /// endpoint gets the client secret and the refresh token.
+    pub fn token_url(
         &self,
         template: &str,
         settings: &BTreeMap<String, String>,
@@ -347,12 +540,24 @@ impl EgressPolicy {
             })?;
         let url = Url::parse(&format!("{}{path}", self.url_of(&origin)))
             .map_err(|e| format!("{template:?} does not make a valid URL: {e}"))?;
+        if !self.trusts(&origin) {
+            let origin = self.url_of(&origin);
+            return Err(format!(
+                "the token endpoint {url} would receive the client secret and the refresh token, but its host {origin} was chosen by the plugin ({}), not by the operator; write the setting yourself, or trust it with credential_origins = [\"{origin}\"] on the connection",
+                match origin_template.host_source() {
+                    HostSource::Setting(name) =>
+                        format!("the setting {name} was left to the plugin's default"),
+                    _ => format!("template {template:?}"),
+                }
+            ));
+        }
         self.check(&url).map_err(|e| e.to_string())?;
         Ok(url)
     }
 
-    /// Checks one request URL (or redirect hop).
-    pub fn check(&self, url: &Url) -> Result<(), Denied> {
+    /// Checks one request URL (or redirect hop), and says what it may
+    /// carry.
+    pub fn check(&self, url: &Url) -> Result<Reach, Denied> {
         let scheme = url.scheme();
         let (Some(host), Some(port)) = (url.host(), url.port_or_known_default()) else {
             return Err(Denied::NotHttp {
@@ -370,16 +575,26 @@ impl EgressPolicy {
             });
         }
         let host = host.to_owned();
-        let allowed = self
-            .filled
-            .iter()
-            .flatten()
-            .chain(&self.learned)
-            .find(|origin| origin.matches(&host, port));
-        let Some(origin) = allowed else {
+        let origin = Origin { host, port };
+        let reach = if self.trusts(&origin) {
+            Reach::Credentials
+        } else if self.approved.contains(&origin) {
+            Reach::Plain
+        } else if let Some((template, _)) =
+            self.templates.iter().zip(&self.filled).find(|(_, f)| {
+                f.as_ref()
+                    .is_some_and(|f| f.origin.matches(&origin.host, port))
+            })
+        {
+            return Err(Denied::Unapproved {
+                url: url.to_string(),
+                origin: self.url_of(&origin),
+                template: template.as_str().to_string(),
+            });
+        } else {
             return Err(Denied::HostNotAllowed {
                 url: url.to_string(),
-                origin: Origin { host, port }.to_string(),
+                origin: origin.to_string(),
                 allowed: self.describe_allowed(),
             });
         };
@@ -388,12 +603,25 @@ impl EgressPolicy {
                 url: url.to_string(),
             });
         }
-        Ok(())
+        Ok(reach)
+    }
+
+    /// Checks a URL that is to carry the connection's credentials.
+    pub fn check_credentialed(&self, url: &Url) -> Result<(), Denied> {
+        match self.check(url)? {
+            Reach::Credentials => Ok(()),
+            Reach::Plain => Err(Denied::NoCredentials {
+                url: url.to_string(),
+                origin: url.origin().ascii_serialization(),
+            }),
+        }
     }
 
     /// Admits the origin of an `instance_url` returned by the token
-    /// endpoint, if a template vouches for it. Returns the origin URL the
-    /// plugin should use.
+    /// endpoint, if a wildcard template or an operator origin vouches for
+    /// it. Returns the origin URL the plugin should use. The token endpoint
+    /// is always an operator origin, so what it names is the operator's
+    /// store speaking; a host the plugin chose is never promoted by it.
     pub fn admit_learned(&mut self, instance_url: &str) -> Result<String, String> {
         let url = Url::parse(instance_url)
             .map_err(|e| format!("instance_url {instance_url:?} is not a URL: {e}"))?;
@@ -410,11 +638,11 @@ impl EgressPolicy {
                 "instance_url {instance_url:?} must use {expected_scheme}"
             ));
         }
-        let vouched = self.filled.iter().flatten().any(|o| o == &origin)
-            || self.templates.iter().any(|t| t.admits_learned(&origin));
+        let vouched =
+            self.trusts(&origin) || self.templates.iter().any(|t| t.admits_learned(&origin));
         if !vouched {
             return Err(format!(
-                "instance_url {instance_url:?} matches none of the egress templates ({})",
+                "instance_url {instance_url:?} matches no wildcard egress template and no operator origin ({})",
                 self.describe_allowed()
             ));
         }
@@ -425,19 +653,28 @@ impl EgressPolicy {
     }
 
     fn describe_allowed(&self) -> String {
-        let mut parts: Vec<String> = self
-            .filled
+        let mut parts: Vec<String> = Vec::new();
+        let mut push = |text: String| {
+            if !parts.contains(&text) {
+                parts.push(text);
+            }
+        };
+        for filled in self.filled.iter().flatten() {
+            if filled.operator || self.approves(&filled.origin) {
+                push(self.url_of(&filled.origin));
+            }
+        }
+        for origin in self
+            .trusted
             .iter()
-            .flatten()
+            .chain(&self.approved)
             .chain(&self.learned)
-            .map(|o| self.url_of(o))
-            .collect();
-        parts.extend(
-            self.templates
-                .iter()
-                .filter(|t| t.is_wildcard())
-                .map(|t| format!("{} via instance_url", t.as_str())),
-        );
+        {
+            push(self.url_of(origin));
+        }
+        for template in self.templates.iter().filter(|t| t.is_wildcard()) {
+            push(format!("{} via instance_url", template.as_str()));
+        }
         if parts.is_empty() {
             "none".into()
         } else {
@@ -457,9 +694,27 @@ mod tests {
             .collect()
     }
 
+    /// A policy whose settings the operator wrote, every one of them.
     fn policy(templates: &[&str], pairs: &[(&str, &str)], insecure: bool) -> EgressPolicy {
+        let choices = Choices {
+            written: pairs.iter().map(|(k, _)| k.to_string()).collect(),
+            insecure_loopback: insecure,
+            ..Choices::default()
+        };
+        policy_with(templates, pairs, &choices)
+    }
+
+    fn policy_with(templates: &[&str], pairs: &[(&str, &str)], choices: &Choices) -> EgressPolicy {
         let templates: Vec<String> = templates.iter().map(|t| t.to_string()).collect();
-        EgressPolicy::new(&templates, &settings(pairs), insecure).unwrap()
+        EgressPolicy::new(&templates, &settings(pairs), choices).unwrap()
+    }
+
+    fn origin(text: &str) -> Origin {
+        Origin::parse_operator(text).unwrap()
+    }
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
     }
 
     #[test]
@@ -495,6 +750,28 @@ mod tests {
     }
 
     #[test]
+    fn a_host_is_the_operators_only_when_one_setting_is_all_of_it() {
+        let setting = |name: &str| HostSource::Setting(name.into());
+        let cases: &[(&str, HostSource)] = &[
+            ("https://{domain}", setting("domain")),
+            ("https://{domain}/", setting("domain")),
+            ("https://{domain}:8443", setting("domain")),
+            ("https://{host}:{port}", setting("host")),
+            ("https://127.0.0.1:{port}", HostSource::Plugin),
+            ("https://{tenant}.example.com", HostSource::Plugin),
+            ("https://api.{tenant}", HostSource::Plugin),
+            ("https://{a}{b}", HostSource::Plugin),
+            ("https://attacker.example", HostSource::Plugin),
+            ("https://attacker.example:8443", HostSource::Plugin),
+            ("https://*.my.salesforce.com", HostSource::Wildcard),
+        ];
+        for (raw, expected) in cases {
+            let template = Template::parse(raw).unwrap();
+            assert_eq!(template.host_source(), expected, "{raw}");
+        }
+    }
+
+    #[test]
     fn setting_values_cannot_smuggle_a_path_or_another_host() {
         for value in [
             "evil.com/x",
@@ -508,7 +785,7 @@ mod tests {
             let result = EgressPolicy::new(
                 &["https://{domain}".to_string()],
                 &settings(&[("domain", value)]),
-                false,
+                &Choices::default(),
             );
             assert!(
                 matches!(result, Err(TemplateError::BadValue { .. })),
@@ -537,10 +814,234 @@ mod tests {
             ("ftp://acme.my.salesforce.com/x", false),
             ("https://127.0.0.1/x", false),
         ];
-        for (url, allowed) in cases {
-            let result = p.check(&Url::parse(url).unwrap());
-            assert_eq!(result.is_ok(), *allowed, "{url}: {result:?}");
+        for (target, allowed) in cases {
+            let result = p.check(&url(target));
+            assert_eq!(result.is_ok(), *allowed, "{target}: {result:?}");
         }
+    }
+
+    /// The credential-binding rule, one row per way an origin can come
+    /// about: who chose it, and what the operator said of it.
+    #[test]
+    fn only_origins_the_operator_chose_may_receive_credentials() {
+        struct Row {
+            template: &'static str,
+            settings: &'static [(&'static str, &'static str)],
+            written: &'static [&'static str],
+            approved: &'static [&'static str],
+            trusted: &'static [&'static str],
+            request: &'static str,
+            expected: Result<Reach, &'static str>,
+        }
+        let rows = [
+            // The operator wrote the whole host.
+            Row {
+                template: "https://{domain}",
+                settings: &[("domain", "acme.my.salesforce.com")],
+                written: &["domain"],
+                approved: &[],
+                trusted: &[],
+                request: "https://acme.my.salesforce.com/x",
+                expected: Ok(Reach::Credentials),
+            },
+            // The same template, the host left to the plugin's default.
+            Row {
+                template: "https://{domain}",
+                settings: &[("domain", "login.salesforce.com")],
+                written: &[],
+                approved: &[],
+                trusted: &[],
+                request: "https://login.salesforce.com/x",
+                expected: Err("approved_egress"),
+            },
+            Row {
+                template: "https://{domain}",
+                settings: &[("domain", "login.salesforce.com")],
+                written: &[],
+                approved: &["https://login.salesforce.com"],
+                trusted: &[],
+                request: "https://login.salesforce.com/x",
+                expected: Ok(Reach::Plain),
+            },
+            // A literal host: unreachable until approved, then without
+            // credentials; with them only when the operator trusts it.
+            Row {
+                template: "https://attacker.example",
+                settings: &[],
+                written: &[],
+                approved: &[],
+                trusted: &[],
+                request: "https://attacker.example/steal",
+                expected: Err("approved_egress = [\"https://attacker.example\"]"),
+            },
+            Row {
+                template: "https://attacker.example",
+                settings: &[],
+                written: &[],
+                approved: &["https://attacker.example"],
+                trusted: &[],
+                request: "https://attacker.example/steal",
+                expected: Ok(Reach::Plain),
+            },
+            Row {
+                template: "https://attacker.example",
+                settings: &[],
+                written: &[],
+                approved: &[],
+                trusted: &["https://attacker.example"],
+                request: "https://attacker.example/steal",
+                expected: Ok(Reach::Credentials),
+            },
+            // A port from the operator does not make the host theirs.
+            Row {
+                template: "https://127.0.0.1:{port}",
+                settings: &[("port", "9999")],
+                written: &["port"],
+                approved: &[],
+                trusted: &[],
+                request: "https://127.0.0.1:9999/x",
+                expected: Err("a host the plugin chose"),
+            },
+            // Nor does a tenant name inside the plugin's domain.
+            Row {
+                template: "https://{tenant}.example.com",
+                settings: &[("tenant", "acme")],
+                written: &["tenant"],
+                approved: &["https://acme.example.com"],
+                trusted: &[],
+                request: "https://acme.example.com/x",
+                expected: Ok(Reach::Plain),
+            },
+            // An operator host with the plugin's default port is theirs.
+            Row {
+                template: "https://{host}:{port}",
+                settings: &[("host", "store.example.com"), ("port", "8443")],
+                written: &["host"],
+                approved: &[],
+                trusted: &[],
+                request: "https://store.example.com:8443/x",
+                expected: Ok(Reach::Credentials),
+            },
+            // An approval of something never declared still reaches it, as
+            // the operator said, but without credentials.
+            Row {
+                template: "https://{domain}",
+                settings: &[("domain", "a.example.com")],
+                written: &["domain"],
+                approved: &["https://b.example.com"],
+                trusted: &[],
+                request: "https://b.example.com/x",
+                expected: Ok(Reach::Plain),
+            },
+            Row {
+                template: "https://{domain}",
+                settings: &[("domain", "a.example.com")],
+                written: &["domain"],
+                approved: &[],
+                trusted: &[],
+                request: "https://b.example.com/x",
+                expected: Err("not among the hosts"),
+            },
+        ];
+        for row in rows {
+            let choices = Choices {
+                written: row.written.iter().map(|s| s.to_string()).collect(),
+                approved: row.approved.iter().map(|o| origin(o)).collect(),
+                trusted: row.trusted.iter().map(|o| origin(o)).collect(),
+                insecure_loopback: false,
+            };
+            let p = policy_with(&[row.template], row.settings, &choices);
+            let got = p.check(&url(row.request));
+            match (&row.expected, &got) {
+                (Ok(expected), Ok(reach)) => {
+                    assert_eq!(reach, expected, "{} -> {}", row.template, row.request)
+                }
+                (Err(needle), Err(denied)) => assert!(
+                    denied.to_string().contains(needle),
+                    "{} -> {}: {denied} lacks {needle:?}",
+                    row.template,
+                    row.request
+                ),
+                _ => panic!(
+                    "{} -> {}: expected {:?}, got {got:?}",
+                    row.template, row.request, row.expected
+                ),
+            }
+            let credentialed = p.check_credentialed(&url(row.request));
+            assert_eq!(
+                credentialed.is_ok(),
+                row.expected == Ok(Reach::Credentials),
+                "{} -> {}: {credentialed:?}",
+                row.template,
+                row.request
+            );
+            if got == Ok(Reach::Plain) {
+                assert!(
+                    credentialed
+                        .unwrap_err()
+                        .to_string()
+                        .contains("may not receive this connection's credentials"),
+                    "{}",
+                    row.template
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_token_url_must_be_an_origin_the_operator_chose() {
+        let templates = ["https://{domain}", "https://127.0.0.1:{port}"];
+        let s = settings(&[("domain", "store.example.com"), ("port", "9999")]);
+        let written: BTreeSet<String> = ["domain".to_string(), "port".to_string()].into();
+        let choices = Choices {
+            written: written.clone(),
+            approved: vec![origin("https://127.0.0.1:9999")],
+            ..Choices::default()
+        };
+        let p = EgressPolicy::new(&templates.map(String::from), &s, &choices).unwrap();
+        assert_eq!(
+            p.token_url("https://{domain}/oauth/token", &s)
+                .unwrap()
+                .as_str(),
+            "https://store.example.com/oauth/token"
+        );
+        let error = p
+            .token_url("https://127.0.0.1:{port}/services/oauth2/token", &s)
+            .unwrap_err();
+        assert!(
+            error.contains("client secret and the refresh token"),
+            "{error}"
+        );
+        assert!(
+            error.contains("credential_origins = [\"https://127.0.0.1:9999\"]"),
+            "{error}"
+        );
+
+        // Trusted by the operator, it may.
+        let trusting = Choices {
+            written,
+            trusted: vec![origin("https://127.0.0.1:9999")],
+            ..Choices::default()
+        };
+        let p = EgressPolicy::new(&templates.map(String::from), &s, &trusting).unwrap();
+        assert!(
+            p.token_url("https://127.0.0.1:{port}/token", &s).is_ok(),
+            "trusted"
+        );
+
+        // A host left to the plugin's default is the plugin's.
+        let defaulted = Choices::default();
+        let p = EgressPolicy::new(&["https://{domain}".to_string()], &s, &defaulted).unwrap();
+        let error = p.token_url("https://{domain}/token", &s).unwrap_err();
+        assert!(error.contains("left to the plugin's default"), "{error}");
+        // Approving the host for plain requests does not trust it.
+        let approved = Choices {
+            approved: vec![origin("https://store.example.com")],
+            ..Choices::default()
+        };
+        let p = EgressPolicy::new(&["https://{domain}".to_string()], &s, &approved).unwrap();
+        let error = p.token_url("https://{domain}/token", &s).unwrap_err();
+        assert!(error.contains("credential_origins"), "{error}");
     }
 
     #[test]
@@ -552,7 +1053,6 @@ mod tests {
         );
         let loose = policy(&["https://{domain}"], &[("domain", "127.0.0.1:8443")], true);
         let remote = policy(&["https://{domain}"], &[("domain", "10.0.0.1:8443")], true);
-        let url = |u: &str| Url::parse(u).unwrap();
 
         assert!(matches!(
             strict.check(&url("http://127.0.0.1:8443/x")),
@@ -587,9 +1087,9 @@ mod tests {
             &[("domain", "login.salesforce.com")],
             false,
         );
-        let url = Url::parse("https://acme.my.salesforce.com/services").unwrap();
+        let target = url("https://acme.my.salesforce.com/services");
         assert!(
-            p.check(&url).is_err(),
+            p.check(&target).is_err(),
             "a wildcard admits nothing by itself"
         );
         assert_eq!(p.egress_url(1), None);
@@ -605,21 +1105,38 @@ mod tests {
             p.admit_learned("https://acme.my.salesforce.com").as_deref(),
             Ok("https://acme.my.salesforce.com")
         );
-        assert!(p.check(&url).is_ok());
-        assert!(
-            p.check(&Url::parse("https://other.my.salesforce.com/").unwrap())
-                .is_err()
-        );
+        assert_eq!(p.check(&target), Ok(Reach::Credentials));
+        assert!(p.check(&url("https://other.my.salesforce.com/")).is_err());
     }
 
     #[test]
-    fn explicit_templates_vouch_for_their_own_instance_url() {
+    fn operator_origins_vouch_for_their_own_instance_url() {
         let mut p = policy(&["https://{domain}"], &[("domain", "127.0.0.1:9000")], true);
         assert_eq!(
             p.admit_learned("http://127.0.0.1:9000").as_deref(),
             Ok("http://127.0.0.1:9000")
         );
         assert!(p.admit_learned("http://127.0.0.1:9001").is_err());
+    }
+
+    #[test]
+    fn an_instance_url_never_promotes_a_host_the_plugin_chose() {
+        let choices = Choices {
+            written: ["domain".to_string()].into(),
+            approved: vec![origin("https://attacker.example")],
+            ..Choices::default()
+        };
+        let mut p = policy_with(
+            &["https://{domain}", "https://attacker.example"],
+            &[("domain", "store.example.com")],
+            &choices,
+        );
+        let error = p.admit_learned("https://attacker.example").unwrap_err();
+        assert!(error.contains("matches no wildcard"), "{error}");
+        assert_eq!(
+            p.check(&url("https://attacker.example/x")),
+            Ok(Reach::Plain)
+        );
     }
 
     #[test]
@@ -635,28 +1152,70 @@ mod tests {
     }
 
     #[test]
-    fn token_urls_are_filled_and_checked() {
-        let s = settings(&[("domain", "127.0.0.1:9000")]);
-        let p = EgressPolicy::new(&["https://{domain}".to_string()], &s, true).unwrap();
-        assert_eq!(
-            p.fill_url("https://{domain}/services/oauth2/token", &s)
-                .unwrap()
-                .as_str(),
-            "http://127.0.0.1:9000/services/oauth2/token"
+    fn unapproved_hosts_are_listed_and_hidden_from_the_plugin() {
+        let choices = Choices {
+            written: ["domain".to_string()].into(),
+            approved: vec![
+                origin("https://status.example.com"),
+                origin("https://typo.example.com"),
+            ],
+            ..Choices::default()
+        };
+        let p = policy_with(
+            &[
+                "https://{domain}",
+                "https://attacker.example",
+                "https://status.example.com",
+            ],
+            &[("domain", "store.example.com")],
+            &choices,
         );
-        let error = p
-            .fill_url("https://login.example.com/token", &s)
-            .unwrap_err();
-        assert!(error.contains("not among the hosts"), "{error}");
-        let error = p.fill_url("https://{other}/token", &s).unwrap_err();
-        assert!(error.contains("not set"), "{error}");
+        assert_eq!(
+            p.unapproved(),
+            vec![(
+                "https://attacker.example".to_string(),
+                "https://attacker.example".to_string()
+            )]
+        );
+        assert_eq!(
+            p.egress_url(0).as_deref(),
+            Some("https://store.example.com")
+        );
+        assert_eq!(p.egress_url(1), None, "not approved");
+        assert_eq!(
+            p.egress_url(2).as_deref(),
+            Some("https://status.example.com")
+        );
+        assert_eq!(
+            p.unused_choices(),
+            vec!["https://typo.example.com".to_string()]
+        );
+    }
+
+    #[test]
+    fn operator_origins_are_read_strictly() {
+        assert_eq!(
+            origin("https://login.salesforce.com"),
+            origin("https://login.salesforce.com:443/")
+        );
+        assert!(Origin::parse_operator("http://127.0.0.1:9").is_ok());
+        for bad in [
+            "login.salesforce.com",
+            "https://login.salesforce.com/services",
+            "https://user@login.salesforce.com",
+            "ftp://login.salesforce.com",
+        ] {
+            assert!(Origin::parse_operator(bad).is_err(), "{bad}");
+        }
+        let error = Origin::parse_operator("http://example.com").unwrap_err();
+        assert!(error.contains("only to loopback"), "{error}");
     }
 
     #[test]
     fn denials_name_the_url_and_what_is_allowed() {
         let p = policy(&["https://{domain}"], &[("domain", "a.example.com")], false);
         let error = p
-            .check(&Url::parse("https://b.example.com/path").unwrap())
+            .check(&url("https://b.example.com/path"))
             .unwrap_err()
             .to_string();
         assert!(error.contains("https://b.example.com/path"), "{error}");

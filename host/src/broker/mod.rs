@@ -7,10 +7,18 @@
 //! hop. It attaches the credentials, which never leave the host: the OAuth
 //! 2.0 tokens ([`oauth`]) and static bearer tokens live here and nowhere
 //! else.
+//!
+//! A credential goes only to an origin the operator chose (see [`egress`]),
+//! a body credential only into the SOAP header ([`splice`]), and every
+//! answer is scrubbed of every credential before the plugin sees it
+//! ([`scrub`]), because stores echo their input.
 
 pub mod egress;
 mod oauth;
+pub mod scrub;
+mod splice;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -20,7 +28,8 @@ use serde::Serialize;
 use url::Url;
 
 use crate::runtime::contract::{AuthScheme, Descriptor};
-use egress::{EgressPolicy, TemplateError};
+use egress::{Choices, EgressPolicy, Reach, TemplateError};
+use scrub::{Held, Scrubber};
 
 /// Headers a plugin may not set: credentials and routing are the host's.
 const RESERVED_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "host"];
@@ -107,6 +116,27 @@ pub enum HttpError {
     Protocol(String),
 }
 
+impl HttpError {
+    /// The same error with every credential removed from its text: the
+    /// text may quote a store's answer or a URL it redirected to.
+    pub(crate) fn scrubbed(self, scrubber: &Scrubber) -> HttpError {
+        let clean = |text: String| match scrubber.scrub_text(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(clean) => clean,
+        };
+        match self {
+            HttpError::Denied(m) => HttpError::Denied(clean(m)),
+            HttpError::Unreachable(m) => HttpError::Unreachable(clean(m)),
+            HttpError::Tls(m) => HttpError::Tls(clean(m)),
+            HttpError::Timeout(m) => HttpError::Timeout(clean(m)),
+            HttpError::TooLarge(cap) => HttpError::TooLarge(cap),
+            HttpError::Unauthorized(m) => HttpError::Unauthorized(clean(m)),
+            HttpError::InvalidRequest(m) => HttpError::InvalidRequest(clean(m)),
+            HttpError::Protocol(m) => HttpError::Protocol(clean(m)),
+        }
+    }
+}
+
 /// Where a rotated secret goes. The configuration's secret store implements
 /// it; the broker only knows that a value must be kept.
 pub trait SecretSink: Send + Sync {
@@ -152,7 +182,9 @@ pub struct BrokerSpec<'a> {
     pub settings: BTreeMap<String, String>,
     /// Secret settings by name. They stay in the broker.
     pub secrets: BTreeMap<String, SecretString>,
-    pub insecure_loopback: bool,
+    /// What the operator decided about egress: the settings they wrote,
+    /// the hosts they approved and trusted, plain HTTP to loopback.
+    pub choices: Choices,
     pub limits: HttpLimits,
     pub sink: Arc<dyn SecretSink>,
     /// Connections whose OAuth 2.0 secrets come from the same places share
@@ -200,6 +232,8 @@ pub struct Broker {
     policy: RwLock<EgressPolicy>,
     session: RwLock<BTreeMap<String, String>>,
     auth: Auth,
+    /// Every credential the connection holds or held, for scrubbing.
+    held: Arc<Held>,
     client: reqwest::Client,
     limits: HttpLimits,
     /// The API usage the store last reported (`Sforce-Limit-Info`).
@@ -232,12 +266,15 @@ impl Broker {
             descriptor,
             settings,
             mut secrets,
-            insecure_loopback,
+            choices,
             limits,
             sink,
             shared,
         } = spec;
-        let policy = EgressPolicy::new(&descriptor.egress, &settings, insecure_loopback)?;
+        let policy = EgressPolicy::new(&descriptor.egress, &settings, &choices)?;
+        // Every secret setting, not only those the auth scheme uses: a
+        // plugin may declare others, and none of them may come back.
+        let held = Arc::new(Held::new(secrets.values().cloned().collect()));
         let auth = match &descriptor.auth {
             AuthScheme::None => Auth::None,
             AuthScheme::Bearer { secret } => Auth::Bearer(
@@ -247,13 +284,14 @@ impl Broker {
             ),
             AuthScheme::OAuth2 { token_url } => {
                 let url = policy
-                    .fill_url(token_url, &settings)
+                    .token_url(token_url, &settings)
                     .map_err(BrokerError::TokenUrl)?;
                 let make = |secrets: &mut BTreeMap<String, SecretString>| {
                     Arc::new(oauth::OAuth2::new(
                         connection,
                         url.clone(),
                         secrets,
+                        held.clone(),
                         sink.clone(),
                         limits.max_response_bytes,
                     ))
@@ -271,6 +309,11 @@ impl Broker {
                 Auth::OAuth2(state)
             }
         };
+        // Connections sharing a credential set share what it held.
+        let held = match &auth {
+            Auth::OAuth2(oauth) => oauth.held().clone(),
+            _ => held,
+        };
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -287,6 +330,7 @@ impl Broker {
             policy: RwLock::new(policy),
             session: RwLock::new(BTreeMap::new()),
             auth,
+            held,
             client,
             limits,
             usage: std::sync::Mutex::new(None),
@@ -337,10 +381,21 @@ impl Broker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn check(&self, url: &Url) -> Result<(), HttpError> {
-        self.read_policy()
-            .check(url)
-            .map_err(|denied| HttpError::Denied(denied.to_string()))
+    /// Checks a URL the plugin asked for, and whether it may carry the
+    /// connection's credentials when `credentialed`.
+    fn check(&self, url: &Url, credentialed: bool) -> Result<(), HttpError> {
+        let policy = self.read_policy();
+        let result = if credentialed {
+            policy.check_credentialed(url)
+        } else {
+            policy.check(url).map(|_: Reach| ())
+        };
+        result.map_err(|denied| HttpError::Denied(denied.to_string()))
+    }
+
+    /// The scrubber for every credential this connection holds or held.
+    pub fn scrubber(&self) -> Arc<Scrubber> {
+        self.held.scrubber()
     }
 
     /// Records what a token exchange taught us: the `instance_url` becomes
@@ -384,8 +439,42 @@ impl Broker {
         }
     }
 
-    /// The `http.send` door.
+    /// The `http.send` door. Whatever comes back, answer or error, is
+    /// scrubbed of the connection's credentials.
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let result = self.send_unscrubbed(request).await;
+        let scrubber = self.scrubber();
+        match result {
+            Ok(mut response) => {
+                let mut found = 0;
+                if let (Cow::Owned(body), count) = scrubber.scrub(&response.body) {
+                    response.body = body;
+                    found += count;
+                }
+                for (name, value) in &mut response.headers {
+                    for text in [name, value] {
+                        if let Cow::Owned(clean) = scrubber.scrub_text(text) {
+                            *text = clean;
+                            found += 1;
+                        }
+                    }
+                }
+                if found > 0 {
+                    tracing::warn!(
+                        connection = %self.connection,
+                        status = response.status,
+                        found,
+                        "the store's answer quoted this connection's credentials; they were replaced with {} before the plugin saw it",
+                        scrub::MARKER
+                    );
+                }
+                Ok(response)
+            }
+            Err(error) => Err(error.scrubbed(&scrubber)),
+        }
+    }
+
+    async fn send_unscrubbed(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let headers = checked_headers(&request.headers)?;
         if let Credential::Body {
             placeholder,
@@ -400,13 +489,22 @@ impl Broker {
         let mut url = Url::parse(&request.url).map_err(|e| {
             HttpError::InvalidRequest(format!("{:?} is not an absolute URL: {e}", request.url))
         })?;
-        self.check(&url)?;
+        // A request carries a credential when it asks for one and the
+        // connection has one.
+        let credentialed =
+            !matches!(request.credential, Credential::None) && !matches!(self.auth, Auth::None);
+        self.check(&url, credentialed)?;
+        if credentialed && let Credential::Body { placeholder, .. } = &request.credential {
+            splice::check(request.body.as_deref().unwrap_or_default(), placeholder)
+                .map_err(HttpError::InvalidRequest)?;
+        }
 
         let mut method = request.method;
         let mut body = request.body;
-        let mut token = match request.credential {
-            Credential::None => None,
-            _ => self.credential().await?,
+        let mut token = if credentialed {
+            self.credential().await?
+        } else {
+            None
         };
         let mut refreshed = false;
         let mut hops = 0;
@@ -424,7 +522,7 @@ impl Broker {
                     }
                     Credential::Body { placeholder, .. } => {
                         payload = payload.map(|bytes| {
-                            replace_all(
+                            replace_once(
                                 &bytes,
                                 placeholder.as_bytes(),
                                 token.value.expose_secret().as_bytes(),
@@ -455,7 +553,7 @@ impl Broker {
                 connection = %self.connection,
                 method = ?method,
                 host = url.host_str().unwrap_or(""),
-                path = url.path(),
+                path = %self.scrubber().scrub_text(url.path()),
                 status = status.as_u16(),
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "brokered request"
@@ -475,7 +573,9 @@ impl Broker {
                 let next = url.join(location).map_err(|e| {
                     HttpError::Protocol(format!("{url} redirected to {location:?}: {e}"))
                 })?;
-                self.read_policy().check(&next).map_err(|denied| {
+                // Each hop is checked as the first was: a credential
+                // follows a redirect only to an origin that may have it.
+                self.check(&next, token.is_some()).map_err(|denied| {
                     HttpError::Denied(format!("redirect from {url} refused: {denied}"))
                 })?;
                 let becomes_get = status == reqwest::StatusCode::SEE_OTHER
@@ -509,19 +609,23 @@ impl Broker {
                     }
                     Credential::None => false,
                 };
-            if rejected && let Auth::OAuth2(oauth) = &self.auth {
-                if refreshed {
+            if let Auth::OAuth2(oauth) = &self.auth
+                && let Some(current) = &token
+            {
+                if !rejected {
+                    oauth.accepted(current.generation);
+                } else if refreshed {
                     return Err(HttpError::Unauthorized(format!(
                         "{url} still refused the credentials after the access token was refreshed: {}",
                         excerpt(&response_body)
                     )));
+                } else {
+                    let grant = oauth.refresh(&self.client, current.generation).await?;
+                    self.learn(&grant);
+                    token = Some(grant.token);
+                    refreshed = true;
+                    continue;
                 }
-                let stale = token.as_ref().map(|t| t.generation).unwrap_or(0);
-                let grant = oauth.refresh(&self.client, stale).await?;
-                self.learn(&grant);
-                token = Some(grant.token);
-                refreshed = true;
-                continue;
             }
             return Ok(HttpResponse {
                 status: status.as_u16(),
@@ -559,20 +663,16 @@ fn checked_headers(headers: &[(String, String)]) -> Result<reqwest::header::Head
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
 }
 
-/// Replaces every occurrence of `needle` in `haystack`.
-fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(haystack.len());
-    let mut rest = haystack;
-    while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
-        out.extend_from_slice(&rest[..at]);
-        out.extend_from_slice(with);
-        rest = &rest[at + needle.len()..];
+/// Replaces the one occurrence of `needle` in `haystack` that
+/// [`splice::check`] found.
+fn replace_once(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    match memchr::memmem::find(haystack, needle) {
+        Some(at) => [&haystack[..at], with, &haystack[at + needle.len()..]].concat(),
+        None => haystack.to_vec(),
     }
-    out.extend_from_slice(rest);
-    out
 }
 
 /// Reads a body, failing as soon as it exceeds `cap` bytes.
@@ -668,13 +768,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_are_replaced_everywhere() {
+    fn the_placeholder_is_replaced_once() {
         assert_eq!(
-            replace_all(b"<a>{{sid}}</a><b>{{sid}}</b>", b"{{sid}}", b"T0K"),
-            b"<a>T0K</a><b>T0K</b>".to_vec()
+            replace_once(b"<a>{{sid}}</a><b>{{sid}}</b>", b"{{sid}}", b"T0K"),
+            b"<a>T0K</a><b>{{sid}}</b>".to_vec()
         );
         assert_eq!(
-            replace_all(b"none here", b"{{sid}}", b"T"),
+            replace_once(b"none here", b"{{sid}}", b"T"),
             b"none here".to_vec()
         );
         assert!(contains(b"xx INVALID_SESSION_ID yy", b"INVALID_SESSION_ID"));

@@ -6,14 +6,36 @@
 //! concurrent caller that saw the same stale token shares one refresh (single
 //! flight): the state mutex is held across the exchange, and a caller whose
 //! stale generation is already superseded simply takes the new token.
+//!
+//! Refreshes are rate-limited, so that neither a store that refuses every
+//! token nor a connector that provokes 401s can make the host flood the
+//! token endpoint:
+//!
+//! - a token that the store refused before accepting it once is not
+//!   replaced until [`REFUSED_TOKEN_FLOOR`] after it was obtained; the
+//!   caller gets `unauthorized` at once, and the engine quarantines the
+//!   connection. A token that expired after serving is replaced at once,
+//!   which is what a session timeout needs;
+//! - two exchanges are at least [`EXCHANGE_SPACING`] apart: a caller that
+//!   needs one sooner waits for it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use super::scrub::Held;
 use super::{HttpError, SecretSink, classify_reqwest};
+
+/// How long a token the store refused without ever accepting it stays
+/// the last one asked for.
+pub(crate) const REFUSED_TOKEN_FLOOR: Duration = Duration::from_secs(5);
+
+/// The least time between two token exchanges of one credential set.
+pub(crate) const EXCHANGE_SPACING: Duration = Duration::from_secs(1);
 
 /// An access token and the generation it belongs to. The generation tells a
 /// caller that met a 401 whether someone else already refreshed.
@@ -37,6 +59,11 @@ struct TokenState {
     /// The failure of the exchange attempted for a generation, so that the
     /// callers queued behind it do not each repeat a refused refresh.
     failure: Option<(u64, HttpError)>,
+    /// When the current access token was obtained, if this process
+    /// exchanged for it (not for one from the configuration).
+    obtained: Option<Instant>,
+    /// When the last exchange was started.
+    last_exchange: Option<Instant>,
 }
 
 impl TokenState {
@@ -58,6 +85,10 @@ pub(crate) struct OAuth2 {
     client_id: Option<SecretString>,
     client_secret: Option<SecretString>,
     state: tokio::sync::Mutex<TokenState>,
+    /// One more than the newest generation the store accepted; 0 for none.
+    accepted: AtomicU64,
+    /// Every credential of this set, for scrubbing answers.
+    held: Arc<Held>,
     sink: Arc<dyn SecretSink>,
     max_response_bytes: u64,
 }
@@ -73,10 +104,13 @@ struct TokenResponse {
 }
 
 impl OAuth2 {
+    /// Takes the OAuth 2.0 secrets out of `secrets`; `held` must already
+    /// hold every one of them.
     pub(crate) fn new(
         connection: &str,
         token_url: Url,
         secrets: &mut std::collections::BTreeMap<String, SecretString>,
+        held: Arc<Held>,
         sink: Arc<dyn SecretSink>,
         max_response_bytes: u64,
     ) -> OAuth2 {
@@ -90,7 +124,11 @@ impl OAuth2 {
                 access: secrets.remove("access_token"),
                 refresh: secrets.remove("refresh_token"),
                 failure: None,
+                obtained: None,
+                last_exchange: None,
             }),
+            accepted: AtomicU64::new(0),
+            held,
             sink,
             max_response_bytes,
         }
@@ -98,6 +136,18 @@ impl OAuth2 {
 
     pub(crate) fn token_url(&self) -> &Url {
         &self.token_url
+    }
+
+    /// The credentials of this set, for scrubbing.
+    pub(crate) fn held(&self) -> &Arc<Held> {
+        &self.held
+    }
+
+    /// Notes that the store accepted the token of `generation`: it works,
+    /// and when it is refused later it has expired, and may be replaced at
+    /// once.
+    pub(crate) fn accepted(&self, generation: u64) {
+        self.accepted.fetch_max(generation + 1, Ordering::Relaxed);
     }
 
     /// The current access token, exchanging for one if there is none yet.
@@ -121,6 +171,23 @@ impl OAuth2 {
         {
             return Ok(grant);
         }
+        let never_accepted = self.accepted.load(Ordering::Relaxed) <= state.generation;
+        if let Some(obtained) = state.obtained
+            && never_accepted
+            && state.failure.is_none()
+        {
+            let age = obtained.elapsed();
+            if age < REFUSED_TOKEN_FLOOR {
+                let error = HttpError::Unauthorized(format!(
+                    "the store refused the access token obtained {} ms ago without accepting it once; \
+                     the host asks for no other until {} s after it was obtained",
+                    age.as_millis(),
+                    REFUSED_TOKEN_FLOOR.as_secs()
+                ));
+                tracing::warn!(connection = %self.connection, %error, "refresh held back");
+                return Err(error);
+            }
+        }
         self.exchange(&mut state, client).await
     }
 
@@ -134,12 +201,24 @@ impl OAuth2 {
         {
             return Err(failure.clone());
         }
+        if let Some(last) = state.last_exchange {
+            let since = last.elapsed();
+            if since < EXCHANGE_SPACING {
+                tokio::time::sleep(EXCHANGE_SPACING - since).await;
+            }
+        }
+        state.last_exchange = Some(Instant::now());
         let result = self.request_token(state, client).await;
         match result {
             Ok((access, rotated, instance_url)) => {
+                self.held.add(&access);
+                if let Some(rotated) = &rotated {
+                    self.held.add(rotated);
+                }
                 state.generation += 1;
                 state.access = Some(access.clone());
                 state.failure = None;
+                state.obtained = Some(Instant::now());
                 if let Some(rotated) = rotated {
                     if let Err(error) =
                         self.sink
@@ -167,6 +246,8 @@ impl OAuth2 {
                 })
             }
             Err(error) => {
+                // The token endpoint may quote what it was sent.
+                let error = error.scrubbed(&self.held.scrubber());
                 // The token that failed is useless either way.
                 state.access = None;
                 state.failure = Some((state.generation, error.clone()));

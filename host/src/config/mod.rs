@@ -34,6 +34,12 @@
 //! allow_delete = true
 //! remove_action = "delete"
 //! ```
+//!
+//! A connection's credentials go only to origins the operator chose: those
+//! filled wholly from settings written here, and those listed under
+//! `credential_origins`. A host the plugin chose itself is reachable only
+//! when listed under `approved_egress`, and never with credentials (see
+//! [`crate::broker::egress`]).
 
 mod preferences;
 pub mod rules;
@@ -50,7 +56,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::broker::egress::EgressPolicy;
+use crate::broker::egress::{Choices, EgressPolicy, Origin};
 use crate::broker::{Broker, BrokerError, BrokerSpec, CredentialPool, HttpLimits, SecretSink};
 use crate::directory::AttributeSchema;
 use crate::runtime::contract::{AuthScheme, SettingKind};
@@ -113,6 +119,13 @@ struct RawConnection {
     description: Option<String>,
     #[serde(default)]
     allow_insecure_loopback: bool,
+    /// Hosts the plugin chose that it may reach, never with credentials.
+    #[serde(default)]
+    approved_egress: Vec<Spanned<String>>,
+    /// Origins beyond those filled from written settings that may receive
+    /// the connection's credentials.
+    #[serde(default)]
+    credential_origins: Vec<Spanned<String>>,
     #[serde(default)]
     settings: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     #[serde(default)]
@@ -206,7 +219,8 @@ pub struct Connection {
     secrets: BTreeMap<String, SecretString>,
     sources: BTreeMap<String, secrets::Source>,
     pub preferences: Preferences,
-    pub allow_insecure_loopback: bool,
+    /// What the operator decided about egress and credentials.
+    pub choices: Choices,
     /// Problems that do not stop the connection from working.
     pub warnings: Vec<Diagnostic>,
 }
@@ -245,7 +259,7 @@ impl Connection {
             descriptor: self.plugin.descriptor(),
             settings: self.settings.clone(),
             secrets: self.secrets.clone(),
-            insecure_loopback: self.allow_insecure_loopback,
+            choices: self.choices.clone(),
             limits,
             sink,
             shared: pool.map(|pool| (pool, self.secret_key())),
@@ -736,12 +750,60 @@ impl Config {
             }
         }
 
-        // Egress and token URL, filled from the settings.
-        match EgressPolicy::new(&descriptor.egress, &settings, raw.allow_insecure_loopback) {
+        // Egress: who chose each origin, and what the operator approved.
+        let mut choices = Choices {
+            written: raw
+                .settings
+                .keys()
+                .map(|k| k.get_ref().clone())
+                .filter(|k| settings.contains_key(k))
+                .collect(),
+            insecure_loopback: raw.allow_insecure_loopback,
+            ..Choices::default()
+        };
+        for (list, key, into) in [
+            (
+                &raw.approved_egress,
+                "approved_egress",
+                &mut choices.approved,
+            ),
+            (
+                &raw.credential_origins,
+                "credential_origins",
+                &mut choices.trusted,
+            ),
+        ] {
+            for entry in list {
+                match Origin::parse_operator(entry.get_ref()) {
+                    Ok(origin) => into.push(origin),
+                    Err(reason) => errors.push(at(entry.span(), format!("{key}: {reason}"))),
+                }
+            }
+        }
+        match EgressPolicy::new(&descriptor.egress, &settings, &choices) {
             Ok(policy) => {
+                for (template, origin) in policy.unapproved() {
+                    errors.push(at(
+                        raw_span.clone(),
+                        format!(
+                            "connection {name}: {plugin_label} wants to reach {origin} (egress template {template:?}), a host it chose itself, not one from your settings; if you trust it, approve it under [connections.{name}] with approved_egress = [\"{origin}\"] (it never receives credentials)"
+                        ),
+                    ));
+                }
+                for origin in policy.unused_choices() {
+                    warnings.push(Diagnostic {
+                        severity: Severity::Warning,
+                        ..at(
+                            raw_span.clone(),
+                            format!(
+                                "connection {name}: {origin} is approved or trusted, but {plugin_label} declares no egress template that fills to it or vouches for it"
+                            ),
+                        )
+                    });
+                }
                 if let AuthScheme::OAuth2 { token_url } = &descriptor.auth
                     && errors.is_empty()
-                    && let Err(reason) = policy.fill_url(token_url, &settings)
+                    && let Err(reason) = policy.token_url(token_url, &settings)
                 {
                     errors.push(at(raw_span.clone(), format!("token URL: {reason}")));
                 }
@@ -774,7 +836,7 @@ impl Config {
             secrets: secret_values,
             sources: secret_sources,
             preferences,
-            allow_insecure_loopback: raw.allow_insecure_loopback,
+            choices,
             warnings,
         })
     }

@@ -1,0 +1,573 @@
+//! Removes a connection's credentials from what its store answers, before
+//! the plugin sees it.
+//!
+//! Stores echo their input: an error about a malformed field quotes the
+//! field, a login page repeats the header it was sent. A connector that can
+//! get the host to put a credential where the store will echo it can then
+//! read the credential in the answer. So every answer (body, header names
+//! and values, and the text of every error the broker reports) is searched
+//! for every credential the connection holds or held, and each occurrence
+//! is replaced with [`MARKER`].
+//!
+//! An occurrence counts in any of the forms a store is likely to echo it
+//! in, and in pieces:
+//!
+//! - as it is, and after one or two rounds of decoding percent-encoding
+//!   (`%21`), JSON escapes (`\u0021`, `\/`), and XML or HTML character
+//!   references (`&#33;`, `&amp;`), in any mix: a store that quotes the
+//!   token inside a JSON string inside a URL is still caught;
+//! - in base64, at any of the three byte alignments it can take inside a
+//!   longer encoded text;
+//! - ignoring ASCII case, so that an upper-cased echo is caught too;
+//! - in part: any run of [`FRAGMENT`] or more consecutive bytes of a
+//!   credential, so that an echo cut short still leaks nothing of length.
+//!
+//! Matching is one Aho-Corasick automaton over every pattern, run over the
+//! answer and over its decoded views; an answer without `%`, `\` or `&`
+//! has no decoded view and costs one pass.
+
+use std::borrow::Cow;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use base64::Engine;
+
+/// What replaces a credential. Only unreserved characters, so that the
+/// answer stays valid JSON, XML, a URL or a header around it.
+pub const MARKER: &str = "__provisioner_redacted__";
+
+/// The shortest run of a credential's bytes that is scrubbed on its own.
+/// A run this long of a random token does not occur by chance; a shorter
+/// one might, and would cost a store's real data.
+pub const FRAGMENT: usize = 20;
+
+/// Credentials shorter than this are not scrubbed: they cannot be told
+/// apart from ordinary text. Every credential a real store issues is far
+/// longer.
+pub const MIN_SECRET: usize = 8;
+
+/// How many rounds of decoding are searched beyond the raw answer.
+const DECODE_ROUNDS: usize = 2;
+
+/// Scrubs a fixed set of credentials.
+#[derive(Clone, Default)]
+pub struct Scrubber {
+    automaton: Option<AhoCorasick>,
+}
+
+impl std::fmt::Debug for Scrubber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scrubber")
+            .field(
+                "patterns",
+                &self.automaton.as_ref().map_or(0, |a| a.patterns_len()),
+            )
+            .finish()
+    }
+}
+
+impl Scrubber {
+    /// A scrubber for `secrets`; those shorter than [`MIN_SECRET`] are left
+    /// out.
+    pub fn new<S: AsRef<[u8]>>(secrets: impl IntoIterator<Item = S>) -> Scrubber {
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        for secret in secrets {
+            let secret = secret.as_ref();
+            if secret.len() < MIN_SECRET {
+                continue;
+            }
+            if secret.len() <= FRAGMENT {
+                patterns.push(secret.to_vec());
+            } else {
+                patterns.extend(secret.windows(FRAGMENT).map(<[u8]>::to_vec));
+            }
+            patterns.extend(base64_cores(secret));
+        }
+        patterns.sort();
+        patterns.dedup();
+        if patterns.is_empty() {
+            return Scrubber::default();
+        }
+        // Overlapping matches need the standard match kind; every match
+        // is found, and overlapping ones merge into one span below.
+        let automaton = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .ok();
+        Scrubber { automaton }
+    }
+
+    /// Whether there is anything to scrub for.
+    pub fn is_empty(&self) -> bool {
+        self.automaton.is_none()
+    }
+
+    /// `input` with every credential replaced by [`MARKER`], and how many
+    /// places were replaced. Borrows `input` when there was nothing to
+    /// replace.
+    pub fn scrub<'a>(&self, input: &'a [u8]) -> (Cow<'a, [u8]>, usize) {
+        let Some(automaton) = &self.automaton else {
+            return (Cow::Borrowed(input), 0);
+        };
+        let mut spans = matches(automaton, input);
+        let mut views: Vec<View> = Vec::new();
+        for _ in 0..DECODE_ROUNDS {
+            let source = views.last().map_or(input, |v| v.bytes.as_slice());
+            let Some(view) = View::decode(source) else {
+                break;
+            };
+            for (start, end) in matches(automaton, &view.bytes) {
+                // Back through every round to the answer's own bytes.
+                let (mut start, mut end) = view.source_span(start, end);
+                for earlier in views.iter().rev() {
+                    (start, end) = earlier.source_span(start, end);
+                }
+                spans.push((start, end));
+            }
+            views.push(view);
+        }
+        if spans.is_empty() {
+            return (Cow::Borrowed(input), 0);
+        }
+        spans.sort_unstable();
+        let mut out = Vec::with_capacity(input.len());
+        let mut at = 0;
+        let mut replaced = 0;
+        let mut spans = spans.into_iter().peekable();
+        while let Some((start, mut end)) = spans.next() {
+            while let Some(&(next_start, next_end)) = spans.peek() {
+                if next_start > end {
+                    break;
+                }
+                end = end.max(next_end);
+                spans.next();
+            }
+            let start = start.max(at);
+            out.extend_from_slice(&input[at..start]);
+            out.extend_from_slice(MARKER.as_bytes());
+            at = end;
+            replaced += 1;
+        }
+        out.extend_from_slice(&input[at..]);
+        (Cow::Owned(out), replaced)
+    }
+
+    /// [`Scrubber::scrub`] for text. A credential with non-ASCII characters
+    /// could be cut inside one; what remains of it becomes U+FFFD.
+    pub fn scrub_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self.scrub(text.as_bytes()) {
+            (Cow::Borrowed(_), _) => Cow::Borrowed(text),
+            (Cow::Owned(bytes), _) => match String::from_utf8(bytes) {
+                Ok(text) => Cow::Owned(text),
+                Err(error) => Cow::Owned(String::from_utf8_lossy(error.as_bytes()).into_owned()),
+            },
+        }
+    }
+}
+
+/// The credentials one connection holds or held, and the scrubber for
+/// them, rebuilt when a token exchange adds one.
+pub(crate) struct Held {
+    state: std::sync::RwLock<HeldState>,
+}
+
+struct HeldState {
+    values: Vec<secrecy::SecretString>,
+    /// How many of `values` came from the configuration; they stay.
+    fixed: usize,
+    scrubber: std::sync::Arc<Scrubber>,
+}
+
+/// Tokens obtained in this process that stay scrubbed after they were
+/// replaced: an expired token is still worth nothing to leak.
+const KEPT_TOKENS: usize = 32;
+
+impl Held {
+    pub(crate) fn new(values: Vec<secrecy::SecretString>) -> Held {
+        let scrubber = std::sync::Arc::new(build(&values));
+        Held {
+            state: std::sync::RwLock::new(HeldState {
+                fixed: values.len(),
+                values,
+                scrubber,
+            }),
+        }
+    }
+
+    /// Adds a value the connection now holds (a new access token, a
+    /// rotated refresh token).
+    pub(crate) fn add(&self, value: &secrecy::SecretString) {
+        use secrecy::ExposeSecret;
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if state
+            .values
+            .iter()
+            .any(|v| v.expose_secret() == value.expose_secret())
+        {
+            return;
+        }
+        state.values.push(value.clone());
+        if state.values.len() > state.fixed + KEPT_TOKENS {
+            let oldest = state.fixed;
+            state.values.remove(oldest);
+        }
+        state.scrubber = std::sync::Arc::new(build(&state.values));
+    }
+
+    pub(crate) fn scrubber(&self) -> std::sync::Arc<Scrubber> {
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .scrubber
+            .clone()
+    }
+}
+
+fn build(values: &[secrecy::SecretString]) -> Scrubber {
+    use secrecy::ExposeSecret;
+    Scrubber::new(values.iter().map(|v| v.expose_secret().as_bytes()))
+}
+
+/// Every match of the automaton in `haystack`, as byte spans.
+fn matches(automaton: &AhoCorasick, haystack: &[u8]) -> Vec<(usize, usize)> {
+    automaton
+        .find_overlapping_iter(haystack)
+        .map(|m| (m.start(), m.end()))
+        .collect()
+}
+
+/// The part of `secret`'s base64 encoding that does not depend on what
+/// surrounds it, for each of the three alignments it can have inside a
+/// longer encoded text, in both alphabets.
+fn base64_cores(secret: &[u8]) -> Vec<Vec<u8>> {
+    let mut cores = Vec::new();
+    for offset in 0..3usize {
+        let mut bytes = vec![0u8; offset];
+        bytes.extend_from_slice(secret);
+        // A character encodes six bits; those touching the padding bytes
+        // before, or the unknown bytes after, vary with the context.
+        let first = (8 * offset).div_ceil(6);
+        let last = (8 * bytes.len()) / 6;
+        for engine in [
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            let encoded = engine.encode(&bytes);
+            if let Some(core) = encoded.as_bytes().get(first..last)
+                && core.len() >= MIN_SECRET
+            {
+                cores.push(core.to_vec());
+            }
+        }
+    }
+    cores
+}
+
+/// One round of decoding of a text, and where each decoded byte came from.
+struct View {
+    bytes: Vec<u8>,
+    /// For each decoded byte, where its escape (or the byte itself) starts
+    /// in the source; one more entry holds the source's length.
+    starts: Vec<usize>,
+}
+
+impl View {
+    /// Decodes every escape in `source`; `None` when it has none.
+    fn decode(source: &[u8]) -> Option<View> {
+        memchr::memchr3(b'%', b'\\', b'&', source)?;
+        let mut view = View {
+            bytes: Vec::with_capacity(source.len()),
+            starts: Vec::with_capacity(source.len() + 1),
+        };
+        let mut changed = false;
+        let mut at = 0;
+        while at < source.len() {
+            match escape_at(source, at) {
+                Some((decoded, length)) => {
+                    let mut buffer = [0u8; 4];
+                    let bytes: &[u8] = match decoded {
+                        Decoded::Byte(byte) => {
+                            buffer[0] = byte;
+                            &buffer[..1]
+                        }
+                        Decoded::Char(c) => c.encode_utf8(&mut buffer).as_bytes(),
+                    };
+                    for &byte in bytes {
+                        view.bytes.push(byte);
+                        view.starts.push(at);
+                    }
+                    at += length;
+                    changed = true;
+                }
+                None => {
+                    view.bytes.push(source[at]);
+                    view.starts.push(at);
+                    at += 1;
+                }
+            }
+        }
+        view.starts.push(source.len());
+        changed.then_some(view)
+    }
+
+    /// The span of the source that decoded into `start..end`: from the
+    /// start of the first byte's escape to the end of the last one's.
+    fn source_span(&self, start: usize, end: usize) -> (usize, usize) {
+        let from = self.starts[start];
+        let last = self.starts[end - 1];
+        let to = self.starts[end..]
+            .iter()
+            .copied()
+            .find(|&s| s > last)
+            .unwrap_or(last + 1);
+        (from, to)
+    }
+}
+
+/// What an escape stands for: percent-encoding stands for a byte (of a
+/// UTF-8 sequence, perhaps), the other escapes for a character.
+enum Decoded {
+    Byte(u8),
+    Char(char),
+}
+
+/// What an escape at `at` stands for, and the escape's length.
+fn escape_at(source: &[u8], at: usize) -> Option<(Decoded, usize)> {
+    let rest = &source[at..];
+    let (decoded, length) = match rest.first()? {
+        b'%' => {
+            let value = hex(rest.get(1..3)?)?;
+            return Some((Decoded::Byte(value as u8), 3));
+        }
+        b'\\' => match rest.get(1)? {
+            b'u' => {
+                let unit = hex(rest.get(2..6)?)?;
+                if (0xD800..0xDC00).contains(&unit) {
+                    // A surrogate pair: `\uD83D\uDE00`.
+                    let low = rest
+                        .get(6..8)
+                        .filter(|p| *p == b"\\u")
+                        .and_then(|_| hex(rest.get(8..12)?))
+                        .filter(|low| (0xDC00..0xE000).contains(low))?;
+                    let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                    (char::from_u32(code)?, 12)
+                } else {
+                    (char::from_u32(unit)?, 6)
+                }
+            }
+            b'/' => ('/', 2),
+            b'\\' => ('\\', 2),
+            b'"' => ('"', 2),
+            b'\'' => ('\'', 2),
+            b'n' => ('\n', 2),
+            b'r' => ('\r', 2),
+            b't' => ('\t', 2),
+            b'b' => ('\u{8}', 2),
+            b'f' => ('\u{c}', 2),
+            _ => return None,
+        },
+        b'&' => {
+            let end = rest.iter().take(12).position(|b| *b == b';')?;
+            let name = &rest[1..end];
+            let decoded = match name {
+                b"amp" => '&',
+                b"lt" => '<',
+                b"gt" => '>',
+                b"quot" => '"',
+                b"apos" => '\'',
+                [b'#', b'x' | b'X', digits @ ..] => char::from_u32(hex(digits)?)?,
+                [b'#', digits @ ..] => {
+                    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                        return None;
+                    }
+                    char::from_u32(std::str::from_utf8(digits).ok()?.parse().ok()?)?
+                }
+                _ => return None,
+            };
+            (decoded, end + 1)
+        }
+        _ => return None,
+    };
+    Some((Decoded::Char(decoded), length))
+}
+
+fn hex(digits: &[u8]) -> Option<u32> {
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "00D5g000004Cm2E!AQcAQH0dMHZfz972Szmpvi/x+y=";
+    const SECRET: &str = "csec-Hx93-distinctive-secret";
+
+    fn scrubber() -> Scrubber {
+        Scrubber::new([TOKEN, SECRET])
+    }
+
+    fn scrubbed(input: &str) -> String {
+        scrubber().scrub_text(input).into_owned()
+    }
+
+    fn percent(text: &str, all: bool) -> String {
+        text.bytes()
+            .map(|b| {
+                if !all && (b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_common_encoding_of_a_credential_is_replaced() {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let echoes = [
+            TOKEN.to_string(),
+            TOKEN.to_ascii_uppercase(),
+            percent(TOKEN, false),
+            percent(TOKEN, false).to_lowercase(),
+            percent(TOKEN, true),
+            serde_json::to_string(TOKEN).unwrap(),
+            TOKEN.replace('/', "\\/"),
+            TOKEN
+                .chars()
+                .map(|c| format!("\\u{:04x}", c as u32))
+                .collect(),
+            TOKEN.chars().map(|c| format!("&#{};", c as u32)).collect(),
+            TOKEN
+                .chars()
+                .map(|c| format!("&#x{:X};", c as u32))
+                .collect(),
+            TOKEN.replace('!', "&#33;").replace('+', "&#x2b;"),
+            // Twice encoded: a URL quoted in JSON, a URL in a URL.
+            percent(TOKEN, true).replace('%', "\\u0025"),
+            percent(&percent(TOKEN, true), true),
+            b64(TOKEN),
+            b64(&format!("x{TOKEN}")),
+            b64(&format!("xy{TOKEN}yz")),
+            base64::engine::general_purpose::URL_SAFE.encode(format!("Bearer {TOKEN}")),
+            // Cut short, as an error message that truncates its input.
+            TOKEN[..30].to_string(),
+            TOKEN[12..].to_string(),
+        ];
+        for echo in echoes {
+            let answer = format!("{{\"message\":\"bad id: {echo} (see docs)\"}}");
+            let out = scrubbed(&answer);
+            assert!(out.contains(MARKER), "{echo:?} was not found in {answer}");
+            assert!(!out.contains(&echo), "{echo:?} survived: {out}");
+            for window in TOKEN.as_bytes().windows(FRAGMENT) {
+                let window = std::str::from_utf8(window).unwrap();
+                assert!(
+                    !out.to_ascii_lowercase()
+                        .contains(&window.to_ascii_lowercase()),
+                    "{window:?} of {echo:?} survived: {out}"
+                );
+            }
+            assert!(out.starts_with("{\"message\":\"bad id: "), "{out}");
+            assert!(out.ends_with(" (see docs)\"}"), "{out}");
+        }
+    }
+
+    #[test]
+    fn the_text_around_a_credential_is_kept_and_still_parses() {
+        let body = format!(
+            "[{{\"message\":\"Session {TOKEN} refused\",\"errorCode\":\"X\"}},{{\"id\":\"{SECRET}\"}}]"
+        );
+        let out = scrubbed(&body);
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            parsed[0]["message"],
+            format!("Session {MARKER} refused").as_str()
+        );
+        assert_eq!(parsed[0]["errorCode"], "X");
+        assert_eq!(parsed[1]["id"], MARKER);
+
+        let xml = format!(
+            "<r><sessionId>{}</sessionId></r>",
+            TOKEN.replace('+', "&#43;")
+        );
+        assert_eq!(
+            scrubbed(&xml),
+            format!("<r><sessionId>{MARKER}</sessionId></r>")
+        );
+    }
+
+    #[test]
+    fn ordinary_answers_are_left_alone_and_borrowed() {
+        let s = scrubber();
+        for answer in [
+            "",
+            "{\"totalSize\":0,\"done\":true,\"records\":[]}",
+            "caf\u{e9} &amp; %41 \\u0041 \\/ &#65; &bogus; %zz \\q",
+            "00D5g000004Cm2EEAS",
+            "AQcAQH0dMHZfz97",
+        ] {
+            let (out, count) = s.scrub(answer.as_bytes());
+            assert!(matches!(out, Cow::Borrowed(_)), "{answer:?}");
+            assert_eq!(count, 0, "{answer:?}");
+        }
+    }
+
+    #[test]
+    fn several_occurrences_are_counted_once_each() {
+        let body = format!("{TOKEN} and {SECRET} and {}", percent(TOKEN, true));
+        let (out, count) = scrubber().scrub(body.as_bytes());
+        assert_eq!(count, 3);
+        assert_eq!(
+            String::from_utf8(out.into_owned()).unwrap(),
+            format!("{MARKER} and {MARKER} and {MARKER}")
+        );
+    }
+
+    #[test]
+    fn short_secrets_are_not_scrubbed_and_empty_sets_cost_nothing() {
+        assert!(Scrubber::new(["short"]).is_empty());
+        assert!(Scrubber::new(Vec::<String>::new()).is_empty());
+        let s = Scrubber::new(["exactly8"]);
+        assert_eq!(
+            s.scrub_text("an exactly8 here"),
+            format!("an {MARKER} here")
+        );
+    }
+
+    #[test]
+    fn a_view_maps_decoded_bytes_back_to_their_escapes() {
+        let view = View::decode(b"a%41\\u00e9&amp;b").unwrap();
+        assert_eq!(view.bytes, "aA\u{e9}&b".as_bytes());
+        // "A" came from "%41", the two bytes of "é" from "\u00e9".
+        assert_eq!(view.source_span(1, 2), (1, 4));
+        assert_eq!(view.source_span(2, 4), (4, 10));
+        assert_eq!(view.source_span(2, 3), (4, 10));
+        assert_eq!(view.source_span(4, 5), (10, 15));
+        assert_eq!(view.source_span(0, 6), (0, 16));
+        assert!(View::decode(b"plain text").is_none());
+        assert!(View::decode(b"100% sure").is_none(), "no escape to decode");
+    }
+
+    #[test]
+    fn malformed_escapes_decode_as_themselves() {
+        for input in [
+            "%",
+            "%4",
+            "\\u12",
+            "\\uD83D",
+            "\\uD83D\\u0041",
+            "&#;",
+            "&#x;",
+            "&#99999999;",
+            "&",
+            "&amp",
+        ] {
+            let (out, count) = scrubber().scrub(input.as_bytes());
+            assert_eq!(count, 0, "{input:?}");
+            assert_eq!(&*out, input.as_bytes());
+        }
+    }
+}
