@@ -18,11 +18,13 @@
 //! - [`status`] reports: summaries, failures, per-person traces, the HTTP
 //!   API and page, metrics.
 //! - [`cli`] is the thin `provisioner` command line over the modules above.
+//! - [`inert`] makes text from plugins and stores harmless to print.
 
 pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod directory;
+pub mod inert;
 pub mod runtime;
 pub mod state;
 pub mod status;

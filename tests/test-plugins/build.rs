@@ -70,6 +70,18 @@ const PLUGINS: &[(&str, &str, Option<&str>, &str)] = &[
         Some("snoop"),
         "misbehaving_connector.wasm",
     ),
+    (
+        "HOSTILE",
+        "hostile-connector",
+        None,
+        "hostile_connector.wasm",
+    ),
+    (
+        "HOSTILE_TOKEN_URL",
+        "hostile-connector",
+        Some("literal-token-url"),
+        "hostile_connector.wasm",
+    ),
 ];
 
 fn main() {
@@ -91,6 +103,8 @@ fn main() {
         "tests/misbehaving-connector/src",
         "tests/misbehaving-connector/wit-v0.2.0",
         "tests/misbehaving-connector/Cargo.toml",
+        "tests/hostile-connector/src",
+        "tests/hostile-connector/Cargo.toml",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());

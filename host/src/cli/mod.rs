@@ -257,7 +257,7 @@ pub fn main_linked(
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", crate::inert::inert(&format!("{error:#}")));
             ExitCode::from(2)
         }
     }
@@ -276,10 +276,11 @@ fn init_logging(global: &Global, daemon: bool) {
     // gets plain text.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();
+    // Each event stays one line, whatever a store's quoted message holds.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
-        .with_writer(std::io::stderr);
+        .with_writer(|| crate::inert::OneLine(std::io::stderr()));
     match global.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -343,7 +344,7 @@ async fn load_plugins(
         .await
         .with_context(|| "loading plugins (set --plugin-dir or plugin_dir in the configuration)")?;
     for refusal in &plugins.refused {
-        eprintln!("{refusal}");
+        eprintln!("{}", crate::inert::inert(&refusal.to_string()));
     }
     Ok((runtime, plugins))
 }
@@ -422,7 +423,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if let Some(refusal) = plugins.refusal_for(&name) {
                         message.push_str(&format!("; {refusal}"));
                     }
-                    eprintln!("error: {message}");
+                    eprintln!("error: {}", crate::inert::inert(&message));
                     Ok(ExitCode::from(1))
                 }
             }
@@ -550,7 +551,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 token,
                 kick: kick.clone(),
             });
-            let (bound, _server) = crate::status::http::serve(listen, state)
+            let hosts = config
+                .status_hosts()
+                .map_err(|d| anyhow::anyhow!(d.to_string()))?;
+            let (bound, _server) = crate::status::http::serve(listen, state, hosts)
                 .await
                 .with_context(|| format!("serving status on {listen}"))?;
             tracing::info!("serving status at http://{bound}/");
@@ -645,6 +649,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             diagnostics.extend(config.check(&plugins, &secrets));
+            diagnostics.extend(config.status_diagnostics(&secrets));
             match config.attribute_schema() {
                 Ok(schema) => diagnostics.extend(config.rules(&schema).diagnostics),
                 Err(diagnostic) => diagnostics.push(diagnostic),
@@ -718,8 +723,10 @@ async fn engine(global: &Global) -> anyhow::Result<Engine> {
     Ok(engine)
 }
 
+/// Diagnostics quote plugin text (a refusal's reason, a descriptor's
+/// names), so they are printed inert.
 fn print_diagnostics(diagnostics: &[Diagnostic]) {
     for diagnostic in diagnostics {
-        eprintln!("{diagnostic}");
+        eprintln!("{}", crate::inert::inert(&diagnostic.to_string()));
     }
 }

@@ -6,13 +6,20 @@ use std::io::Write;
 use serde_json::json;
 
 use crate::config::Connection;
+use crate::inert::inert;
 use crate::runtime::contract::{AuthScheme, ConnectionReport, MappingSource};
 use crate::runtime::{CallError, Plugin, PluginSet};
 use crate::status::model::{Failure, Overview, PersonStatus};
 use crate::sync::engine::{PassReport, RuleStatus};
 use crate::sync::push::{PersonResult, PushReport};
 
+/// Aligned columns. Every cell is made inert first: cells carry plugin and
+/// store text, and a row must stay one line.
 fn table(rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| inert(cell).into_owned()).collect())
+        .collect();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -24,7 +31,7 @@ fn table(rows: &[Vec<String>]) -> String {
         })
         .collect();
     let mut out = String::new();
-    for row in rows {
+    for row in &rows {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
             if c + 1 == row.len() {
@@ -108,9 +115,9 @@ pub(super) fn plugin_details(plugin: &Plugin, as_json: bool) -> std::io::Result<
         );
     }
     let d = plugin.descriptor();
-    writeln!(out, "{} {}", d.name, d.version)?;
+    writeln!(out, "{} {}", d.name, inert(&d.version))?;
     if !d.description.is_empty() {
-        writeln!(out, "  {}", d.description)?;
+        writeln!(out, "  {}", inert(&d.description))?;
     }
     writeln!(out, "contract:     {}", plugin.contract())?;
     writeln!(out, "file:         {}", plugin.path().display())?;
@@ -123,14 +130,14 @@ pub(super) fn plugin_details(plugin: &Plugin, as_json: bool) -> std::io::Result<
             .collect::<Vec<_>>()
             .join(", ")
     )?;
-    writeln!(out, "egress:       {}", d.egress.join(", "))?;
+    writeln!(out, "egress:       {}", inert(&d.egress.join(", ")))?;
     let auth = match &d.auth {
         AuthScheme::None => "none".to_string(),
         AuthScheme::OAuth2 { token_url } => format!("OAuth 2.0, token URL {token_url}"),
         AuthScheme::Bearer { secret } => format!("bearer token from secret {secret}"),
     };
-    writeln!(out, "auth:         {auth}")?;
-    writeln!(out, "match on:     {}", d.match_attribute)?;
+    writeln!(out, "auth:         {}", inert(&auth))?;
+    writeln!(out, "match on:     {}", inert(&d.match_attribute))?;
     writeln!(out, "settings:")?;
     let mut rows = Vec::new();
     for s in &d.settings {
@@ -218,7 +225,7 @@ pub(super) fn test_result(
     match result {
         Ok(report) => {
             writeln!(out, "{header}: OK")?;
-            writeln!(out, "  {}", report.summary)?;
+            writeln!(out, "  {}", inert(&report.summary))?;
             let rows: Vec<Vec<String>> = report
                 .details
                 .iter()
@@ -230,13 +237,13 @@ pub(super) fn test_result(
             writeln!(out, "{header}: FAILED")?;
             match error {
                 CallError::Store { error, cause } => {
-                    writeln!(out, "  {error}")?;
+                    writeln!(out, "  {}", inert(&error.to_string()))?;
                     if let Some(cause) = cause {
-                        writeln!(out, "  cause: {cause}")?;
+                        writeln!(out, "  cause: {}", inert(&cause.to_string()))?;
                     }
                     Ok(())
                 }
-                other => writeln!(out, "  {other}"),
+                other => writeln!(out, "  {}", inert(&other.to_string())),
             }
         }
     }
@@ -308,8 +315,8 @@ pub(super) fn sync_report(
             Some(RuleStatus::Active) | None => String::new(),
             Some(RuleStatus::Inactive) => " (inactive)".into(),
             Some(RuleStatus::Deleted) => " (deleted from the configuration)".into(),
-            Some(RuleStatus::Failed(reason)) => format!(" FAILED: {reason}"),
-            Some(RuleStatus::Quarantined(reason)) => format!(" QUARANTINED: {reason}"),
+            Some(RuleStatus::Failed(reason)) => format!(" FAILED: {}", inert(reason)),
+            Some(RuleStatus::Quarantined(reason)) => format!(" QUARANTINED: {}", inert(reason)),
         };
         let actions = rule
             .actions
@@ -421,7 +428,7 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
     write!(out, "{}", table(&rows))?;
     for rule in &overview.rules {
         if let Some(reason) = &rule.reason {
-            writeln!(out, "  {} is {}: {reason}", rule.rule, rule.status)?;
+            writeln!(out, "  {} is {}: {}", rule.rule, rule.status, inert(reason))?;
         }
         if let Some((planned, linked)) = rule.held_removals {
             writeln!(
@@ -441,9 +448,11 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
     for connection in &overview.connections {
         rows.push(vec![
             connection.connection.clone(),
-            match &connection.plugin_version {
-                Some(version) => format!("{} {version}", connection.plugin),
-                None => format!("{} (not loaded)", connection.plugin),
+            match (&connection.plugin_version, &connection.plugin_problem) {
+                (Some(version), None) => format!("{} {version}", connection.plugin),
+                (Some(version), Some(_)) => format!("{} {version} (name clash)", connection.plugin),
+                (None, Some(_)) => format!("{} (not loaded: name clash)", connection.plugin),
+                (None, None) => format!("{} (not loaded)", connection.plugin),
             },
             match &connection.quarantined {
                 Some(reason) => format!("quarantined: {reason}"),
@@ -457,6 +466,11 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
         ]);
     }
     write!(out, "{}", table(&rows))?;
+    for connection in &overview.connections {
+        if let Some(problem) = &connection.plugin_problem {
+            writeln!(out, "  {}: {}", connection.connection, inert(problem))?;
+        }
+    }
     if !overview.failures.is_empty() {
         writeln!(
             out,
@@ -552,12 +566,11 @@ pub(super) fn person_status(status: &PersonStatus, as_json: bool) -> std::io::Re
                         .unwrap_or_default()
                 )?;
                 if let Some(reason) = &link.reason {
-                    writeln!(out, "  reason: {reason}")?;
+                    writeln!(out, "  reason: {}", inert(reason))?;
                 }
                 if let Some(error) = &link.error {
-                    writeln!(
-                        out,
-                        "  error:  {}{}: {}{} (attempt {}{})",
+                    let line = format!(
+                        "{}{}: {}{} (attempt {}{})",
                         error.class,
                         error
                             .code
@@ -574,14 +587,15 @@ pub(super) fn person_status(status: &PersonStatus, as_json: bool) -> std::io::Re
                         link.next_retry
                             .map(|t| format!(", next {}", when(Some(t))))
                             .unwrap_or_default()
-                    )?;
+                    );
+                    writeln!(out, "  error:  {}", inert(&line))?;
                 }
             }
         }
         if !rule.trace.is_empty() {
             writeln!(out, "  trace:")?;
             for entry in &rule.trace {
-                writeln!(out, "    {}", describe_entry(entry))?;
+                writeln!(out, "    {}", inert(&describe_entry(entry)))?;
             }
         }
     }
@@ -617,14 +631,14 @@ pub(super) fn audit(entries: &[serde_json::Value], as_json: bool) -> std::io::Re
         return writeln!(out, "{}", serde_json::to_string_pretty(entries)?);
     }
     for entry in entries {
-        writeln!(
-            out,
+        let line = format!(
             "{}  {}  {}  {}",
             entry["rule"].as_str().unwrap_or("-"),
             entry["person"].as_str().unwrap_or("-"),
             entry["connection"].as_str().unwrap_or("-"),
             describe_entry(entry)
-        )?;
+        );
+        writeln!(out, "{}", inert(&line))?;
     }
     writeln!(
         out,

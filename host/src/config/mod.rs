@@ -139,8 +139,14 @@ struct RawConnection {
 struct RawStatus {
     /// Where `provisioner run` serves status, the API and metrics.
     listen: Option<Spanned<String>>,
-    /// The bearer token the mutating endpoints require.
+    /// The bearer token the mutating endpoints require (and, beyond
+    /// loopback, the read API too).
     token: Option<Spanned<SecretRef>>,
+    /// Host names the server answers to besides its listen address, e.g.
+    /// behind a reverse proxy. A request naming another host is refused,
+    /// so that a DNS-rebinding page cannot read the API from a browser.
+    #[serde(default)]
+    hosts: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -292,6 +298,13 @@ fn setting_text(kind: &SettingKind, value: &toml::Value) -> Result<String, Strin
     };
     check_value(kind, &text)?;
     Ok(text)
+}
+
+/// Why a status listener beyond loopback needs a token.
+pub fn status_needs_token(listen: std::net::SocketAddr) -> String {
+    format!(
+        "[status] listen = \"{listen}\" is beyond loopback, where the status page and API would show people's data to anyone who can reach it; set [status] token, which the read API then requires too, or listen on 127.0.0.1"
+    )
 }
 
 /// Suggests the closest of `candidates` to a misspelt `name`.
@@ -455,6 +468,57 @@ impl Config {
         }
     }
 
+    /// The names the status server answers to besides its address.
+    pub fn status_hosts(&self) -> Result<Vec<String>, Diagnostic> {
+        self.status
+            .hosts
+            .iter()
+            .map(|name| {
+                let text = name.get_ref().trim().to_ascii_lowercase();
+                let valid = !text.is_empty()
+                    && text
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+                if valid {
+                    Ok(text)
+                } else {
+                    Err(self.diagnostic(
+                        Some(name.span()),
+                        format!(
+                            "[status] hosts: {:?} is not a host name like status.example.com (no scheme, port or path)",
+                            name.get_ref()
+                        ),
+                    ))
+                }
+            })
+            .collect()
+    }
+
+    /// Problems with `[status]` that would stop `provisioner run`: a
+    /// listener beyond loopback without the token its read API requires.
+    pub fn status_diagnostics(&self, secrets: &SecretStore) -> Vec<Diagnostic> {
+        let mut problems = Vec::new();
+        if let Err(diagnostic) = self.status_hosts() {
+            problems.push(diagnostic);
+        }
+        let listen = match self.status_listen() {
+            Ok(listen) => listen,
+            Err(diagnostic) => {
+                problems.push(diagnostic);
+                return problems;
+            }
+        };
+        match self.status_token(secrets) {
+            Err(diagnostic) => problems.push(diagnostic),
+            Ok(None) if !listen.ip().is_loopback() => problems.push(self.diagnostic(
+                self.status.listen.as_ref().map(|l| l.span()),
+                status_needs_token(listen),
+            )),
+            Ok(_) => {}
+        }
+        problems
+    }
+
     /// The operator token for the mutating status endpoints, if configured.
     pub fn status_token(&self, secrets: &SecretStore) -> Result<Option<SecretString>, Diagnostic> {
         let Some(reference) = &self.status.token else {
@@ -603,6 +667,25 @@ impl Config {
         let at = |span: Range<usize>, message: String| self.diagnostic(Some(span), message);
 
         let plugin_name = raw.plugin.get_ref();
+        let clash = plugins.clash(plugin_name);
+        if let Some(clash) = &clash {
+            if plugins.get(plugin_name).is_none() {
+                return Err(vec![at(
+                    raw.plugin.span(),
+                    format!("connection {name} cannot use plugin {plugin_name}: {clash}"),
+                )]);
+            }
+            // A running host keeps the version it had.
+            warnings.push(Diagnostic {
+                severity: Severity::Warning,
+                ..at(
+                    raw.plugin.span(),
+                    format!(
+                        "connection {name} keeps the version of plugin {plugin_name} loaded before the clash: {clash}"
+                    ),
+                )
+            });
+        }
         let Some(plugin) = plugins.get(plugin_name) else {
             let loaded: Vec<&str> = plugins.plugins.keys().map(String::as_str).collect();
             let mut message = format!(

@@ -230,50 +230,12 @@ impl Runtime {
     }
 
     /// Loads every `*.wasm` in `dir`. Fails only if the directory cannot be
-    /// read; bad files end up in [`PluginSet::refused`].
+    /// read; bad files end up in [`PluginSet::refused`], and names that
+    /// more than one file claims in [`PluginSet::clashes`].
     pub async fn load_dir(self: &Arc<Self>, dir: &Path) -> Result<PluginSet, RuntimeError> {
-        let dir_error = |source| RuntimeError::PluginDir {
-            path: dir.to_path_buf(),
-            source,
-        };
-        let mut paths = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(dir_error)? {
-            let path = entry.map_err(dir_error)?.path();
-            if path.extension().is_some_and(|e| e == "wasm") {
-                paths.push(path);
-            }
-        }
-        paths.sort();
-        let mut set = PluginSet::default();
-        for path in paths {
-            match self.load_file(&path).await {
-                Ok(plugin) => {
-                    let name = plugin.name().to_string();
-                    if let Some(existing) = set.plugins.get(&name) {
-                        set.refused.push(Refusal {
-                            path,
-                            reason: format!(
-                                "plugin name {name} is already provided by {}",
-                                existing.path().display()
-                            ),
-                        });
-                    } else {
-                        tracing::info!(
-                            plugin = %name,
-                            version = %plugin.descriptor().version,
-                            contract = %plugin.contract(),
-                            path = %plugin.path().display(),
-                            "loaded plugin"
-                        );
-                        set.plugins.insert(name, Arc::new(plugin));
-                    }
-                }
-                // Reported by the caller: the CLI prints refusals, a daemon
-                // logs them.
-                Err(refusal) => set.refused.push(refusal),
-            }
-        }
-        Ok(set)
+        Ok(PluginRegistry::load_with(self.clone(), dir, false)
+            .await?
+            .snapshot())
     }
 
     /// Loads one component: validates, compiles (or takes it from the cache),
@@ -371,11 +333,29 @@ impl fmt::Display for Refusal {
 pub struct PluginSet {
     pub plugins: BTreeMap<String, Arc<Plugin>>,
     pub refused: Vec<Refusal>,
+    /// Plugin names more than one file claims, and those files. A one-shot
+    /// command serves none of them; a running host keeps the version it
+    /// had.
+    pub clashes: BTreeMap<String, Vec<PathBuf>>,
 }
 
 impl PluginSet {
     pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
         self.plugins.get(name)
+    }
+
+    /// Why `name` is in doubt, if more than one file claims it.
+    pub fn clash(&self, name: &str) -> Option<String> {
+        self.clashes.get(name).map(|files| {
+            format!(
+                "plugin name {name} is claimed by more than one file ({}); remove or rename all but one",
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
     }
 
     /// The refusal of a file whose name suggests it was meant to be `name`,
@@ -442,6 +422,7 @@ impl PluginCore {
         let tags = LogTags {
             plugin: self.label.clone(),
             connection: broker.as_ref().map(|b| Arc::from(b.connection())),
+            budget: Default::default(),
         };
         sandbox::new_store(
             &self.runtime.engine,
@@ -462,7 +443,21 @@ impl PluginCore {
                 .await
         };
         let result = tokio::time::timeout(self.runtime.options.call_timeout, future).await;
+        self.report_dropped_output(&store);
         self.settle(&mut store, result).map(Descriptor::from)
+    }
+
+    /// One line for the output a call dropped past its caps, so that a
+    /// flood is visible without filling the log.
+    fn report_dropped_output(&self, store: &Store<PluginState>) {
+        if let Some((messages, bytes)) = store.data().log_dropped() {
+            tracing::warn!(
+                plugin = %self.label,
+                messages,
+                bytes,
+                "the plugin wrote more output in one call than the host logs; the rest was dropped"
+            );
+        }
     }
 
     /// Turns the outcome of a call into the host's terms, using what the
@@ -595,6 +590,7 @@ macro_rules! call_export {
                 sandbox_us = store.data().guest_time().as_micros() as u64,
                 "plugin call finished"
             );
+            plugin.report_dropped_output(&store);
             let cause = store.data_mut().take_http_error();
             plugin.settle(&mut store, result).map(|value| (value, cause))
         }

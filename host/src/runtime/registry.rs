@@ -7,6 +7,13 @@
 //! replacement is refused with its reason, and the old version keeps
 //! serving. A removed file takes its plugin away; connections that use it
 //! then fail to bind, visibly, and nothing crashes.
+//!
+//! Two files that claim one plugin name are both refused, with one line
+//! naming both: which of them would win is not something to leave to file
+//! names, since a file called `aaa.wasm` could otherwise take over any
+//! plugin. A running host keeps serving the version it already had, and
+//! the clash shows in `check`, `status` and on the page until one file is
+//! gone; then the other serves.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,11 +39,12 @@ fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct FileEntry {
     stamp: Option<Stamp>,
-    /// The plugin this file provides, if it ever loaded.
-    plugin: Option<String>,
+    /// The good component this file last held, whether or not it serves:
+    /// a refused replacement leaves the previous one here.
+    plugin: Option<Arc<Plugin>>,
 }
 
 #[derive(Default)]
@@ -44,6 +52,8 @@ struct State {
     plugins: BTreeMap<String, Arc<Plugin>>,
     files: BTreeMap<PathBuf, FileEntry>,
     refused: BTreeMap<PathBuf, Refusal>,
+    /// Plugin names that more than one file claims, and those files.
+    clashes: BTreeMap<String, Vec<PathBuf>>,
     generation: u64,
 }
 
@@ -69,6 +79,20 @@ pub struct PluginRegistry {
     runtime: Arc<Runtime>,
     dir: PathBuf,
     state: RwLock<State>,
+    /// A daemon logs what it refuses; a one-shot command prints it.
+    log_refusals: bool,
+}
+
+/// The line that reports a clash: every file that claims `name`.
+fn clash_refusal(name: &str, files: &[PathBuf]) -> Refusal {
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    Refusal {
+        path: files.first().cloned().unwrap_or_default(),
+        reason: format!(
+            "plugin name {name} is claimed by more than one file ({}); each is refused until only one claims it: remove or rename the others",
+            names.join(", ")
+        ),
+    }
 }
 
 impl PluginRegistry {
@@ -77,10 +101,19 @@ impl PluginRegistry {
         runtime: Arc<Runtime>,
         dir: &Path,
     ) -> Result<Arc<PluginRegistry>, RuntimeError> {
+        Self::load_with(runtime, dir, true).await
+    }
+
+    pub(super) async fn load_with(
+        runtime: Arc<Runtime>,
+        dir: &Path,
+        log_refusals: bool,
+    ) -> Result<Arc<PluginRegistry>, RuntimeError> {
         let registry = Arc::new(PluginRegistry {
             runtime,
             dir: dir.to_path_buf(),
             state: RwLock::new(State::default()),
+            log_refusals,
         });
         registry.reload().await?;
         Ok(registry)
@@ -97,16 +130,23 @@ impl PluginRegistry {
                         p.path().to_path_buf(),
                         FileEntry {
                             stamp: stamp(p.path()),
-                            plugin: Some(p.name().to_string()),
+                            plugin: Some(p.clone()),
                         },
                     )
                 })
                 .collect(),
+            // Clash lines are made anew from `clashes`.
             refused: set
                 .refused
                 .iter()
+                .filter(|r| {
+                    !set.clashes
+                        .values()
+                        .any(|files| files.first() == Some(&r.path))
+                })
                 .map(|r| (r.path.clone(), r.clone()))
                 .collect(),
+            clashes: set.clashes,
             plugins: set.plugins,
             generation: 1,
         };
@@ -114,6 +154,7 @@ impl PluginRegistry {
             runtime,
             dir: dir.to_path_buf(),
             state: RwLock::new(state),
+            log_refusals: true,
         })
     }
 
@@ -125,12 +166,17 @@ impl PluginRegistry {
         &self.dir
     }
 
-    /// The plugins serving now, and the refusals, as one set.
+    /// The plugins serving now, the refusals and the clashes, as one set.
     pub fn snapshot(&self) -> PluginSet {
         let state = self.read();
+        let clashes = state
+            .clashes
+            .iter()
+            .map(|(name, files)| clash_refusal(name, files));
         PluginSet {
             plugins: state.plugins.clone(),
-            refused: state.refused.values().cloned().collect(),
+            refused: state.refused.values().cloned().chain(clashes).collect(),
+            clashes: state.clashes.clone(),
         }
     }
 
@@ -174,87 +220,94 @@ impl PluginRegistry {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         for (path, now, result) in loads {
             let previous = state.files.get(&path).and_then(|e| e.plugin.clone());
-            // Two files may not provide the same plugin.
-            let result = result.and_then(|plugin| {
-                let name = plugin.name();
-                let clash = state
-                    .files
-                    .iter()
-                    .any(|(other, entry)| other != &path && entry.plugin.as_deref() == Some(name));
-                if clash {
-                    Err(Refusal {
-                        path: path.clone(),
-                        reason: format!("plugin name {name} is already provided by another file"),
-                    })
-                } else {
-                    Ok(plugin)
-                }
-            });
-            match result {
+            let plugin = match result {
                 Ok(plugin) => {
-                    let name = plugin.name().to_string();
-                    if let Some(old) = previous.filter(|old| old != &name) {
-                        state.plugins.remove(&old);
-                        report.removed.push(old);
-                    }
-                    let version = plugin.descriptor().version.clone();
-                    tracing::info!(
-                        plugin = %name,
-                        %version,
-                        path = %path.display(),
-                        "loaded plugin; new work uses it, calls in flight finish on the old one"
-                    );
-                    report.loaded.push((name.clone(), version));
-                    state.plugins.insert(name.clone(), Arc::new(plugin));
                     state.refused.remove(&path);
-                    state.files.insert(
-                        path,
-                        FileEntry {
-                            stamp: now,
-                            plugin: Some(name),
-                        },
-                    );
-                    state.generation += 1;
+                    Some(Arc::new(plugin))
                 }
                 Err(refusal) => {
+                    let line = crate::inert::inert(&refusal.to_string()).into_owned();
                     match &previous {
-                        Some(old) => {
-                            tracing::warn!(plugin = %old, "{refusal}; the loaded version keeps serving")
-                        }
-                        None => tracing::warn!("{refusal}"),
+                        Some(old) => tracing::warn!(
+                            plugin = %old.name(),
+                            "{line}; the loaded version keeps serving"
+                        ),
+                        None if self.log_refusals => tracing::warn!("{line}"),
+                        None => {}
                     }
                     report.refused.push(refusal.to_string());
                     state.refused.insert(path.clone(), refusal);
-                    // Remember the stamp, so the same broken file is not
-                    // compiled again until it changes.
-                    state.files.insert(
-                        path,
-                        FileEntry {
-                            stamp: now,
-                            plugin: previous,
-                        },
-                    );
+                    previous
+                }
+            };
+            // The stamp is kept either way, so that the same broken file
+            // is not compiled again until it changes.
+            state.files.insert(path, FileEntry { stamp: now, plugin });
+        }
+        state.files.retain(|path, _| paths.contains(path));
+        state.refused.retain(|path, _| paths.contains(path));
+
+        // Which files claim which name.
+        let mut claims: BTreeMap<String, Vec<(PathBuf, Arc<Plugin>)>> = BTreeMap::new();
+        for (path, entry) in &state.files {
+            if let Some(plugin) = &entry.plugin {
+                claims
+                    .entry(plugin.name().to_string())
+                    .or_default()
+                    .push((path.clone(), plugin.clone()));
+            }
+        }
+        let mut clashes = BTreeMap::new();
+        let mut serving = BTreeMap::new();
+        for (name, claimants) in claims {
+            match claimants.as_slice() {
+                [(_, plugin)] => {
+                    serving.insert(name, plugin.clone());
+                }
+                _ => {
+                    let files: Vec<PathBuf> = claimants.iter().map(|(p, _)| p.clone()).collect();
+                    let refusal = clash_refusal(&name, &files);
+                    if state.clashes.get(&name) != Some(&files) {
+                        if self.log_refusals {
+                            tracing::warn!("{}", crate::inert::inert(&refusal.to_string()));
+                        }
+                        report.refused.push(refusal.to_string());
+                    }
+                    // A host that served the name keeps the version it had.
+                    if let Some(old) = state.plugins.get(&name) {
+                        serving.insert(name.clone(), old.clone());
+                    }
+                    clashes.insert(name, files);
                 }
             }
         }
-        // Files that are gone take their plugin with them.
-        let gone: Vec<PathBuf> = state
-            .files
-            .keys()
-            .filter(|p| !paths.contains(p))
-            .cloned()
-            .collect();
-        for path in gone {
-            if let Some(entry) = state.files.remove(&path)
-                && let Some(name) = entry.plugin
-            {
-                tracing::warn!(plugin = %name, path = %path.display(), "plugin file removed; connections using it stop until it is back");
-                state.plugins.remove(&name);
-                report.removed.push(name);
-                state.generation += 1;
+        for (name, plugin) in &serving {
+            let same = state
+                .plugins
+                .get(name)
+                .is_some_and(|old| Arc::ptr_eq(old, plugin));
+            if !same {
+                let version = plugin.descriptor().version.clone();
+                tracing::info!(
+                    plugin = %name,
+                    %version,
+                    path = %plugin.path().display(),
+                    "loaded plugin; new work uses it, calls in flight finish on the old one"
+                );
+                report.loaded.push((name.clone(), version));
             }
-            state.refused.remove(&path);
         }
+        for name in state.plugins.keys() {
+            if !serving.contains_key(name) {
+                tracing::warn!(plugin = %name, "plugin no longer served; connections using it stop until it is back");
+                report.removed.push(name.clone());
+            }
+        }
+        if report.changed() {
+            state.generation += 1;
+        }
+        state.plugins = serving;
+        state.clashes = clashes;
         Ok(report)
     }
 }

@@ -1,6 +1,7 @@
 //! The box one plugin call runs in: a fresh store with a memory cap, a CPU
 //! budget, WASI with nothing granted, and stdio that lands in the host log.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
@@ -16,8 +17,57 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::broker::{Broker, HttpError};
 
-/// The longest line of plugin output kept in the log; the rest is cut.
+/// The longest message or line of plugin output kept in the log; the rest
+/// is cut.
 const MAX_LOG_LINE: usize = 4096;
+
+/// What one call may write to the host log, through the `log` import and
+/// its stdout and stderr together. Past either cap, output is dropped and
+/// counted, and one line at the end of the call says how much.
+const MAX_CALL_LOG_MESSAGES: u64 = 1000;
+const MAX_CALL_LOG_BYTES: u64 = 256 << 10;
+
+/// How much of its log allowance a call has used, shared by the `log`
+/// import and the stdout and stderr streams.
+#[derive(Debug, Default)]
+pub(crate) struct LogBudget {
+    messages: u64,
+    bytes: u64,
+    dropped_messages: u64,
+    dropped_bytes: u64,
+}
+
+impl LogBudget {
+    /// Takes room for a message of `len` bytes; false if it must be dropped.
+    fn admit(&mut self, len: usize) -> bool {
+        let len = len as u64;
+        if self.messages >= MAX_CALL_LOG_MESSAGES || self.bytes + len > MAX_CALL_LOG_BYTES {
+            self.dropped_messages += 1;
+            self.dropped_bytes += len;
+            return false;
+        }
+        self.messages += 1;
+        self.bytes += len;
+        true
+    }
+
+    /// (messages, bytes) dropped so far.
+    pub(crate) fn dropped(&self) -> Option<(u64, u64)> {
+        (self.dropped_messages > 0).then_some((self.dropped_messages, self.dropped_bytes))
+    }
+}
+
+/// Cuts `text` to [`MAX_LOG_LINE`] bytes on a character boundary.
+fn cut(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_LOG_LINE {
+        return Cow::Borrowed(text);
+    }
+    let mut at = MAX_LOG_LINE;
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    Cow::Owned(format!("{}… ({} bytes cut)", &text[..at], text.len() - at))
+}
 
 /// Caps the total linear memory of one call's instance. A refused growth is
 /// remembered, so that the resulting trap (Rust aborts on allocation
@@ -77,11 +127,13 @@ fn panic_message(tail: &VecDeque<String>) -> Option<String> {
         .map(|l| l.to_string())
 }
 
-/// What a plugin's log lines are tagged with.
+/// What a plugin's log lines are tagged with, and the allowance of the
+/// call they belong to.
 #[derive(Clone)]
 pub(crate) struct LogTags {
     pub plugin: Arc<str>,
     pub connection: Option<Arc<str>>,
+    pub budget: Arc<Mutex<LogBudget>>,
 }
 
 /// The store data of one plugin call.
@@ -123,6 +175,15 @@ impl PluginState {
 
     pub(crate) fn plugin_log(&self, level: tracing::Level, stream: &str, message: &str) {
         emit(&self.tags, level, stream, message);
+    }
+
+    /// (messages, bytes) of output this call dropped past its caps.
+    pub(crate) fn log_dropped(&self) -> Option<(u64, u64)> {
+        self.tags
+            .budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .dropped()
     }
 
     /// Time the guest itself has been running, which is what the CPU budget
@@ -224,7 +285,30 @@ pub(crate) fn new_store(
     store
 }
 
+/// Writes one message of plugin output to the host log: only if the log
+/// would show it, within the call's allowance, cut to [`MAX_LOG_LINE`],
+/// with control characters escaped so that it stays one inert line.
 fn emit(tags: &LogTags, level: tracing::Level, stream: &str, message: &str) {
+    let enabled = match level {
+        tracing::Level::ERROR => tracing::enabled!(target: "plugin", tracing::Level::ERROR),
+        tracing::Level::WARN => tracing::enabled!(target: "plugin", tracing::Level::WARN),
+        tracing::Level::INFO => tracing::enabled!(target: "plugin", tracing::Level::INFO),
+        tracing::Level::DEBUG => tracing::enabled!(target: "plugin", tracing::Level::DEBUG),
+        _ => tracing::enabled!(target: "plugin", tracing::Level::TRACE),
+    };
+    if !enabled {
+        return;
+    }
+    let message = cut(message);
+    let admitted = tags
+        .budget
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .admit(message.len());
+    if !admitted {
+        return;
+    }
+    let message = crate::inert::inert(&message);
     let plugin = &*tags.plugin;
     let connection = tags.connection.as_deref().unwrap_or("");
     macro_rules! at {
@@ -271,18 +355,12 @@ struct LineWriter {
 
 impl LineWriter {
     fn flush_line(&mut self, line: &[u8]) {
-        let mut text = String::from_utf8_lossy(line).trim_end().to_string();
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim_end();
         if text.is_empty() {
             return;
         }
-        if text.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            text.push('…');
-        }
+        let text = cut(text).into_owned();
         let level = if self.stream.stream == "stderr" {
             tracing::Level::WARN
         } else {

@@ -132,6 +132,14 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX links_retry;
     CREATE INDEX links_retry ON links (next_retry) WHERE next_retry IS NOT NULL;
     "#,
+    // 5: plugin names that more than one file claims, so that every
+    // status view shows the clash until it is resolved.
+    r#"
+    CREATE TABLE plugin_clashes (
+        name  TEXT PRIMARY KEY,
+        files TEXT NOT NULL               -- JSON array of the claiming files
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -2,16 +2,31 @@
 //! JSON API with the same data as the CLI, `/metrics`, a health check, and
 //! the operator's actions (retry, resume, approve removals), which need the
 //! bearer token from `[status] token`.
+//!
+//! The page and the API show people's data, so the server is careful about
+//! who reads it:
+//!
+//! - it answers only requests whose `Host` is its own address or a name
+//!   under `[status] hosts` (421 otherwise), so that a page on another
+//!   site that rebinds its DNS name to this address cannot read the API
+//!   from a browser;
+//! - listening beyond loopback, it requires the token for every read as
+//!   well (as a bearer token, or as the password of HTTP Basic, which a
+//!   browser asks for), and refuses to start without one;
+//! - every answer forbids framing, sniffing, referrers and caching, and the
+//!   page's policy allows only its own script and style, by hash.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
@@ -46,66 +61,200 @@ fn internal(error: impl std::fmt::Display) -> Response {
     problem(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
 }
 
-/// Why an operator action was refused.
-struct Unauthorized(&'static str);
+/// Why a request was refused for want of the token.
+struct Unauthorized {
+    message: &'static str,
+    /// Offer HTTP Basic, so that a browser asks for the token.
+    basic: bool,
+}
 
 impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
-        let mut response = problem(StatusCode::UNAUTHORIZED, self.0);
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
+        let mut response = problem(StatusCode::UNAUTHORIZED, self.message);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        if self.basic {
+            response.headers_mut().append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"provisioner status\", charset=\"UTF-8\""),
+            );
+        }
         response
     }
 }
 
-/// Checks `Authorization: Bearer <token>` in constant time.
-fn authorized(state: &StatusState, headers: &HeaderMap) -> Result<(), Unauthorized> {
+/// The token a request presents: `Authorization: Bearer <token>`, or the
+/// password of `Authorization: Basic` (any user name).
+fn presented(headers: &HeaderMap) -> Option<Vec<u8>> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return Some(token.as_bytes().to_vec());
+    }
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let colon = decoded.iter().position(|b| *b == b':')?;
+    Some(decoded[colon + 1..].to_vec())
+}
+
+/// Checks the presented token in constant time.
+fn authorized(state: &StatusState, headers: &HeaderMap, basic: bool) -> Result<(), Unauthorized> {
     let Some(expected) = &state.token else {
-        return Err(Unauthorized(
-            "no operator token is configured; set [status] token in provisioner.toml",
-        ));
+        return Err(Unauthorized {
+            message: "no operator token is configured; set [status] token in provisioner.toml",
+            basic,
+        });
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let presented = presented(headers).unwrap_or_default();
     let good = presented
-        .as_bytes()
+        .as_slice()
         .ct_eq(expected.expose_secret().as_bytes())
         .into();
     if good {
         Ok(())
     } else {
-        Err(Unauthorized("a valid operator token is required"))
+        Err(Unauthorized {
+            message: "a valid operator token is required",
+            basic,
+        })
     }
 }
 
-pub fn router(state: Shared) -> Router {
-    Router::new()
+/// Who may ask this server what.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    /// The address the server listens on.
+    pub bound: SocketAddr,
+    /// Names it answers to besides its address (`[status] hosts`).
+    pub hosts: Vec<String>,
+}
+
+impl Guard {
+    /// Reads need the token when anyone beyond this machine can connect.
+    pub fn reads_need_token(&self) -> bool {
+        !self.bound.ip().is_loopback()
+    }
+
+    /// Whether a request's `Host` names this server. An address literal
+    /// cannot be rebound by DNS, so any of this server's addresses passes;
+    /// a name passes only if it is `localhost` on a loopback listener or
+    /// one the operator listed.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let name = match host.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or(""),
+            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        };
+        let ip = self.bound.ip();
+        if let Ok(requested) = name.parse::<std::net::IpAddr>() {
+            return ip.is_unspecified()
+                || requested == ip
+                || (requested.is_loopback() && ip.is_loopback());
+        }
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        (name == "localhost" && (ip.is_loopback() || ip.is_unspecified()))
+            || self.hosts.iter().any(|h| h == &name)
+    }
+}
+
+/// Refuses a request whose `Host` does not name this server.
+async fn check_host(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()));
+    match host {
+        None => problem(StatusCode::BAD_REQUEST, "the request names no host"),
+        Some(host) if !guard.host_allowed(&host) => problem(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "this server does not answer to host {:?}; add the name to [status] hosts if it should",
+                crate::inert::inert(&host)
+            ),
+        ),
+        Some(_) => next.run(request).await,
+    }
+}
+
+/// Requires the token for reads when the guard says so.
+async fn check_read(
+    State((state, guard)): State<(Shared, Arc<Guard>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if guard.reads_need_token()
+        && let Err(refused) = authorized(&state, request.headers(), true)
+    {
+        return refused.into_response();
+    }
+    next.run(request).await
+}
+
+/// Headers every answer carries.
+async fn harden(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            page::content_security_policy(),
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+pub fn router(state: Shared, guard: Guard) -> Router {
+    let guard = Arc::new(guard);
+    let reads = Router::new()
         .route("/", get(index))
-        .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/api/status", get(status))
         .route("/api/failures", get(failures))
         .route("/api/people/{id}", get(person))
         .route("/api/audit", get(audit))
+        .layer(middleware::from_fn_with_state(
+            (state.clone(), guard.clone()),
+            check_read,
+        ));
+    Router::new()
+        .merge(reads)
+        .route("/healthz", get(health))
         .route("/api/retry", post(retry))
         .route("/api/connections/{name}/resume", post(resume))
         .route("/api/rules/{name}/approve-removals", post(approve))
+        .layer(middleware::from_fn_with_state(guard, check_host))
+        .layer(middleware::from_fn(harden))
         .with_state(state)
 }
 
 /// Serves until the future resolves; returns the bound address at once.
+/// Refuses to serve beyond loopback without a token: the read API would
+/// be open to anyone who can connect.
 pub async fn serve(
     addr: SocketAddr,
     state: Shared,
+    hosts: Vec<String>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    if !addr.ip().is_loopback() && state.token.is_none() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            crate::config::status_needs_token(addr),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = router(state);
+    let app = router(state, Guard { bound, hosts });
     let task = tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "the status server stopped");
@@ -210,7 +359,7 @@ async fn retry(
     headers: HeaderMap,
     body: Option<Json<RetryBody>>,
 ) -> Response {
-    if let Err(refused) = authorized(&state, &headers) {
+    if let Err(refused) = authorized(&state, &headers, false) {
         return refused.into_response();
     }
     let body = body.map(|b| b.0).unwrap_or_default();
@@ -228,7 +377,7 @@ async fn resume(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(refused) = authorized(&state, &headers) {
+    if let Err(refused) = authorized(&state, &headers, false) {
         return refused.into_response();
     }
     if !state.config.connection_names().any(|n| n == name) {
@@ -248,7 +397,7 @@ async fn approve(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(refused) = authorized(&state, &headers) {
+    if let Err(refused) = authorized(&state, &headers, false) {
         return refused.into_response();
     }
     match Links::new(&state.db).approve_removals(&name) {

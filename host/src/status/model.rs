@@ -63,6 +63,8 @@ pub struct ConnectionHealth {
     /// The version the host that last ran (the daemon, or a sync) served;
     /// `None` if its plugin was not loaded, or nothing has run yet.
     pub plugin_version: Option<String>,
+    /// Why the plugin is in doubt: more than one file claims its name.
+    pub plugin_problem: Option<String>,
     pub quarantined: Option<String>,
     pub api_usage: Option<ApiUsage>,
 }
@@ -329,12 +331,21 @@ pub fn overview(
         });
     }
     let in_use = links.plugins_in_use()?;
+    let clashes = links.plugin_clashes()?;
     let connections = config
         .connection_names()
         .map(|name| ConnectionHealth {
             connection: name.to_string(),
             plugin: config.plugin_of(name).unwrap_or_default(),
             plugin_version: config.plugin_of(name).and_then(|p| in_use.get(&p).cloned()),
+            plugin_problem: config.plugin_of(name).and_then(|p| {
+                clashes.get(&p).map(|files| {
+                    format!(
+                        "plugin name {p} is claimed by more than one file ({}); remove or rename all but one",
+                        files.join(", ")
+                    )
+                })
+            }),
             quarantined: quarantine.get(name).cloned(),
             api_usage: usage.get(name).cloned(),
         })

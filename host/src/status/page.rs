@@ -1,7 +1,9 @@
 //! The status page: server-rendered HTML with its CSS and a few lines of
 //! script inline, so that it loads with no other request and works without
 //! the network. maud escapes everything interpolated, and people's data is
-//! only ever interpolated.
+//! only ever interpolated. The page's content security policy admits that
+//! one script and that one style sheet by their hashes, and nothing else:
+//! no other script, no inline style attribute, no other origin.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -34,8 +36,7 @@ button { font: inherit; padding: 0.15rem 0.6rem; cursor: pointer; }
 #message { color: var(--bad); min-height: 1.2em; }
 svg.chart rect.success { fill: var(--ok); } svg.chart rect.unsynced { fill: #9e9e9e; }
 svg.chart rect.partially_synced { fill: var(--warn); } svg.chart rect.failed { fill: var(--bad); }
-.usage { display: inline-block; width: 8rem; height: 0.6rem; background: #eee; vertical-align: middle; }
-.usage span { display: block; height: 100%; background: var(--ok); }
+svg.usage { vertical-align: middle; } svg.usage rect.track { fill: #eee; } svg.usage rect.used { fill: var(--ok); }
 code { font-size: 0.85rem; }
 "#;
 
@@ -64,7 +65,8 @@ document.querySelectorAll('button[data-action=retry]').forEach(button => button.
   cell.textContent = 'Retrying'; cell.className = 'state Retrying';
   for (let i = 0; i < 120; i++) {
     await sleep(500);
-    const status = await fetch('/api/people/' + encodeURIComponent(person)).then(r => r.json()).catch(() => null);
+    const headers = token.value ? { 'Authorization': 'Bearer ' + token.value } : {};
+    const status = await fetch('/api/people/' + encodeURIComponent(person), { headers }).then(r => r.json()).catch(() => null);
     const link = status && status.rules.find(r => r.rule === rule);
     const state = link && link.link ? link.link.state : null;
     if (state === 'synced') { cell.textContent = 'Success'; cell.className = 'state Success'; button.disabled = true; return; }
@@ -80,6 +82,24 @@ document.querySelectorAll('button[data-action=approve]').forEach(button => butto
   setTimeout(() => location.reload(), 800);
 }));
 "#;
+
+/// The page's content security policy: its own script and style by hash,
+/// fetches to its own origin, and nothing else.
+pub fn content_security_policy() -> &'static str {
+    static POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine;
+        use sha2::Digest;
+        let hash = |text: &str| {
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(text.as_bytes()))
+        };
+        format!(
+            "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            hash(SCRIPT),
+            hash(STYLE)
+        )
+    });
+    &POLICY
+}
 
 /// A stacked bar of a rule's buckets.
 fn chart(counts: &Counts) -> Markup {
@@ -175,6 +195,7 @@ pub fn render(overview: &Overview, token_configured: bool) -> Markup {
                                     (connection.plugin)
                                     @if let Some(version) = &connection.plugin_version { " " span.muted { (version) } }
                                     @else { br; span.failed { "not loaded" } }
+                                    @if let Some(problem) = &connection.plugin_problem { br; span.failed.clash { (problem) } }
                                 }
                                 @if let Some(reason) = &connection.quarantined {
                                     td.quarantined { "quarantined" br; span.muted { (reason) } }
@@ -184,7 +205,10 @@ pub fn render(overview: &Overview, token_configured: bool) -> Markup {
                                 td {
                                     @if let Some(usage) = &connection.api_usage {
                                         @let share = if usage.max > 0 { 100.0 * usage.used as f64 / usage.max as f64 } else { 0.0 };
-                                        span.usage title=(format!("{share:.1} %")) { span style=(format!("width: {:.1}%", share.min(100.0))) {} }
+                                        svg.usage width="128" height="10" viewBox="0 0 100 10" role="img" aria-label=(format!("{share:.1} % used")) {
+                                            rect.track x="0" y="0" width="100" height="10" {}
+                                            rect.used x="0" y="0" width=(format!("{:.1}", share.min(100.0))) height="10" {}
+                                        }
                                         " " (usage.used) " / " (usage.max)
                                     } @else {
                                         span.muted { "not reported yet" }

@@ -118,9 +118,16 @@ impl Hangup {
 /// Records the plugins serving now, for every status view: the daemon at
 /// start and after every reload, a one-shot sync when it runs.
 pub(crate) fn record_plugins(engine: &Engine) {
-    let plugins: Vec<PluginRecord> = engine
-        .plugins()
-        .snapshot()
+    let snapshot = engine.plugins().snapshot();
+    let clashes: std::collections::BTreeMap<String, Vec<String>> = snapshot
+        .clashes
+        .iter()
+        .map(|(name, files)| {
+            let files = files.iter().map(|f| f.display().to_string()).collect();
+            (name.clone(), files)
+        })
+        .collect();
+    let plugins: Vec<PluginRecord> = snapshot
         .plugins
         .values()
         .map(|p| PluginRecord {
@@ -130,7 +137,7 @@ pub(crate) fn record_plugins(engine: &Engine) {
             path: p.path().display().to_string(),
         })
         .collect();
-    if let Err(error) = Links::new(engine.db()).record_plugins(&plugins) {
+    if let Err(error) = Links::new(engine.db()).record_plugins(&plugins, &clashes) {
         tracing::warn!(%error, "could not record the plugins in use");
     }
 }

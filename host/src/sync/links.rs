@@ -656,14 +656,31 @@ impl<'a> Links<'a> {
         Ok(())
     }
 
-    /// Records the plugins a running host serves, replacing the old list.
-    pub fn record_plugins(&self, plugins: &[PluginRecord]) -> Result<(), StateError> {
+    /// Records the plugins a running host serves and the plugin names
+    /// more than one file claims, replacing the old lists.
+    pub fn record_plugins(
+        &self,
+        plugins: &[PluginRecord],
+        clashes: &BTreeMap<String, Vec<String>>,
+    ) -> Result<(), StateError> {
         let mut connection = self.db.lock();
         let transaction =
             crate::state::write_transaction(&mut connection).map_err(|e| self.fail(e))?;
         transaction
             .execute("DELETE FROM plugins", [])
             .map_err(|e| self.fail(e))?;
+        transaction
+            .execute("DELETE FROM plugin_clashes", [])
+            .map_err(|e| self.fail(e))?;
+        for (name, files) in clashes {
+            let files = serde_json::to_string(files).unwrap_or_default();
+            transaction
+                .execute(
+                    "INSERT INTO plugin_clashes (name, files) VALUES (?1, ?2)",
+                    params![name, files],
+                )
+                .map_err(|e| self.fail(e))?;
+        }
         for PluginRecord {
             name,
             version,
@@ -679,6 +696,24 @@ impl<'a> Links<'a> {
                 .map_err(|e| self.fail(e))?;
         }
         transaction.commit().map_err(|e| self.fail(e))
+    }
+
+    /// The plugin names the running host last found claimed by more than
+    /// one file: name -> the files.
+    pub fn plugin_clashes(&self) -> Result<BTreeMap<String, Vec<String>>, StateError> {
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare("SELECT name, files FROM plugin_clashes")
+            .map_err(|e| self.fail(e))?;
+        let rows: Vec<(String, String)> = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.fail(e))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.fail(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, files)| (name, serde_json::from_str(&files).unwrap_or_default()))
+            .collect())
     }
 
     /// The plugins the running host last recorded: name -> version.

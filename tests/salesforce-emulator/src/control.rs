@@ -27,6 +27,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(expire_after),
         )
         .route("/__emulator/revoke-refresh-tokens", post(revoke))
+        .route(
+            "/__emulator/echo-credentials",
+            post(echo_on).delete(echo_off),
+        )
         .route("/__emulator/chaos", post(set_chaos).delete(clear_chaos))
         .route("/__emulator/write-log", get(write_log))
         .route("/__emulator/counters", get(counters))
@@ -64,6 +68,16 @@ async fn expire_sessions(State(shared): State<Arc<Shared>>) -> StatusCode {
 
 async fn expire_after(State(shared): State<Arc<Shared>>, Path(requests): Path<u64>) -> StatusCode {
     shared.lock().expire_after = Some(requests.max(1));
+    StatusCode::NO_CONTENT
+}
+
+async fn echo_on(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.lock().echo_credentials = true;
+    StatusCode::NO_CONTENT
+}
+
+async fn echo_off(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.lock().echo_credentials = false;
     StatusCode::NO_CONTENT
 }
 

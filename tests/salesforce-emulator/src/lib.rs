@@ -181,6 +181,8 @@ pub(crate) struct OrgState {
     /// Every record's part in every Collections write, in arrival order.
     pub write_log: Vec<WriteAttempt>,
     pub started: Instant,
+    /// Error answers quote the credentials of the request they answer.
+    pub echo_credentials: bool,
 }
 
 pub(crate) struct Shared {
@@ -217,6 +219,37 @@ impl Shared {
                 .is_none_or(|lifetime| issued.elapsed() < lifetime)
         })
     }
+}
+
+/// What an error answer in echo mode adds to its message: the credential
+/// the request carried, as it came, URL-encoded, and in base64.
+pub(crate) fn echo_of(credential: &str) -> String {
+    use base64::Engine;
+    let encoded: String = credential
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!(
+        " [request credentials: {credential}; as a URL: {encoded}; in base64: {}]",
+        base64::engine::general_purpose::STANDARD.encode(credential)
+    )
+}
+
+/// Appends [`echo_of`] to every `message` of a REST error array.
+fn echo_into(body: &[u8], credential: &str) -> Option<Vec<u8>> {
+    let mut errors: Vec<Value> = serde_json::from_slice(body).ok()?;
+    for error in &mut errors {
+        if let Some(Value::String(message)) = error.get_mut("message") {
+            message.push_str(&echo_of(credential));
+        }
+    }
+    serde_json::to_vec(&errors).ok()
 }
 
 /// A REST error response: the JSON array Salesforce answers with.
@@ -349,28 +382,32 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         return with_limit_info(&shared, response);
     }
 
+    let token = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("OAuth "))
+        })
+        .map(str::to_string);
+    let echo = shared.lock().echo_credentials;
     if !is_soap && path.trim_end_matches('/') != "/services/data" {
-        let token = request
-            .headers()
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("OAuth "))
-            })
-            .map(str::to_string);
         let mut state = shared.lock();
-        if !token.is_some_and(|t| shared.session_valid(&state, &t)) {
+        if !token
+            .as_deref()
+            .is_some_and(|t| shared.session_valid(&state, t))
+        {
             state.counters.unauthorized += 1;
             drop(state);
             log_writes(&shared, writes.as_ref(), |_| Outcome::Unauthorized);
+            let mut message = "Session expired or invalid".to_string();
+            if echo && let Some(token) = &token {
+                message.push_str(&echo_of(token));
+            }
             return with_limit_info(
                 &shared,
-                rest_error(&SfError::new(
-                    401,
-                    "INVALID_SESSION_ID",
-                    "Session expired or invalid",
-                )),
+                rest_error(&SfError::new(401, "INVALID_SESSION_ID", message)),
             );
         }
     }
@@ -456,6 +493,20 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
         } else {
             Response::from_parts(parts, axum::body::Body::from(bytes))
         };
+    }
+    if echo
+        && !is_soap
+        && let Some(token) = &token
+        && (response.status().is_client_error() || response.status().is_server_error())
+    {
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let echoed = echo_into(&bytes, token).unwrap_or_else(|| bytes.to_vec());
+        let mut parts = parts;
+        parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+        response = Response::from_parts(parts, axum::body::Body::from(echoed));
     }
     if let Some(delay) = delay_after {
         tokio::time::sleep(delay).await;
@@ -665,6 +716,7 @@ impl Emulator {
             chaos: None,
             write_log: Vec::new(),
             started: now,
+            echo_credentials: false,
         };
         let shared = Arc::new(Shared {
             options,
@@ -741,6 +793,14 @@ impl Emulator {
     /// Every record's part in every Collections write so far.
     pub fn write_log(&self) -> Vec<WriteAttempt> {
         self.shared.lock().write_log.clone()
+    }
+
+    /// Makes every error answer quote the credentials of the request it
+    /// answers, raw, URL-encoded and in base64, as a careless store's
+    /// error pages do: for tests that a client keeps them from whoever
+    /// reads the answer.
+    pub fn echo_credentials(&self, on: bool) {
+        self.shared.lock().echo_credentials = on;
     }
 
     /// Invalidates every refresh token: the next refresh gets

@@ -144,6 +144,11 @@ async fn call(State(shared): State<Arc<Shared>>, body: String) -> Response {
         }
     };
     let mut state = shared.lock();
+    // In echo mode, errors quote the session the envelope carried.
+    let echo = match (&envelope.session_id, state.echo_credentials) {
+        (Some(session), true) => crate::echo_of(session),
+        _ => String::new(),
+    };
     let session_ok = envelope
         .session_id
         .as_deref()
@@ -152,7 +157,7 @@ async fn call(State(shared): State<Arc<Shared>>, body: String) -> Response {
         state.counters.unauthorized += 1;
         return fault(
             "INVALID_SESSION_ID",
-            "Invalid Session ID found in SessionHeader: Illegal Session",
+            &format!("Invalid Session ID found in SessionHeader: Illegal Session{echo}"),
         );
     }
     if envelope.operation.as_deref() != Some("convertLead") {
@@ -208,7 +213,7 @@ async fn call(State(shared): State<Arc<Shared>>, body: String) -> Response {
                 "<result>{}{}<errors><message>{}</message><statusCode>{}</statusCode></errors>{}{}<success>false</success></result>",
                 nil_or("accountId", None),
                 nil_or("contactId", None),
-                escape(&error.message),
+                escape(&format!("{}{echo}", error.message)),
                 escape(&error.code),
                 nil_or("leadId", convert.lead_id.as_deref()),
                 nil_or("opportunityId", None),
