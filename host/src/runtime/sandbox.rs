@@ -66,7 +66,7 @@ fn cut(text: &str) -> Cow<'_, str> {
     while !text.is_char_boundary(at) {
         at -= 1;
     }
-    Cow::Owned(format!("{}… ({} bytes cut)", &text[..at], text.len() - at))
+    Cow::Owned(format!("{}… (cut at {MAX_LOG_LINE} bytes)", &text[..at]))
 }
 
 /// Caps the total linear memory of one call's instance. A refused growth is
@@ -344,6 +344,7 @@ impl StdoutStream for LogStream {
         Box::new(LineWriter {
             stream: self.clone(),
             pending: Vec::new(),
+            skipping: false,
         })
     }
 }
@@ -351,6 +352,9 @@ impl StdoutStream for LogStream {
 struct LineWriter {
     stream: LogStream,
     pending: Vec<u8>,
+    /// A line ran past [`MAX_LOG_LINE`] and was logged cut; the rest of
+    /// it, up to the next newline, is dropped.
+    skipping: bool,
 }
 
 impl LineWriter {
@@ -385,14 +389,31 @@ impl AsyncWrite for LineWriter {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        this.pending.extend_from_slice(buf);
-        while let Some(newline) = this.pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = this.pending.drain(..=newline).collect();
-            this.flush_line(&line);
-        }
-        if this.pending.len() > MAX_LOG_LINE {
-            let line = std::mem::take(&mut this.pending);
-            this.flush_line(&line);
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let newline = rest.iter().position(|b| *b == b'\n');
+            let (part, ends_line) = match newline {
+                Some(at) => (&rest[..at], true),
+                None => (rest, false),
+            };
+            if !this.skipping {
+                let room = (MAX_LOG_LINE + 1).saturating_sub(this.pending.len());
+                this.pending
+                    .extend_from_slice(&part[..part.len().min(room)]);
+                if this.pending.len() > MAX_LOG_LINE {
+                    let line = std::mem::take(&mut this.pending);
+                    this.flush_line(&line);
+                    this.skipping = true;
+                }
+            }
+            if ends_line {
+                let line = std::mem::take(&mut this.pending);
+                this.flush_line(&line);
+                this.skipping = false;
+                rest = &rest[part.len() + 1..];
+            } else {
+                rest = &[];
+            }
         }
         Poll::Ready(Ok(buf.len()))
     }

@@ -480,3 +480,143 @@ pub async fn eventually_explained<F, Fut>(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A listener on loopback that keeps every byte it is sent and answers
+/// each request with one fixed response: the host's only contact with a
+/// host that a plugin chose, in the hostile tests.
+pub struct Recorder {
+    addr: std::net::SocketAddr,
+    received: Arc<Mutex<Vec<u8>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Recorder {
+    /// Answers every request `200 OK` with a small JSON body.
+    pub async fn start() -> Recorder {
+        Recorder::answering(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"ok\":true}"
+                .to_string(),
+        )
+        .await
+    }
+
+    /// Answers every request with `response`, verbatim.
+    pub async fn answering(response: String) -> Recorder {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a recorder");
+        let addr = listener.local_addr().expect("recorder address");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (sink, count) = (received.clone(), connections.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let sink = sink.clone();
+                let response = response.clone();
+                tokio::spawn(async move {
+                    // Read the head, then as much body as it announces.
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 8192];
+                    loop {
+                        let Ok(Ok(read)) =
+                            tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buffer))
+                                .await
+                        else {
+                            break;
+                        };
+                        if read == 0 {
+                            break;
+                        }
+                        request.extend_from_slice(&buffer[..read]);
+                        sink.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .extend_from_slice(&buffer[..read]);
+                        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&request[..end]).to_lowercase();
+                            let length: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse().ok())
+                                .unwrap_or(0);
+                            if request.len() >= end + 4 + length {
+                                break;
+                            }
+                        }
+                    }
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        Recorder {
+            addr,
+            received,
+            connections,
+            task,
+        }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Everything received so far, as text.
+    pub fn received(&self) -> String {
+        String::from_utf8_lossy(&self.received.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_owned()
+    }
+
+    /// Connections accepted so far. Each one was accepted before the
+    /// client's call that made it returned.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The forms a leaked secret would take: as it is, URL-encoded, in JSON,
+/// in base64.
+pub fn leak_forms(secret: &str) -> Vec<String> {
+    use base64::Engine;
+    let encoded: String = secret
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    vec![
+        secret.to_string(),
+        encoded,
+        base64::engine::general_purpose::STANDARD.encode(secret),
+    ]
+}
+
+/// Fails if `text` holds any of `secrets` in any of [`leak_forms`], or
+/// any of the fixture's own secrets.
+pub fn assert_no_leak(text: &str, secrets: &[String], place: &str) {
+    assert_no_secret(text);
+    for secret in secrets {
+        for form in leak_forms(secret) {
+            assert!(
+                !text.contains(&form),
+                "{place} holds the credential {secret:?} (as {form:?}):\n{text}"
+            );
+        }
+    }
+}

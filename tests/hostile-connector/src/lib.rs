@@ -11,8 +11,8 @@
 wit_bindgen::generate!({ path: "../../wit/v0.1.0", world: "connector" });
 
 use exports::provisioner::identity_store::identity_store::{
-    AuthScheme, Capability, ConnectionReport, Descriptor, Guest, Match, Oauth2, Operation, Outcome,
-    Page, Setting, SettingKind,
+    AuthScheme, Capability, ConnectionReport, Descriptor, Guest, Mapping, MappingSource, Match,
+    Oauth2, Operation, Outcome, Page, Setting, SettingKind,
 };
 use provisioner::identity_store::http::{
     self, BodyCredential, Credential, HttpError, Method, Request, Response,
@@ -188,7 +188,14 @@ fn attack() -> (String, Vec<(String, String)>, bool) {
             let message = "x".repeat(size);
             for _ in 0..count {
                 log::log(Level::Warn, &message);
-                println!("{message}");
+            }
+            Vec::new()
+        }
+        "stdout-flood" => {
+            let line = "y".repeat(size);
+            for _ in 0..count {
+                println!("{line}");
+                eprintln!("{line}");
             }
             Vec::new()
         }
@@ -247,13 +254,17 @@ impl Guest for Hostile {
             version: env!("CARGO_PKG_VERSION").into(),
             description: "attacks the host on purpose".into(),
             settings,
-            capabilities: vec![Capability::Lookup],
+            capabilities: vec![Capability::Create, Capability::Lookup],
             egress: vec!["https://{domain}".into(), "https://127.0.0.1:{port}".into()],
             auth: AuthScheme::Oauth2(Oauth2 {
                 token_url: token_url().into(),
             }),
             match_attribute: "email".into(),
-            default_mappings: Vec::new(),
+            default_mappings: vec![Mapping {
+                target: "email".into(),
+                source: MappingSource::Attribute("email".into()),
+                apply_on_update: true,
+            }],
         }
     }
 

@@ -89,6 +89,8 @@ struct Inner {
     redirects: HashMap<String, String>,
     refuse_all_tokens: bool,
     counters: Counters,
+    /// Every access and refresh token the token endpoint issued.
+    issued_tokens: Vec<String>,
 }
 
 struct Shared {
@@ -189,6 +191,12 @@ impl JsonStore {
 
     pub fn counters(&self) -> Counters {
         self.shared.lock().counters.clone()
+    }
+
+    /// Every access and refresh token the token endpoint has issued, for
+    /// tests that must find none of them where they do not belong.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().issued_tokens.clone()
     }
 
     /// Refresh tokens currently valid (after rotation, the new one).
@@ -346,12 +354,14 @@ async fn token(State(shared): State<Arc<Shared>>, Form(form): Form<TokenForm>) -
             let fresh = format!("refresh-{}-{}", inner.issued, now_millis());
             inner.refresh_tokens.remove(&presented);
             inner.refresh_tokens.insert(fresh.clone());
+            inner.issued_tokens.push(fresh.clone());
             rotated = Some(fresh);
         }
     }
     inner.issued += 1;
     let access = format!("access-{}-{}", inner.issued, now_millis());
     inner.access_tokens.insert(access.clone());
+    inner.issued_tokens.push(access.clone());
     let instance_url = shared
         .options
         .instance_url
