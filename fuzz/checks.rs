@@ -127,3 +127,97 @@ pub fn salesforce_wire(data: &[u8]) {
         let _ = soap::parse_answer(text);
     }
 }
+
+/// The secrets the scrubber target hides. Neither holds `_`, so no piece
+/// of one can run into the marker.
+const SCRUBBED: [&str; 2] = [
+    "00D5g000004Cm2E!AQcAQH0dMHZfz972Szmpvi/x+y=",
+    "csec-Hx93-distinctive-secret",
+];
+
+/// One of the forms a store might echo `secret` in.
+fn echo_form(secret: &str, form: u8) -> String {
+    use base64::Engine;
+    let percent = |text: &str, all: bool| -> String {
+        text.bytes()
+            .map(|b| {
+                if !all && (b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    match form % 10 {
+        0 => secret.to_string(),
+        1 => percent(secret, true),
+        2 => percent(secret, false).to_lowercase(),
+        3 => secret
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect(),
+        4 => secret.chars().map(|c| format!("&#{};", c as u32)).collect(),
+        5 => base64::engine::general_purpose::STANDARD.encode(secret),
+        6 => secret.to_ascii_uppercase(),
+        7 => secret[..24].to_string(),
+        8 => percent(&percent(secret, true), true),
+        _ => percent(secret, true).replace('%', "\\u0025"),
+    }
+}
+
+/// The broker's response scrubber. In the input, `0xFF k` stands for a
+/// form of a secret, set off by spaces; every other byte stands for
+/// itself. Whatever surrounds them, no run of the secrets' bytes as long
+/// as a fragment survives, no form set off by spaces survives, and an
+/// answer with nothing to scrub comes back as it was.
+pub fn scrub(data: &[u8]) {
+    use provisioner::broker::scrub::{FRAGMENT, MARKER, Scrubber};
+    static SCRUBBER: OnceLock<Scrubber> = OnceLock::new();
+    let scrubber = SCRUBBER.get_or_init(|| Scrubber::new(SCRUBBED));
+    let mut haystack = Vec::new();
+    let mut forms = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        match (data[at], data.get(at + 1)) {
+            (0xFF, Some(&k)) => {
+                let form = echo_form(SCRUBBED[(k & 1) as usize], k >> 1);
+                haystack.push(b' ');
+                haystack.extend_from_slice(form.as_bytes());
+                haystack.push(b' ');
+                forms.push(form);
+                at += 2;
+            }
+            (byte, _) => {
+                haystack.push(byte);
+                at += 1;
+            }
+        }
+    }
+    let (out, count) = scrubber.scrub(&haystack);
+    if count == 0 {
+        assert_eq!(
+            &*out,
+            &haystack[..],
+            "nothing found, yet the answer changed"
+        );
+    }
+    assert!(out.len() <= haystack.len() + count * MARKER.len());
+    let lower = out.to_ascii_lowercase();
+    let contains = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
+    for secret in SCRUBBED {
+        for window in secret.as_bytes().windows(FRAGMENT) {
+            assert!(
+                !contains(&window.to_ascii_lowercase()),
+                "{:?} survived",
+                String::from_utf8_lossy(window)
+            );
+        }
+    }
+    for form in forms {
+        assert!(
+            !contains(&form.to_ascii_lowercase().into_bytes()),
+            "the form {form:?} survived"
+        );
+    }
+}

@@ -88,6 +88,7 @@ async fn plugins_list_and_inspect_show_what_each_plugin_declares() {
         "required, secret",
         "display_name",
         "(template)",
+        "https://{host}  host from your setting host: may receive credentials",
     ] {
         assert!(
             run.stdout.contains(needle),

@@ -17,6 +17,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("people_json", checks::people_json),
     ("people_csv", checks::people_csv),
     ("salesforce_wire", checks::salesforce_wire),
+    ("scrub", checks::scrub),
 ];
 
 fn inputs(target: &str) -> Vec<PathBuf> {

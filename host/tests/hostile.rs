@@ -97,6 +97,18 @@ async fn a_host_the_plugin_chose_never_receives_a_credential() {
     let fixture = hostile_fixture(test_plugins::HOSTILE);
     let own = format!("http://127.0.0.1:{}", recorder.port());
 
+    // `plugins inspect` tells the operator which host the plugin chose.
+    let run = fixture
+        .provisioner(&["plugins", "inspect", "hostile"], &[])
+        .await;
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("https://127.0.0.1:{port}"))
+        .unwrap_or_else(|| panic!("{run:?}"));
+    assert!(line.contains("a host the plugin chose"), "{line}");
+    assert!(line.contains("approved_egress"), "{line}");
+
     // Unapproved, the connection does not pass `check`, and the line says
     // which host and how to approve it.
     fixture.write_config(&hostile_config(

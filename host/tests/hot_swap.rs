@@ -280,3 +280,101 @@ async fn sighup_reloads_when_file_events_are_off() {
     assert!(!log.contains("file change"), "no file watch: {log}");
     assert!(daemon.stop().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_file_claiming_the_name_is_refused_and_the_running_version_keeps_serving() {
+    let world = swap_world().await;
+    let daemon = Daemon::start(&world.fixture).await;
+    eventually("the first people are synced", || async {
+        world.has("s1@example.com")
+    })
+    .await;
+    let installed = world.installed.display().to_string();
+
+    // A file named to sort first claims the same plugin name.
+    let intruder = world.fixture.plugin_dir().join("aaa.wasm");
+    std::fs::copy(test_plugins::JSON_STORE_NEXT, &intruder).unwrap();
+    let intruder_name = intruder.display().to_string();
+    eventually("the clash is logged", || async {
+        daemon.log().contains("claimed by more than one file")
+    })
+    .await;
+    let line = daemon
+        .log()
+        .lines()
+        .find(|l| l.contains("claimed by more than one file"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.contains(&installed) && line.contains(&intruder_name),
+        "one line names both files: {line}"
+    );
+
+    // The running host keeps the version it had, and says why it is in
+    // doubt wherever status is shown.
+    eventually("status shows the clash", || async {
+        connection(&daemon.get_json("/api/status").await)["plugin_problem"]
+            .as_str()
+            .is_some_and(|p| p.contains(&intruder_name) && p.contains(&installed))
+    })
+    .await;
+    assert_eq!(
+        version_in_status(&daemon).await,
+        json!(env!("CARGO_PKG_VERSION"))
+    );
+    world.import(&["s3"]).await;
+    eventually("new work is served by the old version", || async {
+        world.has("s3@example.com")
+    })
+    .await;
+    assert_eq!(
+        world.requests_by(&next_agent()),
+        0,
+        "the intruder made no call"
+    );
+    let page = daemon.get_text("/").await;
+    assert!(
+        page.contains("claimed by more than one file"),
+        "the page shows it"
+    );
+    let run = world.fixture.provisioner(&["status"], &[]).await;
+    assert!(run.stdout.contains("name clash"), "{run:?}");
+    assert!(run.stdout.contains(&intruder_name), "{run:?}");
+
+    // A fresh process serves neither, and check says which files and
+    // what to do.
+    let run = world.fixture.provisioner(&["check"], &[]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let clash: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("claimed by more than one file"))
+        .collect();
+    assert!(
+        clash
+            .iter()
+            .any(|l| l.contains("connection store") && l.contains("remove or rename")),
+        "{run:?}"
+    );
+    let run = world.fixture.provisioner(&["plugins", "list"], &[]).await;
+    let refusals: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("claimed by more than one file"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "one line for the clash: {run:?}");
+    assert!(refusals[0].contains(&installed) && refusals[0].contains(&intruder_name));
+    assert!(!run.stdout.contains("json-store"), "{run:?}");
+
+    // Once the intruder is gone the clash is over.
+    std::fs::remove_file(&intruder).unwrap();
+    eventually("status no longer shows a clash", || async {
+        connection(&daemon.get_json("/api/status").await)["plugin_problem"].is_null()
+    })
+    .await;
+    assert_eq!(
+        version_in_status(&daemon).await,
+        json!(env!("CARGO_PKG_VERSION"))
+    );
+    assert!(daemon.stop().await.success());
+}

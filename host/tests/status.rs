@@ -413,3 +413,192 @@ async fn people_no_attempt_has_reached_yet_count_as_unsynced() {
         .unwrap();
     assert_eq!(leads["plugin_version"], "0.1.0", "{status}");
 }
+
+/// One request over a raw connection, so that the `Host` header is exactly
+/// what a test says (or absent): (status, head, body).
+async fn raw_request(
+    url: &str,
+    path: &str,
+    host: Option<&str>,
+    auth: Option<&str>,
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut request = match host {
+        Some(host) => format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n"),
+        None => format!("GET {path} HTTP/1.0\r\n"),
+    };
+    if let Some(auth) = auth {
+        request.push_str(&format!("Authorization: {auth}\r\n"));
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_lowercase(), body.to_string())
+}
+
+fn sha256_base64(text: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
+    let start = text.find(open).map(|i| i + open.len()).unwrap_or(0);
+    let end = text[start..]
+        .find(close)
+        .map(|i| start + i)
+        .unwrap_or(start);
+    &text[start..end]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_server_answers_only_its_own_names_and_hardens_every_answer() {
+    let world = every_bucket().await;
+    let config = std::fs::read_to_string(world.fixture.config_path()).unwrap();
+    world.fixture.write_config(&config.replacen(
+        "[status]\n",
+        "[status]\nhosts = [\"status.example.com\"]\n",
+        1,
+    ));
+    let daemon = Daemon::start(&world.fixture).await;
+    let port = daemon.url.rsplit(':').next().unwrap().to_string();
+
+    // A page whose DNS name was rebound to this address names its own
+    // host: refused. The server's own address and names: answered.
+    for (host, expected) in [
+        (format!("rebind.attacker.example:{port}"), 421),
+        ("attacker.example".to_string(), 421),
+        (format!("status.example.com.attacker.example:{port}"), 421),
+        (format!("127.0.0.1:{port}"), 200),
+        (format!("localhost:{port}"), 200),
+        ("status.example.com".to_string(), 200),
+        (format!("STATUS.example.com:{port}"), 200),
+    ] {
+        for path in ["/api/status", "/api/people/a", "/"] {
+            let (status, _, body) = raw_request(&daemon.url, path, Some(&host), None).await;
+            assert_eq!(status, expected, "{path} with Host {host}: {body}");
+            if expected == 421 {
+                assert!(!body.contains("a@example.com"), "{body}");
+            }
+        }
+    }
+    let (status, _, _) = raw_request(&daemon.url, "/api/status", None, None).await;
+    assert_eq!(status, 400, "a request that names no host");
+
+    // Every answer forbids framing, sniffing, referrers and caching.
+    for path in ["/", "/api/status", "/metrics", "/healthz", "/nowhere"] {
+        let (_, head, _) =
+            raw_request(&daemon.url, path, Some(&format!("127.0.0.1:{port}")), None).await;
+        for header in [
+            "x-frame-options: deny",
+            "x-content-type-options: nosniff",
+            "referrer-policy: no-referrer",
+            "cache-control: no-store",
+            "content-security-policy: default-src 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(head.contains(header), "{path} lacks {header}: {head}");
+        }
+    }
+    // The policy admits the page's own script and style by hash, and the
+    // page has no inline style attribute that it would block.
+    let (_, head, page) =
+        raw_request(&daemon.url, "/", Some(&format!("127.0.0.1:{port}")), None).await;
+    let policy = between(&head, "content-security-policy: ", "\r\n").to_string();
+    let script = between(&page, "<script>", "</script>");
+    let style = between(&page, "<style>", "</style>");
+    assert!(!script.is_empty() && !style.is_empty());
+    assert!(
+        policy.contains(&format!("script-src 'sha256-{}'", sha256_base64(script)).to_lowercase()),
+        "{policy}"
+    );
+    assert!(
+        policy.contains(&format!("style-src 'sha256-{}'", sha256_base64(style)).to_lowercase()),
+        "{policy}"
+    );
+    assert!(!page.contains(" style="), "an inline style attribute");
+    assert_eq!(page.matches("<script").count(), 1);
+    assert!(daemon.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_loopback_every_read_needs_the_token() {
+    let world = every_bucket().await;
+    let daemon = Daemon::start_on(&world.fixture, "0.0.0.0:0", &[]).await;
+    let host = daemon.url.trim_start_matches("http://").to_string();
+    let basic = |password: &str| {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("operator:{password}"))
+        )
+    };
+    for path in [
+        "/",
+        "/api/status",
+        "/api/failures",
+        "/api/people/a",
+        "/api/audit",
+        "/metrics",
+    ] {
+        let (status, head, body) = raw_request(&daemon.url, path, Some(&host), None).await;
+        assert_eq!(status, 401, "{path} without the token: {body}");
+        assert!(head.contains("www-authenticate: basic"), "{path}: {head}");
+        assert!(!body.contains("a@example.com"), "{body}");
+        let (status, _, _) =
+            raw_request(&daemon.url, path, Some(&host), Some("Bearer not-the-token")).await;
+        assert_eq!(status, 401, "{path} with a wrong token");
+        let (status, _, _) = raw_request(
+            &daemon.url,
+            path,
+            Some(&host),
+            Some(&basic("not-the-token")),
+        )
+        .await;
+        assert_eq!(status, 401, "{path} with a wrong password");
+        let (status, _, body) = raw_request(
+            &daemon.url,
+            path,
+            Some(&host),
+            Some(&format!("Bearer {STATUS_TOKEN}")),
+        )
+        .await;
+        assert_eq!(status, 200, "{path} with the token: {body}");
+        // A browser asked for a password sends it as HTTP Basic.
+        let (status, _, _) =
+            raw_request(&daemon.url, path, Some(&host), Some(&basic(STATUS_TOKEN))).await;
+        assert_eq!(status, 200, "{path} with the token as a password");
+    }
+    let (status, _, _) = raw_request(&daemon.url, "/healthz", Some(&host), None).await;
+    assert_eq!(status, 200, "health checks need no token");
+    let log = daemon.log();
+    assert!(daemon.stop().await.success());
+    assert_no_secret(&log);
+
+    // Without a token it does not start beyond loopback, and check says so.
+    let config = std::fs::read_to_string(world.fixture.config_path()).unwrap();
+    let tokenless = config.replace("token = { secrets_file = \"status_token\" }\n", "");
+    assert_ne!(tokenless, config);
+    world.fixture.write_config(&tokenless.replacen(
+        "[status]\n",
+        "[status]\nlisten = \"0.0.0.0:0\"\n",
+        1,
+    ));
+    let run = world.run(&["run"]).await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("beyond loopback"), "{run:?}");
+    assert!(run.stderr.contains("[status] token"), "{run:?}");
+    let run = world.run(&["check"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("beyond loopback"), "{run:?}");
+}

@@ -69,12 +69,13 @@ impl Scrubber {
     /// A scrubber for `secrets`; those shorter than [`MIN_SECRET`] are left
     /// out.
     pub fn new<S: AsRef<[u8]>>(secrets: impl IntoIterator<Item = S>) -> Scrubber {
+        let secrets: Vec<S> = secrets
+            .into_iter()
+            .filter(|s| s.as_ref().len() >= MIN_SECRET)
+            .collect();
         let mut patterns: Vec<Vec<u8>> = Vec::new();
-        for secret in secrets {
+        for secret in &secrets {
             let secret = secret.as_ref();
-            if secret.len() < MIN_SECRET {
-                continue;
-            }
             if secret.len() <= FRAGMENT {
                 patterns.push(secret.to_vec());
             } else {
@@ -82,19 +83,23 @@ impl Scrubber {
             }
             patterns.extend(base64_cores(secret));
         }
-        patterns.sort();
-        patterns.dedup();
         if patterns.is_empty() {
             return Scrubber::default();
         }
-        // Overlapping matches need the standard match kind; every match
-        // is found, and overlapping ones merge into one span below.
-        let automaton = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(&patterns)
-            .ok();
-        Scrubber { automaton }
+        match automaton(patterns) {
+            Ok(automaton) => Scrubber {
+                automaton: Some(automaton),
+            },
+            Err(error) => {
+                // Far more secret bytes than any store issues. Scrub whole
+                // secrets rather than none: this must never fail open.
+                tracing::error!(%error, "too many credential pieces to search for; searching for whole credentials only");
+                let whole = secrets.iter().map(|s| s.as_ref().to_vec()).collect();
+                Scrubber {
+                    automaton: automaton(whole).ok(),
+                }
+            }
+        }
     }
 
     /// Whether there is anything to scrub for.
@@ -226,6 +231,18 @@ impl Held {
 fn build(values: &[secrecy::SecretString]) -> Scrubber {
     use secrecy::ExposeSecret;
     Scrubber::new(values.iter().map(|v| v.expose_secret().as_bytes()))
+}
+
+/// One automaton over every pattern. Overlapping matches need the
+/// standard match kind: every match is found, and overlapping ones merge
+/// into one span.
+fn automaton(mut patterns: Vec<Vec<u8>>) -> Result<AhoCorasick, aho_corasick::BuildError> {
+    patterns.sort();
+    patterns.dedup();
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::Standard)
+        .build(&patterns)
 }
 
 /// Every match of the automaton in `haystack`, as byte spans.
@@ -535,6 +552,24 @@ mod tests {
             s.scrub_text("an exactly8 here"),
             format!("an {MARKER} here")
         );
+    }
+
+    #[test]
+    fn a_long_token_is_scrubbed_in_pieces() {
+        // A JWT-sized access token: 2 KiB of pieces to search for.
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let jwt: String = (0..2048)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ALPHABET[(state >> 33) as usize % ALPHABET.len()] as char
+            })
+            .collect();
+        let s = Scrubber::new([jwt.as_str()]);
+        let echo = format!("<{}>", &jwt[1000..1100]);
+        assert_eq!(s.scrub_text(&echo), format!("<{MARKER}>"));
     }
 
     #[test]

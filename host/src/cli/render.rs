@@ -130,7 +130,13 @@ pub(super) fn plugin_details(plugin: &Plugin, as_json: bool) -> std::io::Result<
             .collect::<Vec<_>>()
             .join(", ")
     )?;
-    writeln!(out, "egress:       {}", inert(&d.egress.join(", ")))?;
+    writeln!(out, "egress:")?;
+    let rows: Vec<Vec<String>> = d
+        .egress
+        .iter()
+        .map(|raw| vec![format!("  {raw}"), egress_note(raw, d)])
+        .collect();
+    write!(out, "{}", table(&rows))?;
     let auth = match &d.auth {
         AuthScheme::None => "none".to_string(),
         AuthScheme::OAuth2 { token_url } => format!("OAuth 2.0, token URL {token_url}"),
@@ -184,6 +190,29 @@ pub(super) fn plugin_details(plugin: &Plugin, as_json: bool) -> std::io::Result<
         write!(out, "{}", table(&rows))?;
     }
     Ok(())
+}
+
+/// Who would choose the host of an egress template, and so what it may
+/// receive: the operator's view of a plugin's egress.
+fn egress_note(raw: &str, d: &crate::runtime::contract::Descriptor) -> String {
+    use crate::broker::egress::{HostSource, Template};
+    match Template::parse(raw).map(|t| t.host_source().clone()) {
+        Ok(HostSource::Setting(name)) => {
+            let default = d
+                .setting(&name)
+                .and_then(|s| s.default_value.clone())
+                .map(|v| {
+                    format!(
+                        "; left unset, the plugin's default {v} is a host the plugin chose, reachable only under approved_egress"
+                    )
+                })
+                .unwrap_or_default();
+            format!("host from your setting {name}: may receive credentials{default}")
+        }
+        Ok(HostSource::Plugin) => "a host the plugin chose: reachable only if you list it under approved_egress, never with credentials unless under credential_origins".into(),
+        Ok(HostSource::Wildcard) => "admits only the instance_url your token endpoint returns".into(),
+        Err(error) => error.to_string(),
+    }
 }
 
 pub(super) fn test_result(

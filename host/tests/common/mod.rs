@@ -238,13 +238,19 @@ impl Daemon {
 
     /// Starts the daemon with extra arguments to `run`.
     pub async fn start_with(fixture: &Fixture, args: &[&str]) -> Daemon {
+        Daemon::start_on(fixture, "127.0.0.1:0", args).await
+    }
+
+    /// Starts the daemon with status on `listen`. The URL it is reached at
+    /// is on loopback even when it listens on every address.
+    pub async fn start_on(fixture: &Fixture, listen: &str, args: &[&str]) -> Daemon {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
             .arg("--config")
             .arg(fixture.config_path())
             .arg("--cache-dir")
             .arg(cache_dir())
-            .args(["run", "--listen", "127.0.0.1:0"])
+            .args(["run", "--listen", listen])
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::null())
@@ -263,7 +269,7 @@ impl Daemon {
                     let address = line[at + "serving status at ".len()..]
                         .trim()
                         .trim_end_matches('/')
-                        .to_string();
+                        .replace("//0.0.0.0:", "//127.0.0.1:");
                     let _ = found.try_send(address);
                 }
                 let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());

@@ -213,7 +213,7 @@ async fn call(State(shared): State<Arc<Shared>>, body: String) -> Response {
                 "<result>{}{}<errors><message>{}</message><statusCode>{}</statusCode></errors>{}{}<success>false</success></result>",
                 nil_or("accountId", None),
                 nil_or("contactId", None),
-                escape(&format!("{}{echo}", error.message)),
+                escape(format!("{}{echo}", error.message)),
                 escape(&error.code),
                 nil_or("leadId", convert.lead_id.as_deref()),
                 nil_or("opportunityId", None),
