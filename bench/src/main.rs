@@ -10,6 +10,7 @@
 
 mod linked;
 mod native;
+mod scrub;
 
 /// The allocator `provisioner` itself uses, so that the connector calls
 /// measured in this process allocate on the host side as the host does.
@@ -70,6 +71,10 @@ struct Args {
     /// working on the connector's speed.
     #[arg(long)]
     calls_only: bool,
+    /// Only what scrubbing credentials out of answers costs, beside parsing
+    /// the same answers as JSON, printed and not written to the report.
+    #[arg(long)]
+    scrub_only: bool,
 }
 
 /// One `provisioner` process, measured.
@@ -785,6 +790,24 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
 
 async fn bench() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.scrub_only {
+        let (build, memory) = scrub::build(21);
+        eprintln!(
+            "building the scrubber for four credentials: {:.2} ms, {} KiB",
+            build.as_secs_f64() * 1e3,
+            memory / 1024
+        );
+        for (what, bytes, scrub, parse) in scrub::run(201) {
+            eprintln!(
+                "{what} ({} KiB): scrub {:.0} µs, JSON parse {:.0} µs, ratio {:.2}",
+                bytes / 1024,
+                scrub.as_secs_f64() * 1e6,
+                parse.as_secs_f64() * 1e6,
+                scrub.as_secs_f64() / parse.as_secs_f64()
+            );
+        }
+        return Ok(());
+    }
     let provisioner = match &args.provisioner {
         Some(path) => path.clone(),
         None => std::env::current_exe()?

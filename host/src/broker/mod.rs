@@ -274,7 +274,7 @@ impl Broker {
         let policy = EgressPolicy::new(&descriptor.egress, &settings, &choices)?;
         // Every secret setting, not only those the auth scheme uses: a
         // plugin may declare others, and none of them may come back.
-        let held = Arc::new(Held::new(secrets.values().cloned().collect()));
+        let all_secrets: Vec<SecretString> = secrets.values().cloned().collect();
         let auth = match &descriptor.auth {
             AuthScheme::None => Auth::None,
             AuthScheme::Bearer { secret } => Auth::Bearer(
@@ -291,7 +291,7 @@ impl Broker {
                         connection,
                         url.clone(),
                         secrets,
-                        held.clone(),
+                        Arc::new(Held::new(all_secrets.clone())),
                         sink.clone(),
                         limits.max_response_bytes,
                     ))
@@ -312,7 +312,7 @@ impl Broker {
         // Connections sharing a credential set share what it held.
         let held = match &auth {
             Auth::OAuth2(oauth) => oauth.held().clone(),
-            _ => held,
+            _ => Arc::new(Held::new(all_secrets)),
         };
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
