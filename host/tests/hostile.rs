@@ -364,6 +364,40 @@ async fn a_store_that_refuses_every_token_gets_one_token_request_and_a_quarantin
     assert!(later.contains("without accepting it once"), "{later}");
     assert_no_leak(&run.all(), &store.issued_tokens(), "the report");
 
+    // A connector that makes the store "expire" the session at will, with
+    // an expired marker of its choosing between requests the store
+    // accepts, gets one refresh a call for it, not one a request.
+    let trusting = JsonStore::start(json_store_options()).await.unwrap();
+    let marker = hostile_fixture(test_plugins::HOSTILE);
+    marker.write_config(&hostile_config_with(
+        &trusting.host(),
+        0,
+        "marker-loop",
+        "",
+        "count = 5",
+    ));
+    let (code, details, run) = attack(&marker).await;
+    assert_eq!(code, Some(0), "{run:?}");
+    assert_eq!(
+        details.get("0:status"),
+        Some(&Value::from("200")),
+        "{run:?}"
+    );
+    let again = details
+        .get("3:error")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(
+        again.contains("already refreshed once in this call"),
+        "{details:?}"
+    );
+    assert_eq!(
+        trusting.counters().token_requests.values().sum::<u64>(),
+        2,
+        "one exchange for the stale configured token, one for the marker"
+    );
+    assert_no_leak(&run.all(), &trusting.issued_tokens(), "the marker loop");
+
     // In a sync, the refusal quarantines the connection, and the next
     // pass sends nothing at all.
     let people = fixture.path().join("people.json");

@@ -82,6 +82,16 @@ pub struct HttpRequest {
     pub credential: Credential,
 }
 
+/// What one plugin call has used of the broker's allowances.
+#[derive(Debug, Default)]
+pub struct CallScope {
+    /// Whether a body credential's expired marker already had the token
+    /// refreshed in this call. The marker is text the connector chose, so
+    /// an answer "expires" the session whenever the connector likes: it
+    /// gets one refresh a call, not one a request.
+    marker_refreshed: std::sync::atomic::AtomicBool,
+}
+
 /// The shortest body placeholder the host accepts, so that a token is never
 /// spliced into a body by accident.
 const MIN_PLACEHOLDER: usize = 8;
@@ -442,7 +452,17 @@ impl Broker {
     /// The `http.send` door. Whatever comes back, answer or error, is
     /// scrubbed of the connection's credentials.
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-        let result = self.send_unscrubbed(request).await;
+        self.send_in(request, &CallScope::default()).await
+    }
+
+    /// [`Broker::send`] as part of a plugin call, whose allowances `call`
+    /// keeps.
+    pub async fn send_in(
+        &self,
+        request: HttpRequest,
+        call: &CallScope,
+    ) -> Result<HttpResponse, HttpError> {
+        let result = self.send_unscrubbed(request, call).await;
         let scrubber = self.scrubber();
         match result {
             Ok(mut response) => {
@@ -474,7 +494,11 @@ impl Broker {
         }
     }
 
-    async fn send_unscrubbed(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+    async fn send_unscrubbed(
+        &self,
+        request: HttpRequest,
+        call: &CallScope,
+    ) -> Result<HttpResponse, HttpError> {
         let headers = checked_headers(&request.headers)?;
         if let Credential::Body {
             placeholder,
@@ -617,6 +641,15 @@ impl Broker {
                 } else if refreshed {
                     return Err(HttpError::Unauthorized(format!(
                         "{url} still refused the credentials after the access token was refreshed: {}",
+                        excerpt(&response_body)
+                    )));
+                } else if matches!(request.credential, Credential::Body { .. })
+                    && call
+                        .marker_refreshed
+                        .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    return Err(HttpError::Unauthorized(format!(
+                        "{url} answered with the body credential's expired marker again; the access token was already refreshed once in this call for that marker: {}",
                         excerpt(&response_body)
                     )));
                 } else {

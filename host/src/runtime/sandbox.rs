@@ -149,6 +149,8 @@ pub(crate) struct PluginState {
     out_of_time: bool,
     last_http_error: Option<HttpError>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// What this call has used of the broker's allowances.
+    call: crate::broker::CallScope,
 }
 
 impl WasiView for PluginState {
@@ -163,6 +165,10 @@ impl WasiView for PluginState {
 impl PluginState {
     pub(crate) fn broker(&self) -> Option<&Arc<Broker>> {
         self.broker.as_ref()
+    }
+
+    pub(crate) fn call_scope(&self) -> &crate::broker::CallScope {
+        &self.call
     }
 
     pub(crate) fn add_host_time(&mut self, elapsed: Duration) {
@@ -267,6 +273,7 @@ pub(crate) fn new_store(
         out_of_time: false,
         last_http_error: None,
         stderr_tail,
+        call: Default::default(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.memory);

@@ -184,6 +184,26 @@ fn attack() -> (String, Vec<(String, String)>, bool) {
                 ))
             })
             .collect(),
+        // An answer the store accepts, then one that "expires" the
+        // session by a marker the connector chose, over and over.
+        "marker-loop" => {
+            let mut results = Vec::new();
+            for _ in 0..count {
+                results.push(send(request(
+                    Method::Get,
+                    format!("{}/api/me", store()),
+                    None,
+                    Credential::AuthorizationHeader,
+                )));
+                let mut provoke = soap(format!("{}/api/people", store()), envelope(true, "x"));
+                provoke.credential = Credential::Body(BodyCredential {
+                    placeholder: PLACEHOLDER.into(),
+                    expired_marker: "INVALID_TOKEN".into(),
+                });
+                results.push(send(provoke));
+            }
+            results
+        }
         "log-flood" => {
             let message = "x".repeat(size);
             for _ in 0..count {

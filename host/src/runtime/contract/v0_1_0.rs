@@ -39,7 +39,7 @@ impl http::Host for PluginState {
     async fn send(&mut self, request: http::Request) -> Result<http::Response, http::HttpError> {
         let started = Instant::now();
         let result = match self.broker() {
-            Some(broker) => broker.send(request.into()).await,
+            Some(broker) => broker.send_in(request.into(), self.call_scope()).await,
             None => Err(HttpError::Denied(
                 "no connection is bound to this call (describe runs without network access)".into(),
             )),
