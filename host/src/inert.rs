@@ -54,12 +54,33 @@ impl<W: Write> Write for OneLine<W> {
             Some(body) => (body, &b"\n"[..]),
             None => (buf, &b""[..]),
         };
-        if !body.iter().any(|b| *b < 0x20 && *b != 0x1b) {
+        // Besides the C0 controls: NEL, and the Unicode line and paragraph
+        // separators, which some log viewers break lines at.
+        let separators: [(&[u8], &[u8]); 3] = [
+            (b"\xc2\x85", b"\\u{85}"),
+            (b"\xe2\x80\xa8", b"\\u{2028}"),
+            (b"\xe2\x80\xa9", b"\\u{2029}"),
+        ];
+        let has_separator = || {
+            separators
+                .iter()
+                .any(|(s, _)| memchr::memmem::find(body, s).is_some())
+        };
+        if !body.iter().any(|b| *b < 0x20 && *b != 0x1b) && !has_separator() {
             self.0.write_all(buf)?;
             return Ok(buf.len());
         }
         let mut out = Vec::with_capacity(buf.len() + 16);
-        for &byte in body {
+        let mut at = 0;
+        while at < body.len() {
+            if let Some((separator, escape)) =
+                separators.iter().find(|(s, _)| body[at..].starts_with(s))
+            {
+                out.extend_from_slice(escape);
+                at += separator.len();
+                continue;
+            }
+            let byte = body[at];
             match byte {
                 b'\n' => out.extend_from_slice(b"\\n"),
                 b'\r' => out.extend_from_slice(b"\\r"),
@@ -68,6 +89,7 @@ impl<W: Write> Write for OneLine<W> {
                 b if b < 0x20 => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
                 b => out.push(b),
             }
+            at += 1;
         }
         out.extend_from_slice(end);
         self.0.write_all(&out)?;
@@ -98,9 +120,11 @@ mod tests {
         out.write_all(b"2026 WARN store said: a\nFORGED\r\x00 \x1b[1m\n")
             .unwrap();
         out.write_all(b"plain\n").unwrap();
+        out.write_all("sep \u{2028}x\u{85}y\u{2029}\n".as_bytes())
+            .unwrap();
         assert_eq!(
             String::from_utf8(out.0).unwrap(),
-            "2026 WARN store said: a\\nFORGED\\r\\x00 \x1b[1m\nplain\n"
+            "2026 WARN store said: a\\nFORGED\\r\\x00 \x1b[1m\nplain\nsep \\u{2028}x\\u{85}y\\u{2029}\n"
         );
     }
 }

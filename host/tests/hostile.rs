@@ -203,6 +203,59 @@ async fn a_host_the_plugin_chose_never_receives_a_credential() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_come_whole_and_uncompressed_so_that_they_can_be_scrubbed() {
+    let store = JsonStore::start(json_store_options()).await.unwrap();
+    let fixture = hostile_fixture(test_plugins::HOSTILE);
+    // The connector may not ask for compression or for a range.
+    for (attack_name, header) in [
+        ("ask-compressed", "accept-encoding"),
+        ("ask-range", "range"),
+    ] {
+        fixture.write_config(&hostile_config(&store.host(), 0, attack_name, ""));
+        let (code, details, run) = attack(&fixture).await;
+        assert_eq!(code, Some(0), "{run:?}");
+        let error = details["0:error"].as_str().unwrap_or_default();
+        assert!(error.contains("Denied"), "{attack_name}: {details:?}");
+        assert!(error.contains(header), "{error}");
+    }
+    assert!(store.counters().api_requests.is_empty(), "nothing was sent");
+
+    // A host that compresses or transcodes anyway is refused, whatever
+    // the answer holds.
+    for (encoding, what) in [
+        ("content-encoding: gzip\r\n", "content encoding"),
+        (
+            "content-type: application/json; charset=utf-16\r\n",
+            "utf-16",
+        ),
+    ] {
+        let recorder = Recorder::answering(format!(
+            "HTTP/1.1 200 OK\r\n{encoding}content-length: 4\r\nconnection: close\r\n\r\nabcd"
+        ))
+        .await;
+        fixture.write_config(&hostile_config(
+            &store.host(),
+            recorder.port(),
+            "plain-to-own-host",
+            &approve(&recorder),
+        ));
+        let (code, details, run) = attack(&fixture).await;
+        assert_eq!(code, Some(0), "{run:?}");
+        let error = details["0:error"].as_str().unwrap_or_default();
+        assert!(error.contains("Protocol"), "{what}: {details:?}");
+        assert!(error.contains(what), "{error}");
+        assert!(
+            recorder
+                .received()
+                .to_lowercase()
+                .contains("accept-encoding: identity"),
+            "the host asked for an uncompressed answer: {}",
+            recorder.received()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_endpoint_at_a_host_the_plugin_chose_receives_nothing() {
     let store = JsonStore::start(json_store_options()).await.unwrap();
     let recorder = Recorder::start().await;

@@ -581,6 +581,24 @@ async fn beyond_loopback_every_read_needs_the_token() {
     }
     let (status, _, _) = raw_request(&daemon.url, "/healthz", Some(&host), None).await;
     assert_eq!(status, 200, "health checks need no token");
+    // A browser re-sends cached Basic credentials with a forged cross-site
+    // form post, so an action takes the token only as a bearer token.
+    let client = reqwest::Client::new();
+    let action = format!("{}/api/connections/leads/resume", daemon.url);
+    let forged = client
+        .post(&action)
+        .header("authorization", basic(STATUS_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401, "an action with Basic credentials");
+    let real = client
+        .post(&action)
+        .bearer_auth(STATUS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(real.status(), 200, "the page's own bearer token");
     let log = daemon.log();
     assert!(daemon.stop().await.success());
     assert_no_secret(&log);

@@ -46,6 +46,10 @@ pub enum TemplateError {
     #[error("egress template {template:?} has an unterminated or empty placeholder")]
     BadPlaceholder { template: String },
     #[error(
+        "egress template {template:?} is a wildcard over a whole top-level domain; name at least two labels after *., as in https://*.my.salesforce.com"
+    )]
+    BroadWildcard { template: String },
+    #[error(
         "egress template {template:?} uses {{{placeholder}}} in a wildcard host, which cannot be filled"
     )]
     PlaceholderInWildcard {
@@ -111,6 +115,16 @@ impl Template {
                 placeholder: placeholder.clone(),
             });
         }
+        if wildcard {
+            // `*.com` would vouch for any host a token endpoint names.
+            let suffix = authority[2..].split(':').next().unwrap_or_default();
+            let labels = suffix.split('.').filter(|l| !l.is_empty()).count();
+            if labels < 2 || suffix.contains("*") {
+                return Err(TemplateError::BroadWildcard {
+                    template: raw.into(),
+                });
+            }
+        }
         if placeholders.is_empty() {
             // A literal template must be a valid origin on its own.
             let probe = authority.replacen("*.", "wildcard.", 1);
@@ -153,9 +167,12 @@ impl Template {
     }
 
     /// Whether the operator chose the origin this template fills to, given
-    /// the settings the operator wrote.
+    /// the settings the operator wrote: the whole host from one of them,
+    /// and a port, if it comes from a setting, from one of them too (a
+    /// plugin's default port could be any service on the operator's host).
     fn chosen_by_operator(&self, written: &BTreeSet<String>) -> bool {
         matches!(&self.host, HostSource::Setting(name) if written.contains(name))
+            && self.placeholders.iter().all(|p| written.contains(p))
     }
 
     /// Fills the template from `settings`. `Ok(None)` when a placeholder's
@@ -734,6 +751,9 @@ mod tests {
             ("https://{}", Err("unterminated or empty placeholder")),
             ("https://domain}", Err("unterminated or empty placeholder")),
             ("https://*.{domain}", Err("in a wildcard host")),
+            ("https://*.com", Err("whole top-level domain")),
+            ("https://*.", Err("whole top-level domain")),
+            ("https://*.*.example.com", Err("whole top-level domain")),
             ("https://", Err("must be an origin")),
         ];
         for (raw, expected) in cases {
@@ -912,7 +932,17 @@ mod tests {
                 request: "https://acme.example.com/x",
                 expected: Ok(Reach::Plain),
             },
-            // An operator host with the plugin's default port is theirs.
+            // An operator host and port are theirs; the plugin's default
+            // port on the operator's host is not: it could be any service.
+            Row {
+                template: "https://{host}:{port}",
+                settings: &[("host", "store.example.com"), ("port", "8443")],
+                written: &["host", "port"],
+                approved: &[],
+                trusted: &[],
+                request: "https://store.example.com:8443/x",
+                expected: Ok(Reach::Credentials),
+            },
             Row {
                 template: "https://{host}:{port}",
                 settings: &[("host", "store.example.com"), ("port", "8443")],
@@ -920,7 +950,7 @@ mod tests {
                 approved: &[],
                 trusted: &[],
                 request: "https://store.example.com:8443/x",
-                expected: Ok(Reach::Credentials),
+                expected: Err("a host the plugin chose"),
             },
             // An approval of something never declared still reaches it, as
             // the operator said, but without credentials.

@@ -35,6 +35,17 @@ use scrub::{Held, Scrubber};
 const RESERVED_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "host"];
 /// Headers the host computes from the body and the connection.
 const FRAMING_HEADERS: &[&str] = &["content-length", "transfer-encoding", "connection"];
+/// Headers that shape how an answer is encoded or cut. Every answer is
+/// scrubbed of credentials before the plugin sees it, and compressed, cut
+/// into ranges or transcoded to UTF-16, an echoed credential would pass
+/// the scrubber; the host asks for whole, uncompressed answers itself.
+const REPRESENTATION_HEADERS: &[&str] = &[
+    "accept-encoding",
+    "range",
+    "if-range",
+    "te",
+    "accept-charset",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -285,6 +296,16 @@ impl Broker {
         // Every secret setting, not only those the auth scheme uses: a
         // plugin may declare others, and none of them may come back.
         let all_secrets: Vec<SecretString> = secrets.values().cloned().collect();
+        for (name, value) in &secrets {
+            if value.expose_secret().len() < scrub::MIN_SECRET {
+                tracing::warn!(
+                    connection,
+                    secret = %name,
+                    "the secret is shorter than {} characters, too short to tell from ordinary text: answers are not scrubbed of it",
+                    scrub::MIN_SECRET
+                );
+            }
+        }
         let auth = match &descriptor.auth {
             AuthScheme::None => Auth::None,
             AuthScheme::Bearer { secret } => Auth::Bearer(
@@ -499,7 +520,11 @@ impl Broker {
         request: HttpRequest,
         call: &CallScope,
     ) -> Result<HttpResponse, HttpError> {
-        let headers = checked_headers(&request.headers)?;
+        let mut headers = checked_headers(&request.headers)?;
+        headers.insert(
+            reqwest::header::ACCEPT_ENCODING,
+            reqwest::header::HeaderValue::from_static("identity"),
+        );
         if let Credential::Body {
             placeholder,
             expired_marker,
@@ -519,8 +544,12 @@ impl Broker {
             !matches!(request.credential, Credential::None) && !matches!(self.auth, Auth::None);
         self.check(&url, credentialed)?;
         if credentialed && let Credential::Body { placeholder, .. } = &request.credential {
-            splice::check(request.body.as_deref().unwrap_or_default(), placeholder)
-                .map_err(HttpError::InvalidRequest)?;
+            splice::check(
+                request.body.as_deref().unwrap_or_default(),
+                placeholder,
+                &request.headers,
+            )
+            .map_err(HttpError::InvalidRequest)?;
         }
 
         let mut method = request.method;
@@ -593,7 +622,9 @@ impl Broker {
                         self.limits.max_redirects
                     )));
                 }
-                let location = location.to_str().unwrap_or("");
+                let location = location.to_str().map_err(|_| {
+                    HttpError::Protocol(format!("{url} redirected to a location that is not ASCII"))
+                })?;
                 let next = url.join(location).map_err(|e| {
                     HttpError::Protocol(format!("{url} redirected to {location:?}: {e}"))
                 })?;
@@ -614,6 +645,7 @@ impl Broker {
                 continue;
             }
 
+            scrubbable(&response, &url)?;
             let response_headers: Vec<(String, String)> = response
                 .headers()
                 .iter()
@@ -625,6 +657,14 @@ impl Broker {
                 })
                 .collect();
             let response_body = read_capped(response, &url, self.limits.max_response_bytes).await?;
+            if [&b"\xff\xfe"[..], b"\xfe\xff", b"\0\0\xfe\xff"]
+                .iter()
+                .any(|bom| response_body.starts_with(bom))
+            {
+                return Err(HttpError::Protocol(format!(
+                    "{url} answered in UTF-16 or UTF-32, which the host cannot search for credentials; connectors get ASCII-compatible answers only"
+                )));
+            }
             let rejected = token.is_some()
                 && match &request.credential {
                     Credential::AuthorizationHeader => status == reqwest::StatusCode::UNAUTHORIZED,
@@ -637,7 +677,9 @@ impl Broker {
                 && let Some(current) = &token
             {
                 if !rejected {
-                    oauth.accepted(current.generation);
+                    if status.is_success() {
+                        oauth.accepted(current.generation);
+                    }
                 } else if refreshed {
                     return Err(HttpError::Unauthorized(format!(
                         "{url} still refused the credentials after the access token was refreshed: {}",
@@ -669,8 +711,45 @@ impl Broker {
     }
 }
 
-/// Checks the plugin's headers: credentials, routing and framing are the
-/// host's to set.
+/// Refuses an answer the scrubber could not read: compressed, partial, or
+/// in a charset that is not ASCII-compatible. The host asked for none of
+/// these, so a store that sends one anyway gets no benefit of the doubt.
+fn scrubbable(response: &reqwest::Response, url: &Url) -> Result<(), HttpError> {
+    let headers = response.headers();
+    if let Some(encoding) = headers.get(reqwest::header::CONTENT_ENCODING) {
+        let encoding = String::from_utf8_lossy(encoding.as_bytes()).to_ascii_lowercase();
+        if !encoding.trim().is_empty() && encoding.trim() != "identity" {
+            return Err(HttpError::Protocol(format!(
+                "{url} answered with content encoding {encoding:?}, which the host did not ask for and cannot search for credentials"
+            )));
+        }
+    }
+    if response.status() == reqwest::StatusCode::PARTIAL_CONTENT {
+        return Err(HttpError::Protocol(format!(
+            "{url} answered with part of a resource (206), which the host did not ask for"
+        )));
+    }
+    if let Some(kind) = headers.get(reqwest::header::CONTENT_TYPE) {
+        let kind = String::from_utf8_lossy(kind.as_bytes()).to_ascii_lowercase();
+        let charset = kind
+            .split(';')
+            .filter_map(|p| p.trim().strip_prefix("charset="))
+            .map(|c| c.trim_matches('"'))
+            .next();
+        if charset.is_some_and(|c| {
+            c.starts_with("utf-16") || c.starts_with("utf-32") || c.starts_with("ucs")
+        }) {
+            return Err(HttpError::Protocol(format!(
+                "{url} answered in {}, which the host cannot search for credentials; connectors get ASCII-compatible answers only",
+                charset.unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the plugin's headers: credentials, routing, framing and the
+/// answer's representation are the host's to set.
 fn checked_headers(headers: &[(String, String)]) -> Result<reqwest::header::HeaderMap, HttpError> {
     let mut map = reqwest::header::HeaderMap::new();
     for (name, value) in headers {
@@ -683,6 +762,11 @@ fn checked_headers(headers: &[(String, String)]) -> Result<reqwest::header::Head
         if FRAMING_HEADERS.contains(&lower.as_str()) {
             return Err(HttpError::InvalidRequest(format!(
                 "the {lower} header is computed by the host"
+            )));
+        }
+        if REPRESENTATION_HEADERS.contains(&lower.as_str()) {
+            return Err(HttpError::Denied(format!(
+                "the {lower} header is the host's to set: answers reach connectors whole and uncompressed, so that the host can scrub them of credentials"
             )));
         }
         let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
@@ -816,7 +900,17 @@ mod tests {
 
     #[test]
     fn reserved_and_framing_headers_are_refused() {
-        for name in ["Authorization", "cookie", "HOST", "proxy-authorization"] {
+        for name in [
+            "Authorization",
+            "cookie",
+            "HOST",
+            "proxy-authorization",
+            "Accept-Encoding",
+            "range",
+            "If-Range",
+            "TE",
+            "accept-charset",
+        ] {
             let error = checked_headers(&[(name.into(), "x".into())]).unwrap_err();
             assert!(matches!(error, HttpError::Denied(_)), "{name}: {error}");
         }

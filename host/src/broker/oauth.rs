@@ -17,7 +17,16 @@
 //!   connection. A token that expired after serving is replaced at once,
 //!   which is what a session timeout needs;
 //! - two exchanges are at least [`EXCHANGE_SPACING`] apart: a caller that
-//!   needs one sooner waits for it.
+//!   needs one sooner waits for it;
+//! - a credential set gets at most [`EXCHANGES_PER_HOUR`] exchanges in any
+//!   hour; past that, callers get `unauthorized` (and the connection is
+//!   quarantined) without the token endpoint hearing of it. A session that
+//!   lasts as long as Salesforce's (hours) needs a handful an hour;
+//! - a refused exchange is answered from memory to the callers behind it
+//!   for [`FAILURE_MEMORY`], not asked again by each.
+//!
+//! Only a 2xx answer counts as the store accepting a token: any other
+//! answer could come from a path that never looked at it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +45,37 @@ pub(crate) const REFUSED_TOKEN_FLOOR: Duration = Duration::from_secs(5);
 
 /// The least time between two token exchanges of one credential set.
 pub(crate) const EXCHANGE_SPACING: Duration = Duration::from_secs(1);
+
+/// The most token exchanges one credential set may make in an hour.
+pub(crate) const EXCHANGES_PER_HOUR: usize = 60;
+
+/// How long a refused exchange is answered from memory.
+pub(crate) const FAILURE_MEMORY: Duration = Duration::from_secs(60);
+
+/// The exchanges of the last hour, at most [`EXCHANGES_PER_HOUR`].
+#[derive(Debug, Default)]
+struct HourlyCap {
+    started: std::collections::VecDeque<Instant>,
+}
+
+impl HourlyCap {
+    /// Counts an exchange starting `now`, or says how many the last hour
+    /// already had.
+    fn admit(&mut self, now: Instant) -> Result<(), usize> {
+        while self
+            .started
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(3600))
+        {
+            self.started.pop_front();
+        }
+        if self.started.len() >= EXCHANGES_PER_HOUR {
+            return Err(self.started.len());
+        }
+        self.started.push_back(now);
+        Ok(())
+    }
+}
 
 /// An access token and the generation it belongs to. The generation tells a
 /// caller that met a 401 whether someone else already refreshed.
@@ -58,7 +98,9 @@ struct TokenState {
     refresh: Option<SecretString>,
     /// The failure of the exchange attempted for a generation, so that the
     /// callers queued behind it do not each repeat a refused refresh.
-    failure: Option<(u64, HttpError)>,
+    failure: Option<(u64, HttpError, Instant)>,
+    /// The exchanges of the last hour.
+    recent: HourlyCap,
     /// When the current access token was obtained, if this process
     /// exchanged for it (not for one from the configuration).
     obtained: Option<Instant>,
@@ -124,6 +166,7 @@ impl OAuth2 {
                 access: secrets.remove("access_token"),
                 refresh: secrets.remove("refresh_token"),
                 failure: None,
+                recent: Default::default(),
                 obtained: None,
                 last_exchange: None,
             }),
@@ -196,10 +239,18 @@ impl OAuth2 {
         state: &mut TokenState,
         client: &reqwest::Client,
     ) -> Result<Grant, HttpError> {
-        if let Some((generation, failure)) = &state.failure
+        if let Some((generation, failure, at)) = &state.failure
             && *generation == state.generation
+            && at.elapsed() < FAILURE_MEMORY
         {
             return Err(failure.clone());
+        }
+        if let Err(count) = state.recent.admit(Instant::now()) {
+            let error = HttpError::Unauthorized(format!(
+                "the host asked the token endpoint for {count} tokens within the last hour for this credential set, and asks for no more until an hour after the first: a store or connector that needs that many is refusing or provoking refusals"
+            ));
+            tracing::warn!(connection = %self.connection, %error, "refresh held back");
+            return Err(error);
         }
         if let Some(last) = state.last_exchange {
             let since = last.elapsed();
@@ -250,7 +301,7 @@ impl OAuth2 {
                 let error = error.scrubbed(&self.held.scrubber());
                 // The token that failed is useless either way.
                 state.access = None;
-                state.failure = Some((state.generation, error.clone()));
+                state.failure = Some((state.generation, error.clone(), Instant::now()));
                 tracing::warn!(connection = %self.connection, %error, "token exchange failed");
                 Err(error)
             }
@@ -328,5 +379,25 @@ impl OAuth2 {
                 "{endpoint} answered HTTP {status}"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_hour_holds_at_most_the_cap_of_exchanges() {
+        let mut cap = HourlyCap::default();
+        let start = Instant::now();
+        for minute in 0..EXCHANGES_PER_HOUR as u64 {
+            assert_eq!(cap.admit(start + Duration::from_secs(30 * minute)), Ok(()));
+        }
+        let late = start + Duration::from_secs(30 * EXCHANGES_PER_HOUR as u64);
+        assert_eq!(cap.admit(late), Err(EXCHANGES_PER_HOUR));
+        // An hour after the first, one more is allowed, and only one.
+        let hour = start + Duration::from_secs(3600);
+        assert_eq!(cap.admit(hour), Ok(()));
+        assert_eq!(cap.admit(hour), Err(EXCHANGES_PER_HOUR));
     }
 }

@@ -61,6 +61,9 @@ const DECODE_ROUNDS: usize = 2;
 #[derive(Clone, Default)]
 pub struct Scrubber {
     automaton: Option<AhoCorasick>,
+    /// No automaton could be built for credentials there are: every answer
+    /// is replaced whole, since none can be searched.
+    blind: bool,
     /// The credentials, to widen a piece found to the run around it.
     secrets: Vec<Vec<u8>>,
     /// Where each pattern of the automaton comes from, by pattern id.
@@ -85,6 +88,7 @@ impl std::fmt::Debug for Scrubber {
                 "patterns",
                 &self.automaton.as_ref().map_or(0, |a| a.patterns_len()),
             )
+            .field("blind", &self.blind)
             .finish()
     }
 }
@@ -132,16 +136,20 @@ impl Scrubber {
         match automaton(&keys) {
             Ok(automaton) => Scrubber {
                 automaton: Some(automaton),
+                blind: false,
                 secrets,
                 sources,
             },
             Err(error) => {
                 // Far more secret bytes than any store issues. Scrub whole
-                // secrets rather than none: this must never fail open.
+                // secrets rather than pieces; and if even that cannot be
+                // built, hide every answer: this must never fail open.
                 tracing::error!(%error, "too many credential pieces to search for; searching for whole credentials only");
                 let sources = vec![vec![Source::Whole]; secrets.len()];
+                let automaton = automaton(&secrets).ok();
                 Scrubber {
-                    automaton: automaton(&secrets).ok(),
+                    blind: automaton.is_none(),
+                    automaton,
                     secrets,
                     sources,
                 }
@@ -156,13 +164,16 @@ impl Scrubber {
 
     /// Whether there is anything to scrub for.
     pub fn is_empty(&self) -> bool {
-        self.automaton.is_none()
+        self.automaton.is_none() && !self.blind
     }
 
     /// `input` with every credential replaced by [`MARKER`], and how many
     /// places were replaced. Borrows `input` when there was nothing to
     /// replace.
     pub fn scrub<'a>(&self, input: &'a [u8]) -> (Cow<'a, [u8]>, usize) {
+        if self.blind {
+            return (Cow::Owned(MARKER.as_bytes().to_vec()), 1);
+        }
         let Some(automaton) = &self.automaton else {
             return (Cow::Borrowed(input), 0);
         };
@@ -229,23 +240,32 @@ pub(crate) struct Held {
 }
 
 struct HeldState {
-    values: Vec<secrecy::SecretString>,
-    /// How many of `values` came from the configuration; they stay.
-    fixed: usize,
+    /// From the configuration; they stay.
+    fixed: Vec<secrecy::SecretString>,
+    /// Obtained in this process, oldest first, with when.
+    obtained: std::collections::VecDeque<(secrecy::SecretString, std::time::Instant)>,
     scrubber: std::sync::Arc<Scrubber>,
 }
 
-/// Tokens obtained in this process that stay scrubbed after they were
-/// replaced: an expired token is still worth nothing to leak.
-const KEPT_TOKENS: usize = 32;
+/// A token obtained in this process stays scrubbed after it was replaced:
+/// it may still be valid, and a store may have kept it where a connector
+/// can read it later. The newest [`KEPT_NEWEST`] stay whatever their age;
+/// older ones stay for [`KEPT_FOR`] (longer than Salesforce's longest
+/// session), up to [`KEPT_TOKENS`] in all: more than the token endpoint
+/// issues in an hour, so even at the highest rate a token stays scrubbed
+/// for an hour after it was replaced. A day's handful keeps the search a
+/// small DFA.
+const KEPT_NEWEST: usize = 4;
+const KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
+const KEPT_TOKENS: usize = 2 * super::oauth::EXCHANGES_PER_HOUR + 2;
 
 impl Held {
     pub(crate) fn new(values: Vec<secrecy::SecretString>) -> Held {
-        let scrubber = std::sync::Arc::new(build(&values));
+        let scrubber = std::sync::Arc::new(build(values.iter()));
         Held {
             state: std::sync::RwLock::new(HeldState {
-                fixed: values.len(),
-                values,
+                fixed: values,
+                obtained: Default::default(),
                 scrubber,
             }),
         }
@@ -256,19 +276,33 @@ impl Held {
     pub(crate) fn add(&self, value: &secrecy::SecretString) {
         use secrecy::ExposeSecret;
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        if state
-            .values
+        let known = state
+            .fixed
             .iter()
-            .any(|v| v.expose_secret() == value.expose_secret())
-        {
+            .chain(state.obtained.iter().map(|(v, _)| v))
+            .any(|v| v.expose_secret() == value.expose_secret());
+        if known {
             return;
         }
-        state.values.push(value.clone());
-        if state.values.len() > state.fixed + KEPT_TOKENS {
-            let oldest = state.fixed;
-            state.values.remove(oldest);
+        state
+            .obtained
+            .push_back((value.clone(), std::time::Instant::now()));
+        while state.obtained.len() > KEPT_NEWEST
+            && (state.obtained.len() > KEPT_TOKENS
+                || state
+                    .obtained
+                    .front()
+                    .is_some_and(|(_, at)| at.elapsed() > KEPT_FOR))
+        {
+            state.obtained.pop_front();
         }
-        state.scrubber = std::sync::Arc::new(build(&state.values));
+        let scrubber = build(
+            state
+                .fixed
+                .iter()
+                .chain(state.obtained.iter().map(|(v, _)| v)),
+        );
+        state.scrubber = std::sync::Arc::new(scrubber);
     }
 
     pub(crate) fn scrubber(&self) -> std::sync::Arc<Scrubber> {
@@ -280,9 +314,9 @@ impl Held {
     }
 }
 
-fn build(values: &[secrecy::SecretString]) -> Scrubber {
+fn build<'a>(values: impl Iterator<Item = &'a secrecy::SecretString>) -> Scrubber {
     use secrecy::ExposeSecret;
-    Scrubber::new(values.iter().map(|v| v.expose_secret().as_bytes()))
+    Scrubber::new(values.map(|v| v.expose_secret().as_bytes()))
 }
 
 impl Scrubber {
@@ -337,14 +371,25 @@ fn widen(
     (from, to)
 }
 
-/// One automaton over every pattern: a DFA, since it runs over every
-/// answer. Overlapping matches need the standard match kind: every match
-/// is found, and overlapping ones merge into one span.
+/// Patterns up to which the automaton is a DFA: it runs over every answer,
+/// and is twice as fast as the alternative. Beyond, as when a connection
+/// has held many tokens, a DFA grows past a few MiB, and a contiguous NFA
+/// is used.
+const DFA_PATTERNS: usize = 400;
+
+/// One automaton over every pattern. Overlapping matches need the standard
+/// match kind: every match is found, and overlapping ones merge into one
+/// span.
 fn automaton(patterns: &[Vec<u8>]) -> Result<AhoCorasick, aho_corasick::BuildError> {
+    let kind = if patterns.len() <= DFA_PATTERNS {
+        aho_corasick::AhoCorasickKind::DFA
+    } else {
+        aho_corasick::AhoCorasickKind::ContiguousNFA
+    };
     AhoCorasick::builder()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::Standard)
-        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .kind(Some(kind))
         .build(patterns)
 }
 
@@ -673,6 +718,45 @@ mod tests {
             s.scrub_text("an exactly8 here"),
             format!("an {MARKER} here")
         );
+    }
+
+    #[test]
+    fn replaced_tokens_stay_scrubbed_up_to_the_cap() {
+        use secrecy::SecretString;
+        let held = Held::new(vec![SecretString::from(SECRET)]);
+        // Distinct tokens that share no piece.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let tokens: Vec<String> = (0..KEPT_TOKENS + 5)
+            .map(|_| {
+                (0..40)
+                    .map(|_| {
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        char::from(b'a' + ((state >> 33) % 26) as u8)
+                    })
+                    .collect()
+            })
+            .collect();
+        for token in &tokens {
+            held.add(&SecretString::from(token.as_str()));
+        }
+        let scrubber = held.scrubber();
+        let found = |text: &str| scrubber.scrub(text.as_bytes()).1 > 0;
+        assert!(found(SECRET), "the configured secret stays");
+        assert!(found(&tokens[tokens.len() - 1]), "the newest token");
+        assert!(found(&tokens[5]), "the oldest within the cap");
+        assert!(!found(&tokens[4]), "beyond the cap");
+    }
+
+    #[test]
+    fn a_scrubber_that_cannot_search_hides_every_answer() {
+        let blind = Scrubber {
+            blind: true,
+            ..Scrubber::default()
+        };
+        assert!(!blind.is_empty());
+        assert_eq!(blind.scrub_text("anything at all"), MARKER);
     }
 
     #[test]

@@ -300,6 +300,10 @@ fn setting_text(kind: &SettingKind, value: &toml::Value) -> Result<String, Strin
     Ok(text)
 }
 
+/// The shortest operator token accepted: it guards people's data and the
+/// removal guard's approvals.
+pub const MIN_STATUS_TOKEN: usize = 16;
+
 /// Why a status listener beyond loopback needs a token.
 pub fn status_needs_token(listen: std::net::SocketAddr) -> String {
     format!(
@@ -531,6 +535,16 @@ impl Config {
                 secrets
                     .resolve("[status]", "token", &source)
                     .map_err(|e| e.to_string())
+            })
+            .and_then(|token| {
+                use secrecy::ExposeSecret;
+                if token.expose_secret().chars().count() < MIN_STATUS_TOKEN {
+                    Err(format!(
+                        "the token is shorter than {MIN_STATUS_TOKEN} characters; use a long random one, e.g. from `openssl rand -hex 24`"
+                    ))
+                } else {
+                    Ok(token)
+                }
             })
             .map(Some)
             .map_err(|reason| {

@@ -306,7 +306,9 @@ fn emit(tags: &LogTags, level: tracing::Level, stream: &str, message: &str) {
     if !enabled {
         return;
     }
-    let message = cut(message);
+    // Escaping can make a message several times longer: cut, escape, and
+    // cut again, and count what is written.
+    let message = cut(&crate::inert::inert(&cut(message))).into_owned();
     let admitted = tags
         .budget
         .lock()
@@ -315,7 +317,6 @@ fn emit(tags: &LogTags, level: tracing::Level, stream: &str, message: &str) {
     if !admitted {
         return;
     }
-    let message = crate::inert::inert(&message);
     let plugin = &*tags.plugin;
     let connection = tags.connection.as_deref().unwrap_or("");
     macro_rules! at {

@@ -84,12 +84,18 @@ impl IntoResponse for Unauthorized {
     }
 }
 
-/// The token a request presents: `Authorization: Bearer <token>`, or the
-/// password of `Authorization: Basic` (any user name).
-fn presented(headers: &HeaderMap) -> Option<Vec<u8>> {
+/// The token a request presents: `Authorization: Bearer <token>`, or, for
+/// a read, the password of `Authorization: Basic` (any user name). A
+/// browser sends Basic credentials it has cached with any request to the
+/// server, a forged cross-site form post included, so they never
+/// authorize an action; a Bearer header only the page's own script sets.
+fn presented(headers: &HeaderMap, basic: bool) -> Option<Vec<u8>> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     if let Some(token) = value.strip_prefix("Bearer ") {
         return Some(token.as_bytes().to_vec());
+    }
+    if !basic {
+        return None;
     }
     let encoded = value.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD
@@ -107,11 +113,13 @@ fn authorized(state: &StatusState, headers: &HeaderMap, basic: bool) -> Result<(
             basic,
         });
     };
-    let presented = presented(headers).unwrap_or_default();
-    let good = presented
-        .as_slice()
-        .ct_eq(expected.expose_secret().as_bytes())
-        .into();
+    let presented = presented(headers, basic).unwrap_or_default();
+    let good = !presented.is_empty()
+        && bool::from(
+            presented
+                .as_slice()
+                .ct_eq(expected.expose_secret().as_bytes()),
+        );
     if good {
         Ok(())
     } else {

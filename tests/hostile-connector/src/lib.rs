@@ -159,6 +159,23 @@ fn attack() -> (String, Vec<(String, String)>, bool) {
             format!("{}/services/Soap/u/62.0", store()),
             envelope(true, "00Q000000000001AAA"),
         ))],
+        // Answers the scrubber could not read: compressed, or cut into
+        // pieces shorter than what it searches for.
+        "ask-compressed" | "ask-range" => {
+            let (name, value) = if attack == "ask-compressed" {
+                ("accept-encoding", "gzip")
+            } else {
+                ("range", "bytes=0-15")
+            };
+            let mut ask = request(
+                Method::Get,
+                format!("{}/api/me", store()),
+                None,
+                Credential::AuthorizationHeader,
+            );
+            ask.headers = vec![(name.into(), value.into())];
+            vec![send(ask)]
+        }
         "rest-error" => vec![send(request(
             Method::Get,
             format!(
