@@ -596,19 +596,9 @@ impl Recorder {
 /// in base64.
 pub fn leak_forms(secret: &str) -> Vec<String> {
     use base64::Engine;
-    let encoded: String = secret
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
     vec![
         secret.to_string(),
-        encoded,
+        salesforce_emulator::url_encoded(secret),
         base64::engine::general_purpose::STANDARD.encode(secret),
     ]
 }

@@ -225,8 +225,18 @@ impl Shared {
 /// the request carried, as it came, URL-encoded, and in base64.
 pub(crate) fn echo_of(credential: &str) -> String {
     use base64::Engine;
-    let encoded: String = credential
-        .bytes()
+    format!(
+        " [request credentials: {credential}; as a URL: {}; in base64: {}]",
+        url_encoded(credential),
+        base64::engine::general_purpose::STANDARD.encode(credential)
+    )
+}
+
+/// `text` with every byte but ASCII letters and digits percent-encoded:
+/// how a careless store quotes input in a URL, and a form of a leaked
+/// credential that tests look for.
+pub fn url_encoded(text: &str) -> String {
+    text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() {
                 (b as char).to_string()
@@ -234,11 +244,7 @@ pub(crate) fn echo_of(credential: &str) -> String {
                 format!("%{b:02X}")
             }
         })
-        .collect();
-    format!(
-        " [request credentials: {credential}; as a URL: {encoded}; in base64: {}]",
-        base64::engine::general_purpose::STANDARD.encode(credential)
-    )
+        .collect()
 }
 
 /// Appends [`echo_of`] to every `message` of a REST error array.
