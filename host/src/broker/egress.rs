@@ -459,7 +459,7 @@ impl EgressPolicy {
     }
 
     /// `origin` as a URL, with the scheme requests to it use.
-    pub fn url_of(&self, origin: &Origin) -> String {
+    fn url_of(&self, origin: &Origin) -> String {
         let scheme = self.scheme_for(origin);
         let default_port = if scheme == "https" { 443 } else { 80 };
         let host = match &origin.host {

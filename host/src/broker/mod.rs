@@ -28,7 +28,7 @@ use serde::Serialize;
 use url::Url;
 
 use crate::runtime::contract::{AuthScheme, Descriptor};
-use egress::{Choices, EgressPolicy, Reach, TemplateError};
+use egress::{Choices, Denied, EgressPolicy, Reach, TemplateError};
 use scrub::{Held, Scrubber};
 
 /// Headers a plugin may not set: credentials and routing are the host's.
@@ -414,18 +414,17 @@ impl Broker {
 
     /// Checks a URL the plugin asked for, and whether it may carry the
     /// connection's credentials when `credentialed`.
-    fn check(&self, url: &Url, credentialed: bool) -> Result<(), HttpError> {
+    fn check(&self, url: &Url, credentialed: bool) -> Result<(), Denied> {
         let policy = self.read_policy();
-        let result = if credentialed {
+        if credentialed {
             policy.check_credentialed(url)
         } else {
             policy.check(url).map(|_: Reach| ())
-        };
-        result.map_err(|denied| HttpError::Denied(denied.to_string()))
+        }
     }
 
     /// The scrubber for every credential this connection holds or held.
-    pub fn scrubber(&self) -> Arc<Scrubber> {
+    fn scrubber(&self) -> Arc<Scrubber> {
         self.held.scrubber()
     }
 
@@ -542,7 +541,8 @@ impl Broker {
         // connection has one.
         let credentialed =
             !matches!(request.credential, Credential::None) && !matches!(self.auth, Auth::None);
-        self.check(&url, credentialed)?;
+        self.check(&url, credentialed)
+            .map_err(|denied| HttpError::Denied(denied.to_string()))?;
         if credentialed && let Credential::Body { placeholder, .. } = &request.credential {
             splice::check(
                 request.body.as_deref().unwrap_or_default(),
@@ -657,14 +657,7 @@ impl Broker {
                 })
                 .collect();
             let response_body = read_capped(response, &url, self.limits.max_response_bytes).await?;
-            if [&b"\xff\xfe"[..], b"\xfe\xff", b"\0\0\xfe\xff"]
-                .iter()
-                .any(|bom| response_body.starts_with(bom))
-            {
-                return Err(HttpError::Protocol(format!(
-                    "{url} answered in UTF-16 or UTF-32, which the host cannot search for credentials; connectors get ASCII-compatible answers only"
-                )));
-            }
+            scrubbable_body(&response_body, &url)?;
             let rejected = token.is_some()
                 && match &request.credential {
                     Credential::AuthorizationHeader => status == reqwest::StatusCode::UNAUTHORIZED,
@@ -744,6 +737,18 @@ fn scrubbable(response: &reqwest::Response, url: &Url) -> Result<(), HttpError> 
                 charset.unwrap_or_default()
             )));
         }
+    }
+    Ok(())
+}
+
+/// Refuses a body in UTF-16 or UTF-32 that no header declared as such:
+/// its byte order mark gives it away.
+fn scrubbable_body(body: &[u8], url: &Url) -> Result<(), HttpError> {
+    let marks: [&[u8]; 3] = [b"\xff\xfe", b"\xfe\xff", b"\0\0\xfe\xff"];
+    if marks.iter().any(|bom| body.starts_with(bom)) {
+        return Err(HttpError::Protocol(format!(
+            "{url} answered in UTF-16 or UTF-32, which the host cannot search for credentials; connectors get ASCII-compatible answers only"
+        )));
     }
     Ok(())
 }

@@ -681,8 +681,7 @@ impl Config {
         let at = |span: Range<usize>, message: String| self.diagnostic(Some(span), message);
 
         let plugin_name = raw.plugin.get_ref();
-        let clash = plugins.clash(plugin_name);
-        if let Some(clash) = &clash {
+        if let Some(clash) = plugins.clash(plugin_name) {
             if plugins.get(plugin_name).is_none() {
                 return Err(vec![at(
                     raw.plugin.span(),

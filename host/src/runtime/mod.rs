@@ -328,6 +328,16 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// What is wrong when more than one file claims the plugin name `name`:
+/// the one text that `check`, refusals and status all show.
+pub fn clash_reason(name: &str, files: impl IntoIterator<Item = impl fmt::Display>) -> String {
+    let files: Vec<String> = files.into_iter().map(|f| f.to_string()).collect();
+    format!(
+        "plugin name {name} is claimed by more than one file ({}); each is refused until only one claims it: remove or rename all but one",
+        files.join(", ")
+    )
+}
+
 /// The plugins of one directory.
 #[derive(Default)]
 pub struct PluginSet {
@@ -346,16 +356,9 @@ impl PluginSet {
 
     /// Why `name` is in doubt, if more than one file claims it.
     pub fn clash(&self, name: &str) -> Option<String> {
-        self.clashes.get(name).map(|files| {
-            format!(
-                "plugin name {name} is claimed by more than one file ({}); remove or rename all but one",
-                files
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
+        self.clashes
+            .get(name)
+            .map(|files| clash_reason(name, files.iter().map(|f| f.display())))
     }
 
     /// The refusal of a file whose name suggests it was meant to be `name`,

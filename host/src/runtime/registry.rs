@@ -85,13 +85,9 @@ pub struct PluginRegistry {
 
 /// The line that reports a clash: every file that claims `name`.
 fn clash_refusal(name: &str, files: &[PathBuf]) -> Refusal {
-    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     Refusal {
         path: files.first().cloned().unwrap_or_default(),
-        reason: format!(
-            "plugin name {name} is claimed by more than one file ({}); each is refused until only one claims it: remove or rename the others",
-            names.join(", ")
-        ),
+        reason: super::clash_reason(name, files.iter().map(|f| f.display())),
     }
 }
 

@@ -339,12 +339,9 @@ pub fn overview(
             plugin: config.plugin_of(name).unwrap_or_default(),
             plugin_version: config.plugin_of(name).and_then(|p| in_use.get(&p).cloned()),
             plugin_problem: config.plugin_of(name).and_then(|p| {
-                clashes.get(&p).map(|files| {
-                    format!(
-                        "plugin name {p} is claimed by more than one file ({}); remove or rename all but one",
-                        files.join(", ")
-                    )
-                })
+                clashes
+                    .get(&p)
+                    .map(|files| crate::runtime::clash_reason(&p, files))
             }),
             quarantined: quarantine.get(name).cloned(),
             api_usage: usage.get(name).cloned(),
