@@ -140,6 +140,11 @@ const MIGRATIONS: &[&str] = &[
         files TEXT NOT NULL               -- JSON array of the claiming files
     );
     "#,
+    // 6: records by connection, so that a rule letting go of a record can
+    // ask whether another rule of the connection links it.
+    r#"
+    CREATE INDEX links_target ON links (connection, target_id) WHERE target_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this binary writes.

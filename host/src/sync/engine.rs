@@ -369,6 +369,25 @@ struct Held {
     linked: BTreeMap<String, u64>,
     /// Deleted people, purged at the end once their records are removed.
     tombstones: Vec<String>,
+    /// What rules that share a connection must know of each other.
+    sharing: Sharing,
+}
+
+/// Rules that target one connection share its records: a person in two
+/// of them has one record, not two, and a record one rule links is never
+/// removed on behalf of another.
+#[derive(Default)]
+struct Sharing {
+    /// (connection, person) whose record a rule creates in this pass.
+    creating: BTreeSet<(String, String)>,
+    /// Finds that wait for another rule's create of the same person's
+    /// record, by rule: looked up again at the end of the pass, they adopt
+    /// that record instead of creating a twin.
+    deferred: BTreeMap<String, Vec<Planned>>,
+    /// In a dry run, (connection, person) that a rule will look up, with
+    /// the rule: another rule's removal of their record may become a
+    /// handover once the lookup finds it.
+    finding: BTreeMap<(String, String), String>,
 }
 
 /// Operations answered and planned so far in a pass, for progress.
@@ -631,9 +650,41 @@ impl Engine {
             work = next?;
         }
 
-        // Removals wait for the end of the pass, where the guard sees all
-        // of them at once, whichever slices they were planned in.
+        // Finds that waited for another rule's create of the same record:
+        // that create has been answered, so a lookup now finds it.
         let mut work: Vec<Work> = Vec::new();
+        for (name, planned) in std::mem::take(&mut held.sharing.deferred) {
+            let (Some(binding), Some(report)) = (bindings.get(&name), reports.get_mut(&name))
+            else {
+                continue;
+            };
+            let people: BTreeSet<String> = planned.iter().map(|p| p.person_id.clone()).collect();
+            let rule_links = links.of_rule_among(&name, &people)?;
+            let mut outcomes = Outcomes::default();
+            let mut removals = Vec::new();
+            self.resolve_rule(
+                binding,
+                planned,
+                &rule_links,
+                &BTreeMap::new(),
+                &bindings,
+                options,
+                report,
+                &mut outcomes,
+                &mut removals,
+                &mut work,
+                None,
+            )
+            .await?;
+            links.commit(&outcomes.save, &outcomes.drop, &[])?;
+        }
+        let answers = self.execute(std::mem::take(&mut work), &tally).await?;
+        count_answers(&mut reports, answers);
+
+        // Removals wait for the end of the pass, where the guard sees all
+        // of them at once, whichever slices they were planned in, and where
+        // every rule's adoptions are linked: a record that another rule of
+        // the connection links is handed over, not removed.
         for (name, removals) in std::mem::take(&mut held.removals) {
             let (Some(binding), Some(report)) = (bindings.get(&name), reports.get_mut(&name))
             else {
@@ -642,6 +693,7 @@ impl Engine {
             if !matches!(report.status, Some(RuleStatus::Active)) {
                 continue;
             }
+            let removals = self.hand_over(removals, &held.sharing, options, report)?;
             let linked = held.linked.get(&name).copied().unwrap_or_default();
             self.guard_removals(binding, removals, linked, options, report, &mut work)?;
         }
@@ -809,6 +861,7 @@ impl Engine {
                 outcomes,
                 removals,
                 &mut work,
+                Some(&mut held.sharing),
             )
             .await?;
         }
@@ -821,6 +874,76 @@ impl Engine {
             links.commit(&outcomes.save, &outcomes.drop, &[])?;
         }
         Ok(Some(work))
+    }
+
+    /// Takes out of `removals` the records that another rule of the same
+    /// connection links: that rule keeps the record, and this rule only
+    /// lets go of its link. In a dry run, a record that another rule is
+    /// about to look up may go either way, and is shown so.
+    fn hand_over(
+        &self,
+        removals: Vec<Work>,
+        sharing: &Sharing,
+        options: &PassOptions,
+        report: &mut RuleReport,
+    ) -> Result<Vec<Work>, EngineError> {
+        let links = Links::new(&self.db);
+        let mut kept = Vec::with_capacity(removals.len());
+        let mut released = Vec::new();
+        for removal in removals {
+            let WorkKind::Remove { target, action } = &removal.kind else {
+                kept.push(removal);
+                continue;
+            };
+            let holder = links.other_holder(&removal.connection, &removal.rule, target)?;
+            if let Some(holder) = holder {
+                report.count("handed-over");
+                report.line(
+                    &removal.person_id,
+                    "hand over",
+                    format!("{target} stays: rule {holder} links it"),
+                );
+                if !options.dry_run {
+                    links.journal_note(
+                        &JournalEntry {
+                            rule: Some(removal.rule.clone()),
+                            person_id: Some(removal.person_id.clone()),
+                            connection: removal.connection.clone(),
+                            action: "hand-over".into(),
+                            target_id: Some(target.clone()),
+                            detail: json!({ "to_rule": holder }),
+                        },
+                        "ok",
+                    )?;
+                    released.push((removal.rule.clone(), removal.person_id.clone()));
+                }
+                continue;
+            }
+            if options.dry_run
+                && let Some(finder) = sharing
+                    .finding
+                    .get(&(removal.connection.clone(), removal.person_id.clone()))
+            {
+                let action = match action {
+                    RemoveAction::Delete => "deleted",
+                    RemoveAction::Disable => "disabled",
+                };
+                report.count("hand over or remove");
+                report.line(
+                    &removal.person_id,
+                    "hand over or remove",
+                    format!(
+                        "{target} stays if rule {finder}'s lookup finds it; else it is {action}"
+                    ),
+                );
+                continue;
+            }
+            kept.push(removal);
+        }
+        if !released.is_empty() {
+            links.commit(&[], &released, &[])?;
+        }
+        Ok(kept)
     }
 
     /// The removal guard: holds a pass's removals when they are too many
@@ -891,6 +1014,7 @@ impl Engine {
         outcomes: &mut Outcomes,
         removals: &mut Vec<Work>,
         work: &mut Vec<Work>,
+        mut sharing: Option<&mut Sharing>,
     ) -> Result<(), EngineError> {
         let name = binding.rule.name.clone();
         let connection = binding.rule.connection.clone();
@@ -915,6 +1039,13 @@ impl Engine {
                     existing,
                 } => {
                     if options.dry_run {
+                        if existing.is_none()
+                            && let Some(sharing) = sharing.as_deref_mut()
+                        {
+                            sharing
+                                .finding
+                                .insert((connection.clone(), person.clone()), name.clone());
+                        }
                         let action = if conversions.contains_key(&(name.clone(), person.clone())) {
                             "convert or adopt"
                         } else if existing.is_some() {
@@ -1148,6 +1279,32 @@ impl Engine {
                                     attributes,
                                 },
                             });
+                        } else if let Some(sharing) = sharing.as_deref_mut()
+                            && !sharing
+                                .creating
+                                .insert((connection.clone(), person.clone()))
+                        {
+                            // Another rule of this connection creates this
+                            // person's record in this pass: adopt it later.
+                            report.line(
+                                &person,
+                                "wait",
+                                "another rule creates this person's record in this pass; it is looked up again at the end",
+                            );
+                            sharing
+                                .deferred
+                                .entry(name.clone())
+                                .or_default()
+                                .push(Planned {
+                                    person_id: person.clone(),
+                                    person_seq: item.person_seq,
+                                    decision: Decision::Find {
+                                        key: key.clone(),
+                                        create: attributes,
+                                        update,
+                                        existing,
+                                    },
+                                });
                         } else {
                             let set: Vec<String> = attributes
                                 .iter()
@@ -1278,27 +1435,34 @@ impl Engine {
         });
         match (deprovision, action) {
             (true, Some(action)) => {
-                for link in rule_links.into_values() {
-                    let Some(target) = link.target_id.clone() else {
-                        continue;
-                    };
+                let removals: Vec<Work> = rule_links
+                    .into_values()
+                    .filter_map(|link| {
+                        let target = link.target_id.clone()?;
+                        Some(Work {
+                            rule: rule.to_string(),
+                            connection: connection.to_string(),
+                            person_id: link.person_id.clone(),
+                            person_seq: None,
+                            base: link,
+                            kind: WorkKind::Remove { target, action },
+                        })
+                    })
+                    .collect();
+                let removals =
+                    self.hand_over(removals, &Sharing::default(), options, &mut rule_report)?;
+                for removal in removals {
+                    let target = removal.base.target_id.clone().unwrap_or_default();
                     rule_report.line(
-                        &link.person_id,
+                        &removal.person_id,
                         "remove",
                         format!("{target}: the rule was deleted"),
                     );
                     if options.dry_run {
                         rule_report.count("remove");
-                        continue;
+                    } else {
+                        work.push(removal);
                     }
-                    work.push(Work {
-                        rule: rule.to_string(),
-                        connection: connection.to_string(),
-                        person_id: link.person_id.clone(),
-                        person_seq: None,
-                        base: link,
-                        kind: WorkKind::Remove { target, action },
-                    });
                 }
             }
             _ => {

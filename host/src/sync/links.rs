@@ -370,6 +370,27 @@ impl<'a> Links<'a> {
             .map_err(|e| self.fail(e))
     }
 
+    /// Another rule of `connection` that links the record `target`, if
+    /// one does: the rule that keeps the record when `rule` lets it go.
+    pub fn other_holder(
+        &self,
+        connection: &str,
+        rule: &str,
+        target: &str,
+    ) -> Result<Option<String>, StateError> {
+        self.db
+            .lock()
+            .prepare_cached(
+                "SELECT rule FROM links WHERE connection = ?1 AND target_id = ?2 AND rule <> ?3 ORDER BY rule LIMIT 1",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![connection, target, rule], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(|e| self.fail(e))
+    }
+
     /// How many links each rule has in each state, counted by SQLite: a
     /// summary that costs the same at any size.
     pub fn count_states(&self) -> Result<Vec<(String, LinkState, u64)>, StateError> {

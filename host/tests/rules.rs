@@ -1,0 +1,133 @@
+//! Rules beyond the first: several rules on one connection, and how a
+//! rule's records change when its connection's removal preferences do.
+//! The real binary, the real connectors, the emulator over loopback.
+
+mod common;
+
+use common::world::*;
+use serde_json::{Value, json};
+
+/// Two rules on the leads connection: one for staff, one for customers.
+fn two_rules(staff_extra: &str) -> String {
+    format!(
+        "\n[rules.staff]\nconnection = \"leads\"\nscope = {{ group = \"staff\" }}\n{staff_extra}\n[rules.customers]\nconnection = \"leads\"\nscope = {{ group = \"customers\" }}\n"
+    )
+}
+
+fn member(id: &str, group: &str) -> Value {
+    json!({ "id": id, "groups": [group], "given_name": "M", "family_name": id, "email": format!("{id}@example.com"), "title": "CTO" })
+}
+
+/// The link a rule holds for a person, from `status person`.
+async fn link(world: &World, person: &str, rule: &str) -> Value {
+    let run = world.run(&["status", "person", person, "--json"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    status["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == rule)
+        .map(|r| r["link"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// The sequence: a person moves from staff to customers; staff's
+/// removal is held by its guard while customers adopts the record; the
+/// approved removal must hand the record over, not delete it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_another_rule_adopted_is_handed_over_not_deleted() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, &two_rules("removal_guard = { max_count = 0 }\n"));
+    world.import(json!([member("a", "staff")])).await;
+    world.sync().await;
+    let created = world.leads();
+    assert_eq!(created.len(), 1);
+    let id = created[0]["Id"].as_str().unwrap().to_string();
+
+    world.run(&["groups", "remove-member", "staff", "a"]).await;
+    world.run(&["groups", "add-member", "customers", "a"]).await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "customers", "adopted"), 1, "{report}");
+    assert_eq!(world.leads().len(), 1);
+
+    let run = world.run(&["approve-removals", "staff"]).await;
+    // With the handover in the same pass nothing is held, and there is
+    // nothing to approve; either way no removal may be sent.
+    assert!(matches!(run.code, Some(0 | 1)), "{run:?}");
+    let report = world.sync().await;
+    assert_eq!(world.emulator.counters().of("DELETE composite/sobjects"), 0);
+    assert_eq!(world.leads().len(), 1, "{report}");
+    let customers = link(&world, "a", "customers").await;
+    assert_eq!(customers["target_id"], id.as_str(), "{customers}");
+    assert_eq!(customers["state"], "synced", "{customers}");
+    assert_eq!(link(&world, "a", "staff").await, Value::Null);
+}
+
+/// In one pass: the removal by the rule a person left must not take the
+/// record the rule they joined just adopted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_between_rules_of_one_connection_hands_the_link_over_in_one_pass() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, &two_rules(""));
+    world
+        .import(json!([member("a", "staff"), member("b", "staff")]))
+        .await;
+    world.sync().await;
+    assert_eq!(world.leads().len(), 2);
+
+    world.run(&["groups", "remove-member", "staff", "a"]).await;
+    world.run(&["groups", "add-member", "customers", "a"]).await;
+    let run = world.run(&["sync", "--dry-run"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("hand over or remove"), "{}", run.stdout);
+
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "staff", "handed-over"), 1, "{report}");
+    assert_eq!(actions(&report, "staff", "removed"), 0, "{report}");
+    assert_eq!(world.emulator.counters().of("DELETE composite/sobjects"), 0);
+    assert_eq!(world.leads().len(), 2);
+
+    // And the record stays in step afterwards: customers owns it now.
+    world
+        .import(json!([{ "id": "a", "groups": ["customers"], "given_name": "M", "family_name": "a", "email": "a@example.com", "title": "CEO" }]))
+        .await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "customers", "updated"), 1, "{report}");
+    assert!(world.leads().iter().any(|l| l["Title"] == "CEO"));
+
+    // A person who leaves both rules loses the record once.
+    world.run(&["people", "delete", "a"]).await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "customers", "removed"), 1, "{report}");
+    assert_eq!(world.leads().len(), 1);
+}
+
+/// A person in both rules links one record from both; leaving one rule
+/// leaves the record to the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_one_of_two_rules_that_share_a_record_keeps_it() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, &two_rules(""));
+    world
+        .import(json!([{ "id": "a", "groups": ["staff", "customers"], "given_name": "M", "family_name": "a", "email": "a@example.com" }]))
+        .await;
+    world.sync().await;
+    assert_eq!(
+        world.leads().len(),
+        1,
+        "one record, found by the second rule"
+    );
+
+    world
+        .run(&["groups", "remove-member", "customers", "a"])
+        .await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "customers", "handed-over"), 1, "{report}");
+    assert_eq!(world.leads().len(), 1);
+    assert_eq!(
+        link(&world, "a", "staff").await["state"],
+        "synced",
+        "the other rule keeps it"
+    );
+}
