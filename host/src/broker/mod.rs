@@ -234,8 +234,6 @@ pub enum BrokerError {
     Template(#[from] TemplateError),
     #[error("token URL: {0}")]
     TokenUrl(String),
-    #[error("the bearer token secret {0} is not configured")]
-    MissingBearer(String),
     #[error("building the HTTP client: {0}")]
     Client(String),
 }
@@ -308,11 +306,14 @@ impl Broker {
         }
         let auth = match &descriptor.auth {
             AuthScheme::None => Auth::None,
-            AuthScheme::Bearer { secret } => Auth::Bearer(
-                secrets
-                    .remove(secret)
-                    .ok_or_else(|| BrokerError::MissingBearer(secret.clone()))?,
-            ),
+            // The contract's word: a connection without credentials sends
+            // none. A required secret that is missing never gets here (the
+            // configuration is refused), and `check` warns of an optional
+            // one left unset.
+            AuthScheme::Bearer { secret } => match secrets.remove(secret) {
+                Some(value) => Auth::Bearer(value),
+                None => Auth::None,
+            },
             AuthScheme::OAuth2 { token_url } => {
                 let url = policy
                     .token_url(token_url, &settings)
@@ -901,6 +902,49 @@ mod tests {
         );
         assert!(contains(b"xx INVALID_SESSION_ID yy", b"INVALID_SESSION_ID"));
         assert!(!contains(b"fine", b""));
+    }
+
+    fn bearer_spec<'a>(
+        descriptor: &'a Descriptor,
+        secrets: BTreeMap<String, SecretString>,
+    ) -> BrokerSpec<'a> {
+        BrokerSpec {
+            connection: "store",
+            descriptor,
+            settings: BTreeMap::new(),
+            secrets,
+            choices: Choices::default(),
+            limits: HttpLimits::default(),
+            sink: Arc::new(NoSink),
+            shared: None,
+        }
+    }
+
+    /// An optional bearer secret left unset means no credentials, as the
+    /// contract says, not a connection that fails at its first call.
+    #[tokio::test]
+    async fn an_unset_optional_bearer_secret_sends_no_credential() {
+        let descriptor = Descriptor {
+            name: "store".into(),
+            version: "1.0.0".into(),
+            description: String::new(),
+            settings: Vec::new(),
+            capabilities: Vec::new(),
+            egress: Vec::new(),
+            auth: AuthScheme::Bearer {
+                secret: "api_token".into(),
+            },
+            match_attribute: "email".into(),
+            default_mappings: Vec::new(),
+        };
+        let broker = Broker::new(bearer_spec(&descriptor, BTreeMap::new())).unwrap();
+        assert!(broker.credential().await.unwrap().is_none());
+
+        let token = SecretString::from("a-static-token-of-some-length".to_string());
+        let secrets = BTreeMap::from([("api_token".to_string(), token)]);
+        let broker = Broker::new(bearer_spec(&descriptor, secrets)).unwrap();
+        let sent = broker.credential().await.unwrap().unwrap();
+        assert_eq!(sent.value.expose_secret(), "a-static-token-of-some-length");
     }
 
     #[test]

@@ -305,6 +305,27 @@ fn setting_text(kind: &SettingKind, value: &toml::Value) -> Result<String, Strin
 pub const MIN_STATUS_TOKEN: usize = 16;
 
 /// Why a status listener beyond loopback needs a token.
+/// A warning when the plugin authenticates with a static bearer token from
+/// an optional secret that the connection leaves unset: the broker then
+/// sends no credential at all, as the contract says, and an operator who
+/// forgot the secret should hear of it from `check`, not from the store.
+fn unset_bearer<K: std::borrow::Borrow<str> + Ord, V>(
+    connection: &str,
+    descriptor: &crate::runtime::contract::Descriptor,
+    secrets: &BTreeMap<K, V>,
+    plugin: &str,
+) -> Option<String> {
+    let AuthScheme::Bearer { secret } = &descriptor.auth else {
+        return None;
+    };
+    if secrets.contains_key(secret.as_str()) {
+        return None;
+    }
+    Some(format!(
+        "connection {connection}: {plugin} authenticates with the bearer token in secret {secret}, which is not set, so requests go out without credentials; if the store needs them, reference it under [connections.{connection}.secrets]"
+    ))
+}
+
 pub fn status_needs_token(listen: std::net::SocketAddr) -> String {
     format!(
         "[status] listen = \"{listen}\" is beyond loopback, where the status page and API would show people's data to anyone who can reach it; set [status] token, which the read API then requires too, or listen on 127.0.0.1"
@@ -846,6 +867,13 @@ impl Config {
             }
         }
 
+        if let Some(message) = unset_bearer(name, descriptor, &raw.secrets, &plugin_label) {
+            warnings.push(Diagnostic {
+                severity: Severity::Warning,
+                ..at(raw_span.clone(), message)
+            });
+        }
+
         // Egress: who chose each origin, and what the operator approved.
         let mut choices = Choices {
             written: raw
@@ -1005,6 +1033,30 @@ mod tests {
         );
         let choice = SettingKind::Choice(vec!["Lead".into(), "Contact".into()]);
         assert!(setting_text(&choice, &toml::Value::String("Account".into())).is_err());
+    }
+
+    #[test]
+    fn an_unset_optional_bearer_secret_is_a_warning() {
+        use crate::runtime::contract::Descriptor;
+        let descriptor = Descriptor {
+            name: "store".into(),
+            version: "1.0.0".into(),
+            description: String::new(),
+            settings: Vec::new(),
+            capabilities: Vec::new(),
+            egress: Vec::new(),
+            auth: AuthScheme::Bearer {
+                secret: "api_token".into(),
+            },
+            match_attribute: "email".into(),
+            default_mappings: Vec::new(),
+        };
+        let none: BTreeMap<String, ()> = BTreeMap::new();
+        let warning = unset_bearer("crm", &descriptor, &none, "plugin store 1.0.0").unwrap();
+        assert!(warning.contains("secret api_token, which is not set"), "{warning}");
+        assert!(warning.contains("[connections.crm.secrets]"), "{warning}");
+        let set = BTreeMap::from([("api_token".to_string(), ())]);
+        assert_eq!(unset_bearer("crm", &descriptor, &set, "p"), None);
     }
 
     #[test]
