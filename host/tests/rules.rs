@@ -131,3 +131,40 @@ async fn leaving_one_of_two_rules_that_share_a_record_keeps_it() {
         "the other rule keeps it"
     );
 }
+
+/// A rule with its own mappings and none for the match attribute: `check`
+/// says so before any pass fails on it, and `extend_defaults` keeps the
+/// connector's defaults with the rule's own put in place of the same
+/// target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_a_rule_that_maps_nothing_to_the_match_attribute() {
+    let world = World::default().await;
+    let rule = |extra: &str| {
+        format!(
+            "\n[rules.titled]\nconnection = \"leads\"\nscope = {{ group = \"staff\" }}\n{extra}\n[[rules.titled.mappings]]\ntarget = \"Title\"\nconstant = \"Prospect\"\n"
+        )
+    };
+    world.configure(ALL, ALL, &rule(""));
+    let run = world.run(&["check"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let path = world.fixture.config_path().display().to_string();
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("maps nothing to Email"))
+        .unwrap_or_else(|| panic!("reported: {run:?}"));
+    assert!(line.starts_with(&format!("{path}:")), "{line}");
+    assert!(line.contains("rule titled"), "{line}");
+    assert!(line.contains("extend_defaults = true"), "{line}");
+
+    world.configure(ALL, ALL, &rule("extend_defaults = true\n"));
+    let run = world.run(&["check"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    world.import(json!([member("a", "staff")])).await;
+    world.sync().await;
+    let leads = world.leads();
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0]["Title"], "Prospect", "the rule's own mapping wins");
+    assert_eq!(leads[0]["LastName"], "a", "the defaults still apply");
+    assert_eq!(leads[0]["Email"], "a@example.com");
+}

@@ -651,7 +651,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             diagnostics.extend(config.check(&plugins, &secrets));
             diagnostics.extend(config.status_diagnostics(&secrets));
             match config.attribute_schema() {
-                Ok(schema) => diagnostics.extend(config.rules(&schema).diagnostics),
+                Ok(schema) => {
+                    let rules = config.rules(&schema);
+                    diagnostics.extend(config.rule_diagnostics(&rules, &plugins, &schema));
+                    diagnostics.extend(rules.diagnostics);
+                }
                 Err(diagnostic) => diagnostics.push(diagnostic),
             }
             print_diagnostics(&diagnostics);

@@ -610,6 +610,39 @@ impl Config {
         set
     }
 
+    /// Checks each good rule against its connection's plugin: what it would
+    /// map, and whether that reaches the attribute records are matched on.
+    /// A rule whose plugin is not loaded is left to the connection's own
+    /// diagnostic.
+    pub fn rule_diagnostics(
+        &self,
+        rules: &RuleSet,
+        plugins: &PluginSet,
+        schema: &AttributeSchema,
+    ) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for (key, _) in &self.rules {
+            let Some(rule) = rules.rules.get(key.get_ref()) else {
+                continue;
+            };
+            let plugin = self
+                .plugin_of(&rule.connection)
+                .and_then(|name| plugins.get(&name));
+            let Some(plugin) = plugin else {
+                continue;
+            };
+            if let Err(message) = rule.mappings_for(plugin.descriptor(), schema) {
+                let message = if message.starts_with("rule ") {
+                    message
+                } else {
+                    format!("rule {}: {message}", rule.name)
+                };
+                out.push(self.diagnostic(Some(key.span()), message));
+            }
+        }
+        out
+    }
+
     /// The runtime limits, with `cache_dir` for compiled code.
     pub fn runtime_options(&self, cache_dir: Option<PathBuf>) -> RuntimeOptions {
         let defaults = RuntimeOptions::default();
@@ -1053,7 +1086,10 @@ mod tests {
         };
         let none: BTreeMap<String, ()> = BTreeMap::new();
         let warning = unset_bearer("crm", &descriptor, &none, "plugin store 1.0.0").unwrap();
-        assert!(warning.contains("secret api_token, which is not set"), "{warning}");
+        assert!(
+            warning.contains("secret api_token, which is not set"),
+            "{warning}"
+        );
         assert!(warning.contains("[connections.crm.secrets]"), "{warning}");
         let set = BTreeMap::from([("api_token".to_string(), ())]);
         assert_eq!(unset_bearer("crm", &descriptor, &set, "p"), None);

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::directory::{AttributeSchema, Person};
-use crate::runtime::contract::{Mapping, MappingSource};
+use crate::runtime::contract::{Descriptor, Mapping, MappingSource};
 use crate::sync::mapping::{CompiledMapping, Template};
 
 fn yes() -> bool {
@@ -89,6 +89,8 @@ pub(crate) struct RawRule {
     scope: RawScope,
     #[serde(default)]
     mappings: Vec<RawMapping>,
+    #[serde(default)]
+    extend_defaults: bool,
     convert_from: Option<Spanned<String>>,
     removal_guard: Option<RawGuard>,
 }
@@ -240,6 +242,10 @@ pub struct Rule {
     pub scope: Scope,
     /// The rule's own mappings; `None` means the connector's defaults.
     pub mappings: Option<Vec<CompiledMapping>>,
+    /// Whether the rule's own mappings add to the connector's defaults
+    /// (replacing a default of the same target) instead of replacing them
+    /// all.
+    pub extend_defaults: bool,
     /// A rule whose records, when a person moves from it to this one, are
     /// converted in place rather than removed and created again.
     pub convert_from: Option<String>,
@@ -276,6 +282,56 @@ pub fn check_mappings(mappings: &[Mapping], schema: &AttributeSchema) -> Result<
         }
     }
     Ok(())
+}
+
+impl Rule {
+    /// The mappings the rule writes through a connector: its own, the
+    /// connector's defaults, or (with `extend_defaults`) the defaults with
+    /// the rule's own added and put in place of a default of the same
+    /// target. Fails when the default mappings name attributes the
+    /// directory does not have, or when nothing maps to the attribute the
+    /// connector matches records on, since then no person can be matched
+    /// or created.
+    pub fn mappings_for(
+        &self,
+        descriptor: &Descriptor,
+        schema: &AttributeSchema,
+    ) -> Result<Vec<CompiledMapping>, String> {
+        let defaults = || -> Result<Vec<CompiledMapping>, String> {
+            check_mappings(&descriptor.default_mappings, schema)
+                .map_err(|e| format!("the connector's default {e}"))?;
+            crate::sync::mapping::compile(&descriptor.default_mappings)
+                .map_err(|e| format!("the connector's default {e}"))
+        };
+        let mappings = match &self.mappings {
+            None => defaults()?,
+            Some(own) if !self.extend_defaults => own.clone(),
+            Some(own) => {
+                let mut merged: Vec<CompiledMapping> = defaults()?
+                    .into_iter()
+                    .filter(|d| !own.iter().any(|m| m.target.eq_ignore_ascii_case(&d.target)))
+                    .collect();
+                merged.extend(own.iter().cloned());
+                merged
+            }
+        };
+        let matched = &descriptor.match_attribute;
+        if !mappings
+            .iter()
+            .any(|m| m.target.eq_ignore_ascii_case(matched))
+        {
+            let why = if self.mappings.is_some() && !self.extend_defaults {
+                "; a rule's own mappings replace the connector's defaults: map it too, or set extend_defaults = true to add to the defaults"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "rule {} maps nothing to {matched}, which plugin {} matches records on{why}",
+                self.name, descriptor.name
+            ));
+        }
+        Ok(mappings)
+    }
 }
 
 impl RawRule {
@@ -416,6 +472,7 @@ impl RawRule {
                     .collect(),
             },
             mappings: (!self.mappings.is_empty()).then_some(compiled),
+            extend_defaults: self.extend_defaults,
             convert_from: self.convert_from.as_ref().map(|c| c.get_ref().clone()),
             removal_guard: defaults.merged(self.removal_guard),
         })

@@ -18,10 +18,9 @@ use tokio::sync::Semaphore;
 
 use super::backoff;
 use super::links::{JournalEntry, Link, LinkError, LinkState, Links, remember};
-use super::mapping::{self, CompiledMapping};
+use super::mapping::CompiledMapping;
 use super::plan::{self, Decision, Found, Planned, RuleView};
 use crate::broker::CredentialPool;
-use crate::config::rules::check_mappings;
 use crate::config::secrets::SecretStore;
 use crate::config::{Config, Connection, RemoveAction, Rule, RuleSet, SyncSettings};
 use crate::directory::{AttributeSchema, Directory, Person};
@@ -535,24 +534,8 @@ impl Engine {
     async fn bind_rule(&self, rule: &Rule) -> Result<RuleBinding, String> {
         let bound = self.bind(&rule.connection).await?;
         let descriptor = bound.connector.plugin().descriptor();
-        let mappings = match &rule.mappings {
-            Some(mappings) => mappings.clone(),
-            None => {
-                check_mappings(&descriptor.default_mappings, &self.schema)
-                    .map_err(|e| format!("the connector's default {e}"))?;
-                mapping::compile(&descriptor.default_mappings)?
-            }
-        };
+        let mappings = rule.mappings_for(descriptor, &self.schema)?;
         let match_attribute = descriptor.match_attribute.clone();
-        if !mappings
-            .iter()
-            .any(|m| m.target.eq_ignore_ascii_case(&match_attribute))
-        {
-            return Err(format!(
-                "rule {} maps nothing to {match_attribute}, which plugin {} matches records on",
-                rule.name, descriptor.name
-            ));
-        }
         Ok(RuleBinding {
             rule: rule.clone(),
             bound,

@@ -424,6 +424,7 @@ mod tests {
                 ..Scope::default()
             },
             mappings: None,
+            extend_defaults: false,
             convert_from: None,
             removal_guard: RemovalGuard::default(),
         }
