@@ -207,10 +207,55 @@ async fn a_broken_or_incompatible_replacement_is_refused_and_the_old_one_serves(
     assert_eq!(world.requests_by(&next_agent()), 0);
     let status = daemon.get_json("/api/status").await;
     assert_eq!(rule(&status)["status"], "active", "{status}");
+    let store = connection(&status);
+    assert_eq!(store["health"], "ok", "the old version serves: {status}");
+    assert!(
+        store["plugin_problem"]
+            .as_str()
+            .unwrap_or("")
+            .contains("a replacement file was refused"),
+        "{status}"
+    );
     let run = world.fixture.provisioner(&["plugins", "list"], &[]).await;
     assert!(
         run.all().contains(&installed),
         "plugins list reports the refused file: {run:?}"
+    );
+    assert_eq!(
+        run.code,
+        Some(1),
+        "a refused file fails the listing: {run:?}"
+    );
+    assert!(run.stdout.contains("no plugins loaded"), "{run:?}");
+    assert!(run.stdout.contains("1 file(s) refused"), "{run:?}");
+    assert!(daemon.stop().await.success());
+
+    // A host started on the broken file serves no version of it: status
+    // says why, and counts the work that waits for it.
+    let daemon = Daemon::start(&world.fixture).await;
+    world.import(&["s4"]).await;
+    let run = world
+        .fixture
+        .provisioner(&["people", "set", "s1", "--attr", "title=CTO"], &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    eventually("status says the plugin was refused", || async {
+        connection(&daemon.get_json("/api/status").await)["health"] == "plugin refused"
+    })
+    .await;
+    eventually("the waiting work is counted", || async {
+        rule(&daemon.get_json("/api/status").await)["pending"] == 2
+    })
+    .await;
+    let status = daemon.get_json("/api/status").await;
+    let problem = connection(&status)["plugin_problem"].as_str().unwrap_or("");
+    assert!(problem.contains(&installed), "names the file: {problem}");
+    let run = world.fixture.provisioner(&["status"], &[]).await;
+    assert!(run.stdout.contains("plugin refused"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("staff: 2 person(s) with changes not yet carried out"),
+        "{run:?}"
     );
     assert!(daemon.stop().await.success());
 }
@@ -239,6 +284,10 @@ async fn a_removed_plugin_is_a_visible_error_and_coming_back_resumes_the_work() 
     assert!(!world.has("s3@example.com"));
     let page = daemon.get_text("/").await;
     assert!(page.contains("not loaded"), "the page shows it");
+    assert!(page.contains("plugin missing"), "the page shows it");
+    let status = daemon.get_json("/api/status").await;
+    assert_eq!(connection(&status)["health"], "plugin missing", "{status}");
+    assert_eq!(rule(&status)["pending"], 1, "s3 waits: {status}");
 
     world.fixture.add_plugin(test_plugins::JSON_STORE);
     eventually("the change made meanwhile reaches the store", || async {

@@ -182,7 +182,8 @@ enum StatusCommand {
 #[derive(Debug, Subcommand)]
 enum PluginsCommand {
     /// List the loaded plugins: name, version, contract version,
-    /// capabilities, egress templates. Refused files are listed on stderr.
+    /// capabilities, egress templates. Refused files are listed on stderr,
+    /// and make the command exit non-zero.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -400,7 +401,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 _ => Default::default(),
             };
             render::plugin_list(&plugins, &in_use, json)?;
-            Ok(ExitCode::SUCCESS)
+            // A refused file is an operator's problem even when other
+            // plugins load: scripts that check the plugin directory
+            // must see it.
+            if plugins.refused.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::from(1))
+            }
         }
         Command::Plugins(PluginsCommand::Inspect { name, json }) => {
             let config = load_config(global, false)?;

@@ -73,8 +73,12 @@ pub(super) fn plugin_list(
         });
         return writeln!(out, "{}", serde_json::to_string_pretty(&value)?);
     }
+    let refused = match plugins.refused.len() {
+        0 => String::new(),
+        n => format!("{n} file(s) refused; the reasons are on stderr\n"),
+    };
     if plugins.plugins.is_empty() {
-        return writeln!(out, "no plugins loaded");
+        return write!(out, "no plugins loaded\n{refused}");
     }
     let mut rows = vec![vec![
         "NAME".to_string(),
@@ -102,7 +106,7 @@ pub(super) fn plugin_list(
             d.egress.join(" "),
         ]);
     }
-    write!(out, "{}", table(&rows))
+    write!(out, "{}{refused}", table(&rows))
 }
 
 pub(super) fn plugin_details(plugin: &Plugin, as_json: bool) -> std::io::Result<()> {
@@ -466,6 +470,33 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
                 rule.rule, rule.rule
             )?;
         }
+        if rule.pending > 0 {
+            writeln!(
+                out,
+                "  {}: {} person(s) with changes not yet carried out",
+                rule.rule, rule.pending
+            )?;
+        }
+    }
+    let guards: Vec<String> = overview
+        .rules
+        .iter()
+        .filter_map(|r| {
+            let guard = r.removal_guard?;
+            Some(format!(
+                "{} {} or {:.0} %",
+                r.rule,
+                guard.max_count,
+                guard.max_share * 100.0
+            ))
+        })
+        .collect();
+    if !guards.is_empty() {
+        writeln!(
+            out,
+            "  removal guard (a pass holds its removals beyond): {}",
+            guards.join(", ")
+        )?;
     }
     writeln!(out)?;
     let mut rows = vec![vec![
@@ -480,12 +511,12 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
             match (&connection.plugin_version, &connection.plugin_problem) {
                 (Some(version), None) => format!("{} {version}", connection.plugin),
                 (Some(version), Some(_)) => format!("{} {version} (name clash)", connection.plugin),
-                (None, Some(_)) => format!("{} (not loaded: name clash)", connection.plugin),
+                (None, Some(_)) => format!("{} (not loaded)", connection.plugin),
                 (None, None) => format!("{} (not loaded)", connection.plugin),
             },
             match &connection.quarantined {
                 Some(reason) => format!("quarantined: {reason}"),
-                None => "ok".into(),
+                None => connection.health.clone(),
             },
             connection
                 .api_usage

@@ -364,14 +364,18 @@ impl PluginSet {
     /// The refusal of a file whose name suggests it was meant to be `name`,
     /// to explain why a configured plugin is missing.
     pub fn refusal_for(&self, name: &str) -> Option<&Refusal> {
-        let wanted = name.replace('-', "_");
-        self.refused.iter().find(|r| {
-            r.path
-                .file_stem()
-                .map(|s| s.to_string_lossy().replace('-', "_"))
-                .is_some_and(|stem| stem == wanted || stem.starts_with(&wanted))
-        })
+        self.refused.iter().find(|r| file_suggests(&r.path, name))
     }
+}
+
+/// Whether a file's name suggests it was meant to provide plugin `name`
+/// (`json_store_connector.wasm` for `json-store`): a refused file's
+/// descriptor may be unreadable, and its name is all there is to go by.
+pub fn file_suggests(path: &std::path::Path, name: &str) -> bool {
+    let wanted = name.replace('-', "_");
+    path.file_stem()
+        .map(|s| s.to_string_lossy().replace('-', "_"))
+        .is_some_and(|stem| stem == wanted || stem.starts_with(&wanted))
 }
 
 /// One loaded, validated, pre-instantiated component.

@@ -141,9 +141,17 @@ const MIGRATIONS: &[&str] = &[
     );
     "#,
     // 6: records by connection, so that a rule letting go of a record can
-    // ask whether another rule of the connection links it.
+    // ask whether another rule of the connection links it; and the running
+    // host's last scan of its plugin directory, so that status can tell a
+    // connection whose plugin file is missing or refused.
     r#"
     CREATE INDEX links_target ON links (connection, target_id) WHERE target_id IS NOT NULL;
+
+    CREATE TABLE plugin_scan (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        at      INTEGER NOT NULL,
+        refused TEXT NOT NULL               -- JSON array of [file, reason]
+    );
     "#,
 ];
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rusqlite::params;
 use serde::Serialize;
 
-use crate::config::rules::Scope;
+use crate::config::rules::{RemovalGuard, Scope};
 use crate::config::{Config, RuleSet};
 use crate::directory::{AttributeSchema, Directory, DirectoryError, Person};
 use crate::state::{StateDb, StateError};
@@ -35,7 +35,7 @@ impl Counts {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleSummary {
     pub rule: String,
     pub connection: String,
@@ -47,6 +47,13 @@ pub struct RuleSummary {
     pub counts: Counts,
     /// Removals held by the removal guard: (planned, linked).
     pub held_removals: Option<(u64, u64)>,
+    /// The removal guard in force: a pass may remove up to this many
+    /// records, and this share of the rule's records, before it waits.
+    pub removal_guard: Option<RemovalGuard>,
+    /// People whose directory data changed after the rule last acted on
+    /// them, and people in scope it has not reached: work not yet done,
+    /// whether a pass is due or the rule cannot run.
+    pub pending: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,8 +70,11 @@ pub struct ConnectionHealth {
     /// The version the host that last ran (the daemon, or a sync) served;
     /// `None` if its plugin was not loaded, or nothing has run yet.
     pub plugin_version: Option<String>,
-    /// Why the plugin is in doubt: more than one file claims its name.
+    /// Why the plugin is in doubt: more than one file claims its name, its
+    /// file was refused, or no file provides it.
     pub plugin_problem: Option<String>,
+    /// ok, quarantined, plugin missing, plugin refused or plugin clash.
+    pub health: String,
     pub quarantined: Option<String>,
     pub api_usage: Option<ApiUsage>,
 }
@@ -185,6 +195,7 @@ pub fn overview(
         })
         .collect();
     let people = directory.people_among(&unlinked)?;
+    let mut pending = links.pending_counts()?;
     for (name, rule) in active {
         let waiting = people
             .iter()
@@ -194,6 +205,7 @@ pub fn overview(
             let counts = counts.entry(name.clone()).or_default();
             counts.impacted += waiting;
             counts.unsynced += waiting;
+            *pending.entry(name.clone()).or_default() += waiting;
         }
     }
     let connection = db.lock();
@@ -316,6 +328,8 @@ pub fn overview(
             last_sync,
             counts: counts.get(name).cloned().unwrap_or_default(),
             held_removals: guards.get(name).copied(),
+            removal_guard: Some(rule.removal_guard),
+            pending: pending.get(name).copied().unwrap_or_default(),
         });
     }
     for name in &rules.broken {
@@ -328,23 +342,38 @@ pub fn overview(
             last_sync: last.get(name).and_then(|l| l.0),
             counts: counts.get(name).cloned().unwrap_or_default(),
             held_removals: None,
+            removal_guard: None,
+            pending: pending.get(name).copied().unwrap_or_default(),
         });
     }
     let in_use = links.plugins_in_use()?;
     let clashes = links.plugin_clashes()?;
+    let refusals = links.plugin_refusals()?;
     let connections = config
         .connection_names()
-        .map(|name| ConnectionHealth {
-            connection: name.to_string(),
-            plugin: config.plugin_of(name).unwrap_or_default(),
-            plugin_version: config.plugin_of(name).and_then(|p| in_use.get(&p).cloned()),
-            plugin_problem: config.plugin_of(name).and_then(|p| {
-                clashes
-                    .get(&p)
-                    .map(|files| crate::runtime::clash_reason(&p, files))
-            }),
-            quarantined: quarantine.get(name).cloned(),
-            api_usage: usage.get(name).cloned(),
+        .map(|name| {
+            let plugin = config.plugin_of(name).unwrap_or_default();
+            let version = in_use.get(&plugin).cloned();
+            let (health, plugin_problem) = plugin_health(
+                &plugin,
+                version.as_deref(),
+                clashes.get(&plugin),
+                refusals.as_deref(),
+            );
+            let quarantined = quarantine.get(name).cloned();
+            ConnectionHealth {
+                connection: name.to_string(),
+                plugin,
+                plugin_version: version,
+                plugin_problem,
+                health: if quarantined.is_some() {
+                    "quarantined".into()
+                } else {
+                    health.into()
+                },
+                quarantined,
+                api_usage: usage.get(name).cloned(),
+            }
         })
         .collect();
     let failures = all
@@ -375,6 +404,51 @@ pub fn overview(
         failures,
         recent: links.journal(None, None, None, 20)?,
     })
+}
+
+/// A connection's plugin as the running host last found it: the health
+/// word and, if something is wrong, what. `refusals` is `None` until a host
+/// has scanned its plugin directory, and then nothing is known to be wrong.
+fn plugin_health(
+    plugin: &str,
+    version: Option<&str>,
+    clash: Option<&Vec<String>>,
+    refusals: Option<&[(String, String)]>,
+) -> (&'static str, Option<String>) {
+    let refused = refusals.and_then(|all| {
+        all.iter()
+            .find(|(file, _)| crate::runtime::file_suggests(std::path::Path::new(file), plugin))
+    });
+    if let Some(files) = clash {
+        let reason = crate::runtime::clash_reason(plugin, files);
+        return (
+            if version.is_some() {
+                "ok"
+            } else {
+                "plugin clash"
+            },
+            Some(reason),
+        );
+    }
+    match (version, refused, refusals) {
+        (Some(version), Some((file, reason)), _) => (
+            "ok",
+            Some(format!(
+                "a replacement file was refused ({file}: {reason}); version {version} keeps serving"
+            )),
+        ),
+        (Some(_), None, _) | (None, _, None) => ("ok", None),
+        (None, Some((file, reason)), Some(_)) => (
+            "plugin refused",
+            Some(format!("plugin refused: {file}: {reason}")),
+        ),
+        (None, None, Some(_)) => (
+            "plugin missing",
+            Some(format!(
+                "plugin missing: no file in the plugin directory provides plugin {plugin}"
+            )),
+        ),
+    }
 }
 
 /// Finds a person by id or by email, ignoring case for the email.

@@ -174,8 +174,16 @@ pub fn render(overview: &Overview, token_configured: bool) -> Markup {
                                 td.n data-count="failed" { (rule.counts.failed) }
                                 td { (chart(&rule.counts)) }
                                 td {
+                                    @if rule.pending > 0 {
+                                        span.pending data-pending=(rule.pending) { (rule.pending) " pending" } br;
+                                    }
+                                    @if let Some(guard) = rule.removal_guard {
+                                        span.muted title="A pass that would remove more waits for approval" {
+                                            "removal guard " (guard.max_count) " / " (format!("{:.0}", guard.max_share * 100.0)) " %"
+                                        }
+                                    }
                                     @if let Some((planned, linked)) = rule.held_removals {
-                                        span.muted { (planned) " of " (linked) " removals held " }
+                                        br; span.muted { (planned) " of " (linked) " removals held " }
                                         button data-action="approve" data-rule=(rule.rule) { "Approve removals" }
                                     }
                                 }
@@ -199,8 +207,10 @@ pub fn render(overview: &Overview, token_configured: bool) -> Markup {
                                 }
                                 @if let Some(reason) = &connection.quarantined {
                                     td.quarantined { "quarantined" br; span.muted { (reason) } }
-                                } @else {
+                                } @else if connection.health == "ok" {
                                     td.ok { "ok" }
+                                } @else {
+                                    td.failed data-health=(connection.health) { (connection.health) }
                                 }
                                 td {
                                     @if let Some(usage) = &connection.api_usage {
@@ -297,6 +307,8 @@ mod tests {
                     failed: 1,
                 },
                 held_removals: None,
+                removal_guard: None,
+                pending: 0,
             }],
             connections: Vec::new(),
             failures: vec![Failure {

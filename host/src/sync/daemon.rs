@@ -137,7 +137,12 @@ pub(crate) fn record_plugins(engine: &Engine) {
             path: p.path().display().to_string(),
         })
         .collect();
-    if let Err(error) = Links::new(engine.db()).record_plugins(&plugins, &clashes) {
+    let refused: Vec<(String, String)> = snapshot
+        .refused
+        .iter()
+        .map(|r| (r.path.display().to_string(), r.reason.clone()))
+        .collect();
+    if let Err(error) = Links::new(engine.db()).record_plugins(&plugins, &clashes, &refused) {
         tracing::warn!(%error, "could not record the plugins in use");
     }
 }

@@ -1115,7 +1115,20 @@ impl Engine {
                     report.count("waiting");
                     report.line(&person, "wait", reason);
                 }
-                Decision::Unchanged => report.count("unchanged"),
+                Decision::Unchanged => {
+                    report.count("unchanged");
+                    // The pass has seen the person's latest data: status
+                    // must not count a change that needed nothing as
+                    // pending. Only people who changed are written.
+                    if let Some(link) = rule_links.get(&person)
+                        && item.person_seq.is_some()
+                        && link.person_seq != item.person_seq
+                    {
+                        let mut link = link.clone();
+                        link.person_seq = item.person_seq;
+                        outcomes.save.push(link);
+                    }
+                }
                 Decision::Drop => outcomes.drop.push((name.clone(), person)),
                 Decision::Reclaim { key } => {
                     if options.dry_run {

@@ -683,6 +683,7 @@ impl<'a> Links<'a> {
         &self,
         plugins: &[PluginRecord],
         clashes: &BTreeMap<String, Vec<String>>,
+        refused: &[(String, String)],
     ) -> Result<(), StateError> {
         let mut connection = self.db.lock();
         let transaction =
@@ -716,7 +717,49 @@ impl<'a> Links<'a> {
                 )
                 .map_err(|e| self.fail(e))?;
         }
+        let refused = serde_json::to_string(refused).unwrap_or_default();
+        transaction
+            .execute(
+                "INSERT INTO plugin_scan (id, at, refused) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET at = ?1, refused = ?2",
+                params![now_ms(), refused],
+            )
+            .map_err(|e| self.fail(e))?;
         transaction.commit().map_err(|e| self.fail(e))
+    }
+
+    /// The files the running host refused at its last scan of the plugin
+    /// directory, as (file, reason); `None` if no host has scanned yet.
+    pub fn plugin_refusals(&self) -> Result<Option<Vec<(String, String)>>, StateError> {
+        let refused: Option<String> = self
+            .db
+            .lock()
+            .query_row("SELECT refused FROM plugin_scan WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.fail(e))?;
+        Ok(refused.map(|text| serde_json::from_str(&text).unwrap_or_default()))
+    }
+
+    /// Per rule, the people whose directory data changed after the rule
+    /// last acted on them: work the rule has not carried out yet, whether
+    /// a pass is due or the rule cannot run.
+    pub fn pending_counts(&self) -> Result<BTreeMap<String, u64>, StateError> {
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT l.rule, COUNT(*) FROM links l JOIN people p ON p.id = l.person_id
+                 WHERE p.changed_seq > COALESCE(l.person_seq, -1) GROUP BY l.rule",
+            )
+            .map_err(|e| self.fail(e))?;
+        statement
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })
+            .map_err(|e| self.fail(e))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.fail(e))
     }
 
     /// The plugin names the running host last found claimed by more than
