@@ -222,3 +222,144 @@ async fn status_counts_the_changes_a_rule_has_not_carried_out() {
     assert_eq!(actions(&report, "prospects", "unchanged"), 1, "{report}");
     assert_eq!(pending(&world.status().await, "prospects"), 0);
 }
+
+/// A json-store world: the store has both disable and delete.
+struct Store {
+    server: json_store::JsonStore,
+    fixture: common::Fixture,
+}
+
+impl Store {
+    async fn new() -> Store {
+        let server = json_store::JsonStore::start(common::json_store_options())
+            .await
+            .unwrap();
+        let fixture = common::Fixture::new(&[test_plugins::JSON_STORE]);
+        fixture.write_secrets(&common::json_store_secrets());
+        Store { server, fixture }
+    }
+
+    fn configure(&self, preferences: &str, rule_extra: &str) {
+        self.fixture.write_config(&format!(
+            "{}{}\n[connections.store.preferences]\n{preferences}\n\n[rules.staff]\nconnection = \"store\"\nscope = {{ group = \"staff\" }}\n{rule_extra}",
+            common::HEADER,
+            common::json_store_connection("store", &self.server.host())
+        ));
+    }
+
+    async fn run(&self, args: &[&str]) -> common::Run {
+        self.fixture.provisioner(args, &[]).await
+    }
+
+    /// Each person's record: (email, active), by email.
+    fn records(&self) -> std::collections::BTreeMap<String, bool> {
+        self.server
+            .people()
+            .into_iter()
+            .map(|(_, a)| {
+                (
+                    a["email"].as_str().unwrap_or_default().to_string(),
+                    a["active"] == true,
+                )
+            })
+            .collect()
+    }
+}
+
+/// PingOne's separate preferences: a person disabled in the directory is
+/// disabled, one deleted is deleted, one who left the scope is disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_cause_of_removal_has_its_own_remove_action() {
+    let store = Store::new().await;
+    store.configure(
+        "allow_disable = true\nallow_delete = true\nremove_action = \"disable\"\nremove_action_deleted = \"delete\"",
+        "",
+    );
+    let people: Vec<Value> = ["d", "x", "s", "k"]
+        .iter()
+        .map(|id| member(id, "staff"))
+        .collect();
+    std::fs::write(
+        store.fixture.path().join("p.json"),
+        Value::Array(people).to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        store.run(&["people", "import", "p.json"]).await.code,
+        Some(0)
+    );
+    assert_eq!(store.run(&["sync"]).await.code, Some(0));
+    assert_eq!(store.records().len(), 4);
+
+    store.run(&["people", "disable", "d"]).await;
+    store.run(&["people", "delete", "x"]).await;
+    store.run(&["groups", "remove-member", "staff", "s"]).await;
+    let run = store.run(&["sync", "--dry-run"]).await;
+    assert!(run.stdout.contains("deleted from the directory"), "{run:?}");
+    assert!(run.stdout.contains("disabled in the directory"), "{run:?}");
+    let run = store.run(&["sync"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let records = store.records();
+    assert_eq!(
+        records.get("d@example.com"),
+        Some(&false),
+        "disabled: {records:?}"
+    );
+    assert_eq!(records.get("x@example.com"), None, "deleted: {records:?}");
+    assert_eq!(
+        records.get("s@example.com"),
+        Some(&false),
+        "disabled: {records:?}"
+    );
+    assert_eq!(records.get("k@example.com"), Some(&true));
+}
+
+/// Switching the remove action from disable to delete deletes the records
+/// disabled earlier: the configuration says what the store should hold.
+/// It shows in a dry run, and it goes through the removal guard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_from_disable_to_delete_shows_in_a_dry_run_and_is_guarded() {
+    let store = Store::new().await;
+    let disable = "allow_disable = true\nallow_delete = true\nremove_action = \"disable\"";
+    let delete = "allow_disable = true\nallow_delete = true\nremove_action = \"delete\"";
+    let guard = "removal_guard = { max_count = 1 }\n";
+    store.configure(disable, guard);
+    let people: Vec<Value> = (0..4).map(|n| member(&format!("p{n}"), "staff")).collect();
+    std::fs::write(
+        store.fixture.path().join("p.json"),
+        Value::Array(people).to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        store.run(&["people", "import", "p.json"]).await.code,
+        Some(0)
+    );
+    assert_eq!(store.run(&["sync"]).await.code, Some(0));
+    store.run(&["groups", "remove-member", "staff", "p0"]).await;
+    assert_eq!(store.run(&["sync"]).await.code, Some(0));
+    store.run(&["groups", "remove-member", "staff", "p1"]).await;
+    assert_eq!(store.run(&["sync"]).await.code, Some(0));
+    let records = store.records();
+    assert_eq!(
+        records.values().filter(|active| !**active).count(),
+        2,
+        "{records:?}"
+    );
+
+    store.configure(delete, guard);
+    let run = store.run(&["sync", "--dry-run"]).await;
+    assert!(
+        run.stdout.contains("disabled earlier, deleted now"),
+        "the dry run shows the switch: {run:?}"
+    );
+    let run = store.run(&["sync"]).await;
+    assert!(run.stdout.contains("held by the removal guard"), "{run:?}");
+    assert_eq!(store.records().len(), 4, "nothing deleted before approval");
+
+    let run = store.run(&["approve-removals", "staff"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(store.run(&["sync"]).await.code, Some(0));
+    let records = store.records();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(records.values().all(|active| *active));
+}

@@ -62,7 +62,7 @@ use crate::directory::AttributeSchema;
 use crate::runtime::contract::{AuthScheme, SettingKind};
 use crate::runtime::{Connector, Plugin, PluginSet, RuntimeOptions, check_value};
 use preferences::RawPreferences;
-pub use preferences::{Preferences, RemoveAction};
+pub use preferences::{Cause, Preferences, RemoveAction, RemoveActions};
 use rules::{RawRule, RawSync};
 pub use rules::{Rule, SyncSettings};
 use secrets::{SecretRef, SecretStore, line_column};

@@ -17,6 +17,92 @@ pub enum RemoveAction {
     Disable,
 }
 
+impl RemoveAction {
+    fn capability(self) -> Capability {
+        match self {
+            RemoveAction::Delete => Capability::Delete,
+            RemoveAction::Disable => Capability::Disable,
+        }
+    }
+}
+
+/// Why a person's record is to be removed. PingOne keeps apart a user
+/// disabled in the source from one deleted or out of scope, and so does a
+/// connection here: each cause may have its own remove action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// Disabled in the directory.
+    Disabled,
+    /// Deleted from the directory.
+    Deleted,
+    /// Live and enabled, but no longer in the rule's scope; also every
+    /// person of a rule deleted from the configuration.
+    LeftScope,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 3] = [Cause::Disabled, Cause::Deleted, Cause::LeftScope];
+
+    /// The preference key that sets this cause's action.
+    pub fn key(self) -> &'static str {
+        match self {
+            Cause::Disabled => "remove_action_disabled",
+            Cause::Deleted => "remove_action_deleted",
+            Cause::LeftScope => "remove_action_left_scope",
+        }
+    }
+
+    /// What happened to the person, for plans and reasons.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Cause::Disabled => "disabled in the directory",
+            Cause::Deleted => "deleted from the directory",
+            Cause::LeftScope => "left the rule's scope",
+        }
+    }
+}
+
+/// The remove action for each cause; `None` where the plugin can neither
+/// disable nor delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RemoveActions {
+    pub disabled: Option<RemoveAction>,
+    pub deleted: Option<RemoveAction>,
+    pub left_scope: Option<RemoveAction>,
+}
+
+impl RemoveActions {
+    /// One action for every cause.
+    pub fn all(action: Option<RemoveAction>) -> RemoveActions {
+        RemoveActions {
+            disabled: action,
+            deleted: action,
+            left_scope: action,
+        }
+    }
+
+    pub fn of(&self, cause: Cause) -> Option<RemoveAction> {
+        match cause {
+            Cause::Disabled => self.disabled,
+            Cause::Deleted => self.deleted,
+            Cause::LeftScope => self.left_scope,
+        }
+    }
+
+    fn set(&mut self, cause: Cause, action: Option<RemoveAction>) {
+        match cause {
+            Cause::Disabled => self.disabled = action,
+            Cause::Deleted => self.deleted = action,
+            Cause::LeftScope => self.left_scope = action,
+        }
+    }
+
+    fn any(&self) -> bool {
+        Cause::ALL.iter().any(|c| self.of(*c).is_some())
+    }
+}
+
 /// The `[connections.NAME.preferences]` table as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,7 +112,11 @@ pub(crate) struct RawPreferences {
     allow_disable: Option<Spanned<bool>>,
     allow_deprovision: Option<Spanned<bool>>,
     allow_delete: Option<Spanned<bool>>,
+    /// The action for every cause that has none of its own.
     remove_action: Option<Spanned<RemoveAction>>,
+    remove_action_disabled: Option<Spanned<RemoveAction>>,
+    remove_action_deleted: Option<Spanned<RemoveAction>>,
+    remove_action_left_scope: Option<Spanned<RemoveAction>>,
     deprovision_on_rule_deletion: Option<bool>,
 }
 
@@ -40,8 +130,8 @@ pub struct Preferences {
     pub allow_deprovision: bool,
     /// Whether records may be deleted.
     pub allow_delete: bool,
-    /// `None` when the plugin can neither disable nor delete.
-    pub remove_action: Option<RemoveAction>,
+    /// What removal does, by cause.
+    pub remove_action: RemoveActions,
     pub deprovision_on_rule_deletion: bool,
 }
 
@@ -116,36 +206,50 @@ impl RawPreferences {
             false,
         );
 
-        let remove_action = match &self.remove_action {
-            Some(action) => {
-                let (capability, alternative) = match action.get_ref() {
-                    RemoveAction::Disable => {
-                        (Capability::Disable, "\"delete\" (with allow_delete = true)")
-                    }
-                    RemoveAction::Delete => (Capability::Delete, "\"disable\""),
-                };
-                if descriptor.has(capability) {
-                    Some(*action.get_ref())
-                } else {
-                    findings.push(Finding {
-                        span: Some(action.span()),
-                        message: format!(
-                            "remove_action = \"{capability}\", but {plugin} cannot {capability} records (it can: {}); use {alternative} or turn deprovisioning off",
-                            capabilities(descriptor)
-                        ),
-                        warning: false,
-                    });
-                    None
-                }
+        // The general action, then each cause's own where one is written.
+        let check = |action: &Spanned<RemoveAction>, key: &str, findings: &mut Vec<Finding>| {
+            let capability = action.get_ref().capability();
+            if descriptor.has(capability) {
+                return Some(*action.get_ref());
             }
+            let alternative = match action.get_ref() {
+                RemoveAction::Disable => "\"delete\" (with allow_delete = true)",
+                RemoveAction::Delete => "\"disable\"",
+            };
+            findings.push(Finding {
+                span: Some(action.span()),
+                message: format!(
+                    "{key} = \"{capability}\", but {plugin} cannot {capability} records (it can: {}); use {alternative} or turn deprovisioning off",
+                    capabilities(descriptor)
+                ),
+                warning: false,
+            });
+            None
+        };
+        let general = match &self.remove_action {
+            Some(action) => check(action, "remove_action", &mut findings),
             None if descriptor.has(Capability::Disable) => Some(RemoveAction::Disable),
             None if descriptor.has(Capability::Delete) => Some(RemoveAction::Delete),
             None => None,
         };
+        let mut remove_action = RemoveActions::all(general);
+        let written_any = self.remove_action.is_some();
+        let mut spans = Vec::new();
+        for (cause, raw) in [
+            (Cause::Disabled, &self.remove_action_disabled),
+            (Cause::Deleted, &self.remove_action_deleted),
+            (Cause::LeftScope, &self.remove_action_left_scope),
+        ] {
+            if let Some(action) = raw {
+                remove_action.set(cause, check(action, cause.key(), &mut findings));
+                spans.push(action.span());
+            }
+        }
+        let written_any = written_any || !spans.is_empty();
 
         let allow_deprovision = match &self.allow_deprovision {
-            Some(value) if *value.get_ref() && remove_action.is_none() => {
-                if self.remove_action.is_none() {
+            Some(value) if *value.get_ref() && !remove_action.any() => {
+                if !written_any {
                     findings.push(Finding {
                         span: Some(value.span()),
                         message: format!(
@@ -157,24 +261,35 @@ impl RawPreferences {
                 false
             }
             Some(value) => *value.get_ref(),
-            None => remove_action.is_some(),
+            None => remove_action.any(),
         };
 
         if allow_deprovision {
-            let blocked = match remove_action {
-                Some(RemoveAction::Delete) if !allow_delete => {
-                    Some("remove_action is \"delete\" but allow_delete is false")
-                }
-                Some(RemoveAction::Disable) if !allow_disable => {
-                    Some("remove_action is \"disable\" but allow_disable is false")
-                }
-                _ => None,
-            };
-            if let Some(why) = blocked {
+            let blocked: Vec<String> = Cause::ALL
+                .iter()
+                .filter_map(|cause| {
+                    let why = match remove_action.of(*cause) {
+                        Some(RemoveAction::Delete) if !allow_delete => {
+                            "its remove action is \"delete\" but allow_delete is false"
+                        }
+                        Some(RemoveAction::Disable) if !allow_disable => {
+                            "its remove action is \"disable\" but allow_disable is false"
+                        }
+                        _ => return None,
+                    };
+                    Some(format!("a person {}: {why}", cause.describe()))
+                })
+                .collect();
+            if !blocked.is_empty() {
                 findings.push(Finding {
-                    span: self.remove_action.as_ref().map(|a| a.span()),
+                    span: self
+                        .remove_action
+                        .as_ref()
+                        .map(|a| a.span())
+                        .or_else(|| spans.first().cloned()),
                     message: format!(
-                        "removals will be reported but never sent: {why}; set allow_deprovision = false to make that explicit"
+                        "removals will be reported but never sent for {}; set allow_deprovision = false to make that explicit",
+                        blocked.join("; ")
                     ),
                     warning: true,
                 });
@@ -230,7 +345,10 @@ mod tests {
         let (prefs, findings) = raw("").resolve(&descriptor(LEADS));
         assert!(prefs.allow_create && prefs.allow_update);
         assert!(!prefs.allow_disable && !prefs.allow_delete);
-        assert_eq!(prefs.remove_action, Some(RemoveAction::Delete));
+        assert_eq!(
+            prefs.remove_action,
+            RemoveActions::all(Some(RemoveAction::Delete))
+        );
         assert!(prefs.allow_deprovision);
         assert!(!prefs.deprovision_on_rule_deletion);
         // Removal is blocked by default, and the operator is told.
@@ -242,7 +360,7 @@ mod tests {
     #[test]
     fn disable_without_the_capability_is_refused() {
         let (prefs, findings) = raw("remove_action = \"disable\"").resolve(&descriptor(LEADS));
-        assert_eq!(prefs.remove_action, None);
+        assert_eq!(prefs.remove_action, RemoveActions::all(None));
         assert_eq!(findings.len(), 1);
         assert!(!findings[0].warning);
         assert!(
@@ -282,7 +400,64 @@ mod tests {
         assert!(!prefs.allow_deprovision);
         assert!(findings[0].message.contains("neither disable nor delete"));
         let (prefs, findings) = raw("").resolve(&descriptor(&[Capability::Create]));
-        assert!(!prefs.allow_deprovision && prefs.remove_action.is_none() && findings.is_empty());
+        assert!(!prefs.allow_deprovision && !prefs.remove_action.any() && findings.is_empty());
+    }
+
+    const STORE: &[Capability] = &[
+        Capability::Create,
+        Capability::Disable,
+        Capability::Delete,
+        Capability::Lookup,
+    ];
+
+    #[test]
+    fn each_cause_may_have_its_own_remove_action() {
+        let (prefs, findings) = raw(
+            "allow_delete = true\nremove_action = \"disable\"\nremove_action_deleted = \"delete\"",
+        )
+        .resolve(&descriptor(STORE));
+        assert!(
+            findings.is_empty(),
+            "{:?}",
+            findings.iter().map(|f| &f.message).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            prefs.remove_action.of(Cause::Disabled),
+            Some(RemoveAction::Disable)
+        );
+        assert_eq!(
+            prefs.remove_action.of(Cause::Deleted),
+            Some(RemoveAction::Delete)
+        );
+        assert_eq!(
+            prefs.remove_action.of(Cause::LeftScope),
+            Some(RemoveAction::Disable)
+        );
+
+        // A cause's own action is checked like the general one, by its key.
+        let (prefs, findings) =
+            raw("remove_action_left_scope = \"disable\"").resolve(&descriptor(LEADS));
+        assert_eq!(prefs.remove_action.of(Cause::LeftScope), None);
+        assert!(
+            findings.iter().any(|f| !f.warning
+                && f.message
+                    .starts_with("remove_action_left_scope = \"disable\"")
+                && f.span.is_some()),
+            "{:?}",
+            findings.iter().map(|f| &f.message).collect::<Vec<_>>()
+        );
+
+        // The warning for a blocked removal names the causes it blocks.
+        let (_, findings) = raw("remove_action_deleted = \"delete\"").resolve(&descriptor(STORE));
+        let warning = findings.iter().find(|f| f.warning).expect("a warning");
+        assert!(
+            warning
+                .message
+                .contains("a person deleted from the directory")
+                && !warning.message.contains("disabled in the directory"),
+            "{}",
+            warning.message
+        );
     }
 
     #[test]

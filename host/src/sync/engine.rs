@@ -22,7 +22,7 @@ use super::mapping::CompiledMapping;
 use super::plan::{self, Decision, Found, Planned, RuleView};
 use crate::broker::CredentialPool;
 use crate::config::secrets::SecretStore;
-use crate::config::{Config, Connection, RemoveAction, Rule, RuleSet, SyncSettings};
+use crate::config::{Cause, Config, Connection, RemoveAction, Rule, RuleSet, SyncSettings};
 use crate::directory::{AttributeSchema, Directory, Person};
 use crate::runtime::contract::{Attribute, Capability, Match, Operation, StoreError};
 use crate::runtime::{CallError, Connector, PluginRegistry};
@@ -143,6 +143,7 @@ enum WorkKind {
     Remove {
         target: String,
         action: RemoveAction,
+        cause: Cause,
     },
     /// Converts the record of `from` (another rule) into this rule's type.
     Convert {
@@ -168,10 +169,12 @@ impl Work {
             WorkKind::Remove {
                 target,
                 action: RemoveAction::Delete,
+                ..
             } => Operation::Delete { id: target.clone() },
             WorkKind::Remove {
                 target,
                 action: RemoveAction::Disable,
+                ..
             } => Operation::Disable { id: target.clone() },
             WorkKind::Convert {
                 target,
@@ -205,13 +208,37 @@ impl Work {
         }
     }
 
+    /// What a removal removes and why, as plans print it. A record that an
+    /// earlier pass disabled and this one deletes says so: that happens
+    /// when the remove action for its cause changed from disable to delete.
+    fn why(&self) -> String {
+        let WorkKind::Remove {
+            target,
+            action,
+            cause,
+        } = &self.kind
+        else {
+            return String::new();
+        };
+        let mut why = format!("{target}: {}", cause.describe());
+        if *action == RemoveAction::Delete && self.base.state == LinkState::Disabled {
+            why.push_str(&format!(
+                "; disabled earlier, deleted now because {} (or remove_action) says delete",
+                cause.key()
+            ));
+        }
+        why
+    }
+
     fn journal(&self) -> JournalEntry {
         let (target, detail) = match &self.kind {
             WorkKind::Create(attributes) => (None, json!({ "attributes": names(attributes) })),
             WorkKind::Update {
                 target, changes, ..
             } => (Some(target.clone()), json!({ "changed": names(changes) })),
-            WorkKind::Remove { target, .. } => (Some(target.clone()), json!({})),
+            WorkKind::Remove { target, cause, .. } => {
+                (Some(target.clone()), json!({ "cause": cause }))
+            }
             WorkKind::Convert {
                 target,
                 target_type,
@@ -874,7 +901,7 @@ impl Engine {
         let mut kept = Vec::with_capacity(removals.len());
         let mut released = Vec::new();
         for removal in removals {
-            let WorkKind::Remove { target, action } = &removal.kind else {
+            let WorkKind::Remove { target, action, .. } = &removal.kind else {
                 kept.push(removal);
                 continue;
             };
@@ -954,7 +981,11 @@ impl Engine {
             let mut kept = Vec::with_capacity(removals.len());
             for removal in removals {
                 report.count("kept");
-                report.line(&removal.person_id, "hold", reason.clone());
+                report.line(
+                    &removal.person_id,
+                    "hold",
+                    format!("{} {}; {reason}", removal.action(), removal.why()),
+                );
                 let mut link = removal.base;
                 link.state = LinkState::Kept;
                 link.reason = Some(reason.clone());
@@ -970,11 +1001,7 @@ impl Engine {
             links.clear_guard(name)?;
         }
         for removal in removals {
-            report.line(
-                &removal.person_id,
-                removal.action(),
-                removal.base.target_id.clone().unwrap_or_default(),
-            );
+            report.line(&removal.person_id, removal.action(), removal.why());
             if options.dry_run {
                 report.count(removal.action());
             } else {
@@ -1009,7 +1036,7 @@ impl Engine {
                 .unwrap_or_else(|| Link::new(&name, person, &connection))
         };
         let mut finds: Vec<Find> = Vec::new();
-        let mut reclaims: Vec<(Planned, String)> = Vec::new();
+        let mut reclaims: Vec<(Planned, String, Cause)> = Vec::new();
         for mut item in planned {
             let person = item.person_id.clone();
             // The decision moves into the match; the item keeps whom it is
@@ -1081,14 +1108,22 @@ impl Engine {
                         },
                     });
                 }
-                Decision::Remove { target, action } => {
+                Decision::Remove {
+                    target,
+                    action,
+                    cause,
+                } => {
                     removals.push(Work {
                         rule: name.clone(),
                         connection: connection.clone(),
                         person_id: person.clone(),
                         person_seq: item.person_seq,
                         base: link_of(&person),
-                        kind: WorkKind::Remove { target, action },
+                        kind: WorkKind::Remove {
+                            target,
+                            action,
+                            cause,
+                        },
                     });
                 }
                 Decision::Settle { state, reason } => {
@@ -1130,7 +1165,7 @@ impl Engine {
                     }
                 }
                 Decision::Drop => outcomes.drop.push((name.clone(), person)),
-                Decision::Reclaim { key } => {
+                Decision::Reclaim { key, cause } => {
                     if options.dry_run {
                         report.count("reclaim");
                         report.line(
@@ -1143,7 +1178,7 @@ impl Engine {
                         );
                         continue;
                     }
-                    reclaims.push((item, key));
+                    reclaims.push((item, key, cause));
                 }
             }
         }
@@ -1151,8 +1186,8 @@ impl Engine {
         // Leavers whose create never answered: what the lookup finds is
         // theirs, and goes the way of any leaver's record.
         for chunk in reclaims.chunks(LOOKUP_CHUNK) {
-            let keys: Vec<String> = chunk.iter().map(|(_, key)| key.clone()).collect();
-            let items = chunk.iter().map(|(item, _)| item);
+            let keys: Vec<String> = chunk.iter().map(|(_, key, _)| key.clone()).collect();
+            let items = chunk.iter().map(|(item, ..)| item);
             let found = match self
                 .lookup(binding, keys, items, &link_of, report, outcomes)
                 .await?
@@ -1161,7 +1196,7 @@ impl Engine {
                 Lookup::Failed => continue,
                 Lookup::Quarantined => return Ok(()),
             };
-            for (item, key) in chunk {
+            for (item, key, cause) in chunk {
                 let person = item.person_id.clone();
                 let ids: Vec<&str> = found
                     .iter()
@@ -1178,14 +1213,22 @@ impl Engine {
                     [id] => {
                         report.line(&person, "reclaim", id.to_string());
                         link.target_id = Some(id.to_string());
-                        match plan::leaver(&link, preferences, id.to_string()) {
-                            Decision::Remove { target, action } => removals.push(Work {
+                        match plan::leaver(&link, preferences, id.to_string(), *cause) {
+                            Decision::Remove {
+                                target,
+                                action,
+                                cause,
+                            } => removals.push(Work {
                                 rule: name.clone(),
                                 connection: connection.clone(),
                                 person_id: person.clone(),
                                 person_seq: item.person_seq,
                                 base: link,
-                                kind: WorkKind::Remove { target, action },
+                                kind: WorkKind::Remove {
+                                    target,
+                                    action,
+                                    cause,
+                                },
                             }),
                             Decision::Settle { state, reason } => {
                                 report.count(state.as_str());
@@ -1424,11 +1467,13 @@ impl Engine {
         let deprovision = prefs
             .as_ref()
             .is_some_and(|p| p.deprovision_on_rule_deletion && p.allow_deprovision);
-        let action = prefs.as_ref().and_then(|p| match p.remove_action {
-            Some(RemoveAction::Delete) if p.allow_delete => Some(RemoveAction::Delete),
-            Some(RemoveAction::Disable) if p.allow_disable => Some(RemoveAction::Disable),
-            _ => None,
-        });
+        let action = prefs
+            .as_ref()
+            .and_then(|p| match p.remove_action.of(Cause::LeftScope) {
+                Some(RemoveAction::Delete) if p.allow_delete => Some(RemoveAction::Delete),
+                Some(RemoveAction::Disable) if p.allow_disable => Some(RemoveAction::Disable),
+                _ => None,
+            });
         match (deprovision, action) {
             (true, Some(action)) => {
                 let removals: Vec<Work> = rule_links
@@ -1441,7 +1486,11 @@ impl Engine {
                             person_id: link.person_id.clone(),
                             person_seq: None,
                             base: link,
-                            kind: WorkKind::Remove { target, action },
+                            kind: WorkKind::Remove {
+                                target,
+                                action,
+                                cause: Cause::LeftScope,
+                            },
                         })
                     })
                     .collect();

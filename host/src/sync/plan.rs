@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::links::{Link, LinkError, LinkState};
 use super::mapping::{self, CompiledMapping};
-use crate::config::{Preferences, RemoveAction, Rule};
+use crate::config::{Cause, Preferences, RemoveAction, Rule};
 use crate::directory::Person;
 use crate::runtime::contract::{Attribute, Match, Value};
 
@@ -45,6 +45,7 @@ pub enum Decision {
     Remove {
         target: String,
         action: RemoveAction,
+        cause: Cause,
     },
     /// Nothing to send; the link takes this state.
     Settle {
@@ -64,7 +65,7 @@ pub enum Decision {
     /// earlier create for them may have been carried out without the answer
     /// arriving (a crash, a cut-off connection): look them up by `key`, and
     /// treat what is found as any leaver's record.
-    Reclaim { key: String },
+    Reclaim { key: String, cause: Cause },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,6 +257,12 @@ pub fn plan_rule(
             person_seq: seq,
             decision,
         };
+        let cause = match person {
+            None => Cause::Deleted,
+            Some(p) if p.deleted => Cause::Deleted,
+            Some(p) if !p.enabled => Cause::Disabled,
+            Some(_) => Cause::LeftScope,
+        };
         if let Some(reason) = waiting(link, seq, now) {
             planned.push(push(Decision::Wait { reason }));
             continue;
@@ -268,12 +275,12 @@ pub fn plan_rule(
                 )
             });
             planned.push(push(match key {
-                Some(key) if may_have_record(link) => Decision::Reclaim { key },
+                Some(key) if may_have_record(link) => Decision::Reclaim { key, cause },
                 _ => Decision::Drop,
             }));
             continue;
         };
-        planned.push(push(leaver(link, prefs, target)));
+        planned.push(push(leaver(link, prefs, target, cause)));
     }
     planned
 }
@@ -302,45 +309,43 @@ fn may_have_record(link: &Link) -> bool {
     }
 }
 
-/// What becomes of the record `target` of someone who left the scope, as
-/// the connection's preferences say.
-pub fn leaver(link: &Link, prefs: &Preferences, target: String) -> Decision {
-    let kept = |reason: &str| {
-        if link.state == LinkState::Kept && link.reason.as_deref() == Some(reason) {
+/// What becomes of the record `target` of someone who left the scope for
+/// `cause`, as the connection's preferences say.
+pub fn leaver(link: &Link, prefs: &Preferences, target: String, cause: Cause) -> Decision {
+    let kept = |why: &str| {
+        let reason = format!("{}; {why}", cause.describe());
+        if link.state == LinkState::Kept && link.reason.as_deref() == Some(reason.as_str()) {
             Decision::Unchanged
         } else {
             Decision::Settle {
                 state: LinkState::Kept,
-                reason: Some(reason.to_string()),
+                reason: Some(reason),
             }
         }
     };
     if !prefs.allow_deprovision {
-        kept("left the rule's scope; deprovisioning is not allowed on this connection")
-    } else {
-        match prefs.remove_action {
-            Some(RemoveAction::Delete) if prefs.allow_delete => Decision::Remove {
-                target,
-                action: RemoveAction::Delete,
-            },
-            Some(RemoveAction::Delete) => {
-                kept("left the rule's scope; deleting records is not allowed on this connection")
-            }
-            Some(RemoveAction::Disable) if prefs.allow_disable => {
-                if link.state == LinkState::Disabled {
-                    Decision::Unchanged
-                } else {
-                    Decision::Remove {
-                        target,
-                        action: RemoveAction::Disable,
-                    }
+        return kept("deprovisioning is not allowed on this connection");
+    }
+    match prefs.remove_action.of(cause) {
+        Some(RemoveAction::Delete) if prefs.allow_delete => Decision::Remove {
+            target,
+            action: RemoveAction::Delete,
+            cause,
+        },
+        Some(RemoveAction::Delete) => kept("deleting records is not allowed on this connection"),
+        Some(RemoveAction::Disable) if prefs.allow_disable => {
+            if link.state == LinkState::Disabled {
+                Decision::Unchanged
+            } else {
+                Decision::Remove {
+                    target,
+                    action: RemoveAction::Disable,
+                    cause,
                 }
             }
-            Some(RemoveAction::Disable) => {
-                kept("left the rule's scope; disabling records is not allowed on this connection")
-            }
-            None => kept("left the rule's scope; the connector can neither disable nor delete"),
         }
+        Some(RemoveAction::Disable) => kept("disabling records is not allowed on this connection"),
+        None => kept("the connector can neither disable nor delete"),
     }
 }
 
@@ -398,6 +403,7 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RemoveActions;
     use crate::config::rules::{RemovalGuard, Scope};
     use crate::runtime::contract::{Mapping, MappingSource};
     use std::collections::BTreeSet;
@@ -409,7 +415,7 @@ mod tests {
             allow_disable: false,
             allow_deprovision: true,
             allow_delete: true,
-            remove_action: Some(RemoveAction::Delete),
+            remove_action: RemoveActions::all(Some(RemoveAction::Delete)),
             deprovision_on_rule_deletion: false,
         }
     }
@@ -594,7 +600,8 @@ mod tests {
             plan(&prefs(), out(), vec![linked("a", "CTO")])[0],
             Decision::Remove {
                 target: "T-a".into(),
-                action: RemoveAction::Delete
+                action: RemoveAction::Delete,
+                cause: Cause::LeftScope,
             }
         );
         let no_delete = Preferences {
@@ -612,7 +619,7 @@ mod tests {
             matches!(&plan(&no_deprovision, out(), vec![linked("a", "CTO")])[0], Decision::Settle { state: LinkState::Kept, reason: Some(r) } if r.contains("deprovisioning"))
         );
         let disable = Preferences {
-            remove_action: Some(RemoveAction::Disable),
+            remove_action: RemoveActions::all(Some(RemoveAction::Disable)),
             allow_disable: true,
             ..prefs()
         };
@@ -620,7 +627,8 @@ mod tests {
             plan(&disable, out(), vec![linked("a", "CTO")])[0],
             Decision::Remove {
                 target: "T-a".into(),
-                action: RemoveAction::Disable
+                action: RemoveAction::Disable,
+                cause: Cause::LeftScope,
             }
         );
         let no_disable = Preferences {
@@ -652,6 +660,68 @@ mod tests {
     }
 
     #[test]
+    fn each_cause_of_removal_takes_its_own_action() {
+        let prefs = Preferences {
+            allow_disable: true,
+            remove_action: RemoveActions {
+                disabled: Some(RemoveAction::Disable),
+                deleted: Some(RemoveAction::Delete),
+                left_scope: None,
+            },
+            ..prefs()
+        };
+        let mut disabled = person("d", true, "CTO");
+        disabled.enabled = false;
+        let mut deleted = person("x", true, "CTO");
+        deleted.deleted = true;
+        let decisions = plan(
+            &prefs,
+            vec![disabled, deleted, person("s", false, "CTO")],
+            vec![linked("d", "CTO"), linked("x", "CTO"), linked("s", "CTO")],
+        );
+        assert_eq!(
+            decisions,
+            vec![
+                Decision::Remove {
+                    target: "T-d".into(),
+                    action: RemoveAction::Disable,
+                    cause: Cause::Disabled
+                },
+                Decision::Settle {
+                    state: LinkState::Kept,
+                    reason: Some(
+                        "left the rule's scope; the connector can neither disable nor delete"
+                            .into()
+                    ),
+                },
+                Decision::Remove {
+                    target: "T-x".into(),
+                    action: RemoveAction::Delete,
+                    cause: Cause::Deleted
+                },
+            ]
+        );
+        // A person gone from the directory altogether was deleted.
+        assert!(matches!(
+            plan(&prefs, vec![], vec![linked("x", "CTO")])[0],
+            Decision::Remove {
+                cause: Cause::Deleted,
+                ..
+            }
+        ));
+        // A record disabled earlier is deleted once the cause says delete.
+        let mut was_disabled = linked("x", "CTO");
+        was_disabled.state = LinkState::Disabled;
+        assert!(matches!(
+            plan(&prefs, vec![], vec![was_disabled])[0],
+            Decision::Remove {
+                action: RemoveAction::Delete,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn a_leaver_whose_create_never_answered_is_looked_up_before_the_link_goes() {
         let mut gone = person("a", true, "CTO");
         gone.enabled = false;
@@ -666,7 +736,7 @@ mod tests {
         });
         let decision = &plan(&prefs(), vec![gone.clone()], vec![unanswered.clone()])[0];
         assert!(
-            matches!(decision, Decision::Reclaim { key } if key.contains('a')),
+            matches!(decision, Decision::Reclaim { key, cause: Cause::Disabled } if key.contains('a')),
             "{decision:?}"
         );
         // A refused create left nothing behind.
