@@ -363,3 +363,73 @@ async fn switching_from_disable_to_delete_shows_in_a_dry_run_and_is_guarded() {
     assert_eq!(records.len(), 2, "{records:?}");
     assert!(records.values().all(|active| *active));
 }
+
+/// A change of a rule's mappings would rewrite records no one edited: the
+/// dry run shows it, and beyond the update guard the updates wait for
+/// `approve-updates`. A change within the guard goes out at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_change_is_shown_and_held_by_the_update_guard() {
+    let world = World::default().await;
+    let guarded = |title: &str, max_count: u32| {
+        format!(
+            "{PROSPECTS}extend_defaults = true\nupdate_guard = {{ max_count = {max_count} }}\n\n[[rules.prospects.mappings]]\ntarget = \"Title\"\n{title}\n"
+        )
+    };
+    let rule = |title: &str| guarded(title, 2);
+    world.configure(ALL, ALL, &rule("source = \"title\""));
+    let people: Vec<Value> = (0..5).map(|n| prospect(&format!("p{n}"), "CTO")).collect();
+    world.import(Value::Array(people)).await;
+    world.sync().await;
+    assert_eq!(world.leads().len(), 5);
+    let patches = || world.emulator.counters().of("PATCH composite/sobjects");
+
+    world.configure(ALL, ALL, &rule("constant = \"Prospect\""));
+    let run = world.run(&["sync", "--dry-run"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "changed Title: source \"title\" to Title: constant \"Prospect\"; 5 of 5 records to update"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("held by the update guard"),
+        "{}",
+        run.stdout
+    );
+
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "held"), 5, "{report}");
+    assert_eq!(patches(), 0, "nothing rewritten before approval");
+    assert!(world.leads().iter().all(|l| l["Title"] == "CTO"));
+    let run = world.run(&["status"]).await;
+    assert!(
+        run.stdout
+            .contains("prospects: 5 of 5 updates held by the update guard after a mapping change"),
+        "{run:?}"
+    );
+    // A new person is still created, with the new mappings.
+    world.import(json!([prospect("p5", "CTO")])).await;
+    world.sync().await;
+    assert_eq!(world.leads().len(), 6);
+    assert_eq!(patches(), 0);
+
+    let run = world.run(&["approve-updates", "prospects"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "updated"), 5, "{report}");
+    assert!(world.leads().iter().all(|l| l["Title"] == "Prospect"));
+    // The change is recorded: nothing is held or sent again.
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "held"), 0, "{report}");
+    assert_eq!(actions(&report, "prospects", "updated"), 0, "{report}");
+    let run = world.run(&["approve-updates", "prospects"]).await;
+    assert_eq!(run.code, Some(1), "the approval was used: {run:?}");
+
+    // Within the guard, a change goes out at once.
+    world.configure(ALL, ALL, &guarded("constant = \"Lead\"", 10));
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "updated"), 6, "{report}");
+    assert!(world.leads().iter().all(|l| l["Title"] == "Lead"));
+}

@@ -157,6 +157,11 @@ enum Command {
     /// Let the removals that tripped a rule's removal guard go through at
     /// the next pass.
     ApproveRemovals { rule: String },
+    /// Let the updates that a change of a rule's mappings (a plugin upgrade
+    /// or an edit of the configuration) would make go through at the next
+    /// pass, when they tripped the rule's update guard. Review them first
+    /// with `sync --dry-run --rule RULE`.
+    ApproveUpdates { rule: String },
     /// The source directory's people.
     #[command(subcommand)]
     People(people::PeopleCommand),
@@ -642,6 +647,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             } else {
                 println!("rule {rule} has no removals waiting for approval");
+                Ok(ExitCode::from(1))
+            }
+        }
+        Command::ApproveUpdates { rule } => {
+            let config = load_config(global, true)?.context("no configuration")?;
+            let (db, _) = open_state(global, Some(&config))?;
+            if Links::new(&db).approve_updates(&rule)? {
+                println!("approved: the held updates of rule {rule} go out at the next pass");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("rule {rule} has no updates waiting for approval");
                 Ok(ExitCode::from(1))
             }
         }

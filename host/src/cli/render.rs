@@ -6,10 +6,11 @@ use std::io::Write;
 use serde_json::json;
 
 use crate::config::Connection;
+use crate::config::rules::Guard;
 use crate::inert::inert;
 use crate::runtime::contract::{AuthScheme, ConnectionReport, MappingSource};
 use crate::runtime::{CallError, Plugin, PluginSet};
-use crate::status::model::{Failure, Overview, PersonStatus};
+use crate::status::model::{Failure, Overview, PersonStatus, RuleSummary};
 use crate::sync::engine::{PassReport, RuleStatus};
 use crate::sync::push::{PersonResult, PushReport};
 
@@ -470,6 +471,13 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
                 rule.rule, rule.rule
             )?;
         }
+        if let Some((planned, linked)) = rule.held_updates {
+            writeln!(
+                out,
+                "  {}: {planned} of {linked} updates held by the update guard after a mapping change; review with `provisioner sync --dry-run --rule {}`, approve with `provisioner approve-updates {}`",
+                rule.rule, rule.rule, rule.rule
+            )?;
+        }
         if rule.pending > 0 {
             writeln!(
                 out,
@@ -478,25 +486,34 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
             )?;
         }
     }
-    let guards: Vec<String> = overview
-        .rules
-        .iter()
-        .filter_map(|r| {
-            let guard = r.removal_guard?;
-            Some(format!(
-                "{} {} or {:.0} %",
-                r.rule,
-                guard.max_count,
-                guard.max_share * 100.0
-            ))
-        })
-        .collect();
-    if !guards.is_empty() {
-        writeln!(
-            out,
-            "  removal guard (a pass holds its removals beyond): {}",
-            guards.join(", ")
-        )?;
+    let removal = |r: &RuleSummary| r.removal_guard;
+    let update = |r: &RuleSummary| r.update_guard;
+    for (label, guard_of) in [
+        (
+            "removal guard (a pass holds its removals beyond)",
+            &removal as &dyn Fn(&RuleSummary) -> Option<Guard>,
+        ),
+        (
+            "update guard (a mapping change holds its updates beyond)",
+            &update,
+        ),
+    ] {
+        let guards: Vec<String> = overview
+            .rules
+            .iter()
+            .filter_map(|r| {
+                let guard = guard_of(r)?;
+                Some(format!(
+                    "{} {} or {:.0} %",
+                    r.rule,
+                    guard.max_count,
+                    guard.max_share * 100.0
+                ))
+            })
+            .collect();
+        if !guards.is_empty() {
+            writeln!(out, "  {label}: {}", guards.join(", "))?;
+        }
     }
     writeln!(out)?;
     let mut rows = vec![vec![

@@ -585,13 +585,7 @@ impl Config {
         let names: Vec<&str> = self.rules.keys().map(|k| k.get_ref().as_str()).collect();
         let mut set = RuleSet::default();
         for (name, raw) in &self.rules {
-            match raw.compile(
-                name.get_ref(),
-                &settings.removal_guard,
-                schema,
-                &connections,
-                &names,
-            ) {
+            match raw.compile(name.get_ref(), &settings, schema, &connections, &names) {
                 Ok(rule) => {
                     set.rules.insert(name.get_ref().clone(), rule);
                 }
@@ -621,7 +615,7 @@ impl Config {
         schema: &AttributeSchema,
     ) -> Vec<Diagnostic> {
         let mut out = Vec::new();
-        for (key, _) in &self.rules {
+        for key in self.rules.keys() {
             let Some(rule) = rules.rules.get(key.get_ref()) else {
                 continue;
             };

@@ -93,6 +93,7 @@ pub(crate) struct RawRule {
     extend_defaults: bool,
     convert_from: Option<Spanned<String>>,
     removal_guard: Option<RawGuard>,
+    update_guard: Option<RawGuard>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,34 +106,38 @@ pub(crate) struct RawSync {
     retry_base_secs: Option<u64>,
     retry_max_secs: Option<u64>,
     removal_guard: Option<RawGuard>,
+    update_guard: Option<RawGuard>,
 }
 
-/// When a pass would remove more than this, removals wait for approval.
+/// When a pass would remove more than this (the removal guard), or update
+/// more than this after the rule's mappings changed (the update guard),
+/// that work waits for an operator's approval. The default, 100 records or
+/// a quarter of the rule's, is the same for both.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct RemovalGuard {
+pub struct Guard {
     pub max_count: u64,
     pub max_share: f64,
 }
 
-impl Default for RemovalGuard {
+impl Default for Guard {
     fn default() -> Self {
-        RemovalGuard {
+        Guard {
             max_count: 100,
             max_share: 0.25,
         }
     }
 }
 
-impl RemovalGuard {
-    fn merged(self, raw: Option<RawGuard>) -> RemovalGuard {
+impl Guard {
+    fn merged(self, raw: Option<RawGuard>) -> Guard {
         let raw = raw.unwrap_or_default();
-        RemovalGuard {
+        Guard {
             max_count: raw.max_count.unwrap_or(self.max_count),
             max_share: raw.max_share.unwrap_or(self.max_share),
         }
     }
 
-    /// Whether removing `planned` of `linked` records trips the guard. The
+    /// Whether touching `planned` of `linked` records trips the guard. The
     /// share only counts once there are more than a handful of records, so
     /// that removing 1 of 2 is not "half of everything".
     pub fn trips(&self, planned: u64, linked: u64) -> bool {
@@ -150,7 +155,8 @@ pub struct SyncSettings {
     pub drift_interval: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
-    pub removal_guard: RemovalGuard,
+    pub removal_guard: Guard,
+    pub update_guard: Guard,
 }
 
 impl SyncSettings {
@@ -162,7 +168,8 @@ impl SyncSettings {
             drift_interval: Duration::from_secs(raw.drift_interval_secs.unwrap_or(21_600).max(1)),
             retry_base: Duration::from_secs(raw.retry_base_secs.unwrap_or(30).max(1)),
             retry_max: Duration::from_secs(raw.retry_max_secs.unwrap_or(3600).max(1)),
-            removal_guard: RemovalGuard::default().merged(raw.removal_guard),
+            removal_guard: Guard::default().merged(raw.removal_guard),
+            update_guard: Guard::default().merged(raw.update_guard),
         }
     }
 }
@@ -249,7 +256,9 @@ pub struct Rule {
     /// A rule whose records, when a person moves from it to this one, are
     /// converted in place rather than removed and created again.
     pub convert_from: Option<String>,
-    pub removal_guard: RemovalGuard,
+    pub removal_guard: Guard,
+    /// Holds the updates a change of the rule's mappings causes.
+    pub update_guard: Guard,
 }
 
 /// A problem in one rule, at a byte offset of the configuration.
@@ -339,7 +348,7 @@ impl RawRule {
     pub(crate) fn compile(
         &self,
         name: &str,
-        defaults: &RemovalGuard,
+        settings: &SyncSettings,
         schema: &AttributeSchema,
         connections: &[&str],
         rules: &[&str],
@@ -474,7 +483,8 @@ impl RawRule {
             mappings: (!self.mappings.is_empty()).then_some(compiled),
             extend_defaults: self.extend_defaults,
             convert_from: self.convert_from.as_ref().map(|c| c.get_ref().clone()),
-            removal_guard: defaults.merged(self.removal_guard),
+            removal_guard: settings.removal_guard.merged(self.removal_guard),
+            update_guard: settings.update_guard.merged(self.update_guard),
         })
     }
 }
@@ -546,7 +556,7 @@ mod tests {
 
     #[test]
     fn the_guard_trips_on_count_or_share() {
-        let guard = RemovalGuard {
+        let guard = Guard {
             max_count: 5,
             max_share: 0.5,
         };
@@ -555,7 +565,7 @@ mod tests {
         assert!(guard.trips(6, 10));
         assert!(!guard.trips(1, 2), "a share of a tiny rule is not alarming");
         assert!(!guard.trips(4, 10) && !guard.trips(5, 10));
-        let share = RemovalGuard {
+        let share = Guard {
             max_count: 100,
             max_share: 0.25,
         };

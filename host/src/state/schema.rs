@@ -141,9 +141,11 @@ const MIGRATIONS: &[&str] = &[
     );
     "#,
     // 6: records by connection, so that a rule letting go of a record can
-    // ask whether another rule of the connection links it; and the running
+    // ask whether another rule of the connection links it; the running
     // host's last scan of its plugin directory, so that status can tell a
-    // connection whose plugin file is missing or refused.
+    // connection whose plugin file is missing or refused; and each rule's
+    // mappings, so that a change of them is reviewed before it rewrites
+    // every record.
     r#"
     CREATE INDEX links_target ON links (connection, target_id) WHERE target_id IS NOT NULL;
 
@@ -151,6 +153,18 @@ const MIGRATIONS: &[&str] = &[
         id      INTEGER PRIMARY KEY CHECK (id = 1),
         at      INTEGER NOT NULL,
         refused TEXT NOT NULL               -- JSON array of [file, reason]
+    );
+
+    -- What each rule wrote through at its last pass (sync::mapping::
+    -- fingerprint), and the updates a change of it waits with.
+    ALTER TABLE rules ADD COLUMN mappings TEXT;
+    CREATE TABLE update_guards (
+        rule       TEXT PRIMARY KEY,
+        tripped_at INTEGER NOT NULL,
+        planned    INTEGER NOT NULL,
+        linked     INTEGER NOT NULL,
+        mappings   TEXT NOT NULL,          -- the change an approval is for
+        approved   INTEGER NOT NULL DEFAULT 0
     );
     "#,
 ];

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rusqlite::params;
 use serde::Serialize;
 
-use crate::config::rules::{RemovalGuard, Scope};
+use crate::config::rules::{Guard, Scope};
 use crate::config::{Config, RuleSet};
 use crate::directory::{AttributeSchema, Directory, DirectoryError, Person};
 use crate::state::{StateDb, StateError};
@@ -49,7 +49,12 @@ pub struct RuleSummary {
     pub held_removals: Option<(u64, u64)>,
     /// The removal guard in force: a pass may remove up to this many
     /// records, and this share of the rule's records, before it waits.
-    pub removal_guard: Option<RemovalGuard>,
+    pub removal_guard: Option<Guard>,
+    /// Updates held by the update guard after the rule's mappings changed:
+    /// (planned, linked).
+    pub held_updates: Option<(u64, u64)>,
+    /// The update guard in force, like the removal guard.
+    pub update_guard: Option<Guard>,
     /// People whose directory data changed after the rule last acted on
     /// them, and people in scope it has not reached: work not yet done,
     /// whether a pass is due or the rule cannot run.
@@ -196,6 +201,7 @@ pub fn overview(
         .collect();
     let people = directory.people_among(&unlinked)?;
     let mut pending = links.pending_counts()?;
+    let held_updates = links.held_updates()?;
     for (name, rule) in active {
         let waiting = people
             .iter()
@@ -329,6 +335,8 @@ pub fn overview(
             counts: counts.get(name).cloned().unwrap_or_default(),
             held_removals: guards.get(name).copied(),
             removal_guard: Some(rule.removal_guard),
+            held_updates: held_updates.get(name).copied(),
+            update_guard: Some(rule.update_guard),
             pending: pending.get(name).copied().unwrap_or_default(),
         });
     }
@@ -343,6 +351,8 @@ pub fn overview(
             counts: counts.get(name).cloned().unwrap_or_default(),
             held_removals: None,
             removal_guard: None,
+            held_updates: None,
+            update_guard: None,
             pending: pending.get(name).copied().unwrap_or_default(),
         });
     }

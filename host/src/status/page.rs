@@ -182,6 +182,9 @@ pub fn render(overview: &Overview, token_configured: bool) -> Markup {
                                             "removal guard " (guard.max_count) " / " (format!("{:.0}", guard.max_share * 100.0)) " %"
                                         }
                                     }
+                                    @if let Some((planned, linked)) = rule.held_updates {
+                                        br; span.held-updates { (planned) " of " (linked) " updates held after a mapping change; approve with provisioner approve-updates " (rule.rule) }
+                                    }
                                     @if let Some((planned, linked)) = rule.held_removals {
                                         br; span.muted { (planned) " of " (linked) " removals held " }
                                         button data-action="approve" data-rule=(rule.rule) { "Approve removals" }
@@ -308,6 +311,8 @@ mod tests {
                 },
                 held_removals: None,
                 removal_guard: None,
+                held_updates: None,
+                update_guard: None,
                 pending: 0,
             }],
             connections: Vec::new(),

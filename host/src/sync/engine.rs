@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use super::backoff;
 use super::links::{JournalEntry, Link, LinkError, LinkState, Links, remember};
-use super::mapping::CompiledMapping;
+use super::mapping::{self, CompiledMapping};
 use super::plan::{self, Decision, Found, Planned, RuleView};
 use crate::broker::CredentialPool;
 use crate::config::secrets::SecretStore;
@@ -117,7 +117,26 @@ struct RuleBinding {
     rule: Rule,
     bound: Arc<Bound>,
     mappings: Vec<CompiledMapping>,
+    /// What the mappings write, to tell a change of them (see
+    /// [`mapping::fingerprint`]).
+    fingerprint: String,
     match_attribute: String,
+    /// Set when a change of the mappings would update more records than
+    /// the rule's update guard allows: updates wait for approval.
+    hold_updates: bool,
+}
+
+/// What a pass makes of a rule's mappings, against those it last wrote
+/// through.
+enum Review {
+    Same,
+    /// Record them after the pass; `first` when nothing was recorded
+    /// before, so that even a targeted pass may.
+    Record {
+        first: bool,
+    },
+    /// Changed, and the updates wait for `approve-updates`.
+    Hold,
 }
 
 /// One operation to send, with what is needed to record its answer.
@@ -395,6 +414,9 @@ struct Held {
     linked: BTreeMap<String, u64>,
     /// Deleted people, purged at the end once their records are removed.
     tombstones: Vec<String>,
+    /// Rules whose mappings are recorded at the end of the pass (see
+    /// [`Review::Record`]).
+    record: BTreeMap<String, bool>,
     /// What rules that share a connection must know of each other.
     sharing: Sharing,
 }
@@ -566,8 +588,10 @@ impl Engine {
         Ok(RuleBinding {
             rule: rule.clone(),
             bound,
+            fingerprint: mapping::fingerprint(&mappings),
             mappings,
             match_attribute,
+            hold_updates: false,
         })
     }
 
@@ -617,7 +641,7 @@ impl Engine {
                 reports.insert(name.clone(), rule_report);
                 continue;
             }
-            let binding = match self.bind_rule(rule).await {
+            let mut binding = match self.bind_rule(rule).await {
                 Ok(binding) => binding,
                 Err(reason) => {
                     if !options.dry_run {
@@ -630,7 +654,22 @@ impl Engine {
             };
             // The guard weighs removals against what the rule had when the
             // pass began, not against what the pass itself creates.
-            held.linked.insert(name.clone(), links.linked_count(name)?);
+            let linked = links.linked_count(name)?;
+            held.linked.insert(name.clone(), linked);
+            match self.review_mappings(
+                &binding,
+                &directory,
+                linked,
+                now,
+                options,
+                &mut rule_report,
+            )? {
+                Review::Same => {}
+                Review::Record { first } => {
+                    held.record.insert(name.clone(), first);
+                }
+                Review::Hold => binding.hold_updates = true,
+            }
             rule_report.status = Some(RuleStatus::Active);
             reports.insert(name.clone(), rule_report);
             bindings.insert(name.clone(), binding);
@@ -731,6 +770,20 @@ impl Engine {
         for (name, rule_report) in &reports {
             if matches!(rule_report.status, Some(RuleStatus::Active)) {
                 links.finish_rule(name, None)?;
+            }
+        }
+        // The mappings a rule wrote through: only a pass over everyone has
+        // written them to every record, except the first, with nothing to
+        // compare against.
+        for (name, first) in &held.record {
+            let active = reports
+                .get(name)
+                .is_some_and(|r| matches!(r.status, Some(RuleStatus::Active)));
+            if let Some(binding) = bindings.get(name)
+                && active
+                && (*first || options.people.is_none())
+            {
+                links.record_mappings(name, &binding.fingerprint)?;
             }
         }
 
@@ -884,6 +937,97 @@ impl Engine {
             links.commit(&outcomes.save, &outcomes.drop, &[])?;
         }
         Ok(Some(work))
+    }
+
+    /// Compares a rule's mappings with those it last wrote through. A
+    /// change, from a plugin upgrade or from the configuration, would
+    /// rewrite records that no one edited: it is shown, and when it would
+    /// update more records than the rule's update guard allows, the
+    /// updates wait for `provisioner approve-updates RULE`.
+    fn review_mappings(
+        &self,
+        binding: &RuleBinding,
+        directory: &Directory<'_>,
+        linked: u64,
+        now: i64,
+        options: &PassOptions,
+        report: &mut RuleReport,
+    ) -> Result<Review, EngineError> {
+        let links = Links::new(&self.db);
+        let name = &binding.rule.name;
+        let Some(before) = links.rule_mappings(name)? else {
+            return Ok(Review::Record { first: true });
+        };
+        if before == binding.fingerprint {
+            return Ok(Review::Same);
+        }
+        let change = mapping::changes(&before, &binding.fingerprint);
+        let tripped = links.update_guard(name, &binding.fingerprint)?;
+        if tripped == Some(true) {
+            report.line("*", "mappings changed", format!("{change}; approved"));
+            return Ok(Review::Record { first: false });
+        }
+        // A pass over a few people does not count everyone again for a
+        // change that is already held.
+        if tripped == Some(false) && options.people.is_some() {
+            return Ok(Review::Hold);
+        }
+        let planned = self.count_updates(binding, directory, now)?;
+        report.line(
+            "*",
+            "mappings changed",
+            format!("{change}; {planned} of {linked} records to update"),
+        );
+        if !binding.rule.update_guard.trips(planned, linked) {
+            return Ok(Review::Record { first: false });
+        }
+        let guard = binding.rule.update_guard;
+        report.line(
+            "*",
+            "hold updates",
+            format!(
+                "held by the update guard (at most {} records or {:.0} %): review with `provisioner sync --dry-run --rule {name}`, approve with `provisioner approve-updates {name}`",
+                guard.max_count,
+                guard.max_share * 100.0
+            ),
+        );
+        if !options.dry_run {
+            links.trip_update_guard(name, planned, linked, &binding.fingerprint)?;
+        }
+        Ok(Review::Hold)
+    }
+
+    /// How many of a rule's records the pass would update: the planner
+    /// over everyone, with nothing sent or written.
+    fn count_updates(
+        &self,
+        binding: &RuleBinding,
+        directory: &Directory<'_>,
+        now: i64,
+    ) -> Result<u64, EngineError> {
+        let links = Links::new(&self.db);
+        let name = &binding.rule.name;
+        let view = RuleView {
+            rule: &binding.rule,
+            mappings: &binding.mappings,
+            match_attribute: &binding.match_attribute,
+            preferences: &binding.bound.connection.preferences,
+        };
+        let mut slices = Slices::new(None);
+        let mut count = 0u64;
+        while let Some((slice, people)) = slices.next(directory)? {
+            let rule_links = match &slice {
+                Slice::Range { after, through } => {
+                    links.of_rule_between(name, after.as_deref(), through.as_deref())?
+                }
+                Slice::Among(ids) => links.of_rule_among(name, ids)?,
+            };
+            count += plan::plan_rule(&view, &people, &rule_links, now, None, false)
+                .iter()
+                .filter(|p| matches!(p.decision, Decision::Update { .. }))
+                .count() as u64;
+        }
+        Ok(count)
     }
 
     /// Takes out of `removals` the records that another rule of the same
@@ -1090,6 +1234,15 @@ impl Engine {
                         })
                         .collect::<Vec<_>>()
                         .join(", ");
+                    if binding.hold_updates {
+                        report.count("held");
+                        report.line(
+                            &person,
+                            "hold",
+                            format!("update {diff}: held by the update guard"),
+                        );
+                        continue;
+                    }
                     report.line(&person, "update", diff);
                     if options.dry_run {
                         report.count("update");
@@ -1381,6 +1534,18 @@ impl Engine {
                         // store: the old link is simply let go.
                         if let Some(from) = conversions.get(&(name.clone(), person.clone())) {
                             outcomes.drop.push((from.rule.clone(), person.clone()));
+                        }
+                        if binding.hold_updates && !adopted && !changes.is_empty() {
+                            report.count("held");
+                            report.line(
+                                &person,
+                                "hold",
+                                format!(
+                                    "update {}: held by the update guard",
+                                    names(&changes).join(", ")
+                                ),
+                            );
+                            continue;
                         }
                         link.target_id = Some(target.clone());
                         if changes.is_empty() {

@@ -636,6 +636,93 @@ impl<'a> Links<'a> {
         Ok(())
     }
 
+    /// The mappings a rule last wrote through, if recorded.
+    pub fn rule_mappings(&self, rule: &str) -> Result<Option<String>, StateError> {
+        self.db
+            .lock()
+            .query_row(
+                "SELECT mappings FROM rules WHERE name = ?1",
+                params![rule],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Records the mappings a rule's pass wrote through; an update guard
+    /// on the rule is done with.
+    pub fn record_mappings(&self, rule: &str, mappings: &str) -> Result<(), StateError> {
+        self.execute(
+            "UPDATE rules SET mappings = ?2 WHERE name = ?1",
+            params![rule, mappings],
+        )?;
+        self.execute("DELETE FROM update_guards WHERE rule = ?1", params![rule])?;
+        Ok(())
+    }
+
+    /// The update guard on the mapping change `mappings`: `Some(approved)`
+    /// if it tripped.
+    pub fn update_guard(&self, rule: &str, mappings: &str) -> Result<Option<bool>, StateError> {
+        self.db
+            .lock()
+            .query_row(
+                "SELECT approved FROM update_guards WHERE rule = ?1 AND mappings = ?2",
+                params![rule, mappings],
+                |r| r.get::<_, i64>(0).map(|a| a != 0),
+            )
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Holds the updates of a mapping change. An approval given for an
+    /// earlier change does not carry over to a different one.
+    pub fn trip_update_guard(
+        &self,
+        rule: &str,
+        planned: u64,
+        linked: u64,
+        mappings: &str,
+    ) -> Result<(), StateError> {
+        self.execute(
+            "INSERT INTO update_guards (rule, tripped_at, planned, linked, mappings, approved) VALUES (?1, ?2, ?3, ?4, ?5, 0)
+             ON CONFLICT (rule) DO UPDATE SET planned = ?3, linked = ?4,
+             approved = CASE WHEN mappings = ?5 THEN approved ELSE 0 END, mappings = ?5",
+            params![rule, now_ms(), planned as i64, linked as i64, mappings],
+        )?;
+        Ok(())
+    }
+
+    /// Approves held updates; false if none are held.
+    pub fn approve_updates(&self, rule: &str) -> Result<bool, StateError> {
+        self.execute(
+            "UPDATE update_guards SET approved = 1 WHERE rule = ?1",
+            params![rule],
+        )
+        .map(|n| n > 0)
+    }
+
+    /// Updates held by a mapping change, by rule: (planned, linked).
+    pub fn held_updates(&self) -> Result<BTreeMap<String, (u64, u64)>, StateError> {
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare("SELECT rule, planned, linked FROM update_guards WHERE approved = 0")
+            .map_err(|e| self.fail(e))?;
+        statement
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    (
+                        r.get::<_, i64>(1)?.max(0) as u64,
+                        r.get::<_, i64>(2)?.max(0) as u64,
+                    ),
+                ))
+            })
+            .map_err(|e| self.fail(e))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.fail(e))
+    }
+
     /// The rules the state has seen, with their connection.
     pub fn known_rules(&self) -> Result<BTreeMap<String, String>, StateError> {
         let connection = self.db.lock();
@@ -798,6 +885,7 @@ impl<'a> Links<'a> {
         for sql in [
             "DELETE FROM links WHERE rule = ?1",
             "DELETE FROM guards WHERE rule = ?1",
+            "DELETE FROM update_guards WHERE rule = ?1",
             "DELETE FROM rules WHERE name = ?1",
         ] {
             connection

@@ -97,6 +97,17 @@ impl Template {
         Ok(Template { segments })
     }
 
+    /// The template as it would be written: what parses back to it.
+    pub fn text(&self) -> String {
+        self.segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Text(text) => text.replace('{', "{{").replace('}', "}}"),
+                Segment::Attribute(name) => format!("{{{name}}}"),
+            })
+            .collect()
+    }
+
     /// The source attributes the template reads.
     pub fn attributes(&self) -> impl Iterator<Item = &str> {
         self.segments.iter().filter_map(|s| match s {
@@ -181,6 +192,62 @@ impl CompiledMapping {
     }
 }
 
+impl CompiledMapping {
+    /// Where the value comes from, as the configuration would say it.
+    fn source_text(&self) -> String {
+        let source = match &self.source {
+            Source::Attribute(name) => format!("source {name:?}"),
+            Source::Constant(value) => format!("constant {value:?}"),
+            Source::Template(template) => format!("template {:?}", template.text()),
+        };
+        if self.apply_on_update {
+            source
+        } else {
+            format!("{source}, on create only")
+        }
+    }
+}
+
+/// What a rule writes, target by target (targets in lower case, as stores
+/// compare them): recorded after a pass, so that the next one can tell a
+/// change of mappings, from a plugin upgrade or from the configuration,
+/// and hold the updates it causes for review.
+pub fn fingerprint(mappings: &[CompiledMapping]) -> String {
+    let map: BTreeMap<String, String> = mappings
+        .iter()
+        .map(|m| {
+            (
+                m.target.to_ascii_lowercase(),
+                format!("{}: {}", m.target, m.source_text()),
+            )
+        })
+        .collect();
+    serde_json::to_string(&map).unwrap_or_default()
+}
+
+/// What changed between two fingerprints, in words: "added X; changed Y
+/// (from … to …); removed Z". An unreadable old fingerprint reads as no
+/// mappings at all.
+pub fn changes(before: &str, now: &str) -> String {
+    let read =
+        |text: &str| -> BTreeMap<String, String> { serde_json::from_str(text).unwrap_or_default() };
+    let (before, now) = (read(before), read(now));
+    let mut parts = Vec::new();
+    for (target, mapping) in &now {
+        match before.get(target) {
+            None => parts.push(format!("added {mapping}")),
+            Some(old) if old != mapping => parts.push(format!("changed {old} to {mapping}")),
+            Some(_) => {}
+        }
+    }
+    for (target, mapping) in &before {
+        if !now.contains_key(target) {
+            parts.push(format!("removed {mapping}"));
+        }
+    }
+    parts.join("; ")
+}
+
 /// Compiles a set of mappings; the error names the mapping's target.
 pub fn compile(mappings: &[Mapping]) -> Result<Vec<CompiledMapping>, String> {
     mappings
@@ -209,6 +276,60 @@ pub fn attributes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn compiled(target: &str, source: MappingSource, apply_on_update: bool) -> CompiledMapping {
+        CompiledMapping::compile(&Mapping {
+            target: target.into(),
+            source,
+            apply_on_update,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_fingerprint_tells_what_changed_target_by_target() {
+        let before = fingerprint(&[
+            compiled("Title", MappingSource::Attribute("title".into()), true),
+            compiled("Company", MappingSource::Constant("Acme".into()), true),
+            compiled(
+                "Description",
+                MappingSource::Template("{a} {{x}}".into()),
+                false,
+            ),
+        ]);
+        // Order and the case of a target do not matter.
+        let same = fingerprint(&[
+            compiled(
+                "Description",
+                MappingSource::Template("{a} {{x}}".into()),
+                false,
+            ),
+            compiled("company", MappingSource::Constant("Acme".into()), true),
+            compiled("Title", MappingSource::Attribute("title".into()), true),
+        ]);
+        assert_eq!(
+            changes(&before, &same),
+            "changed Company: constant \"Acme\" to company: constant \"Acme\""
+        );
+        let now = fingerprint(&[
+            compiled("Title", MappingSource::Attribute("job_title".into()), true),
+            compiled(
+                "Description",
+                MappingSource::Template("{a} {{x}}".into()),
+                false,
+            ),
+            compiled("Phone", MappingSource::Attribute("phone".into()), true),
+        ]);
+        assert_eq!(
+            changes(&before, &now),
+            "added Phone: source \"phone\"; changed Title: source \"title\" to Title: source \"job_title\"; removed Company: constant \"Acme\""
+        );
+        assert!(
+            before.contains("template \\\"{a} {{x}}\\\", on create only"),
+            "{before}"
+        );
+        assert_eq!(changes(&now, &now), "");
+    }
 
     fn person(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

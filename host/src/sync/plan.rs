@@ -404,7 +404,7 @@ pub fn resolve(
 mod tests {
     use super::*;
     use crate::config::RemoveActions;
-    use crate::config::rules::{RemovalGuard, Scope};
+    use crate::config::rules::{Guard, Scope};
     use crate::runtime::contract::{Mapping, MappingSource};
     use std::collections::BTreeSet;
 
@@ -432,7 +432,8 @@ mod tests {
             mappings: None,
             extend_defaults: false,
             convert_from: None,
-            removal_guard: RemovalGuard::default(),
+            removal_guard: Guard::default(),
+            update_guard: Guard::default(),
         }
     }
 
