@@ -251,6 +251,17 @@ impl Store {
         self.fixture.provisioner(args, &[]).await
     }
 
+    /// Imports staff members and runs a first pass that creates them all.
+    async fn start_with(&self, ids: &[String]) {
+        let people: Vec<Value> = ids.iter().map(|id| member(id, "staff")).collect();
+        let file = self.fixture.path().join("p.json");
+        std::fs::write(&file, Value::Array(people).to_string()).unwrap();
+        let run = self.run(&["people", "import", "p.json"]).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert_eq!(self.run(&["sync"]).await.code, Some(0));
+        assert_eq!(self.records().len(), ids.len());
+    }
+
     /// Each person's record: (email, active), by email.
     fn records(&self) -> std::collections::BTreeMap<String, bool> {
         self.server
@@ -275,21 +286,9 @@ async fn each_cause_of_removal_has_its_own_remove_action() {
         "allow_disable = true\nallow_delete = true\nremove_action = \"disable\"\nremove_action_deleted = \"delete\"",
         "",
     );
-    let people: Vec<Value> = ["d", "x", "s", "k"]
-        .iter()
-        .map(|id| member(id, "staff"))
-        .collect();
-    std::fs::write(
-        store.fixture.path().join("p.json"),
-        Value::Array(people).to_string(),
-    )
-    .unwrap();
-    assert_eq!(
-        store.run(&["people", "import", "p.json"]).await.code,
-        Some(0)
-    );
-    assert_eq!(store.run(&["sync"]).await.code, Some(0));
-    assert_eq!(store.records().len(), 4);
+    store
+        .start_with(&["d", "x", "s", "k"].map(String::from))
+        .await;
 
     store.run(&["people", "disable", "d"]).await;
     store.run(&["people", "delete", "x"]).await;
@@ -324,17 +323,8 @@ async fn switching_from_disable_to_delete_shows_in_a_dry_run_and_is_guarded() {
     let delete = "allow_disable = true\nallow_delete = true\nremove_action = \"delete\"";
     let guard = "removal_guard = { max_count = 1 }\n";
     store.configure(disable, guard);
-    let people: Vec<Value> = (0..4).map(|n| member(&format!("p{n}"), "staff")).collect();
-    std::fs::write(
-        store.fixture.path().join("p.json"),
-        Value::Array(people).to_string(),
-    )
-    .unwrap();
-    assert_eq!(
-        store.run(&["people", "import", "p.json"]).await.code,
-        Some(0)
-    );
-    assert_eq!(store.run(&["sync"]).await.code, Some(0));
+    let ids: Vec<String> = (0..4).map(|n| format!("p{n}")).collect();
+    store.start_with(&ids).await;
     store.run(&["groups", "remove-member", "staff", "p0"]).await;
     assert_eq!(store.run(&["sync"]).await.code, Some(0));
     store.run(&["groups", "remove-member", "staff", "p1"]).await;

@@ -924,19 +924,12 @@ mod tests {
     /// contract says, not a connection that fails at its first call.
     #[tokio::test]
     async fn an_unset_optional_bearer_secret_sends_no_credential() {
-        let descriptor = Descriptor {
-            name: "store".into(),
-            version: "1.0.0".into(),
-            description: String::new(),
-            settings: Vec::new(),
-            capabilities: Vec::new(),
-            egress: Vec::new(),
-            auth: AuthScheme::Bearer {
+        let descriptor = Descriptor::for_tests(
+            &[],
+            AuthScheme::Bearer {
                 secret: "api_token".into(),
             },
-            match_attribute: "email".into(),
-            default_mappings: Vec::new(),
-        };
+        );
         let broker = Broker::new(bearer_spec(&descriptor, BTreeMap::new())).unwrap();
         assert!(broker.credential().await.unwrap().is_none());
 

@@ -1065,21 +1065,14 @@ mod tests {
     #[test]
     fn an_unset_optional_bearer_secret_is_a_warning() {
         use crate::runtime::contract::Descriptor;
-        let descriptor = Descriptor {
-            name: "store".into(),
-            version: "1.0.0".into(),
-            description: String::new(),
-            settings: Vec::new(),
-            capabilities: Vec::new(),
-            egress: Vec::new(),
-            auth: AuthScheme::Bearer {
+        let descriptor = Descriptor::for_tests(
+            &[],
+            AuthScheme::Bearer {
                 secret: "api_token".into(),
             },
-            match_attribute: "email".into(),
-            default_mappings: Vec::new(),
-        };
+        );
         let none: BTreeMap<String, ()> = BTreeMap::new();
-        let warning = unset_bearer("crm", &descriptor, &none, "plugin store 1.0.0").unwrap();
+        let warning = unset_bearer("crm", &descriptor, &none, "plugin store 1.2.3").unwrap();
         assert!(
             warning.contains("secret api_token, which is not set"),
             "{warning}"

@@ -315,17 +315,7 @@ mod tests {
     use crate::runtime::contract::AuthScheme;
 
     fn descriptor(capabilities: &[Capability]) -> Descriptor {
-        Descriptor {
-            name: "store".into(),
-            version: "1.2.3".into(),
-            description: String::new(),
-            settings: Vec::new(),
-            capabilities: capabilities.to_vec(),
-            egress: Vec::new(),
-            auth: AuthScheme::None,
-            match_attribute: "Email".into(),
-            default_mappings: Vec::new(),
-        }
+        Descriptor::for_tests(capabilities, AuthScheme::None)
     }
 
     fn raw(toml_text: &str) -> RawPreferences {

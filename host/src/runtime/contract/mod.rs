@@ -198,6 +198,23 @@ impl Descriptor {
     pub fn setting(&self, name: &str) -> Option<&SettingSpec> {
         self.settings.iter().find(|s| s.name == name)
     }
+
+    /// A descriptor with nothing but a name, capabilities and an auth
+    /// scheme, for the unit tests of what reads one.
+    #[cfg(test)]
+    pub(crate) fn for_tests(capabilities: &[Capability], auth: AuthScheme) -> Descriptor {
+        Descriptor {
+            name: "store".into(),
+            version: "1.2.3".into(),
+            description: String::new(),
+            settings: Vec::new(),
+            capabilities: capabilities.to_vec(),
+            egress: Vec::new(),
+            auth,
+            match_attribute: "Email".into(),
+            default_mappings: Vec::new(),
+        }
+    }
 }
 
 /// What a successful Test Connection learned.
