@@ -130,6 +130,25 @@ async fn leaving_one_of_two_rules_that_share_a_record_keeps_it() {
         "synced",
         "the other rule keeps it"
     );
+
+    // Gone from both: one rule hands over, the other deletes, once; the
+    // dry run, which writes nothing, says the same.
+    world.run(&["groups", "add-member", "customers", "a"]).await;
+    world.sync().await;
+    world.run(&["people", "delete", "a"]).await;
+    let run = world.run(&["sync", "--dry-run", "--json"]).await;
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    let lines: Vec<&Value> = plan["pass"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["plan"].as_array().unwrap())
+        .collect();
+    let count = |action: &str| lines.iter().filter(|l| l["action"] == action).count();
+    assert_eq!((count("hand over"), count("delete")), (1, 1), "{plan}");
+    world.sync().await;
+    assert!(world.leads().is_empty());
+    assert_eq!(world.emulator.counters().of("DELETE composite/sobjects"), 1);
 }
 
 /// A rule with its own mappings and none for the match attribute: `check`

@@ -436,6 +436,9 @@ struct Sharing {
     /// the rule: another rule's removal of their record may become a
     /// handover once the lookup finds it.
     finding: BTreeMap<(String, String), String>,
+    /// (rule, record) links let go in this pass: a dry run, which writes
+    /// nothing, must not take them for holders of the record.
+    released: BTreeSet<(String, String)>,
 }
 
 /// Operations answered and planned so far in a pass, for progress.
@@ -742,7 +745,7 @@ impl Engine {
             if !matches!(report.status, Some(RuleStatus::Active)) {
                 continue;
             }
-            let removals = self.hand_over(removals, &held.sharing, options, report)?;
+            let removals = self.hand_over(removals, &mut held.sharing, options, report)?;
             let linked = held.linked.get(&name).copied().unwrap_or_default();
             self.guard_removals(binding, removals, linked, options, report, &mut work)?;
         }
@@ -753,8 +756,15 @@ impl Engine {
                 if self.rules.knows(&rule) {
                     continue;
                 }
-                self.rule_deleted(&rule, &connection, options, &mut reports, &mut work)
-                    .await?;
+                self.rule_deleted(
+                    &rule,
+                    &connection,
+                    options,
+                    &mut reports,
+                    &mut work,
+                    &mut held.sharing,
+                )
+                .await?;
             }
         }
 
@@ -1037,7 +1047,7 @@ impl Engine {
     fn hand_over(
         &self,
         removals: Vec<Work>,
-        sharing: &Sharing,
+        sharing: &mut Sharing,
         options: &PassOptions,
         report: &mut RuleReport,
     ) -> Result<Vec<Work>, EngineError> {
@@ -1049,8 +1059,14 @@ impl Engine {
                 kept.push(removal);
                 continue;
             };
-            let holder = links.other_holder(&removal.connection, &removal.rule, target)?;
+            let holder = links
+                .other_holders(&removal.connection, &removal.rule, target)?
+                .into_iter()
+                .find(|holder| !sharing.released.contains(&(holder.clone(), target.clone())));
             if let Some(holder) = holder {
+                sharing
+                    .released
+                    .insert((removal.rule.clone(), target.clone()));
                 report.count("handed-over");
                 report.line(
                     &removal.person_id,
@@ -1612,6 +1628,7 @@ impl Engine {
         options: &PassOptions,
         reports: &mut BTreeMap<String, RuleReport>,
         work: &mut Vec<Work>,
+        sharing: &mut Sharing,
     ) -> Result<(), EngineError> {
         let links = Links::new(&self.db);
         let rule_links = links.of_rule(rule)?;
@@ -1659,8 +1676,7 @@ impl Engine {
                         })
                     })
                     .collect();
-                let removals =
-                    self.hand_over(removals, &Sharing::default(), options, &mut rule_report)?;
+                let removals = self.hand_over(removals, sharing, options, &mut rule_report)?;
                 for removal in removals {
                     let target = removal.base.target_id.clone().unwrap_or_default();
                     rule_report.line(

@@ -370,23 +370,23 @@ impl<'a> Links<'a> {
             .map_err(|e| self.fail(e))
     }
 
-    /// Another rule of `connection` that links the record `target`, if
-    /// one does: the rule that keeps the record when `rule` lets it go.
-    pub fn other_holder(
+    /// The other rules of `connection` that link the record `target`:
+    /// those that keep the record when `rule` lets it go.
+    pub fn other_holders(
         &self,
         connection: &str,
         rule: &str,
         target: &str,
-    ) -> Result<Option<String>, StateError> {
+    ) -> Result<Vec<String>, StateError> {
         self.db
             .lock()
             .prepare_cached(
-                "SELECT rule FROM links WHERE connection = ?1 AND target_id = ?2 AND rule <> ?3 ORDER BY rule LIMIT 1",
+                "SELECT rule FROM links WHERE connection = ?1 AND target_id = ?2 AND rule <> ?3 ORDER BY rule",
             )
             .and_then(|mut statement| {
                 statement
-                    .query_row(params![connection, target, rule], |r| r.get(0))
-                    .optional()
+                    .query_map(params![connection, target, rule], |r| r.get(0))?
+                    .collect()
             })
             .map_err(|e| self.fail(e))
     }
