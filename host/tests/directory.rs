@@ -21,7 +21,8 @@ fn people(fixture: &Fixture) -> serde_json::Value {
 async fn imports_are_checked_row_by_row_and_taken_whole() {
     let fixture = Fixture::new(&[]);
     fixture.write_config("[directory]\nattributes = [\"cost_center\"]\n");
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/people.json");
+    let sample = repo_root().join("examples/people.json");
+    let sample = sample.to_str().unwrap();
 
     let run = fixture
         .provisioner(&["people", "import", sample], &[])

@@ -21,7 +21,12 @@ const TARGETS: &[(&str, Check)] = &[
 ];
 
 fn inputs(target: &str) -> Vec<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    // The package directory as cargo gives it when the test runs: a test
+    // binary may come from another checkout sharing the target directory.
+    let host = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let root = host.join("../fuzz");
     let mut files = Vec::new();
     for dir in ["corpus", "regressions"] {
         let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {

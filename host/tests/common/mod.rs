@@ -144,6 +144,16 @@ impl Run {
 
 /// One compiled-code cache for every test, so that each component is
 /// compiled once per machine rather than once per test.
+/// The repository's root, found when the test runs rather than when it was
+/// compiled: a test binary may come from another checkout that shares the
+/// target directory.
+pub fn repo_root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("..")
+}
+
 pub fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache")
 }

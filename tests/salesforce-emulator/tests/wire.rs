@@ -36,7 +36,11 @@ fn assert_shape(expected: &Value, actual: &Value, path: &str) {
 }
 
 fn recorded(name: &str) -> Value {
-    let path = format!("{}/tests/shapes/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    // The package directory as cargo gives it when the test runs: a test
+    // binary may come from another checkout sharing the target directory.
+    let root = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let path = format!("{root}/tests/shapes/{name}.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
