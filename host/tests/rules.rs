@@ -64,6 +64,125 @@ async fn a_record_another_rule_adopted_is_handed_over_not_deleted() {
     assert_eq!(link(&world, "a", "staff").await, Value::Null);
 }
 
+/// The reviewed sequence: a held removal is approved, and then the person
+/// joins the other rule, which adopts the record. The handover sends
+/// nothing, and leaves no approval armed for the next mass removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_that_a_handover_made_moot_does_not_stay_armed() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, &two_rules("removal_guard = { max_count = 0 }\n"));
+    world
+        .import(json!([member("a", "staff"), member("b", "staff")]))
+        .await;
+    world.sync().await;
+    world.run(&["groups", "remove-member", "staff", "a"]).await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "staff", "kept"), 1, "{report}");
+    let run = world.run(&["approve-removals", "staff"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+
+    world.run(&["groups", "add-member", "customers", "a"]).await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "staff", "handed-over"), 1, "{report}");
+    assert_eq!(world.emulator.counters().of("DELETE composite/sobjects"), 0);
+    let run = world.run(&["approve-removals", "staff"]).await;
+    assert_eq!(run.code, Some(1), "no guard is left: {run:?}");
+
+    // The next removal from staff meets the guard again.
+    world.run(&["people", "delete", "b"]).await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "staff", "kept"), 1, "{report}");
+    assert_eq!(world.leads().len(), 2);
+}
+
+/// A pass of the rule a person left, before the rule they joined has run,
+/// keeps the record for it: the removal waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_waits_for_the_rule_of_the_connection_that_wants_the_person() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, &two_rules(""));
+    world.import(json!([member("a", "staff")])).await;
+    world.sync().await;
+    world.run(&["groups", "remove-member", "staff", "a"]).await;
+    world.run(&["groups", "add-member", "customers", "a"]).await;
+
+    let run = world.run(&["sync", "--rule", "staff", "--json"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("rule customers of the same connection wants this person"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(world.emulator.counters().of("DELETE composite/sobjects"), 0);
+
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "customers", "adopted"), 1, "{report}");
+    assert_eq!(actions(&report, "staff", "handed-over"), 1, "{report}");
+    assert_eq!(world.emulator.counters().of("DELETE composite/sobjects"), 0);
+    assert_eq!(world.leads().len(), 1);
+}
+
+/// Three rules want one person's record and the first create fails: the
+/// second creates it at the end of the pass, the third waits rather than
+/// create a twin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_rules_on_one_connection_never_create_twins() {
+    let world = World::default().await;
+    world.configure(
+        ALL,
+        ALL,
+        &format!(
+            "{}\n[rules.partners]\nconnection = \"leads\"\nscope = {{ group = \"partners\" }}\n",
+            two_rules("")
+        ),
+    );
+    world
+        .import(json!([{ "id": "a", "groups": ["staff", "customers", "partners"], "given_name": "M", "family_name": "a", "email": "a@example.com" }]))
+        .await;
+    world.emulator.inject(salesforce_emulator::Fault {
+        path: "composite/sobjects".into(),
+        method: Some("POST".into()),
+        status: 503,
+        error_code: "SERVER_UNAVAILABLE".into(),
+        message: None,
+        count: 1,
+    });
+    let run = world.run(&["sync", "--json"]).await;
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(world.leads().len(), 1, "one record: {report}");
+    world.run(&["retry"]).await;
+    world.sync().await;
+    assert_eq!(world.leads().len(), 1);
+    for rule in ["staff", "customers", "partners"] {
+        assert_eq!(link(&world, "a", rule).await["state"], "synced", "{rule}");
+    }
+}
+
+/// A rule deleted from the configuration does not keep a record for a
+/// rule that lets go of it: its links go with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_rule_does_not_hold_a_record_another_rule_removes() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, &two_rules(""));
+    world
+        .import(json!([{ "id": "a", "groups": ["staff", "customers"], "given_name": "M", "family_name": "a", "email": "a@example.com" }]))
+        .await;
+    world.sync().await;
+    assert_eq!(world.leads().len(), 1);
+
+    // customers is deleted (its records would stay), and a leaves staff.
+    world.configure(
+        ALL,
+        ALL,
+        "\n[rules.staff]\nconnection = \"leads\"\nscope = { group = \"staff\" }\n",
+    );
+    world.run(&["groups", "remove-member", "staff", "a"]).await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "staff", "removed"), 1, "{report}");
+    assert!(world.leads().is_empty());
+}
+
 /// In one pass: the removal by the rule a person left must not take the
 /// record the rule they joined just adopted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,6 +415,44 @@ impl Store {
     }
 }
 
+/// A deleted rule whose records are disabled is done once they are: it is
+/// forgotten, and no pass sends the disables again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_rule_whose_records_are_disabled_is_forgotten() {
+    let store = Store::new().await;
+    let prefs =
+        "allow_disable = true\nremove_action = \"disable\"\ndeprovision_on_rule_deletion = true";
+    store.configure(prefs, "");
+    store.start_with(&["a", "b"].map(String::from)).await;
+
+    store.fixture.write_config(&format!(
+        "{}{}\n[connections.store.preferences]\n{prefs}\n",
+        common::HEADER,
+        common::json_store_connection("store", &store.server.host())
+    ));
+    let run = store.run(&["sync"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        store.records().values().all(|active| !active),
+        "{:?}",
+        store.records()
+    );
+    let requests = || store.server.counters().api_requests.values().sum::<u64>();
+    let before = requests();
+    let run = store.run(&["sync"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(requests(), before, "nothing sent again: {run:?}");
+    let state = common::intact_state(&store.fixture);
+    let known: i64 = state
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM links) + (SELECT COUNT(*) FROM rules)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(known, 0, "the rule and its links are forgotten");
+}
+
 /// PingOne's separate preferences: a person disabled in the directory is
 /// disabled, one deleted is deleted, one who left the scope is disabled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,10 +581,22 @@ async fn a_mapping_change_is_shown_and_held_by_the_update_guard() {
     assert_eq!(world.leads().len(), 6);
     assert_eq!(patches(), 0);
 
+    // Undoing the change leaves nothing held (the new person's record is
+    // brought back in step like any other edit).
+    world.configure(ALL, ALL, &rule("source = \"title\""));
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "held"), 0, "{report}");
+    let run = world.run(&["approve-updates", "prospects"]).await;
+    assert_eq!(run.code, Some(1), "nothing to approve: {run:?}");
+    assert!(!world.run(&["status"]).await.stdout.contains("updates held"));
+
+    world.configure(ALL, ALL, &rule("constant = \"Prospect\""));
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "held"), 6, "{report}");
     let run = world.run(&["approve-updates", "prospects"]).await;
     assert_eq!(run.code, Some(0), "{run:?}");
     let report = world.sync().await;
-    assert_eq!(actions(&report, "prospects", "updated"), 5, "{report}");
+    assert_eq!(actions(&report, "prospects", "updated"), 6, "{report}");
     assert!(world.leads().iter().all(|l| l["Title"] == "Prospect"));
     // The change is recorded: nothing is held or sent again.
     let report = world.sync().await;

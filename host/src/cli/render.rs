@@ -527,7 +527,10 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
             connection.connection.clone(),
             match (&connection.plugin_version, &connection.plugin_problem) {
                 (Some(version), None) => format!("{} {version}", connection.plugin),
-                (Some(version), Some(_)) => format!("{} {version} (name clash)", connection.plugin),
+                (Some(version), Some(_)) => match connection.plugin_problem_kind.as_deref() {
+                    Some("clash") => format!("{} {version} (name clash)", connection.plugin),
+                    _ => format!("{} {version} (see below)", connection.plugin),
+                },
                 (None, Some(_)) => format!("{} (not loaded)", connection.plugin),
                 (None, None) => format!("{} (not loaded)", connection.plugin),
             },

@@ -318,7 +318,10 @@ fn unset_bearer<K: std::borrow::Borrow<str> + Ord, V>(
     let AuthScheme::Bearer { secret } = &descriptor.auth else {
         return None;
     };
-    if secrets.contains_key(secret.as_str()) {
+    // A required secret that is missing is an error of its own.
+    if secrets.contains_key(secret.as_str())
+        || descriptor.setting(secret).is_some_and(|s| s.required)
+    {
         return None;
     }
     Some(format!(
@@ -1080,6 +1083,19 @@ mod tests {
         assert!(warning.contains("[connections.crm.secrets]"), "{warning}");
         let set = BTreeMap::from([("api_token".to_string(), ())]);
         assert_eq!(unset_bearer("crm", &descriptor, &set, "p"), None);
+        // A required one is missing, an error reported on its own.
+        let mut required = descriptor.clone();
+        required
+            .settings
+            .push(crate::runtime::contract::SettingSpec {
+                name: "api_token".into(),
+                description: "the token".into(),
+                kind: crate::runtime::contract::SettingKind::Text,
+                required: true,
+                secret: true,
+                default_value: None,
+            });
+        assert_eq!(unset_bearer("crm", &required, &none, "p"), None);
     }
 
     #[test]

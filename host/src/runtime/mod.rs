@@ -368,14 +368,28 @@ impl PluginSet {
     }
 }
 
-/// Whether a file's name suggests it was meant to provide plugin `name`
-/// (`json_store_connector.wasm` for `json-store`): a refused file's
+/// Whether a file's name suggests it was meant to provide plugin `name`:
+/// `json-store.wasm`, `json_store_connector.wasm`, `json-store-0.2.0.wasm`
+/// for `json-store`, not `json-store-extra.wasm`. A refused file's
 /// descriptor may be unreadable, and its name is all there is to go by.
 pub fn file_suggests(path: &std::path::Path, name: &str) -> bool {
     let wanted = name.replace('-', "_");
-    path.file_stem()
-        .map(|s| s.to_string_lossy().replace('-', "_"))
-        .is_some_and(|stem| stem == wanted || stem.starts_with(&wanted))
+    if wanted.is_empty() {
+        return false;
+    }
+    let Some(stem) = path.file_stem() else {
+        return false;
+    };
+    let stem = stem.to_string_lossy().replace('-', "_");
+    let rest = match stem.strip_prefix(&wanted) {
+        Some(rest) => rest,
+        None => return false,
+    };
+    let rest = rest.strip_prefix("_connector").unwrap_or(rest);
+    rest.is_empty()
+        || rest
+            .strip_prefix('_')
+            .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit() || c == 'v'))
 }
 
 /// One loaded, validated, pre-instantiated component.
@@ -724,5 +738,28 @@ impl Connector {
         result
             .map(Page::from)
             .map_err(|e| Self::store_error(e, cause))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_suggests;
+    use std::path::Path;
+
+    #[test]
+    fn a_file_name_suggests_its_plugin_but_not_a_longer_one() {
+        for file in [
+            "plugins/json-store.wasm",
+            "json_store_connector.wasm",
+            "json-store-0.2.0.wasm",
+            "json_store_connector-v2.wasm",
+        ] {
+            assert!(file_suggests(Path::new(file), "json-store"), "{file}");
+        }
+        for file in ["json-store-extra.wasm", "json.wasm", "store.wasm"] {
+            assert!(!file_suggests(Path::new(file), "json-store"), "{file}");
+        }
+        assert!(!file_suggests(Path::new("ldap_ad_connector.wasm"), "ldap"));
+        assert!(!file_suggests(Path::new("anything.wasm"), ""));
     }
 }

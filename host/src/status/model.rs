@@ -80,6 +80,9 @@ pub struct ConnectionHealth {
     pub plugin_problem: Option<String>,
     /// ok, quarantined, plugin missing, plugin refused or plugin clash.
     pub health: String,
+    /// What `plugin_problem` is about: clash, refused, missing, or
+    /// replacement-refused (the loaded version keeps serving).
+    pub plugin_problem_kind: Option<String>,
     pub quarantined: Option<String>,
     pub api_usage: Option<ApiUsage>,
 }
@@ -364,7 +367,7 @@ pub fn overview(
         .map(|name| {
             let plugin = config.plugin_of(name).unwrap_or_default();
             let version = in_use.get(&plugin).cloned();
-            let (health, plugin_problem) = plugin_health(
+            let (health, kind, plugin_problem) = plugin_health(
                 &plugin,
                 version.as_deref(),
                 clashes.get(&plugin),
@@ -376,6 +379,7 @@ pub fn overview(
                 plugin,
                 plugin_version: version,
                 plugin_problem,
+                plugin_problem_kind: kind.map(String::from),
                 health: if quarantined.is_some() {
                     "quarantined".into()
                 } else {
@@ -424,36 +428,37 @@ fn plugin_health(
     version: Option<&str>,
     clash: Option<&Vec<String>>,
     refusals: Option<&[(String, String)]>,
-) -> (&'static str, Option<String>) {
+) -> (&'static str, Option<&'static str>, Option<String>) {
     let refused = refusals.and_then(|all| {
         all.iter()
             .find(|(file, _)| crate::runtime::file_suggests(std::path::Path::new(file), plugin))
     });
     if let Some(files) = clash {
         let reason = crate::runtime::clash_reason(plugin, files);
-        return (
-            if version.is_some() {
-                "ok"
-            } else {
-                "plugin clash"
-            },
-            Some(reason),
-        );
+        let health = if version.is_some() {
+            "ok"
+        } else {
+            "plugin clash"
+        };
+        return (health, Some("clash"), Some(reason));
     }
     match (version, refused, refusals) {
         (Some(version), Some((file, reason)), _) => (
             "ok",
+            Some("replacement-refused"),
             Some(format!(
                 "a replacement file was refused ({file}: {reason}); version {version} keeps serving"
             )),
         ),
-        (Some(_), None, _) | (None, _, None) => ("ok", None),
+        (Some(_), None, _) | (None, _, None) => ("ok", None, None),
         (None, Some((file, reason)), Some(_)) => (
             "plugin refused",
+            Some("refused"),
             Some(format!("plugin refused: {file}: {reason}")),
         ),
         (None, None, Some(_)) => (
             "plugin missing",
+            Some("missing"),
             Some(format!(
                 "plugin missing: no file in the plugin directory provides plugin {plugin}"
             )),

@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use super::backoff;
-use super::links::{JournalEntry, Link, LinkError, LinkState, Links, remember};
+use super::links::{JournalEntry, Link, LinkError, LinkState, Links, UpdateGuard, remember};
 use super::mapping::{self, CompiledMapping};
 use super::plan::{self, Decision, Found, Planned, RuleView};
 use crate::broker::CredentialPool;
@@ -426,7 +426,11 @@ struct Held {
 /// removed on behalf of another.
 #[derive(Default)]
 struct Sharing {
-    /// (connection, person) whose record a rule creates in this pass.
+    /// Connections that two or more of the pass's rules target: only
+    /// these are tracked below, so that a pass of one rule per connection
+    /// keeps nothing per person.
+    shared: BTreeSet<String>,
+    /// (connection, person) whose record a rule creates in this slice.
     creating: BTreeSet<(String, String)>,
     /// Finds that wait for another rule's create of the same person's
     /// record, by rule: looked up again at the end of the pass, they adopt
@@ -678,6 +682,18 @@ impl Engine {
             bindings.insert(name.clone(), binding);
         }
 
+        let mut targeted: BTreeMap<&str, usize> = BTreeMap::new();
+        for binding in bindings.values() {
+            *targeted
+                .entry(binding.rule.connection.as_str())
+                .or_default() += 1;
+        }
+        held.sharing.shared = targeted
+            .into_iter()
+            .filter(|(_, rules)| *rules > 1)
+            .map(|(connection, _)| connection.to_string())
+            .collect();
+
         // Each slice's writes go out while the next slice is read, planned
         // and looked up: the store works on one while the host works on
         // the other.
@@ -705,11 +721,20 @@ impl Engine {
         // Finds that waited for another rule's create of the same record:
         // that create has been answered, so a lookup now finds it.
         let mut work: Vec<Work> = Vec::new();
+        // A third rule that wanted the same record waits once more (for
+        // the next pass) rather than create a twin if the create failed.
+        let mut again = Sharing {
+            shared: held.sharing.shared.clone(),
+            ..Sharing::default()
+        };
         for (name, planned) in std::mem::take(&mut held.sharing.deferred) {
             let (Some(binding), Some(report)) = (bindings.get(&name), reports.get_mut(&name))
             else {
                 continue;
             };
+            if self.stopping() || !matches!(report.status, Some(RuleStatus::Active)) {
+                continue;
+            }
             let people: BTreeSet<String> = planned.iter().map(|p| p.person_id.clone()).collect();
             let rule_links = links.of_rule_among(&name, &people)?;
             let mut outcomes = Outcomes::default();
@@ -725,11 +750,13 @@ impl Engine {
                 &mut outcomes,
                 &mut removals,
                 &mut work,
-                None,
+                Some(&mut again),
             )
             .await?;
             links.commit(&outcomes.save, &outcomes.drop, &[])?;
         }
+        // What waits once more is picked up by the next pass.
+        again.deferred.clear();
         let answers = self.execute(std::mem::take(&mut work), &tally).await?;
         count_answers(&mut reports, answers);
 
@@ -746,6 +773,12 @@ impl Engine {
                 continue;
             }
             let removals = self.hand_over(removals, &mut held.sharing, options, report)?;
+            // A pass over everyone that has nothing left to remove leaves
+            // no guard armed: neither a hold nor an unused approval, which
+            // would let the next mass removal through.
+            if removals.is_empty() && options.people.is_none() && !options.dry_run {
+                links.clear_guard(&name)?;
+            }
             let linked = held.linked.get(&name).copied().unwrap_or_default();
             self.guard_removals(binding, removals, linked, options, report, &mut work)?;
         }
@@ -782,6 +815,23 @@ impl Engine {
                 links.finish_rule(name, None)?;
             }
         }
+        // A held mapping change: what a pass over everyone held is how many
+        // updates wait now.
+        if options.people.is_none() {
+            for (name, binding) in &bindings {
+                let report = reports.get(name);
+                if binding.hold_updates
+                    && report.is_some_and(|r| matches!(r.status, Some(RuleStatus::Active)))
+                {
+                    let held_now = report
+                        .and_then(|r| r.actions.get("held"))
+                        .copied()
+                        .unwrap_or_default() as u64;
+                    let linked = held.linked.get(name).copied().unwrap_or_default();
+                    links.trip_update_guard(name, held_now, linked, &binding.fingerprint)?;
+                }
+            }
+        }
         // The mappings a rule wrote through: only a pass over everyone has
         // written them to every record, except the first, with nothing to
         // compare against.
@@ -800,10 +850,16 @@ impl Engine {
         for person in &held.tombstones {
             directory.purge(person)?;
         }
-        // A deleted rule is forgotten once its last record is removed.
+        // A deleted rule is forgotten once its last record is removed, or
+        // disabled.
         if options.rule.is_none() && options.people.is_none() {
             for rule in links.known_rules()?.keys() {
-                if !self.rules.knows(rule) && links.of_rule(rule)?.is_empty() {
+                if !self.rules.knows(rule)
+                    && links
+                        .of_rule(rule)?
+                        .values()
+                        .all(|link| link.target_id.is_none() || link.state == LinkState::Disabled)
+                {
                     links.forget_rule(rule)?;
                 }
             }
@@ -832,6 +888,9 @@ impl Engine {
         };
         held.tombstones
             .extend(people.values().filter(|p| p.deleted).map(|p| p.id.clone()));
+        // A person is in one slice only: what the last slice created is of
+        // no more use.
+        held.sharing.creating.clear();
         let links = Links::new(&self.db);
         let mut plans: BTreeMap<String, (Vec<Planned>, BTreeMap<String, Link>)> = BTreeMap::new();
         for (name, binding) in bindings {
@@ -969,18 +1028,32 @@ impl Engine {
             return Ok(Review::Record { first: true });
         };
         if before == binding.fingerprint {
+            // A change that was held and then undone leaves nothing behind.
+            if !options.dry_run {
+                links.clear_update_guard(name)?;
+            }
             return Ok(Review::Same);
         }
         let change = mapping::changes(&before, &binding.fingerprint);
-        let tripped = links.update_guard(name, &binding.fingerprint)?;
-        if tripped == Some(true) {
-            report.line("*", "mappings changed", format!("{change}; approved"));
-            return Ok(Review::Record { first: false });
-        }
-        // A pass over a few people does not count everyone again for a
-        // change that is already held.
-        if tripped == Some(false) && options.people.is_some() {
-            return Ok(Review::Hold);
+        match links.update_guard(name, &binding.fingerprint)? {
+            Some(UpdateGuard::Approved) => {
+                report.line("*", "mappings changed", format!("{change}; approved"));
+                return Ok(Review::Record { first: false });
+            }
+            Some(UpdateGuard::Within) => return Ok(Review::Record { first: false }),
+            // Already weighed and held: the pass's own count of what it
+            // holds keeps the figure current (see `Engine::pass`).
+            Some(UpdateGuard::Held) if !options.dry_run => {
+                report.line(
+                    "*",
+                    "mappings changed",
+                    format!(
+                        "{change}; its updates are held by the update guard: review with `provisioner sync --dry-run --rule {name}`, approve with `provisioner approve-updates {name}`"
+                    ),
+                );
+                return Ok(Review::Hold);
+            }
+            _ => {}
         }
         let planned = self.count_updates(binding, directory, now)?;
         report.line(
@@ -989,18 +1062,27 @@ impl Engine {
             format!("{change}; {planned} of {linked} records to update"),
         );
         if !binding.rule.update_guard.trips(planned, linked) {
+            if !options.dry_run {
+                links.within_update_guard(name, planned, linked, &binding.fingerprint)?;
+            }
             return Ok(Review::Record { first: false });
         }
         let guard = binding.rule.update_guard;
-        report.line(
-            "*",
-            "hold updates",
-            format!(
-                "held by the update guard (at most {} records or {:.0} %): review with `provisioner sync --dry-run --rule {name}`, approve with `provisioner approve-updates {name}`",
-                guard.max_count,
-                guard.max_share * 100.0
-            ),
+        let limit = format!(
+            "at most {} records or {:.0} %",
+            guard.max_count,
+            guard.max_share * 100.0
         );
+        let hold = if options.dry_run {
+            format!(
+                "a pass would hold these updates ({limit}); after it, `provisioner approve-updates {name}` lets them go"
+            )
+        } else {
+            format!(
+                "held by the update guard ({limit}): review with `provisioner sync --dry-run --rule {name}`, approve with `provisioner approve-updates {name}`"
+            )
+        };
+        report.line("*", "hold updates", hold);
         if !options.dry_run {
             links.trip_update_guard(name, planned, linked, &binding.fingerprint)?;
         }
@@ -1042,8 +1124,13 @@ impl Engine {
 
     /// Takes out of `removals` the records that another rule of the same
     /// connection links: that rule keeps the record, and this rule only
-    /// lets go of its link. In a dry run, a record that another rule is
-    /// about to look up may go either way, and is shown so.
+    /// lets go of its link. Only a rule of the configuration counts: a
+    /// deleted rule's links go with it. A removal waits while another
+    /// active rule of the connection wants the person and has not yet
+    /// found their record (its lookup failed for now, or it has not run),
+    /// so that a move between rules never deletes the record the other
+    /// rule would adopt. In a dry run, a record that another rule is about
+    /// to look up may go either way, and is shown so.
     fn hand_over(
         &self,
         removals: Vec<Work>,
@@ -1062,7 +1149,10 @@ impl Engine {
             let holder = links
                 .other_holders(&removal.connection, &removal.rule, target)?
                 .into_iter()
-                .find(|holder| !sharing.released.contains(&(holder.clone(), target.clone())));
+                .find(|holder| {
+                    self.rules.knows(holder)
+                        && !sharing.released.contains(&(holder.clone(), target.clone()))
+                });
             if let Some(holder) = holder {
                 sharing
                     .released
@@ -1108,12 +1198,68 @@ impl Engine {
                 );
                 continue;
             }
+            if let Some(wanting) = self.wanted_elsewhere(&removal)? {
+                report.count("waiting");
+                report.line(
+                    &removal.person_id,
+                    "wait",
+                    format!(
+                        "{target} stays for now: rule {wanting} of the same connection wants this person and has not found their record yet"
+                    ),
+                );
+                continue;
+            }
             kept.push(removal);
         }
         if !released.is_empty() {
             links.commit(&[], &released, &[])?;
         }
         Ok(kept)
+    }
+
+    /// Another active rule of the removal's connection whose scope holds
+    /// the person, and which has not settled them yet: no link, or a link
+    /// without a record after a failure that may pass. A rule that cannot
+    /// create there (its link says Unsynced) or that refused the person
+    /// for good does not hold a removal up.
+    fn wanted_elsewhere(&self, removal: &Work) -> Result<Option<String>, EngineError> {
+        let rivals: Vec<(&String, &Rule)> = self
+            .rules
+            .rules
+            .iter()
+            .filter(|(name, rule)| {
+                **name != removal.rule && rule.active && rule.connection == removal.connection
+            })
+            .collect();
+        if rivals.is_empty() {
+            return Ok(None);
+        }
+        let ids = BTreeSet::from([removal.person_id.clone()]);
+        let directory = Directory::new(&self.db, self.schema.clone());
+        let Some(person) = directory.people_among(&ids)?.pop() else {
+            return Ok(None);
+        };
+        let links = Links::new(&self.db);
+        for (name, rule) in rivals {
+            if !rule.scope.contains(&person) {
+                continue;
+            }
+            let wants = match links.of_rule_among(name, &ids)?.remove(&person.id) {
+                None => true,
+                Some(link) => {
+                    link.target_id.is_none()
+                        && link.state == LinkState::Failed
+                        && link
+                            .error
+                            .as_ref()
+                            .is_none_or(|e| !matches!(e.class.as_str(), "rejected" | "unsupported"))
+                }
+            };
+            if wants {
+                return Ok(Some(name.clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// The removal guard: holds a pass's removals when they are too many
@@ -1211,6 +1357,7 @@ impl Engine {
                     if options.dry_run {
                         if existing.is_none()
                             && let Some(sharing) = sharing.as_deref_mut()
+                            && sharing.shared.contains(&connection)
                         {
                             sharing
                                 .finding
@@ -1488,6 +1635,7 @@ impl Engine {
                                 },
                             });
                         } else if let Some(sharing) = sharing.as_deref_mut()
+                            && sharing.shared.contains(&connection)
                             && !sharing
                                 .creating
                                 .insert((connection.clone(), person.clone()))
@@ -1497,7 +1645,7 @@ impl Engine {
                             report.line(
                                 &person,
                                 "wait",
-                                "another rule creates this person's record in this pass; it is looked up again at the end",
+                                "another rule of the connection creates this person's record; this rule looks it up again after that",
                             );
                             sharing
                                 .deferred
@@ -1660,6 +1808,10 @@ impl Engine {
             (true, Some(action)) => {
                 let removals: Vec<Work> = rule_links
                     .into_values()
+                    // A record disabled already needs nothing more.
+                    .filter(|link| {
+                        !(action == RemoveAction::Disable && link.state == LinkState::Disabled)
+                    })
                     .filter_map(|link| {
                         let target = link.target_id.clone()?;
                         Some(Work {

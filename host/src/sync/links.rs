@@ -272,6 +272,17 @@ fn read_link(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
 const LINK_COLUMNS: &str = "rule, person_id, connection, target_id, written, state, reason, error_class, error_code, error_message, error_fields, attempts, next_retry, person_seq, updated_at";
 
 /// A plugin a running host serves, as status reports it.
+/// Where a rule's mapping change stands with its update guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateGuard {
+    /// The updates wait for `approve-updates`.
+    Held,
+    /// An operator approved them.
+    Approved,
+    /// Few enough to go out without approval.
+    Within,
+}
+
 pub struct PluginRecord {
     pub name: String,
     pub version: String,
@@ -616,7 +627,8 @@ impl<'a> Links<'a> {
     pub fn trip_guard(&self, rule: &str, planned: u64, linked: u64) -> Result<(), StateError> {
         self.execute(
                 "INSERT INTO guards (rule, tripped_at, planned, linked, approved) VALUES (?1, ?2, ?3, ?4, 0)
-                 ON CONFLICT (rule) DO UPDATE SET planned = ?3, linked = ?4",
+                 ON CONFLICT (rule) DO UPDATE SET planned = ?3, linked = ?4,
+                 approved = CASE WHEN ?3 > planned THEN 0 ELSE approved END",
                 params![rule, now_ms(), planned as i64, linked as i64],
             )?;
         Ok(())
@@ -661,18 +673,54 @@ impl<'a> Links<'a> {
         Ok(())
     }
 
-    /// The update guard on the mapping change `mappings`: `Some(approved)`
-    /// if it tripped.
-    pub fn update_guard(&self, rule: &str, mappings: &str) -> Result<Option<bool>, StateError> {
+    /// The update guard on the mapping change `mappings`, if a pass has
+    /// weighed that change.
+    pub fn update_guard(
+        &self,
+        rule: &str,
+        mappings: &str,
+    ) -> Result<Option<UpdateGuard>, StateError> {
         self.db
             .lock()
             .query_row(
                 "SELECT approved FROM update_guards WHERE rule = ?1 AND mappings = ?2",
                 params![rule, mappings],
-                |r| r.get::<_, i64>(0).map(|a| a != 0),
+                |r| r.get::<_, i64>(0),
             )
             .optional()
+            .map(|state| {
+                state.map(|state| match state {
+                    0 => UpdateGuard::Held,
+                    1 => UpdateGuard::Approved,
+                    _ => UpdateGuard::Within,
+                })
+            })
             .map_err(|e| self.fail(e))
+    }
+
+    /// Notes that a mapping change stays within the update guard, so that
+    /// passes over a few people do not weigh it again before a pass over
+    /// everyone records it.
+    pub fn within_update_guard(
+        &self,
+        rule: &str,
+        planned: u64,
+        linked: u64,
+        mappings: &str,
+    ) -> Result<(), StateError> {
+        self.execute(
+            "INSERT INTO update_guards (rule, tripped_at, planned, linked, mappings, approved) VALUES (?1, ?2, ?3, ?4, ?5, 2)
+             ON CONFLICT (rule) DO UPDATE SET tripped_at = ?2, planned = ?3, linked = ?4, mappings = ?5, approved = 2",
+            params![rule, now_ms(), planned as i64, linked as i64, mappings],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a rule's update guard: its mappings are back to those it
+    /// last wrote through.
+    pub fn clear_update_guard(&self, rule: &str) -> Result<(), StateError> {
+        self.execute("DELETE FROM update_guards WHERE rule = ?1", params![rule])?;
+        Ok(())
     }
 
     /// Holds the updates of a mapping change. An approval given for an
@@ -687,7 +735,7 @@ impl<'a> Links<'a> {
         self.execute(
             "INSERT INTO update_guards (rule, tripped_at, planned, linked, mappings, approved) VALUES (?1, ?2, ?3, ?4, ?5, 0)
              ON CONFLICT (rule) DO UPDATE SET planned = ?3, linked = ?4,
-             approved = CASE WHEN mappings = ?5 THEN approved ELSE 0 END, mappings = ?5",
+             approved = CASE WHEN mappings = ?5 AND approved = 1 THEN 1 ELSE 0 END, mappings = ?5",
             params![rule, now_ms(), planned as i64, linked as i64, mappings],
         )?;
         Ok(())
@@ -696,7 +744,7 @@ impl<'a> Links<'a> {
     /// Approves held updates; false if none are held.
     pub fn approve_updates(&self, rule: &str) -> Result<bool, StateError> {
         self.execute(
-            "UPDATE update_guards SET approved = 1 WHERE rule = ?1",
+            "UPDATE update_guards SET approved = 1 WHERE rule = ?1 AND approved = 0",
             params![rule],
         )
         .map(|n| n > 0)

@@ -208,8 +208,10 @@ impl CompiledMapping {
     }
 }
 
-/// What a rule writes, target by target (targets in lower case, as stores
-/// compare them): recorded after a pass, so that the next one can tell a
+/// What a rule writes, target by target (keyed by the target in lower
+/// case, so that order does not matter; a change of a target's case still
+/// reads as a change, since the records remember what was written under
+/// each name): recorded after a pass, so that the next one can tell a
 /// change of mappings, from a plugin upgrade or from the configuration,
 /// and hold the updates it causes for review.
 pub fn fingerprint(mappings: &[CompiledMapping]) -> String {
@@ -297,7 +299,8 @@ mod tests {
                 false,
             ),
         ]);
-        // Order and the case of a target do not matter.
+        // Order does not matter; the case of a target does, as the links
+        // remember what was written under each name.
         let same = fingerprint(&[
             compiled(
                 "Description",
