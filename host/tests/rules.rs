@@ -15,7 +15,11 @@ fn two_rules(staff_extra: &str) -> String {
 }
 
 fn member(id: &str, group: &str) -> Value {
-    json!({ "id": id, "groups": [group], "given_name": "M", "family_name": id, "email": format!("{id}@example.com"), "title": "CTO" })
+    member_of(id, &[group])
+}
+
+fn member_of(id: &str, groups: &[&str]) -> Value {
+    json!({ "id": id, "groups": groups, "given_name": "M", "family_name": id, "email": format!("{id}@example.com"), "title": "CTO" })
 }
 
 /// The link a rule holds for a person, from `status person`.
@@ -138,7 +142,7 @@ async fn three_rules_on_one_connection_never_create_twins() {
         ),
     );
     world
-        .import(json!([{ "id": "a", "groups": ["staff", "customers", "partners"], "given_name": "M", "family_name": "a", "email": "a@example.com" }]))
+        .import(json!([member_of("a", &["staff", "customers", "partners"])]))
         .await;
     world.emulator.inject(salesforce_emulator::Fault {
         path: "composite/sobjects".into(),
@@ -166,7 +170,7 @@ async fn a_deleted_rule_does_not_hold_a_record_another_rule_removes() {
     let world = World::default().await;
     world.configure(ALL, ALL, &two_rules(""));
     world
-        .import(json!([{ "id": "a", "groups": ["staff", "customers"], "given_name": "M", "family_name": "a", "email": "a@example.com" }]))
+        .import(json!([member_of("a", &["staff", "customers"])]))
         .await;
     world.sync().await;
     assert_eq!(world.leads().len(), 1);
@@ -229,7 +233,7 @@ async fn leaving_one_of_two_rules_that_share_a_record_keeps_it() {
     let world = World::default().await;
     world.configure(ALL, ALL, &two_rules(""));
     world
-        .import(json!([{ "id": "a", "groups": ["staff", "customers"], "given_name": "M", "family_name": "a", "email": "a@example.com" }]))
+        .import(json!([member_of("a", &["staff", "customers"])]))
         .await;
     world.sync().await;
     assert_eq!(

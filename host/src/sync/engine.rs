@@ -828,7 +828,13 @@ impl Engine {
                         .copied()
                         .unwrap_or_default() as u64;
                     let linked = held.linked.get(name).copied().unwrap_or_default();
-                    links.trip_update_guard(name, held_now, linked, &binding.fingerprint)?;
+                    links.weigh_update_guard(
+                        name,
+                        held_now,
+                        linked,
+                        &binding.fingerprint,
+                        UpdateGuard::Held,
+                    )?;
                 }
             }
         }
@@ -1063,7 +1069,13 @@ impl Engine {
         );
         if !binding.rule.update_guard.trips(planned, linked) {
             if !options.dry_run {
-                links.within_update_guard(name, planned, linked, &binding.fingerprint)?;
+                links.weigh_update_guard(
+                    name,
+                    planned,
+                    linked,
+                    &binding.fingerprint,
+                    UpdateGuard::Within,
+                )?;
             }
             return Ok(Review::Record { first: false });
         }
@@ -1084,7 +1096,13 @@ impl Engine {
         };
         report.line("*", "hold updates", hold);
         if !options.dry_run {
-            links.trip_update_guard(name, planned, linked, &binding.fingerprint)?;
+            links.weigh_update_guard(
+                name,
+                planned,
+                linked,
+                &binding.fingerprint,
+                UpdateGuard::Held,
+            )?;
         }
         Ok(Review::Hold)
     }

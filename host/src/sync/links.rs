@@ -669,8 +669,7 @@ impl<'a> Links<'a> {
             "UPDATE rules SET mappings = ?2 WHERE name = ?1",
             params![rule, mappings],
         )?;
-        self.execute("DELETE FROM update_guards WHERE rule = ?1", params![rule])?;
-        Ok(())
+        self.clear_update_guard(rule)
     }
 
     /// The update guard on the mapping change `mappings`, if a pass has
@@ -698,45 +697,36 @@ impl<'a> Links<'a> {
             .map_err(|e| self.fail(e))
     }
 
-    /// Notes that a mapping change stays within the update guard, so that
-    /// passes over a few people do not weigh it again before a pass over
-    /// everyone records it.
-    pub fn within_update_guard(
-        &self,
-        rule: &str,
-        planned: u64,
-        linked: u64,
-        mappings: &str,
-    ) -> Result<(), StateError> {
-        self.execute(
-            "INSERT INTO update_guards (rule, tripped_at, planned, linked, mappings, approved) VALUES (?1, ?2, ?3, ?4, ?5, 2)
-             ON CONFLICT (rule) DO UPDATE SET tripped_at = ?2, planned = ?3, linked = ?4, mappings = ?5, approved = 2",
-            params![rule, now_ms(), planned as i64, linked as i64, mappings],
-        )?;
-        Ok(())
-    }
-
     /// Forgets a rule's update guard: its mappings are back to those it
-    /// last wrote through.
+    /// last wrote through, or were recorded.
     pub fn clear_update_guard(&self, rule: &str) -> Result<(), StateError> {
         self.execute("DELETE FROM update_guards WHERE rule = ?1", params![rule])?;
         Ok(())
     }
 
-    /// Holds the updates of a mapping change. An approval given for an
-    /// earlier change does not carry over to a different one.
-    pub fn trip_update_guard(
+    /// Records how a pass weighed the mapping change `mappings`: `Held`
+    /// holds its updates (an approval given for that same change stays,
+    /// one for an earlier change does not carry over); `Within` notes that
+    /// it is small enough, so that passes over a few people do not weigh
+    /// it again before a pass over everyone records it.
+    pub fn weigh_update_guard(
         &self,
         rule: &str,
         planned: u64,
         linked: u64,
         mappings: &str,
+        outcome: UpdateGuard,
     ) -> Result<(), StateError> {
+        let state = match outcome {
+            UpdateGuard::Held => 0,
+            UpdateGuard::Approved => 1,
+            UpdateGuard::Within => 2,
+        };
         self.execute(
-            "INSERT INTO update_guards (rule, tripped_at, planned, linked, mappings, approved) VALUES (?1, ?2, ?3, ?4, ?5, 0)
+            "INSERT INTO update_guards (rule, tripped_at, planned, linked, mappings, approved) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (rule) DO UPDATE SET planned = ?3, linked = ?4,
-             approved = CASE WHEN mappings = ?5 AND approved = 1 THEN 1 ELSE 0 END, mappings = ?5",
-            params![rule, now_ms(), planned as i64, linked as i64, mappings],
+             approved = CASE WHEN ?6 = 0 AND mappings = ?5 AND approved = 1 THEN 1 ELSE ?6 END, mappings = ?5",
+            params![rule, now_ms(), planned as i64, linked as i64, mappings, state],
         )?;
         Ok(())
     }
