@@ -17,12 +17,15 @@
 //!   one-shot push through a connection.
 //! - [`status`] reports: summaries, failures, per-person traces, the HTTP
 //!   API and page, metrics.
+//! - [`conform`] checks a connector's promises against a live store, for
+//!   authors before they ship it.
 //! - [`cli`] is the thin `provisioner` command line over the modules above.
 //! - [`inert`] makes text from plugins and stores harmless to print.
 
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod conform;
 pub mod directory;
 pub mod inert;
 pub mod runtime;

@@ -194,6 +194,23 @@ enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check a connector's promises against a live store, through a
+    /// configured connection: describe, test connection (and wrong
+    /// credentials refused), create, lookup in any case, read back as
+    /// written, update, list pages, a batch with one bad operation,
+    /// disable, delete. It writes only records it tags as its own
+    /// (provisioner-conform-RUN-N@example.com) and deletes them after.
+    /// Exits non-zero if a check fails.
+    Conform {
+        /// The connection's name in the configuration.
+        connection: String,
+        /// Leave the run's records in the store for inspection.
+        #[arg(long)]
+        keep: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show everything a plugin declares: settings, capabilities, egress,
     /// authentication, match attribute and default mappings.
     Inspect {
@@ -414,6 +431,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 Ok(ExitCode::from(1))
             }
+        }
+        Command::Plugins(PluginsCommand::Conform {
+            connection: name,
+            keep,
+            json,
+        }) => {
+            let Some((config, connection, connector)) = connect_one(global, &name).await? else {
+                return Ok(ExitCode::from(2));
+            };
+            let wrong = match connector.plugin().descriptor().auth {
+                crate::runtime::contract::AuthScheme::None => None,
+                _ if !connection.holds_secrets() => None,
+                _ => Some(
+                    connection
+                        .connect_with_wrong_credentials(config.http_limits())
+                        .map_err(|e| e.to_string()),
+                ),
+            };
+            let report = crate::conform::conform(
+                &connection,
+                &connector,
+                wrong,
+                crate::conform::Options { keep },
+            )
+            .await;
+            render::conform_report(&report, json)?;
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Plugins(PluginsCommand::Inspect { name, json }) => {
             let config = load_config(global, false)?;

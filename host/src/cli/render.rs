@@ -728,6 +728,66 @@ pub(super) fn audit(entries: &[serde_json::Value], as_json: bool) -> std::io::Re
     )
 }
 
+pub(super) fn conform_report(
+    report: &crate::conform::Report,
+    as_json: bool,
+) -> std::io::Result<()> {
+    use crate::conform::Verdict;
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        return writeln!(out, "{}", serde_json::to_string_pretty(report)?);
+    }
+    writeln!(
+        out,
+        "connection {} (plugin {} {}, contract {}), run {}",
+        report.connection,
+        inert(&report.plugin),
+        inert(&report.version),
+        report.contract,
+        report.run
+    )?;
+    let mut rows = vec![vec!["CHECK".to_string(), "RESULT".into(), "DETAIL".into()]];
+    for check in &report.checks {
+        rows.push(vec![
+            check.check.to_string(),
+            match check.verdict {
+                Verdict::Pass => "pass".into(),
+                Verdict::Fail => "FAIL".into(),
+                Verdict::Skip => "skip".into(),
+            },
+            inert(&check.detail).into_owned(),
+        ]);
+    }
+    write!(out, "{}", table(&rows))?;
+    let count = |verdict| {
+        report
+            .checks
+            .iter()
+            .filter(|c| c.verdict == verdict)
+            .count()
+    };
+    writeln!(
+        out,
+        "{} passed, {} failed, {} skipped",
+        count(Verdict::Pass),
+        count(Verdict::Fail),
+        count(Verdict::Skip)
+    )?;
+    if !report.left.is_empty() {
+        writeln!(
+            out,
+            "records of this run left in the store: {}",
+            report
+                .left
+                .iter()
+                .map(|id| inert(id).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::table;

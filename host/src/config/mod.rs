@@ -274,6 +274,42 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Whether the connection holds any secret: a connector that sends
+    /// none has no credentials to get wrong.
+    pub fn holds_secrets(&self) -> bool {
+        !self.secrets.is_empty()
+    }
+
+    /// The connection with a made-up value in place of each secret, for
+    /// `plugins conform`, which checks that the store refuses them.
+    /// Nothing it learns is written back, and it shares no token state.
+    pub fn connect_with_wrong_credentials(
+        &self,
+        limits: HttpLimits,
+    ) -> Result<Connector, BrokerError> {
+        let wrong = self
+            .secrets
+            .keys()
+            .map(|name| {
+                let value = format!("provisioner-conform-wrong-{:016x}", rand::random::<u64>());
+                (name.clone(), SecretString::from(value))
+            })
+            .collect();
+        let broker = Broker::new(BrokerSpec {
+            connection: &self.name,
+            descriptor: self.plugin.descriptor(),
+            settings: self.settings.clone(),
+            secrets: wrong,
+            choices: self.choices.clone(),
+            limits,
+            sink: Arc::new(crate::broker::NoSink),
+            shared: None,
+        })?;
+        Ok(Connector::new(self.plugin.clone(), Arc::new(broker)))
+    }
+}
+
 fn is_connection_name(name: &str) -> bool {
     !name.is_empty()
         && name

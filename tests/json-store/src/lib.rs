@@ -43,6 +43,20 @@ pub struct Options {
     pub instance_url: Option<String>,
     /// Shown by `GET /api/me`.
     pub account: String,
+    /// Ways to break the store's promises, for the conformance kit's tests.
+    pub quirks: Quirks,
+}
+
+/// Broken promises a store can be told to keep breaking.
+#[derive(Debug, Clone, Default)]
+pub struct Quirks {
+    /// Searches match values exactly, case included.
+    pub case_sensitive_search: bool,
+    /// Each page of a listing starts with the last record of the page
+    /// before.
+    pub overlapping_pages: bool,
+    /// Reads (searches and listings) leave out this attribute.
+    pub hidden_attribute: Option<String>,
 }
 
 impl Default for Options {
@@ -55,6 +69,7 @@ impl Default for Options {
             rotate_refresh_tokens: false,
             instance_url: None,
             account: "demo".into(),
+            quirks: Quirks::default(),
         }
     }
 }
@@ -461,12 +476,24 @@ struct Search {
     values: Vec<String>,
 }
 
-fn render(id: &str, person: &Person) -> Value {
-    json!({ "id": id, "attributes": person.attributes })
+fn render(id: &str, person: &Person, quirks: &Quirks) -> Value {
+    let mut attributes = person.attributes.clone();
+    if let Some(hidden) = &quirks.hidden_attribute {
+        attributes.remove(hidden);
+    }
+    json!({ "id": id, "attributes": attributes })
 }
 
 async fn search_people(State(shared): State<Arc<Shared>>, Json(search): Json<Search>) -> Response {
-    let wanted: HashSet<String> = search.values.iter().map(|v| v.to_lowercase()).collect();
+    let quirks = &shared.options.quirks;
+    let fold = |v: &str| {
+        if quirks.case_sensitive_search {
+            v.to_string()
+        } else {
+            v.to_lowercase()
+        }
+    };
+    let wanted: HashSet<String> = search.values.iter().map(|v| fold(v)).collect();
     let inner = shared.lock();
     let people: Vec<Value> = inner
         .people
@@ -476,9 +503,9 @@ async fn search_people(State(shared): State<Arc<Shared>>, Json(search): Json<Sea
                 .attributes
                 .get(&search.attribute)
                 .and_then(Value::as_str)
-                .is_some_and(|v| wanted.contains(&v.to_lowercase()))
+                .is_some_and(|v| wanted.contains(&fold(v)))
         })
-        .map(|(id, person)| render(id, person))
+        .map(|(id, person)| render(id, person, quirks))
         .collect();
     Json(json!({ "people": people })).into_response()
 }
@@ -491,14 +518,20 @@ struct Paging {
 
 async fn list_people(State(shared): State<Arc<Shared>>, Query(paging): Query<Paging>) -> Response {
     let limit = paging.limit.unwrap_or(100).clamp(1, 1000);
+    let quirks = &shared.options.quirks;
     let inner = shared.lock();
     let start = paging.cursor.unwrap_or_default();
     let mut page: Vec<Value> = inner
         .people
-        .range(start..)
+        .range(start.clone()..)
         .take(limit + 1)
-        .map(|(id, person)| render(id, person))
+        .map(|(id, person)| render(id, person, quirks))
         .collect();
+    if quirks.overlapping_pages
+        && let Some((id, person)) = inner.people.range(..start).next_back()
+    {
+        page.insert(0, render(id, person, quirks));
+    }
     // The cursor is the id that starts the next page.
     let next = if page.len() > limit {
         page.pop()
