@@ -58,6 +58,7 @@ const ALL_CHECKS: &[&str] = &[
     "delete",
     "lookup after delete",
     "update after delete",
+    "transient answers",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,6 +137,7 @@ async fn a_misbehaving_connector_fails_with_the_promise_it_broke() {
         "{report:#}"
     );
     assert_eq!(verdict(&report, "create"), "skip", "{report:#}");
+    assert_eq!(verdict(&report, "transient answers"), "fail", "{report:#}");
 
     // Text output: one row a check, failures marked.
     let run = fixture
@@ -143,7 +145,7 @@ async fn a_misbehaving_connector_fails_with_the_promise_it_broke() {
         .await;
     assert_eq!(run.code, Some(1));
     assert!(run.stdout.contains("FAIL"), "{run:?}");
-    assert!(run.stdout.contains("2 failed"), "{run:?}");
+    assert!(run.stdout.contains("3 failed"), "{run:?}");
 }
 
 /// A store that breaks a promise makes the kit fail the check for it, with

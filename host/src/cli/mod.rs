@@ -449,10 +449,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .map_err(|e| e.to_string()),
                 ),
             };
+            let limits = config.http_limits();
+            let stand_in = |host: &str| {
+                connection
+                    .connect_to_stand_in(limits, host)
+                    .map_err(|e| e.to_string())
+            };
             let report = crate::conform::conform(
                 &connection,
                 &connector,
                 wrong,
+                &stand_in,
                 crate::conform::Options { keep },
             )
             .await;

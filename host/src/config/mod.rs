@@ -288,7 +288,45 @@ impl Connection {
         &self,
         limits: HttpLimits,
     ) -> Result<Connector, BrokerError> {
-        let wrong = self
+        self.connect_made_up(limits, self.settings.clone(), self.choices.clone())
+    }
+
+    /// The connection with made-up credentials, pointed at `host` (a
+    /// loopback stand-in of `plugins conform`) in place of every setting
+    /// that is the whole host of an egress template; `None` if no template
+    /// takes its host from a setting, so that the store cannot be stood in
+    /// for. No real credential can reach the stand-in.
+    pub fn connect_to_stand_in(
+        &self,
+        limits: HttpLimits,
+        host: &str,
+    ) -> Result<Option<Connector>, BrokerError> {
+        let mut settings = self.settings.clone();
+        let mut choices = self.choices.clone();
+        let mut moved = false;
+        for raw in &self.plugin.descriptor().egress {
+            if let Ok(template) = crate::broker::egress::Template::parse(raw)
+                && let crate::broker::egress::HostSource::Setting(name) = template.host_source()
+            {
+                settings.insert(name.clone(), host.to_string());
+                choices.written.insert(name.clone());
+                moved = true;
+            }
+        }
+        if !moved {
+            return Ok(None);
+        }
+        choices.insecure_loopback = true;
+        self.connect_made_up(limits, settings, choices).map(Some)
+    }
+
+    fn connect_made_up(
+        &self,
+        limits: HttpLimits,
+        settings: BTreeMap<String, String>,
+        choices: Choices,
+    ) -> Result<Connector, BrokerError> {
+        let made_up = self
             .secrets
             .keys()
             .map(|name| {
@@ -299,9 +337,9 @@ impl Connection {
         let broker = Broker::new(BrokerSpec {
             connection: &self.name,
             descriptor: self.plugin.descriptor(),
-            settings: self.settings.clone(),
-            secrets: wrong,
-            choices: self.choices.clone(),
+            settings,
+            secrets: made_up,
+            choices,
             limits,
             sink: Arc::new(crate::broker::NoSink),
             shared: None,

@@ -111,13 +111,19 @@ struct Made {
     written: Vec<Attribute>,
 }
 
+/// Builds the connection with made-up credentials pointed at a stand-in
+/// host; `Ok(None)` when the store's host is not a setting.
+pub type StandIn<'a> = &'a (dyn Fn(&str) -> Result<Option<Connector>, String> + Sync);
+
 /// Runs every check through `connector`, the connection as configured.
 /// `wrong` is the same connection holding made-up credentials, or why it
 /// could not be built; `None` when the connector authenticates with none.
+/// `stand_in` points the connection at a stand-in store that always fails.
 pub async fn conform(
     connection: &Connection,
     connector: &Connector,
     wrong: Option<Result<Connector, String>>,
+    stand_in: StandIn<'_>,
     options: Options,
 ) -> Report {
     let plugin = connector.plugin();
@@ -178,11 +184,116 @@ pub async fn conform(
     if !removed {
         report.left = made.iter().map(|m| m.id.clone()).collect();
     }
-    report.skip(
-        "transient answers",
-        "not checked: it needs a store that can be told to fail (5xx, 429 with Retry-After)",
-    );
+    transient(stand_in, &mut report).await;
     report
+}
+
+/// A stand-in store on loopback that answers every request with `status`
+/// and `Retry-After: retry_after`; its address, and the task serving it.
+async fn failing_store(
+    status: axum::http::StatusCode,
+    retry_after: u64,
+) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?.to_string();
+    let app = axum::Router::new().fallback(move || async move {
+        (
+            status,
+            [
+                (axum::http::header::RETRY_AFTER, retry_after.to_string()),
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "application/json".to_string(),
+                ),
+            ],
+            r#"{"error":"the conformance kit's stand-in store always fails"}"#,
+        )
+    });
+    let task = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::warn!(%error, "the conformance kit's stand-in store stopped");
+        }
+    });
+    Ok((address, task))
+}
+
+/// A store that is busy or overloaded (503, or 429) and says when to come
+/// back must read as transient, with that delay: the host then retries no
+/// sooner than asked, instead of failing the person or hammering the
+/// store. Checked against a stand-in on loopback, with made-up credentials.
+async fn transient(stand_in: StandIn<'_>, report: &mut Report) {
+    const CHECK: &str = "transient answers";
+    let mut seen = Vec::new();
+    for (status, seconds) in [
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, 7),
+        (axum::http::StatusCode::TOO_MANY_REQUESTS, 11),
+    ] {
+        let (host, task) = match failing_store(status, seconds).await {
+            Ok(served) => served,
+            Err(error) => {
+                report.skip(
+                    CHECK,
+                    format!("no stand-in store could be started: {error}"),
+                );
+                return;
+            }
+        };
+        let connector = match stand_in(&host) {
+            Ok(Some(connector)) => connector,
+            Ok(None) => {
+                task.abort();
+                report.skip(
+                    CHECK,
+                    "no egress template takes its whole host from a setting, so the store cannot be stood in for",
+                );
+                return;
+            }
+            Err(reason) => {
+                task.abort();
+                report.fail(
+                    CHECK,
+                    format!("the connection could not be pointed at a stand-in: {reason}"),
+                );
+                return;
+            }
+        };
+        let answer = connector.test_connection().await;
+        task.abort();
+        let wanted = std::time::Duration::from_secs(seconds);
+        let code = status.as_u16();
+        match answer.as_ref().err().and_then(CallError::store_error) {
+            Some(StoreError::Transient {
+                retry_after: Some(delay),
+                ..
+            }) if *delay == wanted => seen.push(format!("{code} after {seconds} s")),
+            Some(StoreError::Transient { retry_after, .. }) => {
+                report.fail(
+                    CHECK,
+                    format!(
+                        "HTTP {code} with Retry-After: {seconds} reads as transient, but must ask for a retry after {seconds} s, not {}",
+                        retry_after
+                            .map(|d| format!("{} ms", d.as_millis()))
+                            .unwrap_or_else(|| "no delay".into())
+                    ),
+                );
+                return;
+            }
+            _ => {
+                let got = match &answer {
+                    Ok(_) => "a success".to_string(),
+                    Err(error) => error.to_string(),
+                };
+                report.fail(
+                    CHECK,
+                    format!(
+                        "HTTP {code} with Retry-After: {seconds} must read as transient, not {got}"
+                    ),
+                );
+                return;
+            }
+        }
+    }
+    report.pass(CHECK, seen.join(", "));
 }
 
 /// What the connector says about itself, checked; the compiled default
