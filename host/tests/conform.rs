@@ -161,7 +161,7 @@ async fn a_store_that_breaks_a_promise_fails_the_check_for_it() {
             },
             "lookup",
             "whatever its case",
-            vec!["lookup", "update"],
+            vec!["lookup"],
         ),
         (
             json_store::Quirks {
@@ -180,6 +180,15 @@ async fn a_store_that_breaks_a_promise_fails_the_check_for_it() {
             "read back as written",
             "given_name written",
             vec!["read back as written", "update"],
+        ),
+        (
+            json_store::Quirks {
+                ignore_deletes: true,
+                ..Default::default()
+            },
+            "lookup after delete",
+            "must not find a deleted record",
+            vec!["lookup after delete", "update after delete"],
         ),
     ];
     for (quirks, check, reason, failing) in quirks {
@@ -211,5 +220,14 @@ async fn a_store_that_breaks_a_promise_fails_the_check_for_it() {
             .filter_map(|c| c["check"].as_str())
             .collect();
         assert_eq!(failed, failing, "{check}: {report:#}");
+        // Whatever the run could not remove is reported, by id.
+        let left: Vec<&str> = report["left"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let there: Vec<String> = server.people().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(left, there, "{check}: {report:#}");
     }
 }

@@ -198,9 +198,10 @@ enum PluginsCommand {
     /// configured connection: describe, test connection (and wrong
     /// credentials refused), create, lookup in any case, read back as
     /// written, update, list pages, a batch with one bad operation,
-    /// disable, delete. It writes only records it tags as its own
-    /// (provisioner-conform-RUN-N@example.com) and deletes them after.
-    /// Exits non-zero if a check fails.
+    /// disable, delete, transient answers (against a stand-in store). It
+    /// writes only records it tags as its own
+    /// (provisioner-conform-RUN-N@example.com) and deletes them after, and
+    /// lists any it could not remove. Exits non-zero if a check fails.
     Conform {
         /// The connection's name in the configuration.
         connection: String,

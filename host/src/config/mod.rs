@@ -301,20 +301,14 @@ impl Connection {
         limits: HttpLimits,
         host: &str,
     ) -> Result<Option<Connector>, BrokerError> {
+        let Some(moves) = stand_in_settings(&self.plugin.descriptor().egress, host) else {
+            return Ok(None);
+        };
         let mut settings = self.settings.clone();
         let mut choices = self.choices.clone();
-        let mut moved = false;
-        for raw in &self.plugin.descriptor().egress {
-            if let Ok(template) = crate::broker::egress::Template::parse(raw)
-                && let crate::broker::egress::HostSource::Setting(name) = template.host_source()
-            {
-                settings.insert(name.clone(), host.to_string());
-                choices.written.insert(name.clone());
-                moved = true;
-            }
-        }
-        if !moved {
-            return Ok(None);
+        for (name, value) in moves {
+            choices.written.insert(name.clone());
+            settings.insert(name, value);
         }
         choices.insecure_loopback = true;
         self.connect_made_up(limits, settings, choices).map(Some)
@@ -346,6 +340,37 @@ impl Connection {
         })?;
         Ok(Connector::new(self.plugin.clone(), Arc::new(broker)))
     }
+}
+
+/// The settings to write so that egress templates whose whole host is a
+/// setting reach `host` (`127.0.0.1:PORT`): `https://{domain}` takes it
+/// whole, `https://{domain}:{port}` in two. `None` if no template can be
+/// moved; a template whose port the plugin wrote cannot.
+fn stand_in_settings(egress: &[String], host: &str) -> Option<Vec<(String, String)>> {
+    use crate::broker::egress::{HostSource, Template};
+    let (address, port) = host.rsplit_once(':')?;
+    let mut moves = Vec::new();
+    for raw in egress {
+        let Ok(template) = Template::parse(raw) else {
+            continue;
+        };
+        let HostSource::Setting(name) = template.host_source() else {
+            continue;
+        };
+        let rest = raw
+            .strip_prefix(&format!("https://{{{name}}}"))
+            .unwrap_or_default();
+        let rest = rest.split('/').next().unwrap_or_default();
+        match rest.strip_prefix(':') {
+            None if rest.is_empty() => moves.push((name.clone(), host.to_string())),
+            Some(setting) if setting.starts_with('{') && setting.ends_with('}') => {
+                moves.push((name.clone(), address.to_string()));
+                moves.push((setting[1..setting.len() - 1].to_string(), port.to_string()));
+            }
+            _ => {}
+        }
+    }
+    (!moves.is_empty()).then_some(moves)
 }
 
 fn is_connection_name(name: &str) -> bool {
@@ -1170,6 +1195,28 @@ mod tests {
                 default_value: None,
             });
         assert_eq!(unset_bearer("crm", &required, &none, "p"), None);
+    }
+
+    #[test]
+    fn a_stand_in_takes_the_place_of_hosts_from_settings_only() {
+        let moved = |egress: &[&str]| {
+            let egress: Vec<String> = egress.iter().map(|e| e.to_string()).collect();
+            stand_in_settings(&egress, "127.0.0.1:4711")
+        };
+        assert_eq!(
+            moved(&["https://{domain}", "https://*.example.com"]),
+            Some(vec![("domain".into(), "127.0.0.1:4711".into())])
+        );
+        assert_eq!(
+            moved(&["https://{host}:{port}"]),
+            Some(vec![
+                ("host".into(), "127.0.0.1".into()),
+                ("port".into(), "4711".into())
+            ])
+        );
+        assert_eq!(moved(&["https://{host}:8443"]), None, "the plugin's port");
+        assert_eq!(moved(&["https://{tenant}.example.com"]), None);
+        assert_eq!(moved(&["https://api.example.com"]), None);
     }
 
     #[test]

@@ -3,17 +3,24 @@
 //! before shipping whether the host can rely on the connector.
 //!
 //! The checks go through the same [`Connector`] the sync engine calls, and
-//! judge answers by the engine's own rules: a record must read back as it
-//! was written by the comparison the planner makes ([`plan::diff_against`]),
-//! or every record the host adopts would be updated again for nothing.
+//! judge answers by the engine's own rules: a record must read back, in
+//! every attribute the host keeps up to date, by the comparison the planner
+//! makes ([`plan::diff_against`]), or every record the host adopts would be
+//! updated again for nothing.
 //!
 //! It writes only records of its own: their match value is
 //! `provisioner-conform-RUN-N@example.com`, from people it makes up, and it
-//! deletes them afterwards unless asked to keep them. A check that cannot
-//! run (a capability the connector does not declare, or an earlier step
-//! that failed) is skipped with the reason, never passed.
+//! writes nothing when the connector's default mappings do not carry that
+//! tag into the match attribute. It touches only ids that its creates
+//! answered, and at the end looks every tag up again: what it finds is
+//! deleted unless asked to keep it, and whatever is still there is
+//! reported. A check that cannot run (a capability the connector does not
+//! declare, or an earlier step that failed) is skipped with the reason,
+//! never passed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
@@ -104,11 +111,12 @@ pub struct Options {
     pub keep: bool,
 }
 
-/// A record this run created, and what it was created with.
+/// A record this run created: its id, its tag, and which made-up person
+/// it is.
 struct Made {
     id: String,
     key: String,
-    written: Vec<Attribute>,
+    n: usize,
 }
 
 /// Builds the connection with made-up credentials pointed at a stand-in
@@ -117,7 +125,7 @@ pub type StandIn<'a> = &'a (dyn Fn(&str) -> Result<Option<Connector>, String> + 
 
 /// Runs every check through `connector`, the connection as configured.
 /// `wrong` is the same connection holding made-up credentials, or why it
-/// could not be built; `None` when the connector authenticates with none.
+/// could not be built; `None` when the connection holds no credentials.
 /// `stand_in` points the connection at a stand-in store that always fails.
 pub async fn conform(
     connection: &Connection,
@@ -150,7 +158,7 @@ pub async fn conform(
     match wrong {
         None => report.skip(
             "test-connection refuses wrong credentials",
-            "the connector authenticates with no credentials",
+            "this connection holds no credentials to get wrong",
         ),
         Some(Err(reason)) => report.fail(
             "test-connection refuses wrong credentials",
@@ -162,41 +170,55 @@ pub async fn conform(
         }
     }
 
-    let Some(mappings) = mappings else {
-        report.skip(
+    match mappings {
+        Some(mappings) => {
+            let subject = Subject {
+                connector,
+                mappings: &mappings,
+                matched: &descriptor.match_attribute,
+                run: &run,
+            };
+            if let Some(made) = subject.records(&mut report).await {
+                let removed = if options.keep {
+                    report.skip(
+                        "disable and delete",
+                        "the records are kept for inspection (--keep)",
+                    );
+                    false
+                } else {
+                    subject.remove(&made, &mut report).await
+                };
+                report.left = subject.sweep(&made, !removed && !options.keep).await;
+            }
+        }
+        None => report.skip(
             "records",
             "the default mappings do not compile, so no record can be made",
-        );
-        return report;
-    };
-    let made = records(connector, &mappings, &run, &mut report).await;
-    let removed = if options.keep {
-        if !made.is_empty() {
-            report.skip(
-                "disable and delete",
-                "the records are kept for inspection (--keep)",
-            );
-        }
-        false
-    } else {
-        remove(connector, &made, &mut report).await
-    };
-    if !removed {
-        report.left = made.iter().map(|m| m.id.clone()).collect();
+        ),
     }
     transient(stand_in, &mut report).await;
     report
 }
 
 /// A stand-in store on loopback that answers every request with `status`
-/// and `Retry-After: retry_after`; its address, and the task serving it.
+/// and `Retry-After: retry_after`.
+struct FailingStore {
+    address: String,
+    /// Requests answered, so that a check knows the stand-in was reached.
+    requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
 async fn failing_store(
     status: axum::http::StatusCode,
     retry_after: u64,
-) -> std::io::Result<(String, tokio::task::JoinHandle<()>)> {
+) -> std::io::Result<FailingStore> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?.to_string();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
     let app = axum::Router::new().fallback(move || async move {
+        counter.fetch_add(1, Ordering::SeqCst);
         (
             status,
             [
@@ -214,7 +236,11 @@ async fn failing_store(
             tracing::warn!(%error, "the conformance kit's stand-in store stopped");
         }
     });
-    Ok((address, task))
+    Ok(FailingStore {
+        address,
+        requests,
+        task,
+    })
 }
 
 /// A store that is busy or overloaded (503, or 429) and says when to come
@@ -228,8 +254,8 @@ async fn transient(stand_in: StandIn<'_>, report: &mut Report) {
         (axum::http::StatusCode::SERVICE_UNAVAILABLE, 7),
         (axum::http::StatusCode::TOO_MANY_REQUESTS, 11),
     ] {
-        let (host, task) = match failing_store(status, seconds).await {
-            Ok(served) => served,
+        let store = match failing_store(status, seconds).await {
+            Ok(store) => store,
             Err(error) => {
                 report.skip(
                     CHECK,
@@ -238,10 +264,10 @@ async fn transient(stand_in: StandIn<'_>, report: &mut Report) {
                 return;
             }
         };
-        let connector = match stand_in(&host) {
+        let connector = match stand_in(&store.address) {
             Ok(Some(connector)) => connector,
             Ok(None) => {
-                task.abort();
+                store.task.abort();
                 report.skip(
                     CHECK,
                     "no egress template takes its whole host from a setting, so the store cannot be stood in for",
@@ -249,7 +275,7 @@ async fn transient(stand_in: StandIn<'_>, report: &mut Report) {
                 return;
             }
             Err(reason) => {
-                task.abort();
+                store.task.abort();
                 report.fail(
                     CHECK,
                     format!("the connection could not be pointed at a stand-in: {reason}"),
@@ -258,9 +284,29 @@ async fn transient(stand_in: StandIn<'_>, report: &mut Report) {
             }
         };
         let answer = connector.test_connection().await;
-        task.abort();
-        let wanted = std::time::Duration::from_secs(seconds);
+        store.task.abort();
         let code = status.as_u16();
+        // A call that broke (a trap, a deadline) fails whether or not it
+        // got as far as the stand-in.
+        if let Err(error) = &answer
+            && error.store_error().is_none()
+        {
+            report.fail(
+                CHECK,
+                format!(
+                    "HTTP {code} with Retry-After: {seconds} must read as transient, not {error}"
+                ),
+            );
+            return;
+        }
+        if store.requests.load(Ordering::SeqCst) == 0 {
+            report.skip(
+                CHECK,
+                "the connector's test never reached the stand-in store: its request goes to a host that is not the setting moved there",
+            );
+            return;
+        }
+        let wanted = std::time::Duration::from_secs(seconds);
         match answer.as_ref().err().and_then(CallError::store_error) {
             Some(StoreError::Transient {
                 retry_after: Some(delay),
@@ -390,7 +436,7 @@ fn refused<T>(answer: Result<T, CallError>) -> (Verdict, String) {
 }
 
 /// A made-up person of this run.
-fn person(run: &str, n: usize, title: &str) -> BTreeMap<String, String> {
+fn person(run: &str, n: usize) -> BTreeMap<String, String> {
     [
         ("given_name", "Conform".to_string()),
         ("family_name", format!("Check{n} {run}")),
@@ -398,7 +444,7 @@ fn person(run: &str, n: usize, title: &str) -> BTreeMap<String, String> {
         ("email", key(run, n)),
         ("phone", format!("+1555010{n}")),
         ("mobile_phone", format!("+1555020{n}")),
-        ("title", title.to_string()),
+        ("title", "Conformance check".into()),
         ("department", "Conformance".into()),
         ("company", "provisioner conform".into()),
         ("street", "1 Conformance Way".into()),
@@ -413,6 +459,22 @@ fn person(run: &str, n: usize, title: &str) -> BTreeMap<String, String> {
     .into_iter()
     .map(|(name, value)| (name.to_string(), value))
     .collect()
+}
+
+/// The same person with every attribute changed but the one records are
+/// matched on.
+fn changed(run: &str, n: usize) -> BTreeMap<String, String> {
+    person(run, n)
+        .into_iter()
+        .map(|(name, value)| {
+            let value = match name.as_str() {
+                "email" => value,
+                "phone" | "mobile_phone" => format!("{value}9"),
+                _ => format!("{value} Updated"),
+            };
+            (name, value)
+        })
+        .collect()
 }
 
 /// The match value of the run's `n`th record: the tag that makes it ours.
@@ -431,500 +493,572 @@ fn match_value(attributes: &[Attribute], matched: &str) -> Option<String> {
         })
 }
 
-/// Looks the run's records up by their keys in upper case, as a store
-/// that matches without case must find them; by key in lower case.
-async fn find(
-    connector: &Connector,
-    matched: &str,
-    keys: &[String],
-) -> Result<BTreeMap<String, Vec<Match>>, CallError> {
-    let found = connector
-        .lookup(matched, keys.iter().map(|k| k.to_uppercase()).collect())
-        .await?;
-    let mut by_key: BTreeMap<String, Vec<Match>> = BTreeMap::new();
-    for m in found {
-        by_key.entry(m.value.to_lowercase()).or_default().push(m);
-    }
-    Ok(by_key)
+fn answers(answers: &[Result<crate::runtime::contract::Outcome, StoreError>]) -> String {
+    answers
+        .iter()
+        .map(|a| match a {
+            Ok(outcome) => format!("ok {}", outcome.id),
+            Err(error) => error.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
-/// Create, lookup, read-back, update, list and a batch with a bad
-/// operation. Returns what was created, for removal.
-async fn records(
-    connector: &Connector,
-    mappings: &[CompiledMapping],
-    run: &str,
-    report: &mut Report,
-) -> Vec<Made> {
-    let descriptor = connector.plugin().descriptor();
-    let matched = descriptor.match_attribute.clone();
-    if !descriptor.has(Capability::Create) {
-        report.skip("create", "the connector declares no create capability");
-        return Vec::new();
+/// One answer to one operation, or what was wrong with it.
+fn single(
+    answer: Result<Vec<Result<crate::runtime::contract::Outcome, StoreError>>, CallError>,
+) -> Result<Result<String, StoreError>, String> {
+    match answer {
+        Err(error) => Err(format!("the call failed as a whole: {error}")),
+        Ok(mut answers) if answers.len() == 1 => Ok(answers.remove(0).map(|o| o.id)),
+        Ok(answers) => Err(format!("one operation answered {} results", answers.len())),
     }
-    let mut wanted = Vec::new();
-    for n in 0..PEOPLE {
-        let attributes = mapping::attributes(mappings, &person(run, n, "Conformance check"), false);
-        let Some(key) = match_value(&attributes, &matched) else {
-            report.skip(
-                "create",
-                format!("the default mappings give no value for {matched} from a made-up person's standard attributes"),
-            );
-            return Vec::new();
-        };
-        wanted.push((key, attributes));
-    }
-    let operations = wanted
-        .iter()
-        .map(|(_, attributes)| Operation::Create {
-            attributes: attributes.clone(),
-        })
-        .collect();
-    let answers = match connector.apply(operations).await {
-        Ok(answers) => answers,
-        Err(error) => {
-            report.fail(
-                "create",
-                format!("a batch of {PEOPLE} creates failed: {error}"),
-            );
-            return Vec::new();
-        }
-    };
-    let mut made = Vec::new();
-    let mut problems = Vec::new();
-    for ((key, attributes), answer) in wanted.into_iter().zip(answers) {
-        match answer {
-            Ok(outcome) if !outcome.id.is_empty() => made.push(Made {
-                id: outcome.id,
-                key,
-                written: attributes,
-            }),
-            Ok(_) => problems.push(format!("{key}: created without an id")),
-            Err(error) => problems.push(format!("{key}: {error}")),
-        }
-    }
-    let distinct: BTreeSet<&str> = made.iter().map(|m| m.id.as_str()).collect();
-    if distinct.len() != made.len() {
-        problems.push("two creates answered the same id".into());
-    }
-    report.judge(
-        "create",
-        (!problems.is_empty()).then(|| {
-            format!(
-                "a batch of {PEOPLE} creates must answer one distinct id per create, in order: {}",
-                problems.join("; ")
-            )
-        }),
-        format!("{PEOPLE} records in one batch"),
-    );
-    if made.is_empty() {
-        return made;
+}
+
+/// The connector under test, with what every check needs.
+struct Subject<'a> {
+    connector: &'a Connector,
+    mappings: &'a [CompiledMapping],
+    matched: &'a str,
+    run: &'a str,
+}
+
+impl Subject<'_> {
+    fn has(&self, capability: Capability) -> bool {
+        self.connector.plugin().descriptor().has(capability)
     }
 
-    let keys: Vec<String> = made.iter().map(|m| m.key.clone()).collect();
-    match find(connector, &matched, &keys).await {
-        Err(error) => report.fail(
-            "lookup",
-            format!("looking the new records up failed: {error}"),
-        ),
-        Ok(found) => {
-            let mut problems = Vec::new();
-            let mut unread = Vec::new();
-            let mut read = 0;
-            for m in &made {
-                match found.get(&m.key.to_lowercase()).map(Vec::as_slice) {
-                    Some([one]) if one.id == m.id => {
-                        read += 1;
-                        let differ = plan::diff_against(&m.written, &one.attributes, &matched);
-                        if !differ.is_empty() {
-                            unread.push(format!(
-                                "{}: {}",
-                                m.key,
-                                differ
-                                    .iter()
-                                    .map(|a| {
-                                        let read = one
-                                            .attributes
-                                            .iter()
-                                            .find(|r| r.name.eq_ignore_ascii_case(&a.name))
-                                            .map(|r| format!("{:?}", r.value))
-                                            .unwrap_or_else(|| "nothing".into());
-                                        format!("{} written {:?}, read {read}", a.name, a.value)
-                                    })
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ));
-                        }
-                    }
-                    Some([one]) => problems.push(format!(
-                        "{} found as {}, created as {}: the creates' answers are out of order",
-                        m.key, one.id, m.id
-                    )),
-                    Some([]) | None => {
-                        problems.push(format!("{} not found by {matched} in upper case", m.key))
-                    }
-                    Some(many) => problems.push(format!("{} found {} times", m.key, many.len())),
+    /// What the host keeps up to date on a person's record: the mappings
+    /// that apply on update.
+    fn kept(&self, attributes: &BTreeMap<String, String>) -> Vec<Attribute> {
+        mapping::attributes(self.mappings, attributes, true)
+    }
+
+    /// One attribute to update a record with, not the match attribute.
+    fn touch(&self, n: usize) -> Vec<Attribute> {
+        self.kept(&changed(self.run, n))
+            .into_iter()
+            .filter(|a| !a.name.eq_ignore_ascii_case(self.matched) && a.value != Value::Null)
+            .take(1)
+            .collect()
+    }
+
+    /// Looks records up by their tags, in upper case or as written; the
+    /// matches by tag in lower case.
+    async fn find(
+        &self,
+        keys: &[String],
+        upper: bool,
+    ) -> Result<BTreeMap<String, Vec<Match>>, CallError> {
+        let values = keys
+            .iter()
+            .map(|k| if upper { k.to_uppercase() } else { k.clone() })
+            .collect();
+        let found = self.connector.lookup(self.matched, values).await?;
+        let mut by_key: BTreeMap<String, Vec<Match>> = BTreeMap::new();
+        for m in found {
+            by_key.entry(m.value.to_lowercase()).or_default().push(m);
+        }
+        Ok(by_key)
+    }
+
+    /// Create, lookup, read-back, update, list and a batch with a bad
+    /// operation. Returns what the creates answered, or `None` when
+    /// nothing was written.
+    async fn records(&self, report: &mut Report) -> Option<Vec<Made>> {
+        if !self.has(Capability::Create) {
+            report.skip("create", "the connector declares no create capability");
+            return None;
+        }
+        if !self.has(Capability::Lookup) {
+            report.skip(
+                "create",
+                "without a lookup capability nothing written could be checked or found again, so nothing is written",
+            );
+            return None;
+        }
+        let tag = format!("provisioner-conform-{}-", self.run);
+        let mut wanted = Vec::new();
+        for n in 0..PEOPLE {
+            let attributes = mapping::attributes(self.mappings, &person(self.run, n), false);
+            match match_value(&attributes, self.matched) {
+                Some(key) if key.contains(&tag) => wanted.push((n, key, attributes)),
+                _ => {
+                    report.skip(
+                        "create",
+                        format!(
+                            "the default mappings do not carry a made-up email into {}, so the kit cannot tag what it writes as its own, and writes nothing",
+                            self.matched
+                        ),
+                    );
+                    return None;
                 }
             }
-            report.judge(
-                "lookup",
-                (!problems.is_empty()).then(|| {
-                    format!(
-                        "a lookup must find each record once by its {matched}, whatever its case: {}",
-                        problems.join("; ")
-                    )
-                }),
-                format!("each record once, by {matched} in upper case"),
-            );
-            if read == 0 {
-                report.skip(
-                    "read back as written",
-                    "the lookup found none of the records",
-                );
-                return made_and_more(connector, mappings, run, made, report).await;
+        }
+        let operations = wanted
+            .iter()
+            .map(|(_, _, attributes)| Operation::Create {
+                attributes: attributes.clone(),
+            })
+            .collect();
+        let mut made = Vec::new();
+        let mut problems = Vec::new();
+        match self.connector.apply(operations).await {
+            Err(error) => problems.push(format!("the batch failed as a whole: {error}")),
+            Ok(answers) => {
+                for ((n, key, _), answer) in wanted.into_iter().zip(answers) {
+                    match answer {
+                        Ok(outcome) if !outcome.id.is_empty() => made.push(Made {
+                            id: outcome.id,
+                            key,
+                            n,
+                        }),
+                        Ok(_) => problems.push(format!("{key}: created without an id")),
+                        Err(error) => problems.push(format!("{key}: {error}")),
+                    }
+                }
             }
+        }
+        let distinct: BTreeSet<&str> = made.iter().map(|m| m.id.as_str()).collect();
+        if distinct.len() != made.len() {
+            problems.push("two creates answered the same id".into());
+        }
+        report.judge(
+            "create",
+            (!problems.is_empty()).then(|| {
+                format!(
+                    "a batch of {PEOPLE} creates must answer one distinct id per create, in order: {}",
+                    problems.join("; ")
+                )
+            }),
+            format!("{PEOPLE} records in one batch"),
+        );
+        let confirmed = self.lookup(&made, report).await;
+        self.update(&confirmed, report).await;
+        self.list(&made, report).await;
+        self.batch(&confirmed, report).await;
+        Some(made)
+    }
+
+    /// Each record is found once by its tag in upper case, and reads back
+    /// as written; the records confirmed so, which later checks may touch.
+    async fn lookup<'m>(&self, made: &'m [Made], report: &mut Report) -> Vec<&'m Made> {
+        if made.is_empty() {
+            report.skip("lookup", "no record was created");
+            report.skip("read back as written", "no record was created");
+            return Vec::new();
+        }
+        let keys: Vec<String> = made.iter().map(|m| m.key.clone()).collect();
+        let found = match self.find(&keys, true).await {
+            Ok(found) => found,
+            Err(error) => {
+                report.fail(
+                    "lookup",
+                    format!("looking the new records up failed: {error}"),
+                );
+                report.skip("read back as written", "the lookup failed");
+                return Vec::new();
+            }
+        };
+        let matched = self.matched;
+        let mut confirmed = Vec::new();
+        let mut problems = Vec::new();
+        let mut unread = Vec::new();
+        let mut compared = 0;
+        for m in made {
+            match found.get(&m.key.to_lowercase()).map(Vec::as_slice) {
+                Some([one]) if one.id == m.id => {
+                    confirmed.push(m);
+                    let kept = self.kept(&person(self.run, m.n));
+                    compared = kept
+                        .iter()
+                        .filter(|a| !a.name.eq_ignore_ascii_case(matched) && a.value != Value::Null)
+                        .count();
+                    let differ = plan::diff_against(&kept, &one.attributes, matched);
+                    if !differ.is_empty() {
+                        unread.push(format!(
+                            "{}: {}",
+                            m.key,
+                            read_back(&differ, &one.attributes)
+                        ));
+                    }
+                }
+                Some([one]) => problems.push(format!(
+                    "{} found as {}, created as {}: the creates' answers are out of order",
+                    m.key, one.id, m.id
+                )),
+                Some([]) | None => {
+                    problems.push(format!("{} not found by {matched} in upper case", m.key))
+                }
+                Some(many) => problems.push(format!("{} found {} times", m.key, many.len())),
+            }
+        }
+        report.judge(
+            "lookup",
+            (!problems.is_empty()).then(|| {
+                format!(
+                    "a lookup must find each record once by its {matched}, whatever its case: {}",
+                    problems.join("; ")
+                )
+            }),
+            format!("each record once, by {matched} in upper case"),
+        );
+        if confirmed.is_empty() {
+            report.skip(
+                "read back as written",
+                "the lookup found none of the records",
+            );
+        } else if compared == 0 {
+            report.skip(
+                "read back as written",
+                format!("the default mappings kept up to date write nothing but {matched} for a made-up person"),
+            );
+        } else {
             report.judge(
                 "read back as written",
                 (!unread.is_empty()).then(|| {
                     format!(
-                        "a lookup must read back what was written, or the host updates every record it adopts: {}",
+                        "a lookup must read back what the host keeps up to date, or the host updates every record it adopts: {}",
                         unread.join("; ")
                     )
                 }),
-                "every mapped attribute",
+                format!("{compared} mapped attributes besides {matched}"),
             );
         }
+        confirmed
     }
 
-    made_and_more(connector, mappings, run, made, report).await
-}
-
-/// The checks after the lookup, over the records made.
-async fn made_and_more(
-    connector: &Connector,
-    mappings: &[CompiledMapping],
-    run: &str,
-    made: Vec<Made>,
-    report: &mut Report,
-) -> Vec<Made> {
-    update(connector, mappings, run, &made, report).await;
-    list(connector, &made, report).await;
-    batch(connector, run, &made, report).await;
-    made
-}
-
-/// An update carries only what changed, and a lookup reads it back.
-async fn update(
-    connector: &Connector,
-    mappings: &[CompiledMapping],
-    run: &str,
-    made: &[Made],
-    report: &mut Report,
-) {
-    const CHECK: &str = "update";
-    if !connector.plugin().descriptor().has(Capability::Update) {
-        report.skip(CHECK, "the connector declares no update capability");
-        return;
-    }
-    let Some(first) = made.first() else {
-        return;
-    };
-    // Every attribute changes but the one records are matched on.
-    let changed: BTreeMap<String, String> = person(run, 0, "Conformance check")
-        .into_iter()
-        .map(|(name, value)| {
-            let value = match name.as_str() {
-                "email" => value,
-                "phone" | "mobile_phone" => format!("{value}9"),
-                _ => format!("{value} Updated"),
-            };
-            (name, value)
-        })
-        .collect();
-    let desired = mapping::attributes(mappings, &changed, true);
-    let written: BTreeMap<String, Value> = first
-        .written
-        .iter()
-        .map(|a| (a.name.clone(), a.value.clone()))
-        .collect();
-    let changes = plan::diff_written(&desired, &written);
-    if changes.is_empty() {
-        report.skip(
-            CHECK,
-            "no default mapping that applies on update reads a standard attribute other than the match value, so there is nothing to change",
-        );
-        return;
-    }
-    let names: Vec<&str> = changes.iter().map(|a| a.name.as_str()).collect();
-    let answer = connector
-        .apply(vec![Operation::Update {
-            id: first.id.clone(),
-            attributes: changes.clone(),
-        }])
-        .await;
-    let problem = match answer.as_deref() {
-        Ok([Ok(_)]) => None,
-        Ok([Err(error)]) => Some(format!("the update of {} failed: {error}", first.key)),
-        Ok(other) => Some(format!("one update answered {} results", other.len())),
-        Err(error) => Some(format!("the update of {} failed: {error}", first.key)),
-    };
-    if let Some(problem) = problem {
-        report.fail(CHECK, problem);
-        return;
-    }
-    let matched = &connector.plugin().descriptor().match_attribute;
-    let problem = match find(connector, matched, std::slice::from_ref(&first.key)).await {
-        Err(error) => Some(format!("looking the updated record up failed: {error}")),
-        Ok(found) => match found.get(&first.key.to_lowercase()).map(Vec::as_slice) {
-            Some([one]) => {
-                let differ = plan::diff_against(&changes, &one.attributes, matched);
-                (!differ.is_empty()).then(|| {
-                    format!(
-                        "after an update of {} a lookup reads other values for {}",
-                        names.join(", "),
-                        differ
-                            .iter()
-                            .map(|a| a.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })
-            }
-            _ => Some(format!("{} is not found once after the update", first.key)),
-        },
-    };
-    report.judge(
-        CHECK,
-        problem,
-        format!("{} changed and read back", names.join(", ")),
-    );
-}
-
-/// A listing pages through every record once.
-async fn list(connector: &Connector, made: &[Made], report: &mut Report) {
-    const CHECK: &str = "list";
-    if !connector.plugin().descriptor().has(Capability::List) {
-        report.skip(CHECK, "the connector declares no list capability");
-        return;
-    }
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut cursor = None;
-    let mut pages = 0;
-    loop {
-        let page = match connector.list(cursor.take()).await {
-            Ok(page) => page,
-            Err(error) => {
-                report.fail(CHECK, format!("page {} failed: {error}", pages + 1));
-                return;
-            }
-        };
-        pages += 1;
-        for record in page.records {
-            *seen.entry(record.id).or_default() += 1;
+    /// An update carries only what changed, and a lookup reads it back.
+    async fn update(&self, confirmed: &[&Made], report: &mut Report) {
+        const CHECK: &str = "update";
+        if !self.has(Capability::Update) {
+            report.skip(CHECK, "the connector declares no update capability");
+            return;
         }
-        match page.next_cursor {
-            Some(next) if pages < MAX_PAGES => cursor = Some(next),
-            Some(_) => {
-                report.skip(
+        let Some(first) = confirmed.first() else {
+            report.skip(CHECK, "no record was created and found again");
+            return;
+        };
+        let written: BTreeMap<String, Value> = self
+            .kept(&person(self.run, first.n))
+            .into_iter()
+            .map(|a| (a.name, a.value))
+            .collect();
+        let changes = plan::diff_written(&self.kept(&changed(self.run, first.n)), &written);
+        if changes.is_empty() {
+            report.skip(
+                CHECK,
+                "no default mapping kept up to date reads a standard attribute other than the match value, so there is nothing to change",
+            );
+            return;
+        }
+        let names: Vec<&str> = changes.iter().map(|a| a.name.as_str()).collect();
+        let answer = self
+            .connector
+            .apply(vec![Operation::Update {
+                id: first.id.clone(),
+                attributes: changes.clone(),
+            }])
+            .await;
+        match single(answer) {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                report.fail(
                     CHECK,
-                    format!("the store has more than {MAX_PAGES} pages; not read to the end"),
+                    format!("the update of {} failed: {error}", first.key),
                 );
                 return;
             }
-            None => break,
+            Err(problem) => {
+                report.fail(CHECK, format!("the update of {}: {problem}", first.key));
+                return;
+            }
         }
-    }
-    let twice: Vec<&String> = seen
-        .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|(id, _)| id)
-        .collect();
-    let missing: Vec<&str> = made
-        .iter()
-        .filter(|m| !seen.contains_key(&m.id))
-        .map(|m| m.id.as_str())
-        .collect();
-    let problem = if !twice.is_empty() {
-        Some(format!(
-            "the pages must cover every record once, but list {} more than once",
-            twice
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    } else if !missing.is_empty() {
-        Some(format!(
-            "the pages must cover every record, but miss {}",
-            missing.join(", ")
-        ))
-    } else {
-        None
-    };
-    report.judge(
-        CHECK,
-        problem,
-        format!("{} records on {pages} page(s), each once", seen.len()),
-    );
-}
-
-/// A batch with one bad operation fails that one only, in its place.
-async fn batch(connector: &Connector, run: &str, made: &[Made], report: &mut Report) {
-    const CHECK: &str = "batch with a bad operation";
-    let descriptor = connector.plugin().descriptor();
-    if !descriptor.has(Capability::Update) {
-        report.skip(CHECK, "the connector declares no update capability");
-        return;
-    }
-    let [first, second, ..] = made else {
-        report.skip(CHECK, "fewer than two records were created");
-        return;
-    };
-    let touch = |m: &Made| Operation::Update {
-        id: m.id.clone(),
-        attributes: m
-            .written
-            .iter()
-            .filter(|a| !a.name.eq_ignore_ascii_case(&descriptor.match_attribute))
-            .take(1)
-            .cloned()
-            .collect(),
-    };
-    let missing = format!("provisioner-conform-{run}-missing");
-    let operations = vec![
-        touch(first),
-        Operation::Update {
-            id: missing.clone(),
-            attributes: Vec::new(),
-        },
-        touch(second),
-    ];
-    let problem = match connector.apply(operations).await {
-        Err(error) => Some(format!("the whole batch failed: {error}")),
-        Ok(answers) => match answers.as_slice() {
-            [
-                Ok(a),
-                Err(StoreError::NotFound(_) | StoreError::Rejected { .. }),
-                Ok(c),
-            ] if a.id == first.id && c.id == second.id => None,
-            [_, _, _] => Some(format!(
-                "an update of the unknown id {missing} between two good ones must fail alone, as not-found or rejected, with the good ones answered in place; the answers were: {}",
-                answers
-                    .iter()
-                    .map(|a| match a {
-                        Ok(outcome) => format!("ok {}", outcome.id),
-                        Err(error) => error.to_string(),
+        let problem = match self.find(std::slice::from_ref(&first.key), false).await {
+            Err(error) => Some(format!("looking the updated record up failed: {error}")),
+            Ok(found) => match found.get(&first.key.to_lowercase()).map(Vec::as_slice) {
+                Some([one]) => {
+                    let differ = plan::diff_against(&changes, &one.attributes, self.matched);
+                    (!differ.is_empty()).then(|| {
+                        format!(
+                            "after an update of {}, a lookup reads {}",
+                            names.join(", "),
+                            read_back(&differ, &one.attributes)
+                        )
                     })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-            other => Some(format!("3 operations answered {} results", other.len())),
-        },
-    };
-    report.judge(CHECK, problem, "only the bad one failed, in its place");
-}
-
-/// Disable (if declared), delete, and what a deleted record answers; true
-/// if the run's records are gone.
-async fn remove(connector: &Connector, made: &[Made], report: &mut Report) -> bool {
-    let descriptor = connector.plugin().descriptor();
-    if made.is_empty() {
-        return true;
-    }
-    if descriptor.has(Capability::Disable) {
-        let answer = connector
-            .apply(vec![Operation::Disable {
-                id: made[0].id.clone(),
-            }])
-            .await;
-        let problem = match answer.as_deref() {
-            Ok([Ok(_)]) => None,
-            Ok([Err(error)]) => Some(format!("disabling {} failed: {error}", made[0].key)),
-            Ok(other) => Some(format!("one disable answered {} results", other.len())),
-            Err(error) => Some(format!("disabling {} failed: {error}", made[0].key)),
+                }
+                _ => Some(format!("{} is not found once after the update", first.key)),
+            },
         };
-        report.judge("disable", problem, "the first record");
-    } else {
-        report.skip("disable", "the connector declares no disable capability");
-    }
-    if !descriptor.has(Capability::Delete) {
-        report.skip(
-            "delete",
-            "the connector declares no delete capability; the run's records stay in the store",
+        report.judge(
+            CHECK,
+            problem,
+            format!("{} changed and read back", names.join(", ")),
         );
-        return false;
     }
-    let operations = made
-        .iter()
-        .map(|m| Operation::Delete { id: m.id.clone() })
-        .collect();
-    let problem = match connector.apply(operations).await {
-        Err(error) => Some(format!("deleting the run's records failed: {error}")),
-        Ok(answers) => {
-            let failed: Vec<String> = made
-                .iter()
-                .zip(&answers)
-                .filter_map(|(m, a)| a.as_ref().err().map(|e| format!("{}: {e}", m.key)))
-                .collect();
-            (!failed.is_empty() || answers.len() != made.len()).then(|| {
-                format!(
-                    "a delete of each record must succeed: {}",
-                    if failed.is_empty() {
-                        format!("{} answers for {} deletes", answers.len(), made.len())
-                    } else {
+
+    /// A listing pages through every record once.
+    async fn list(&self, made: &[Made], report: &mut Report) {
+        const CHECK: &str = "list";
+        if !self.has(Capability::List) {
+            report.skip(CHECK, "the connector declares no list capability");
+            return;
+        }
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let page = match self.connector.list(cursor.take()).await {
+                Ok(page) => page,
+                Err(error) => {
+                    report.fail(CHECK, format!("page {} failed: {error}", pages + 1));
+                    return;
+                }
+            };
+            pages += 1;
+            for record in page.records {
+                *seen.entry(record.id).or_default() += 1;
+            }
+            match page.next_cursor {
+                Some(next) if pages < MAX_PAGES => cursor = Some(next),
+                Some(_) => {
+                    report.skip(
+                        CHECK,
+                        format!("the store has more than {MAX_PAGES} pages; not read to the end"),
+                    );
+                    return;
+                }
+                None => break,
+            }
+        }
+        let twice: Vec<&String> = seen
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(id, _)| id)
+            .collect();
+        let missing: Vec<&str> = made
+            .iter()
+            .filter(|m| !seen.contains_key(&m.id))
+            .map(|m| m.id.as_str())
+            .collect();
+        let problem = if !twice.is_empty() {
+            Some(format!(
+                "the pages must cover every record once, but list {} more than once",
+                twice
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        } else if !missing.is_empty() {
+            Some(format!(
+                "the pages must cover every record, but miss {}",
+                missing.join(", ")
+            ))
+        } else {
+            None
+        };
+        report.judge(
+            CHECK,
+            problem,
+            format!("{} records on {pages} page(s), each once", seen.len()),
+        );
+    }
+
+    /// A batch with one bad operation fails that one only, in its place.
+    async fn batch(&self, confirmed: &[&Made], report: &mut Report) {
+        const CHECK: &str = "batch with a bad operation";
+        if !self.has(Capability::Update) {
+            report.skip(CHECK, "the connector declares no update capability");
+            return;
+        }
+        let [first, second, ..] = confirmed else {
+            report.skip(CHECK, "fewer than two records were created and found again");
+            return;
+        };
+        let touch = self.touch(first.n);
+        if touch.is_empty() {
+            report.skip(
+                CHECK,
+                "no default mapping kept up to date has a value to update",
+            );
+            return;
+        }
+        let update = |id: &str| Operation::Update {
+            id: id.to_string(),
+            attributes: touch.clone(),
+        };
+        let missing = format!("provisioner-conform-{}-missing", self.run);
+        let operations = vec![update(&first.id), update(&missing), update(&second.id)];
+        let problem = match self.connector.apply(operations).await {
+            Err(error) => Some(format!("the whole batch failed: {error}")),
+            Ok(answered) => match answered.as_slice() {
+                [
+                    Ok(a),
+                    Err(StoreError::NotFound(_) | StoreError::Rejected { .. }),
+                    Ok(c),
+                ] if a.id == first.id && c.id == second.id => None,
+                [_, _, _] => Some(format!(
+                    "an update of the unknown id {missing} between two good ones must fail alone, as not-found or rejected, with the good ones answered in place; the answers were: {}",
+                    answers(&answered)
+                )),
+                other => Some(format!("3 operations answered {} results", other.len())),
+            },
+        };
+        report.judge(CHECK, problem, "only the bad one failed, in its place");
+    }
+
+    /// Disable (if declared), delete, and what a deleted record answers;
+    /// true if every delete succeeded.
+    async fn remove(&self, made: &[Made], report: &mut Report) -> bool {
+        let Some(first) = made.first() else {
+            return true;
+        };
+        if self.has(Capability::Disable) {
+            let problem = match single(
+                self.connector
+                    .apply(vec![Operation::Disable {
+                        id: first.id.clone(),
+                    }])
+                    .await,
+            ) {
+                Ok(Ok(_)) => None,
+                Ok(Err(error)) => Some(format!("disabling {} failed: {error}", first.key)),
+                Err(problem) => Some(format!("disabling {}: {problem}", first.key)),
+            };
+            report.judge("disable", problem, "the first record");
+        } else {
+            report.skip("disable", "the connector declares no disable capability");
+        }
+        const AFTER: [&str; 2] = ["lookup after delete", "update after delete"];
+        if !self.has(Capability::Delete) {
+            report.skip(
+                "delete",
+                "the connector declares no delete capability; the run's records stay in the store",
+            );
+            for check in AFTER {
+                report.skip(check, "nothing was deleted");
+            }
+            return false;
+        }
+        let operations = made
+            .iter()
+            .map(|m| Operation::Delete { id: m.id.clone() })
+            .collect();
+        let problem = match self.connector.apply(operations).await {
+            Err(error) => Some(format!("deleting the run's records failed: {error}")),
+            Ok(answered) => {
+                let failed: Vec<String> = made
+                    .iter()
+                    .zip(&answered)
+                    .filter_map(|(m, a)| a.as_ref().err().map(|e| format!("{}: {e}", m.key)))
+                    .collect();
+                (!failed.is_empty()).then(|| {
+                    format!(
+                        "a delete of each record must succeed: {}",
                         failed.join("; ")
-                    }
-                )
-            })
+                    )
+                })
+            }
+        };
+        if let Some(problem) = problem {
+            report.fail("delete", problem);
+            for check in AFTER {
+                report.skip(check, "the delete failed");
+            }
+            return false;
         }
-    };
-    let deleted = problem.is_none();
-    report.judge("delete", problem, format!("{} records", made.len()));
-    if !deleted {
-        return false;
-    }
-    // In the case they were written in, so that a store that matches
-    // case and all still has its chance to find them.
-    let keys: Vec<String> = made.iter().map(|m| m.key.clone()).collect();
-    let problem = match connector
-        .lookup(&descriptor.match_attribute, keys.clone())
-        .await
-    {
-        Err(error) => Some(format!("looking the deleted records up failed: {error}")),
-        Ok(found) => {
-            let still: Vec<&str> = keys
-                .iter()
-                .filter(|k| found.iter().any(|m| m.value.eq_ignore_ascii_case(k)))
-                .map(String::as_str)
-                .collect();
-            (!still.is_empty()).then(|| {
-                format!(
-                    "a lookup must not find a deleted record, but finds {}",
-                    still.join(", ")
-                )
-            })
+        report.pass("delete", format!("{} records", made.len()));
+
+        // In the case they were written in, so that a store that matches
+        // case and all still has its chance to find them.
+        let keys: Vec<String> = made.iter().map(|m| m.key.clone()).collect();
+        let problem = match self.find(&keys, false).await {
+            Err(error) => Some(format!("looking the deleted records up failed: {error}")),
+            Ok(found) => {
+                let still: Vec<&str> = keys
+                    .iter()
+                    .filter(|k| found.get(&k.to_lowercase()).is_some_and(|m| !m.is_empty()))
+                    .map(String::as_str)
+                    .collect();
+                (!still.is_empty()).then(|| {
+                    format!(
+                        "a lookup must not find a deleted record, but finds {}",
+                        still.join(", ")
+                    )
+                })
+            }
+        };
+        report.judge("lookup after delete", problem, "none found");
+        let touch = self.touch(first.n);
+        if !self.has(Capability::Update) || touch.is_empty() {
+            report.skip("update after delete", "there is no update to send");
+            return true;
         }
-    };
-    report.judge("lookup after delete", problem, "none found");
-    if descriptor.has(Capability::Update) {
-        let answer = connector
+        let answer = self
+            .connector
             .apply(vec![Operation::Update {
-                id: made[0].id.clone(),
-                attributes: made[0].written.iter().take(1).cloned().collect(),
+                id: first.id.clone(),
+                attributes: touch,
             }])
             .await;
-        let problem = match answer.as_deref() {
-            Ok([Err(StoreError::NotFound(_))]) => None,
-            Ok([Err(error)]) => Some(format!(
+        let problem = match single(answer) {
+            Ok(Err(StoreError::NotFound(_))) => None,
+            Ok(Err(error)) => Some(format!(
                 "an update of a deleted record must fail as not-found, so that the host creates it again; it failed as {error}"
             )),
-            Ok([Ok(_)]) => {
+            Ok(Ok(_)) => {
                 Some("an update of a deleted record succeeded; it must fail as not-found".into())
             }
-            Ok(other) => Some(format!("one update answered {} results", other.len())),
-            Err(error) => Some(format!("the update failed as a whole: {error}")),
+            Err(problem) => Some(problem),
         };
         report.judge("update after delete", problem, "not-found");
+        true
     }
-    true
+
+    /// Looks every tag of the run up once more: whatever is found is
+    /// deleted when `clean` (a delete failed, or an update wrote a record
+    /// back), and whatever is still there is what the run left in the
+    /// store.
+    async fn sweep(&self, made: &[Made], clean: bool) -> Vec<String> {
+        let keys: Vec<String> = (0..PEOPLE).map(|n| key(self.run, n)).collect();
+        let found = |found: BTreeMap<String, Vec<Match>>| -> Vec<String> {
+            keys.iter()
+                .filter_map(|k| found.get(&k.to_lowercase()))
+                .flatten()
+                .map(|m| m.id.clone())
+                .collect()
+        };
+        let Ok(there) = self.find(&keys, false).await.map(found) else {
+            // Nothing can be confirmed: say what was created.
+            return made.iter().map(|m| m.id.clone()).collect();
+        };
+        if there.is_empty() || !clean || !self.has(Capability::Delete) {
+            return there;
+        }
+        let operations = there
+            .iter()
+            .map(|id| Operation::Delete { id: id.clone() })
+            .collect();
+        if let Err(error) = self.connector.apply(operations).await {
+            tracing::warn!(%error, "the conformance kit could not delete its records");
+        }
+        self.find(&keys, false).await.map(found).unwrap_or(there)
+    }
+}
+
+/// Which attributes differ from what a lookup read, and what it read.
+fn read_back(differ: &[Attribute], read: &[Attribute]) -> String {
+    differ
+        .iter()
+        .map(|a| {
+            let got = read
+                .iter()
+                .find(|r| r.name.eq_ignore_ascii_case(&a.name))
+                .map(|r| format!("{:?}", r.value))
+                .unwrap_or_else(|| "nothing".into());
+            format!("{} written {:?}, read {got}", a.name, a.value)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

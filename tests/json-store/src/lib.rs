@@ -57,6 +57,8 @@ pub struct Quirks {
     pub overlapping_pages: bool,
     /// Reads (searches and listings) leave out this attribute.
     pub hidden_attribute: Option<String>,
+    /// A delete answers success and keeps the record.
+    pub ignore_deletes: bool,
 }
 
 impl Default for Options {
@@ -464,7 +466,11 @@ async fn disable_person(State(shared): State<Arc<Shared>>, Path(id): Path<String
 }
 
 async fn delete_person(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    match shared.lock().people.remove(&id) {
+    let mut inner = shared.lock();
+    if shared.options.quirks.ignore_deletes && inner.people.contains_key(&id) {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    match inner.people.remove(&id) {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such person"),
     }
@@ -527,11 +533,6 @@ async fn list_people(State(shared): State<Arc<Shared>>, Query(paging): Query<Pag
         .take(limit + 1)
         .map(|(id, person)| render(id, person, quirks))
         .collect();
-    if quirks.overlapping_pages
-        && let Some((id, person)) = inner.people.range(..start).next_back()
-    {
-        page.insert(0, render(id, person, quirks));
-    }
     // The cursor is the id that starts the next page.
     let next = if page.len() > limit {
         page.pop()
@@ -539,6 +540,11 @@ async fn list_people(State(shared): State<Arc<Shared>>, Query(paging): Query<Pag
     } else {
         None
     };
+    if quirks.overlapping_pages
+        && let Some((id, person)) = inner.people.range(..start).next_back()
+    {
+        page.insert(0, render(id, person, quirks));
+    }
     Json(json!({ "people": page, "next_cursor": next })).into_response()
 }
 
