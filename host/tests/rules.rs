@@ -597,11 +597,27 @@ async fn a_mapping_change_is_shown_and_held_by_the_update_guard() {
     world.configure(ALL, ALL, &rule("constant = \"Prospect\""));
     let report = world.sync().await;
     assert_eq!(actions(&report, "prospects", "held"), 6, "{report}");
-    let run = world.run(&["approve-updates", "prospects"]).await;
-    assert_eq!(run.code, Some(0), "{run:?}");
-    let report = world.sync().await;
-    assert_eq!(actions(&report, "prospects", "updated"), 6, "{report}");
-    assert!(world.leads().iter().all(|l| l["Title"] == "Prospect"));
+
+    // The daemon holds them too, until the status API approves them.
+    let daemon = common::Daemon::start(&world.fixture).await;
+    let page = daemon.get_text("/").await;
+    assert!(page.contains("Approve updates"), "the page offers it");
+    let approve = reqwest::Client::new()
+        .post(format!(
+            "{}/api/rules/prospects/approve-updates",
+            daemon.url
+        ))
+        .bearer_auth(common::STATUS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approve.status(), 200);
+    common::eventually("the approved updates reach the store", || async {
+        world.leads().iter().all(|l| l["Title"] == "Prospect")
+    })
+    .await;
+    assert!(daemon.stop().await.success());
+    assert_eq!(patches(), 2, "one batch of six updates, after p5's own");
     // The change is recorded: nothing is held or sent again.
     let report = world.sync().await;
     assert_eq!(actions(&report, "prospects", "held"), 0, "{report}");

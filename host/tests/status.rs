@@ -183,6 +183,7 @@ async fn operator_actions_need_the_token() {
         "/api/retry".to_string(),
         "/api/connections/leads/resume".to_string(),
         "/api/rules/prospects/approve-removals".to_string(),
+        "/api/rules/prospects/approve-updates".to_string(),
     ];
     for endpoint in &endpoints {
         let url = format!("{}{endpoint}", daemon.url);
@@ -224,6 +225,21 @@ async fn operator_actions_need_the_token() {
         .await
         .unwrap();
     assert_eq!(approve.status(), 409, "authorized, but nothing is held");
+    let approve = client
+        .post(format!(
+            "{}/api/rules/prospects/approve-updates",
+            daemon.url
+        ))
+        .bearer_auth(STATUS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approve.status(), 409, "authorized, but no update is held");
+    let body: Value = approve.json().await.unwrap();
+    assert!(
+        body.to_string().contains("has no updates waiting"),
+        "{body}"
+    );
     let log = daemon.log();
     let status = daemon.stop().await;
     assert!(status.success(), "{status:?}\n{log}");

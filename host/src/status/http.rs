@@ -240,7 +240,8 @@ pub fn router(state: Shared, guard: Guard) -> Router {
         .route("/healthz", get(health))
         .route("/api/retry", post(retry))
         .route("/api/connections/{name}/resume", post(resume))
-        .route("/api/rules/{name}/approve-removals", post(approve))
+        .route("/api/rules/{name}/approve-removals", post(approve_removals))
+        .route("/api/rules/{name}/approve-updates", post(approve_updates))
         .layer(middleware::from_fn_with_state(guard, check_host))
         .layer(middleware::from_fn(harden))
         .with_state(state)
@@ -400,22 +401,46 @@ async fn resume(
     }
 }
 
-async fn approve(
+async fn approve_removals(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(refused) = authorized(&state, &headers, false) {
+    approve(&state, &headers, &name, "removals", |links, rule| {
+        links.approve_removals(rule)
+    })
+}
+
+async fn approve_updates(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    approve(&state, &headers, &name, "updates", |links, rule| {
+        links.approve_updates(rule)
+    })
+}
+
+/// Lets what a rule's guard holds (`what`) go at the next pass, which it
+/// starts at once.
+fn approve(
+    state: &Shared,
+    headers: &HeaderMap,
+    name: &str,
+    what: &str,
+    approve: impl Fn(&Links<'_>, &str) -> Result<bool, crate::state::StateError>,
+) -> Response {
+    if let Err(refused) = authorized(state, headers, false) {
         return refused.into_response();
     }
-    match Links::new(&state.db).approve_removals(&name) {
+    match approve(&Links::new(&state.db), name) {
         Ok(true) => {
             state.kick.notify_one();
             Json(json!({ "approved": true })).into_response()
         }
         Ok(false) => problem(
             StatusCode::CONFLICT,
-            format!("rule {name} has no removals waiting for approval"),
+            format!("rule {name} has no {what} waiting for approval"),
         ),
         Err(error) => internal(error),
     }

@@ -77,8 +77,9 @@ document.querySelectorAll('button[data-action=resume]').forEach(button => button
   try { await act('/api/connections/' + encodeURIComponent(button.dataset.connection) + '/resume'); } catch (e) { return; }
   setTimeout(() => location.reload(), 800);
 }));
-document.querySelectorAll('button[data-action=approve]').forEach(button => button.addEventListener('click', async () => {
-  try { await act('/api/rules/' + encodeURIComponent(button.dataset.rule) + '/approve-removals'); } catch (e) { return; }
+document.querySelectorAll('button[data-action=approve], button[data-action=approve-updates]').forEach(button => button.addEventListener('click', async () => {
+  const what = button.dataset.action === 'approve' ? 'approve-removals' : 'approve-updates';
+  try { await act('/api/rules/' + encodeURIComponent(button.dataset.rule) + '/' + what); } catch (e) { return; }
   setTimeout(() => location.reload(), 800);
 }));
 "#;
@@ -183,7 +184,8 @@ pub fn render(overview: &Overview, token_configured: bool) -> Markup {
                                         }
                                     }
                                     @if let Some((planned, linked)) = rule.held_updates {
-                                        br; span.held-updates { (planned) " of " (linked) " updates held after a mapping change; approve with provisioner approve-updates " (rule.rule) }
+                                        br; span.muted { (planned) " of " (linked) " updates held after a mapping change " }
+                                        button data-action="approve-updates" data-rule=(rule.rule) { "Approve updates" }
                                     }
                                     @if let Some((planned, linked)) = rule.held_removals {
                                         br; span.muted { (planned) " of " (linked) " removals held " }
