@@ -27,7 +27,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
 use crate::broker::{Broker, HttpError};
-use contract::v0_1_0;
+use contract::Bindings;
 use contract::{
     Capability, ConnectionReport, Descriptor, Match, Operation, Outcome, Page, StoreError,
 };
@@ -182,7 +182,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        v0_1_0::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        Bindings::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(e.to_string()))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -274,7 +274,7 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| refuse(format!("cannot be linked: {}", first_line(&e))))?;
-        let pre = v0_1_0::BindingsPre::new(pre).map_err(|e| {
+        let pre = Bindings::new(&contract, pre).map_err(|e| {
             refuse(format!(
                 "does not match contract {contract}: {}",
                 first_line(&e)
@@ -435,7 +435,7 @@ struct PluginCore {
     runtime: Arc<Runtime>,
     /// The file stem until the plugin has described itself, then its name.
     label: Arc<str>,
-    pre: v0_1_0::BindingsPre<PluginState>,
+    pre: Bindings,
 }
 
 impl PluginCore {
@@ -456,16 +456,10 @@ impl PluginCore {
     async fn describe(&self) -> Result<Descriptor, CallError> {
         let _slot = self.runtime.slots.acquire().await;
         let mut store = self.new_store(None);
-        let future = async {
-            let bindings = self.pre.instantiate_async(&mut store).await?;
-            bindings
-                .provisioner_identity_store_identity_store()
-                .call_describe(&mut store)
-                .await
-        };
+        let future = self.pre.describe(&mut store);
         let result = tokio::time::timeout(self.runtime.options.call_timeout, future).await;
         self.report_dropped_output(&store);
-        self.settle(&mut store, result).map(Descriptor::from)
+        self.settle(&mut store, result)
     }
 
     /// One line for the output a call dropped past its caps, so that a
@@ -596,7 +590,7 @@ macro_rules! call_export {
             let mut store = plugin.new_store(Some(connector.broker.clone()));
             let started = std::time::Instant::now();
             let future = async {
-                let $bindings = plugin.pre.instantiate_async(&mut store).await?;
+                let $bindings = &plugin.pre;
                 let $store = &mut store;
                 $call.await
             };
@@ -643,11 +637,8 @@ impl Connector {
     /// PingOne's Test Connection.
     pub async fn test_connection(&self) -> Result<ConnectionReport, CallError> {
         let (result, cause) = call_export!(self, "test-connection", |bindings, store| bindings
-            .provisioner_identity_store_identity_store()
-            .call_test_connection(store))?;
-        result
-            .map(ConnectionReport::from)
-            .map_err(|e| Self::store_error(e, cause))
+            .test_connection(store))?;
+        result.map_err(|e| Self::store_error(e, cause))
     }
 
     /// Applies a batch; one result per operation, in order. Operations whose
@@ -679,17 +670,9 @@ impl Connector {
         let answers = match &self.plugin.linked {
             Some(linked) => linked.apply(&self.broker, allowed).await?,
             None => {
-                let allowed: Vec<_> = allowed
-                    .into_iter()
-                    .map(v0_1_0::exports::provisioner::identity_store::identity_store::Operation::from)
-                    .collect();
                 let (answers, _cause) = call_export!(self, "apply", |bindings, store| bindings
-                    .provisioner_identity_store_identity_store()
-                    .call_apply(store, &allowed))?;
+                    .apply(store, allowed))?;
                 answers
-                    .into_iter()
-                    .map(|answer| answer.map(Outcome::from).map_err(StoreError::from))
-                    .collect()
             }
         };
         if answers.len() != sent {
@@ -723,21 +706,15 @@ impl Connector {
             return linked.lookup(&self.broker, attribute, values).await;
         }
         let (result, cause) = call_export!(self, "lookup-records", |bindings, store| bindings
-            .provisioner_identity_store_identity_store()
-            .call_lookup_records(store, attribute, &values))?;
-        result
-            .map(|matches| matches.into_iter().map(Match::from).collect())
-            .map_err(|e| Self::store_error(e, cause))
+            .lookup(store, attribute, &values))?;
+        result.map_err(|e| Self::store_error(e, cause))
     }
 
     /// One page of every record the connection manages.
     pub async fn list(&self, cursor: Option<String>) -> Result<Page, CallError> {
         let (result, cause) = call_export!(self, "list-records", |bindings, store| bindings
-            .provisioner_identity_store_identity_store()
-            .call_list_records(store, cursor.as_deref()))?;
-        result
-            .map(Page::from)
-            .map_err(|e| Self::store_error(e, cause))
+            .list(store, cursor.as_deref()))?;
+        result.map_err(|e| Self::store_error(e, cause))
     }
 }
 

@@ -13,6 +13,88 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
+use wasmtime::Store;
+use wasmtime::component::{InstancePre, Linker};
+
+use crate::runtime::sandbox::PluginState;
+
+/// A component pre-instantiated with the bindings of the contract version
+/// it exports: the one place that knows which versions there are. A new
+/// version adds a variant here and its module beside `v0_1_0`; the rest of
+/// the host keeps calling these methods with the types below.
+pub(crate) enum Bindings {
+    V0_1_0(v0_1_0::BindingsPre<PluginState>),
+}
+
+impl Bindings {
+    /// Adds the imports of every version this host speaks.
+    pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+        v0_1_0::add_to_linker(linker)
+    }
+
+    /// The bindings for `version`, which discovery found compatible with
+    /// one of [`SUPPORTED_VERSIONS`].
+    pub(crate) fn new(
+        version: &semver::Version,
+        pre: InstancePre<PluginState>,
+    ) -> wasmtime::Result<Bindings> {
+        match (version.major, version.minor) {
+            (0, 1) => Ok(Bindings::V0_1_0(v0_1_0::BindingsPre::new(pre)?)),
+            _ => Err(wasmtime::Error::msg(format!(
+                "this host has no bindings for contract {version}"
+            ))),
+        }
+    }
+
+    pub(crate) async fn describe(
+        &self,
+        store: &mut Store<PluginState>,
+    ) -> wasmtime::Result<Descriptor> {
+        match self {
+            Bindings::V0_1_0(pre) => pre.describe(store).await,
+        }
+    }
+
+    pub(crate) async fn test_connection(
+        &self,
+        store: &mut Store<PluginState>,
+    ) -> wasmtime::Result<Result<ConnectionReport, StoreError>> {
+        match self {
+            Bindings::V0_1_0(pre) => pre.test_connection(store).await,
+        }
+    }
+
+    pub(crate) async fn apply(
+        &self,
+        store: &mut Store<PluginState>,
+        operations: Vec<Operation>,
+    ) -> wasmtime::Result<Vec<Result<Outcome, StoreError>>> {
+        match self {
+            Bindings::V0_1_0(pre) => pre.apply(store, operations).await,
+        }
+    }
+
+    pub(crate) async fn lookup(
+        &self,
+        store: &mut Store<PluginState>,
+        attribute: &str,
+        values: &[String],
+    ) -> wasmtime::Result<Result<Vec<Match>, StoreError>> {
+        match self {
+            Bindings::V0_1_0(pre) => pre.lookup(store, attribute, values).await,
+        }
+    }
+
+    pub(crate) async fn list(
+        &self,
+        store: &mut Store<PluginState>,
+        cursor: Option<&str>,
+    ) -> wasmtime::Result<Result<Page, StoreError>> {
+        match self {
+            Bindings::V0_1_0(pre) => pre.list(store, cursor).await,
+        }
+    }
+}
 
 /// The contract versions this host can load, newest first.
 pub const SUPPORTED_VERSIONS: &[semver::Version] = &[semver::Version::new(0, 1, 0)];

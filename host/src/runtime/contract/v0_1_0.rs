@@ -26,6 +26,80 @@ use exports::provisioner::identity_store::identity_store as wit;
 
 pub(crate) use self::ConnectorPre as BindingsPre;
 
+/// One call of each export, instantiated in `store` and answered in the
+/// version-independent types.
+impl BindingsPre<PluginState> {
+    pub(crate) async fn describe(
+        &self,
+        store: &mut wasmtime::Store<PluginState>,
+    ) -> wasmtime::Result<Descriptor> {
+        let bindings = self.instantiate_async(&mut *store).await?;
+        let descriptor = bindings
+            .provisioner_identity_store_identity_store()
+            .call_describe(store)
+            .await?;
+        Ok(descriptor.into())
+    }
+
+    pub(crate) async fn test_connection(
+        &self,
+        store: &mut wasmtime::Store<PluginState>,
+    ) -> wasmtime::Result<Result<ConnectionReport, StoreError>> {
+        let bindings = self.instantiate_async(&mut *store).await?;
+        let answer = bindings
+            .provisioner_identity_store_identity_store()
+            .call_test_connection(store)
+            .await?;
+        Ok(answer.map(Into::into).map_err(Into::into))
+    }
+
+    pub(crate) async fn apply(
+        &self,
+        store: &mut wasmtime::Store<PluginState>,
+        operations: Vec<Operation>,
+    ) -> wasmtime::Result<Vec<Result<Outcome, StoreError>>> {
+        let operations: Vec<wit::Operation> = operations.into_iter().map(Into::into).collect();
+        let bindings = self.instantiate_async(&mut *store).await?;
+        let answers = bindings
+            .provisioner_identity_store_identity_store()
+            .call_apply(store, &operations)
+            .await?;
+        Ok(answers
+            .into_iter()
+            .map(|answer| answer.map(Into::into).map_err(Into::into))
+            .collect())
+    }
+
+    pub(crate) async fn lookup(
+        &self,
+        store: &mut wasmtime::Store<PluginState>,
+        attribute: &str,
+        values: &[String],
+    ) -> wasmtime::Result<Result<Vec<Match>, StoreError>> {
+        let bindings = self.instantiate_async(&mut *store).await?;
+        let answer = bindings
+            .provisioner_identity_store_identity_store()
+            .call_lookup_records(store, attribute, values)
+            .await?;
+        Ok(answer
+            .map(|matches| matches.into_iter().map(Into::into).collect())
+            .map_err(Into::into))
+    }
+
+    pub(crate) async fn list(
+        &self,
+        store: &mut wasmtime::Store<PluginState>,
+        cursor: Option<&str>,
+    ) -> wasmtime::Result<Result<Page, StoreError>> {
+        let bindings = self.instantiate_async(&mut *store).await?;
+        let answer = bindings
+            .provisioner_identity_store_identity_store()
+            .call_list_records(store, cursor)
+            .await?;
+        Ok(answer.map(Into::into).map_err(Into::into))
+    }
+}
+
 /// Adds this version's imports to the linker.
 pub(crate) fn add_to_linker(
     linker: &mut wasmtime::component::Linker<PluginState>,
