@@ -143,15 +143,6 @@ pub(crate) struct Finding {
     pub warning: bool,
 }
 
-fn capabilities(descriptor: &Descriptor) -> String {
-    descriptor
-        .capabilities
-        .iter()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl RawPreferences {
     /// Applies the defaults and checks every explicit choice against the
     /// plugin's capabilities.
@@ -171,7 +162,7 @@ impl RawPreferences {
                         span: Some(value.span()),
                         message: format!(
                             "{key} = true, but {plugin} has no {capability} capability (it can: {})",
-                            capabilities(descriptor)
+                            descriptor.capability_list()
                         ),
                         warning: false,
                     });
@@ -220,7 +211,7 @@ impl RawPreferences {
                 span: Some(action.span()),
                 message: format!(
                     "{key} = \"{capability}\", but {plugin} cannot {capability} records (it can: {}); use {alternative} or turn deprovisioning off",
-                    capabilities(descriptor)
+                    descriptor.capability_list()
                 ),
                 warning: false,
             });

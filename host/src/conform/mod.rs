@@ -386,7 +386,11 @@ fn describe(descriptor: &Descriptor, report: &mut Report) -> Option<Vec<Compiled
     let lookup = (!descriptor.has(Capability::Lookup)).then(|| {
         "no lookup capability: the host looks every person up before it creates them, so it could never adopt a record and would create twins".to_string()
     });
-    report.judge("describe: capabilities", lookup, capabilities(descriptor));
+    report.judge(
+        "describe: capabilities",
+        lookup,
+        descriptor.capability_list(),
+    );
     let mappings = match mapping::compile(&descriptor.default_mappings) {
         Ok(mappings) => mappings,
         Err(error) => {
@@ -406,15 +410,6 @@ fn describe(descriptor: &Descriptor, report: &mut Report) -> Option<Vec<Compiled
         format!("{} mappings, {matched} among them", mappings.len()),
     );
     Some(mappings)
-}
-
-fn capabilities(descriptor: &Descriptor) -> String {
-    descriptor
-        .capabilities
-        .iter()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A test with wrong credentials must be refused as `unauthorized`: that is

@@ -1067,16 +1067,16 @@ impl Engine {
             "mappings changed",
             format!("{change}; {planned} of {linked} records to update"),
         );
-        if !binding.rule.update_guard.trips(planned, linked) {
-            if !options.dry_run {
-                links.weigh_update_guard(
-                    name,
-                    planned,
-                    linked,
-                    &binding.fingerprint,
-                    UpdateGuard::Within,
-                )?;
-            }
+        let trips = binding.rule.update_guard.trips(planned, linked);
+        if !options.dry_run {
+            let outcome = if trips {
+                UpdateGuard::Held
+            } else {
+                UpdateGuard::Within
+            };
+            links.weigh_update_guard(name, planned, linked, &binding.fingerprint, outcome)?;
+        }
+        if !trips {
             return Ok(Review::Record { first: false });
         }
         let guard = binding.rule.update_guard;
@@ -1095,15 +1095,6 @@ impl Engine {
             )
         };
         report.line("*", "hold updates", hold);
-        if !options.dry_run {
-            links.weigh_update_guard(
-                name,
-                planned,
-                linked,
-                &binding.fingerprint,
-                UpdateGuard::Held,
-            )?;
-        }
         Ok(Review::Hold)
     }
 

@@ -281,6 +281,15 @@ impl Descriptor {
         self.settings.iter().find(|s| s.name == name)
     }
 
+    /// The capabilities as an operator reads them: "create, update, ...".
+    pub fn capability_list(&self) -> String {
+        self.capabilities
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// A descriptor with nothing but a name, capabilities and an auth
     /// scheme, for the unit tests of what reads one.
     #[cfg(test)]
