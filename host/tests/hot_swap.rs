@@ -427,3 +427,53 @@ async fn a_second_file_claiming_the_name_is_refused_and_the_running_version_keep
     );
     assert!(daemon.stop().await.success());
 }
+
+/// A new version whose default mappings differ is a mapping change: with
+/// the rule's update guard at zero, the daemon holds the updates it would
+/// make to every record, status says so, and an approval lets them go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_that_changes_a_default_mapping_waits_for_approval() {
+    let world = swap_world().await;
+    world.fixture.write_config(&format!(
+        "{HEADER}[status]\ntoken = {{ secrets_file = \"status_token\" }}\n{}\n[rules.staff]\nconnection = \"store\"\nscope = {{ group = \"staff\" }}\nupdate_guard = {{ max_count = 0 }}\n",
+        json_store_connection("store", &world.store.host())
+    ));
+    let daemon = Daemon::start(&world.fixture).await;
+    eventually("the first people are synced", || async {
+        world.has("s1@example.com") && world.has("s2@example.com")
+    })
+    .await;
+    let display = |world: &Swap| -> Vec<String> {
+        world
+            .store
+            .people()
+            .iter()
+            .map(|(_, a)| a["display_name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(display(&world), ["S s1", "S s2"]);
+
+    world.replace_with(&std::fs::read(test_plugins::JSON_STORE_NEXT).unwrap());
+    eventually("status shows the updates held", || async {
+        rule(&daemon.get_json("/api/status").await)["held_updates"] == json!([2, 2])
+    })
+    .await;
+    assert_eq!(display(&world), ["S s1", "S s2"], "nothing rewritten yet");
+    assert_eq!(
+        version_in_status(&daemon).await,
+        json!(test_plugins::NEXT_VERSION)
+    );
+
+    let approve = reqwest::Client::new()
+        .post(format!("{}/api/rules/staff/approve-updates", daemon.url))
+        .bearer_auth(STATUS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approve.status(), 200);
+    eventually("the new default mapping reaches every record", || async {
+        display(&world) == ["s1, S", "s2, S"]
+    })
+    .await;
+    assert!(daemon.stop().await.success());
+}

@@ -7,6 +7,9 @@ use std::process::Command;
 
 /// The version stamped on the second json-store build, for hot-swap tests.
 const NEXT_VERSION: &str = "0.2.0-next";
+/// The second build's default mapping of display_name: an upgrade that
+/// changes a default mapping.
+const NEXT_DISPLAY_NAME: &str = "{family_name}, {given_name}";
 
 /// (constant name, package, feature, file name of the built component)
 const PLUGINS: &[(&str, &str, Option<&str>, &str)] = &[
@@ -111,7 +114,7 @@ fn main() {
     }
 
     let mut constants = format!(
-        "/// The version the `json-store-next` component reports.\npub const NEXT_VERSION: &str = {NEXT_VERSION:?};\n"
+        "/// The version the `json-store-next` component reports.\npub const NEXT_VERSION: &str = {NEXT_VERSION:?};\n/// The `json-store-next` component's default mapping of display_name.\npub const NEXT_DISPLAY_NAME: &str = {NEXT_DISPLAY_NAME:?};\n"
     );
     for (constant, package, feature, file) in PLUGINS {
         let mut command = Command::new(&cargo);
@@ -132,8 +135,10 @@ fn main() {
         }
         if *constant == "JSON_STORE_NEXT" {
             command.env("JSON_STORE_CONNECTOR_VERSION", NEXT_VERSION);
+            command.env("JSON_STORE_CONNECTOR_DISPLAY_NAME", NEXT_DISPLAY_NAME);
         } else {
             command.env_remove("JSON_STORE_CONNECTOR_VERSION");
+            command.env_remove("JSON_STORE_CONNECTOR_DISPLAY_NAME");
         }
         // The outer build's flags and wrappers (clippy's, for one) are for
         // the host target, not for these components.

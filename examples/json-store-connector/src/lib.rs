@@ -64,6 +64,14 @@ const VERSION: &str = match option_env!("JSON_STORE_CONNECTOR_VERSION") {
     None => env!("CARGO_PKG_VERSION"),
 };
 
+/// The default mapping of `display_name`, also settable at build time
+/// (`JSON_STORE_CONNECTOR_DISPLAY_NAME`): the hot-swap tests build a second
+/// version whose default mappings differ, as a plugin upgrade's may.
+const DISPLAY_NAME: &str = match option_env!("JSON_STORE_CONNECTOR_DISPLAY_NAME") {
+    Some(template) => template,
+    None => "{given_name} {family_name}",
+};
+
 impl Guest for JsonStore {
     fn describe() -> Descriptor {
         Descriptor {
@@ -113,10 +121,7 @@ impl Guest for JsonStore {
                     "family_name",
                     MappingSource::Attribute("family_name".into()),
                 ),
-                mapping(
-                    "display_name",
-                    MappingSource::Template("{given_name} {family_name}".into()),
-                ),
+                mapping("display_name", MappingSource::Template(DISPLAY_NAME.into())),
             ],
         }
     }
