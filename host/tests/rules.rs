@@ -226,6 +226,34 @@ async fn moving_between_rules_of_one_connection_hands_the_link_over_in_one_pass(
     assert_eq!(world.leads().len(), 1);
 }
 
+/// A dry run weighs a removal that another rule may take over as a
+/// removal: it may show a hold that the pass then does not need, never the
+/// other way round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_weighs_a_possible_handover_against_the_guard() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, &two_rules("removal_guard = { max_count = 1 }\n"));
+    world
+        .import(json!([member("a", "staff"), member("b", "staff")]))
+        .await;
+    world.sync().await;
+    world.run(&["groups", "remove-member", "staff", "a"]).await;
+    world.run(&["groups", "add-member", "customers", "a"]).await;
+    world.run(&["people", "delete", "b"]).await;
+
+    let run = world.run(&["sync", "--dry-run"]).await;
+    assert!(run.stdout.contains("hand over or remove"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("would remove 2 of 2 records"),
+        "{}",
+        run.stdout
+    );
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "staff", "handed-over"), 1, "{report}");
+    assert_eq!(actions(&report, "staff", "removed"), 1, "{report}");
+    assert_eq!(world.leads().len(), 1);
+}
+
 /// A person in both rules links one record from both; leaving one rule
 /// leaves the record to the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1287,7 +1287,19 @@ impl Engine {
         }
         let name = &binding.rule.name;
         let links = Links::new(&self.db);
-        let planned = removals.len() as u64;
+        // A dry run cannot know whether another rule's lookup takes a record
+        // over (see `hand_over`): it weighs those removals too, so that it
+        // never shows removals going out that a pass would hold.
+        let uncertain = if options.dry_run {
+            report
+                .actions
+                .get("hand over or remove")
+                .copied()
+                .unwrap_or_default() as u64
+        } else {
+            0
+        };
+        let planned = removals.len() as u64 + uncertain;
         let approved = links.guard(name)?;
         if binding.rule.removal_guard.trips(planned, linked) && approved != Some(true) {
             let reason = format!(
