@@ -33,6 +33,7 @@
 //! [connections.salesforce-leads.preferences]
 //! allow_delete = true
 //! remove_action = "delete"
+//! remove_action_disabled = "disable"   # per cause: disabled, deleted, left_scope
 //! ```
 //!
 //! A connection's credentials go only to origins the operator chose: those

@@ -7,10 +7,12 @@
 //! interval_secs = 300            # a pass over everyone
 //! drift_interval_secs = 21600     # a pass that re-reads the targets
 //! removal_guard = { max_count = 100, max_share = 0.25 }
+//! update_guard = { max_count = 100, max_share = 0.25 }   # after a mapping change
 //!
 //! [rules.prospects]
 //! connection = "salesforce-leads"
 //! scope = { group = "prospects", match = "all", conditions = [{ attribute = "country", equals = "United States" }] }
+//! extend_defaults = true         # add to the connector's default mappings, not replace them
 //!
 //! [[rules.prospects.mappings]]
 //! target = "LastName"

@@ -7,6 +7,14 @@
 //! create is preceded by a lookup, so a record created just before a crash,
 //! whose link was never written, is found and adopted on the next pass
 //! instead of being created twice.
+//!
+//! Two guards stand between a pass and mass changes an operator did not
+//! mean: the removal guard weighs all of a pass's removals at its end, and
+//! the update guard weighs the updates a change of a rule's mappings would
+//! make (see `Review`). Rules that target one connection share its
+//! records (see `Sharing`): a person in two of them has one record, and
+//! a record one rule links is handed over, never removed, when another
+//! lets go of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
