@@ -18,7 +18,7 @@
 //! - [`status`] reports: summaries, failures, per-person traces, the HTTP
 //!   API and page, metrics.
 //! - [`conform`] checks a connector's promises against a live store, for
-//!   authors before they ship it.
+//!   authors before they ship it; [`scaffold`] starts a new connector.
 //! - [`cli`] is the thin `provisioner` command line over the modules above.
 //! - [`inert`] makes text from plugins and stores harmless to print.
 
@@ -29,6 +29,7 @@ pub mod conform;
 pub mod directory;
 pub mod inert;
 pub mod runtime;
+pub mod scaffold;
 pub mod state;
 pub mod status;
 pub mod sync;

@@ -194,6 +194,17 @@ enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Start a new connector: a crate of its own in DIR/NAME, from the
+    /// project's example connector, with the contract beside it.
+    /// `cargo build --release --target wasm32-wasip2` in it gives a
+    /// component this host loads.
+    New {
+        /// The plugin's name: lower-case letters, digits and hyphens.
+        name: String,
+        /// Where to create the crate's directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Check a connector's promises against a live store, through a
     /// configured connection: describe, test connection (and wrong
     /// credentials refused), create, lookup in any case, read back as
@@ -432,6 +443,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 Ok(ExitCode::from(1))
             }
+        }
+        Command::Plugins(PluginsCommand::New { name, dir }) => {
+            let root = crate::scaffold::write(&name, &dir)?;
+            println!("wrote the {name} connector in {}", root.display());
+            println!(
+                "next: cd {} && cargo build --release --target wasm32-wasip2",
+                root.display()
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Plugins(PluginsCommand::Conform {
             connection: name,
