@@ -66,6 +66,18 @@ fn source(name: &str) -> Result<String, ScaffoldError> {
         "format!(\"json-store-connector/{VERSION}\")",
         &format!("format!(\"{name}-connector/{{VERSION}}\")"),
     )?;
+    // The example's build-time knobs serve the project's own tests; a new
+    // connector reports its crate's version and maps display_name plainly.
+    let body = once(
+        &body,
+        "/// The version this build reports. A release pipeline may stamp its own\n/// (`JSON_STORE_CONNECTOR_VERSION` at build time); the host's hot-swap tests\n/// build two versions of this connector that way.\nconst VERSION: &str = match option_env!(\"JSON_STORE_CONNECTOR_VERSION\") {\n    Some(version) => version,\n    None => env!(\"CARGO_PKG_VERSION\"),\n};",
+        "/// The version this build reports: the crate's.\nconst VERSION: &str = env!(\"CARGO_PKG_VERSION\");",
+    )?;
+    let body = once(
+        &body,
+        "/// The default mapping of `display_name`, also settable at build time\n/// (`JSON_STORE_CONNECTOR_DISPLAY_NAME`): the hot-swap tests build a second\n/// version whose default mappings differ, as a plugin upgrade's may.\nconst DISPLAY_NAME: &str = match option_env!(\"JSON_STORE_CONNECTOR_DISPLAY_NAME\") {\n    Some(template) => template,\n    None => \"{given_name} {family_name}\",\n};",
+        "/// The default mapping of `display_name`.\nconst DISPLAY_NAME: &str = \"{given_name} {family_name}\";",
+    )?;
     Ok(format!(
         "//! The {name} connector for the provisioner host.\n//!\n//! It began as the project's example connector for a small JSON REST\n//! store: adapt `describe`, the requests and the classification of\n//! failures to your store, then check it with `provisioner plugins\n//! conform`. The contract in `wit/` is the manual.\n{body}"
     ))
@@ -166,6 +178,7 @@ mod tests {
         assert!(text.contains("name: \"acme-crm\".into()"));
         assert!(text.contains("acme-crm-connector/{VERSION}"));
         assert!(!text.contains("../../wit"));
+        assert!(!text.contains("JSON_STORE_CONNECTOR"), "no test knobs");
         assert!(text.starts_with("//! The acme-crm connector"));
     }
 
