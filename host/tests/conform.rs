@@ -231,3 +231,43 @@ async fn a_store_that_breaks_a_promise_fails_the_check_for_it() {
         assert_eq!(left, there, "{check}: {report:#}");
     }
 }
+
+/// Every misbehaving test connector fails the kit, each with the promise it
+/// broke in the reason: the sandbox's limits, the egress allowlist, and a
+/// descriptor that cannot provision anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_misbehaving_connector_fails_with_its_reason() {
+    let cases = [
+        ("loop-forever", test_plugins::LOOP_FOREVER, "CPU budget"),
+        ("memory-bomb", test_plugins::MEMORY_BOMB, "memory cap"),
+        ("disallowed-host", test_plugins::DISALLOWED_HOST, "denied"),
+    ];
+    let fixture = Fixture::new(&cases.map(|(_, path, _)| path));
+    let mut config = format!("{HEADER}[runtime]\ncpu_budget_ms = 300\nmemory_limit_mib = 16\n");
+    for (name, _, _) in &cases {
+        config.push_str(&format!(
+            "\n[connections.{name}]\nplugin = \"{name}\"\n[connections.{name}.settings]\ndomain = \"example.com\"\ntarget_url = \"https://elsewhere.example.net/\"\n"
+        ));
+    }
+    fixture.write_config(&config);
+    fixture.write_secrets(&json_store_secrets());
+    for (name, _, reason) in cases {
+        let (code, report) = conform(&fixture, name, &[]).await;
+        assert_eq!(code, Some(1), "{name}: {report:#}");
+        assert_eq!(
+            verdict(&report, "test-connection"),
+            "fail",
+            "{name}: {report:#}"
+        );
+        assert!(
+            detail(&report, "test-connection").contains(reason),
+            "{name}: {report:#}"
+        );
+        // None of them declares a mapping to its match attribute either.
+        assert_eq!(
+            verdict(&report, "describe: default mappings"),
+            "fail",
+            "{name}: {report:#}"
+        );
+    }
+}
