@@ -75,11 +75,27 @@ pub struct Planned {
     pub decision: Decision,
 }
 
+/// Whether a value the host maps equals one a store holds. Mappings
+/// produce text, while a store may read a flag back as a boolean and a
+/// count as an integer; comparing by type alone would make every such
+/// record differ, and be updated, on every pass that reads it. So text
+/// equals a boolean when it says `true` or `false` (in any case), and an
+/// integer when it is that number; null equals empty text.
 fn same(desired: &Value, current: Option<&Value>, ignore_case: bool) -> bool {
+    let text_is = |text: &str, other: &Value| match other {
+        Value::Boolean(flag) => {
+            text.trim()
+                .eq_ignore_ascii_case(if *flag { "true" } else { "false" })
+        }
+        Value::Integer(number) => text.trim().parse::<i64>() == Ok(*number),
+        _ => false,
+    };
     match (desired, current.unwrap_or(&Value::Null)) {
         (Value::Text(a), Value::Text(b)) if ignore_case => a.eq_ignore_ascii_case(b),
         (Value::Null, Value::Text(b)) => b.is_empty(),
         (Value::Text(a), Value::Null) => a.is_empty(),
+        (Value::Text(a), other @ (Value::Boolean(_) | Value::Integer(_))) => text_is(a, other),
+        (other @ (Value::Boolean(_) | Value::Integer(_)), Value::Text(b)) => text_is(b, other),
         (a, b) => a == b,
     }
 }
@@ -658,6 +674,31 @@ mod tests {
         let mut empty = linked("a", "CTO");
         empty.target_id = None;
         assert_eq!(plan(&prefs(), vec![], vec![empty])[0], Decision::Drop);
+    }
+
+    #[test]
+    fn mapped_text_equals_a_flag_or_a_number_read_back_typed() {
+        let text = |t: &str| Value::Text(t.into());
+        assert!(same(&text("true"), Some(&Value::Boolean(true)), false));
+        assert!(same(&text("False"), Some(&Value::Boolean(false)), false));
+        assert!(!same(&text("true"), Some(&Value::Boolean(false)), false));
+        assert!(!same(&text("yes"), Some(&Value::Boolean(true)), false));
+        assert!(same(&text("42"), Some(&Value::Integer(42)), false));
+        assert!(!same(&text("042x"), Some(&Value::Integer(42)), false));
+        assert!(same(&Value::Integer(7), Some(&text("7")), false));
+        assert!(!same(&text("1"), Some(&Value::Boolean(true)), false));
+        assert!(same(&Value::Null, Some(&text("")), false));
+        assert!(!same(&Value::Null, Some(&Value::Boolean(false)), false));
+        // As a whole: a record read back typed needs no update.
+        let desired = vec![Attribute {
+            name: "active".into(),
+            value: text("true"),
+        }];
+        let read = vec![Attribute {
+            name: "active".into(),
+            value: Value::Boolean(true),
+        }];
+        assert!(diff_against(&desired, &read, "email").is_empty());
     }
 
     #[test]
