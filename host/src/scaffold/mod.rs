@@ -19,7 +19,7 @@ pub const WIT_BINDGEN: &str = "0.61";
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
     #[error(
-        "{0:?} is not a plugin name: use lower-case letters, digits and hyphens, starting with a letter"
+        "{0:?} is not a plugin name: use up to 64 lower-case letters, digits and hyphens, starting with a letter"
     )]
     BadName(String),
     #[error("{} exists already; choose another name or directory", .0.display())]
@@ -30,9 +30,11 @@ pub enum ScaffoldError {
     Template(&'static str),
 }
 
-/// Whether `name` can name a plugin, as configurations write it.
+/// Whether `name` can name a plugin, as configurations write it and as
+/// the host accepts it (at most 64 characters).
 fn valid(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_lowercase())
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -51,9 +53,11 @@ fn once(text: &str, from: &'static str, to: &str) -> Result<String, ScaffoldErro
 /// The new connector's `src/lib.rs`: the example with the name, the
 /// contract's path and the opening docs made the author's.
 fn source(name: &str) -> Result<String, ScaffoldError> {
-    let body = EXAMPLE
+    // A checkout that turned line ends into CRLF still matches below.
+    let example = EXAMPLE.replace("\r\n", "\n");
+    let body = example
         .find("\nwit_bindgen::generate!")
-        .map(|at| &EXAMPLE[at..])
+        .map(|at| &example[at..])
         .ok_or(ScaffoldError::Template("wit_bindgen::generate!"))?;
     let body = once(body, "path: \"../../wit/v0.1.0\"", "path: \"wit\"")?;
     let body = once(
@@ -89,6 +93,7 @@ fn cargo_toml(name: &str) -> String {
 name = "{name}-connector"
 version = "0.1.0"
 edition = "2024"
+rust-version = "1.88"
 publish = false
 
 [lib]
@@ -133,9 +138,32 @@ pub fn write(name: &str, parent: &Path) -> Result<PathBuf, ScaffoldError> {
         return Err(ScaffoldError::BadName(name.to_string()));
     }
     let root = parent.join(name);
-    if root.exists() {
-        return Err(ScaffoldError::Exists(root));
+    std::fs::create_dir_all(parent).map_err(|e| ScaffoldError::Write {
+        path: parent.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    // Created here, or refused: nothing of an existing directory is touched.
+    match std::fs::create_dir(&root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(ScaffoldError::Exists(root));
+        }
+        Err(e) => {
+            return Err(ScaffoldError::Write {
+                path: root,
+                reason: e.to_string(),
+            });
+        }
     }
+    let written = write_files(name, &root);
+    if written.is_err() {
+        // A half-written crate would only make the next try say it exists.
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    written.map(|()| root)
+}
+
+fn write_files(name: &str, root: &Path) -> Result<(), ScaffoldError> {
     let files = [
         ("Cargo.toml", cargo_toml(name)),
         ("src/lib.rs", source(name)?),
@@ -154,7 +182,7 @@ pub fn write(name: &str, parent: &Path) -> Result<PathBuf, ScaffoldError> {
         }
         std::fs::write(&path, text).map_err(fail)?;
     }
-    Ok(root)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -169,6 +197,7 @@ mod tests {
         for bad in ["", "Acme", "2crm", "acme_crm", "acme-", "ac me", "../x"] {
             assert!(!valid(bad), "{bad}");
         }
+        assert!(valid(&"a".repeat(64)) && !valid(&"a".repeat(65)));
     }
 
     #[test]

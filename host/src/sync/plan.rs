@@ -80,14 +80,17 @@ pub struct Planned {
 /// count as an integer; comparing by type alone would make every such
 /// record differ, and be updated, on every pass that reads it. So text
 /// equals a boolean when it says `true` or `false` (in any case), and an
-/// integer when it is that number; null equals empty text.
+/// integer when it is that number written plainly (not "0150" or "+42");
+/// null equals empty text.
 fn same(desired: &Value, current: Option<&Value>, ignore_case: bool) -> bool {
     let text_is = |text: &str, other: &Value| match other {
         Value::Boolean(flag) => {
             text.trim()
                 .eq_ignore_ascii_case(if *flag { "true" } else { "false" })
         }
-        Value::Integer(number) => text.trim().parse::<i64>() == Ok(*number),
+        // The number's own decimal form: "0150" or "+42" read back as
+        // 150 or 42 lost what the text said.
+        Value::Integer(number) => text.trim() == number.to_string(),
         _ => false,
     };
     match (desired, current.unwrap_or(&Value::Null)) {
@@ -684,7 +687,15 @@ mod tests {
         assert!(!same(&text("true"), Some(&Value::Boolean(false)), false));
         assert!(!same(&text("yes"), Some(&Value::Boolean(true)), false));
         assert!(same(&text("42"), Some(&Value::Integer(42)), false));
+        assert!(same(&text("-5"), Some(&Value::Integer(-5)), false));
         assert!(!same(&text("042x"), Some(&Value::Integer(42)), false));
+        assert!(!same(&text("0150"), Some(&Value::Integer(150)), false));
+        assert!(!same(&text("+42"), Some(&Value::Integer(42)), false));
+        assert!(!same(
+            &text("9223372036854775808"),
+            Some(&Value::Integer(i64::MAX)),
+            false
+        ));
         assert!(same(&Value::Integer(7), Some(&text("7")), false));
         assert!(!same(&text("1"), Some(&Value::Boolean(true)), false));
         assert!(same(&Value::Null, Some(&text("")), false));
