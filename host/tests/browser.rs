@@ -80,12 +80,8 @@ async fn the_status_page_shows_the_counts_and_retries_a_recovered_failure() {
         ]))
         .await;
     world.emulator.inject(salesforce_emulator::Fault {
-        path: "composite/sobjects".into(),
-        method: Some("POST".into()),
-        status: 503,
-        error_code: "SERVER_UNAVAILABLE".into(),
         message: Some("the org is in maintenance".into()),
-        count: 1,
+        ..creates_unavailable_once()
     });
     // Two rules, two batches; which one meets the outage depends on order,
     // so give the customers rule its own pass first.

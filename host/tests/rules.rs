@@ -22,6 +22,17 @@ fn member_of(id: &str, groups: &[&str]) -> Value {
     json!({ "id": id, "groups": groups, "given_name": "M", "family_name": id, "email": format!("{id}@example.com"), "title": "CTO" })
 }
 
+/// Person a leaves the staff group for the customers group.
+async fn move_a_to_customers(world: &World) {
+    for args in [
+        ["groups", "remove-member", "staff", "a"],
+        ["groups", "add-member", "customers", "a"],
+    ] {
+        let run = world.run(&args).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+    }
+}
+
 /// The link a rule holds for a person, from `status person`.
 async fn link(world: &World, person: &str, rule: &str) -> Value {
     let run = world.run(&["status", "person", person, "--json"]).await;
@@ -49,8 +60,7 @@ async fn a_record_another_rule_adopted_is_handed_over_not_deleted() {
     assert_eq!(created.len(), 1);
     let id = created[0]["Id"].as_str().unwrap().to_string();
 
-    world.run(&["groups", "remove-member", "staff", "a"]).await;
-    world.run(&["groups", "add-member", "customers", "a"]).await;
+    move_a_to_customers(&world).await;
     let report = world.sync().await;
     assert_eq!(actions(&report, "customers", "adopted"), 1, "{report}");
     assert_eq!(world.leads().len(), 1);
@@ -107,8 +117,7 @@ async fn a_removal_waits_for_the_rule_of_the_connection_that_wants_the_person() 
     world.configure(ALL, ALL, &two_rules(""));
     world.import(json!([member("a", "staff")])).await;
     world.sync().await;
-    world.run(&["groups", "remove-member", "staff", "a"]).await;
-    world.run(&["groups", "add-member", "customers", "a"]).await;
+    move_a_to_customers(&world).await;
 
     let run = world.run(&["sync", "--rule", "staff", "--json"]).await;
     assert_eq!(run.code, Some(0), "{run:?}");
@@ -144,14 +153,7 @@ async fn three_rules_on_one_connection_never_create_twins() {
     world
         .import(json!([member_of("a", &["staff", "customers", "partners"])]))
         .await;
-    world.emulator.inject(salesforce_emulator::Fault {
-        path: "composite/sobjects".into(),
-        method: Some("POST".into()),
-        status: 503,
-        error_code: "SERVER_UNAVAILABLE".into(),
-        message: None,
-        count: 1,
-    });
+    world.emulator.inject(creates_unavailable_once());
     let run = world.run(&["sync", "--json"]).await;
     let report: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(world.leads().len(), 1, "one record: {report}");
@@ -199,8 +201,7 @@ async fn moving_between_rules_of_one_connection_hands_the_link_over_in_one_pass(
     world.sync().await;
     assert_eq!(world.leads().len(), 2);
 
-    world.run(&["groups", "remove-member", "staff", "a"]).await;
-    world.run(&["groups", "add-member", "customers", "a"]).await;
+    move_a_to_customers(&world).await;
     let run = world.run(&["sync", "--dry-run"]).await;
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.contains("hand over or remove"), "{}", run.stdout);
@@ -237,8 +238,7 @@ async fn a_dry_run_weighs_a_possible_handover_against_the_guard() {
         .import(json!([member("a", "staff"), member("b", "staff")]))
         .await;
     world.sync().await;
-    world.run(&["groups", "remove-member", "staff", "a"]).await;
-    world.run(&["groups", "add-member", "customers", "a"]).await;
+    move_a_to_customers(&world).await;
     world.run(&["people", "delete", "b"]).await;
 
     let run = world.run(&["sync", "--dry-run"]).await;

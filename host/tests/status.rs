@@ -253,14 +253,7 @@ async fn metrics_parse_and_match_the_journal() {
     // Give the daemon something to do: retry d while the store is down, so
     // that it calls the plugin, the store answers 503, and a retry is
     // scheduled.
-    world.emulator.inject(salesforce_emulator::Fault {
-        path: "composite/sobjects".into(),
-        method: Some("POST".into()),
-        status: 503,
-        error_code: "SERVER_UNAVAILABLE".into(),
-        message: None,
-        count: 1,
-    });
+    world.emulator.inject(creates_unavailable_once());
     let retried = client
         .post(format!("{}/api/retry", daemon.url))
         .bearer_auth(STATUS_TOKEN)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::world::*;
 use common::*;
-use salesforce_emulator::{Fault, Latency, Options};
+use salesforce_emulator::{Latency, Options};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,14 +468,7 @@ async fn transient_failures_back_off_and_retry_makes_them_due() {
     let world = World::default().await;
     world.configure(ALL, ALL, PROSPECTS);
     world.import(json!([prospect("a", "CTO")])).await;
-    world.emulator.inject(Fault {
-        path: "composite/sobjects".into(),
-        method: Some("POST".into()),
-        status: 503,
-        error_code: "SERVER_UNAVAILABLE".into(),
-        message: None,
-        count: 1,
-    });
+    world.emulator.inject(creates_unavailable_once());
     let run = world.run(&["sync", "--json"]).await;
     assert_eq!(run.code, Some(1), "{run:?}");
     let report: Value = serde_json::from_str(&run.stdout).unwrap();

@@ -715,28 +715,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{count} failed link(s) due again at the next pass");
             Ok(ExitCode::SUCCESS)
         }
-        Command::ApproveRemovals { rule } => {
-            let config = load_config(global, true)?.context("no configuration")?;
-            let (db, _) = open_state(global, Some(&config))?;
-            if Links::new(&db).approve_removals(&rule)? {
-                println!("approved: the held removals of rule {rule} go through at the next pass");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                println!("rule {rule} has no removals waiting for approval");
-                Ok(ExitCode::from(1))
-            }
-        }
-        Command::ApproveUpdates { rule } => {
-            let config = load_config(global, true)?.context("no configuration")?;
-            let (db, _) = open_state(global, Some(&config))?;
-            if Links::new(&db).approve_updates(&rule)? {
-                println!("approved: the held updates of rule {rule} go out at the next pass");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                println!("rule {rule} has no updates waiting for approval");
-                Ok(ExitCode::from(1))
-            }
-        }
+        Command::ApproveRemovals { rule } => approve(global, &rule, "removals", |links, rule| {
+            links.approve_removals(rule)
+        }),
+        Command::ApproveUpdates { rule } => approve(global, &rule, "updates", |links, rule| {
+            links.approve_updates(rule)
+        }),
         Command::Check => {
             let config = load_config(global, true)?.context("no configuration")?;
             let (_runtime, plugins) = load_plugins(global, Some(&config)).await?;
@@ -781,6 +765,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         }
+    }
+}
+
+/// Lets what a rule's guard holds (`what`: removals or updates) go at the
+/// next pass; exits 1 when nothing is held.
+fn approve(
+    global: &Global,
+    rule: &str,
+    what: &str,
+    approve: impl Fn(&Links<'_>, &str) -> Result<bool, crate::state::StateError>,
+) -> anyhow::Result<ExitCode> {
+    let config = load_config(global, true)?.context("no configuration")?;
+    let (db, _) = open_state(global, Some(&config))?;
+    if approve(&Links::new(&db), rule)? {
+        println!("approved: the held {what} of rule {rule} go out at the next pass");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("rule {rule} has no {what} waiting for approval");
+        Ok(ExitCode::from(1))
     }
 }
 

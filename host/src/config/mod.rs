@@ -261,7 +261,7 @@ impl Connection {
         sink: Arc<dyn SecretSink>,
         pool: Option<&CredentialPool>,
     ) -> Result<Connector, BrokerError> {
-        let broker = Broker::new(BrokerSpec {
+        self.connector(BrokerSpec {
             connection: &self.name,
             descriptor: self.plugin.descriptor(),
             settings: self.settings.clone(),
@@ -270,8 +270,14 @@ impl Connection {
             limits,
             sink,
             shared: pool.map(|pool| (pool, self.secret_key())),
-        })?;
-        Ok(Connector::new(self.plugin.clone(), Arc::new(broker)))
+        })
+    }
+
+    fn connector(&self, spec: BrokerSpec<'_>) -> Result<Connector, BrokerError> {
+        Ok(Connector::new(
+            self.plugin.clone(),
+            Arc::new(Broker::new(spec)?),
+        ))
     }
 }
 
@@ -329,7 +335,7 @@ impl Connection {
                 (name.clone(), SecretString::from(value))
             })
             .collect();
-        let broker = Broker::new(BrokerSpec {
+        self.connector(BrokerSpec {
             connection: &self.name,
             descriptor: self.plugin.descriptor(),
             settings,
@@ -338,8 +344,7 @@ impl Connection {
             limits,
             sink: Arc::new(crate::broker::NoSink),
             shared: None,
-        })?;
-        Ok(Connector::new(self.plugin.clone(), Arc::new(broker)))
+        })
     }
 }
 

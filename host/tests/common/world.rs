@@ -129,3 +129,16 @@ pub fn actions(report: &Value, rule: &str, action: &str) -> u64 {
         .and_then(|r| r["actions"][action].as_u64())
         .unwrap_or(0)
 }
+
+/// The emulator answers the next create batch 503 SERVER_UNAVAILABLE, as
+/// an org in maintenance does.
+pub fn creates_unavailable_once() -> salesforce_emulator::Fault {
+    salesforce_emulator::Fault {
+        path: "composite/sobjects".into(),
+        method: Some("POST".into()),
+        status: 503,
+        error_code: "SERVER_UNAVAILABLE".into(),
+        message: None,
+        count: 1,
+    }
+}
