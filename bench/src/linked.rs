@@ -113,7 +113,10 @@ impl LinkedStore for NativeSalesforce {
                 .into_iter()
                 .map(|answer| {
                     answer
-                        .map(|outcome| host::Outcome { id: outcome.id })
+                        .map(|outcome| host::Outcome {
+                            id: outcome.id,
+                            version: None,
+                        })
                         .map_err(store_error)
                 })
                 .collect())
@@ -144,6 +147,7 @@ impl LinkedStore for NativeSalesforce {
                         value: m.value,
                         id: m.id,
                         attributes: m.attributes.into_iter().map(from_guest).collect(),
+                        version: None,
                     })
                     .collect()),
                 Err(error) => Err(CallError::Store {
@@ -173,6 +177,9 @@ fn to_guest(attribute: host::Attribute) -> types::Attribute {
             host::Value::Text(text) => types::Value::Text(text),
             host::Value::Boolean(flag) => types::Value::Boolean(flag),
             host::Value::Integer(number) => types::Value::Integer(number),
+            // The Salesforce connector speaks contract 0.1: the runtime
+            // never sends it a list (see `Connector::apply`).
+            host::Value::TextList(items) => types::Value::Text(items.join(", ")),
         },
     }
 }
@@ -196,6 +203,12 @@ fn operation(operation: host::Operation) -> guest::Operation {
         host::Operation::Update {
             id,
             attributes: list,
+            ..
+        }
+        | host::Operation::Enable {
+            id,
+            attributes: list,
+            ..
         } => guest::Operation::Update(guest::Update {
             id,
             attributes: attributes(list),

@@ -1188,6 +1188,7 @@ mod tests {
                     Operation::Update {
                         id: "00Q5g000000ZZZZZZZ".into(),
                         attributes: vec![text("Title", "CTO")],
+                        version: None,
                     },
                 ])
                 .await

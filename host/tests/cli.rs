@@ -55,7 +55,9 @@ async fn plugins_list_and_inspect_show_what_each_plugin_declares() {
         .unwrap_or_else(|| panic!("json-store not listed:\n{}", run.stdout));
     for column in [
         "0.1.0",
-        "create,update,disable,delete,lookup,list",
+        // The contract it speaks, beside its own version.
+        "0.2.0",
+        "create,update,disable,enable,delete,lookup,list",
         "https://{host}",
     ] {
         assert!(row.contains(column), "{row}");
@@ -75,7 +77,7 @@ async fn plugins_list_and_inspect_show_what_each_plugin_declares() {
         .await;
     let value: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
     assert_eq!(value["plugins"][0]["name"], "json-store");
-    assert_eq!(value["plugins"][0]["contract"], "0.1.0");
+    assert_eq!(value["plugins"][0]["contract"], "0.2.0");
     assert_eq!(value["refused"].as_array().map(Vec::len), Some(1));
 
     let run = fixture
@@ -91,12 +93,28 @@ async fn plugins_list_and_inspect_show_what_each_plugin_declares() {
         "display_name",
         "(template)",
         "https://{host}  host from your setting host: may receive credentials",
+        "contract:     0.2.0",
     ] {
         assert!(
             run.stdout.contains(needle),
             "{needle:?} missing:\n{}",
             run.stdout
         );
+    }
+
+    // Contract 0.2's attribute types and comparison rules.
+    for (attribute, facts) in [
+        ("active", ["boolean", "compared exactly"]),
+        ("email", ["text", "compared without case"]),
+    ] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(attribute) && l.contains("compared"))
+            .unwrap_or_else(|| panic!("{attribute} not among the attributes:\n{}", run.stdout));
+        for fact in facts {
+            assert!(line.contains(fact), "{line}");
+        }
     }
 
     let run = fixture

@@ -191,7 +191,7 @@ async fn a_broken_or_incompatible_replacement_is_refused_and_the_old_one_serves(
 
     world.replace_with(&std::fs::read(test_plugins::FUTURE_CONTRACT).unwrap());
     eventually("the incompatible file is refused in the log", || async {
-        daemon.log().contains("0.2.0")
+        daemon.log().contains("identity-store@0.3.0")
     })
     .await;
 

@@ -659,3 +659,50 @@ async fn a_mapping_change_is_shown_and_held_by_the_update_guard() {
     assert_eq!(actions(&report, "prospects", "updated"), 6, "{report}");
     assert!(world.leads().iter().all(|l| l["Title"] == "Lead"));
 }
+
+/// A person back in scope after a disable: a connector that declares
+/// `enable` (contract 0.2) gets one `enable` carrying only what changed,
+/// not a rewrite of every mapped attribute; the record is active again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_person_is_enabled_in_one_operation() {
+    let store = Store::new().await;
+    store.configure("allow_disable = true\nremove_action = \"disable\"", "");
+    store.start_with(&["a".to_string()]).await;
+    store.run(&["groups", "remove-member", "staff", "a"]).await;
+    assert_eq!(store.run(&["sync"]).await.code, Some(0));
+    assert_eq!(store.records().get("a@example.com"), Some(&false));
+
+    store.run(&["groups", "add-member", "staff", "a"]).await;
+    let run = store
+        .run(&["people", "set", "a", "--attr", "given_name=Augusta"])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let dry = store.run(&["sync", "--dry-run"]).await;
+    assert!(dry.stdout.contains("enable"), "{dry:?}");
+    // A new process's first request may meet a 401 and be sent again with
+    // a fresh token: count the batches the store accepted.
+    let counts = || {
+        let counters = store.server.counters();
+        let batches = counters.api_requests.get("POST /api/people/batch").copied();
+        (batches.unwrap_or(0), counters.unauthorized)
+    };
+    let (batches, refused) = counts();
+    let run = store.run(&["sync"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let (batches_after, refused_after) = counts();
+    assert_eq!(
+        (batches_after - batches) - (refused_after - refused),
+        1,
+        "one request: {run:?}"
+    );
+    assert_eq!(store.records().get("a@example.com"), Some(&true));
+    let (_, record) = store.server.people().remove(0);
+    assert_eq!(record["given_name"], "Augusta", "{record:?}");
+    assert_eq!(record["display_name"], "Augusta a", "{record:?}");
+    let run = store.run(&["status", "person", "a", "--json"]).await;
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    let link = &status["rules"][0]["link"];
+    assert_eq!(link["state"], "synced", "{status}");
+    let run = store.run(&["sync", "--json"]).await;
+    assert!(!run.stdout.contains("\"updated\""), "in step now: {run:?}");
+}

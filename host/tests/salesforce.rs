@@ -122,6 +122,7 @@ async fn leads_and_contacts_are_created_updated_and_deleted() {
             .apply(vec![Operation::Update {
                 id: created[0].clone(),
                 attributes: vec![text("Title", "Countess"), text("City", "Paris")],
+                version: None,
             }])
             .await
             .unwrap();
@@ -209,10 +210,12 @@ async fn a_batch_of_450_takes_three_collections_calls_and_answers_in_order() {
         Operation::Update {
             id: existing[0].clone(),
             attributes: vec![text("Title", "Engineer")],
+            version: None,
         },
         Operation::Update {
             id: "00Qnot-an-id".into(),
             attributes: vec![text("Title", "x")],
+            version: None,
         },
         Operation::Delete {
             id: existing[1].clone(),
@@ -484,6 +487,7 @@ async fn a_lead_converts_into_a_contact_and_then_refuses_updates() {
         .apply(vec![Operation::Update {
             id: lead.clone(),
             attributes: vec![text("Title", "x")],
+            version: None,
         }])
         .await
         .unwrap();

@@ -207,7 +207,7 @@ async fn bad_files_are_refused_one_line_each_and_the_rest_load() {
         ("truncated.wasm", "is not a valid component"),
         (
             "future-contract.wasm",
-            "exports contract provisioner:identity-store@0.2.0, but this host speaks provisioner:identity-store@0.1.0",
+            "exports contract provisioner:identity-store@0.3.0, but this host speaks provisioner:identity-store 0.2.0, 0.1.0; rebuild it against one of those (wit/)",
         ),
         ("wasi-sockets.wasm", "imports wasi:sockets/"),
     ];

@@ -26,6 +26,7 @@ async fn a_new_connector_builds_loads_and_conforms() {
         "Cargo.toml",
         "src/lib.rs",
         "wit/identity-store.wit",
+        "tests/descriptor.rs",
         "README.md",
     ] {
         assert!(root.join(file).is_file(), "{file} written");
@@ -43,30 +44,59 @@ async fn a_new_connector_builds_loads_and_conforms() {
     // The project's lock file pins what the project builds with, so that
     // the build needs nothing the machine does not have.
     std::fs::copy(repo_root().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
-    let target = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
-    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    build
-        .current_dir(&root)
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .env("CARGO_TARGET_DIR", &target);
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_TARGET",
-    ] {
-        build.env_remove(var);
-    }
-    let built = tokio::task::spawn_blocking(move || build.output())
-        .await
-        .unwrap()
-        .unwrap();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
+        manifest.contains(&format!(
+            "provisioner-connector = {{ path = {:?} }}",
+            repo_root()
+                .join("sdk")
+                .canonicalize()
+                .unwrap()
+                .display()
+                .to_string()
+        )),
+        "the SDK beside the sources, by path: {manifest}"
     );
+    let target = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
+    let cargo = |args: &[&str]| {
+        let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        command
+            .current_dir(&root)
+            .args(args)
+            .env("CARGO_TARGET_DIR", &target);
+        for var in [
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTC_WRAPPER",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "CARGO_BUILD_TARGET",
+        ] {
+            command.env_remove(var);
+        }
+        command
+    };
+    // The crate's own test runs natively, as an author runs it.
+    for args in [
+        &["test", "--offline"][..],
+        &[
+            "build",
+            "--offline",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+        ][..],
+    ] {
+        let mut command = cargo(args);
+        let done = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            done.status.success(),
+            "cargo {args:?}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
     let component = target.join("wasm32-wasip2/release/acme_store_connector.wasm");
     fixture.add_plugin(component.to_str().unwrap());
 

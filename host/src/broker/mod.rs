@@ -13,6 +13,7 @@
 //! answer is scrubbed of every credential before the plugin sees it
 //! ([`scrub`]), because stores echo their input.
 
+pub mod cache;
 pub mod egress;
 mod oauth;
 pub mod scrub;
@@ -257,6 +258,7 @@ pub struct Broker {
     limits: HttpLimits,
     /// The API usage the store last reported (`Sforce-Limit-Info`).
     usage: std::sync::Mutex<Option<(u64, u64)>>,
+    cache: cache::ConnectorCache,
 }
 
 /// Reads `Sforce-Limit-Info: api-usage=USED/MAX` leniently (newer orgs
@@ -366,6 +368,7 @@ impl Broker {
             client,
             limits,
             usage: std::sync::Mutex::new(None),
+            cache: cache::ConnectorCache::default(),
         })
     }
 
@@ -376,6 +379,11 @@ impl Broker {
 
     pub fn connection(&self) -> &str {
         &self.connection
+    }
+
+    /// The `cache` door of contract 0.2.
+    pub fn cache(&self) -> &cache::ConnectorCache {
+        &self.cache
     }
 
     /// The `config.get` door: non-secret settings only.

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, Diagnostic, Severity};
 use crate::directory::{AttributeSchema, Directory};
+use crate::runtime::contract::Capability;
 use crate::runtime::{LinkedStores, PluginRegistry, PluginSet, Runtime, RuntimeOptions};
 use crate::state::StateDb;
 use crate::sync::engine::{Engine, PassOptions, RuleStatus};
@@ -204,6 +205,11 @@ enum PluginsCommand {
         /// Where to create the crate's directory.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
+        /// The SDK's directory, to depend on it by path; by default the
+        /// SDK beside the sources this binary was built from, or else its
+        /// published version.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
     },
     /// Check a connector's promises against a live store, through a
     /// configured connection: describe, test connection (and wrong
@@ -444,8 +450,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         }
-        Command::Plugins(PluginsCommand::New { name, dir }) => {
-            let root = crate::scaffold::write(&name, &dir)?;
+        Command::Plugins(PluginsCommand::New { name, dir, sdk }) => {
+            let sdk = crate::scaffold::Sdk::locate(sdk.as_deref())?;
+            let root = crate::scaffold::write(&name, &dir, &sdk)?;
             println!("wrote the {name} connector in {}", root.display());
             println!(
                 "next: cd {} && cargo build --release --target wasm32-wasip2",
@@ -524,6 +531,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = connector.test_connection().await;
             let ok = result.is_ok();
             render::test_result(&connection, &result, json)?;
+            let descriptor = connector.plugin().descriptor();
+            if ok && descriptor.has(Capability::Schema) {
+                // Warnings go to standard error, so that --json stays JSON.
+                match connector.discover_schema().await {
+                    Ok(store) => {
+                        for warning in config.schema_warnings(&name, descriptor, &store) {
+                            eprintln!("warning: {}", crate::inert::inert(&warning));
+                        }
+                    }
+                    Err(error) => eprintln!(
+                        "warning: schema discovery failed: {}",
+                        crate::inert::inert(&error.to_string())
+                    ),
+                }
+            }
             if ok {
                 // PingOne's rule: a connection provisions again once a
                 // test passes.

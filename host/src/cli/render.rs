@@ -179,6 +179,7 @@ pub(super) fn plugin_details(plugin: &Plugin, as_json: bool) -> std::io::Result<
                     MappingSource::Attribute(a) => a.clone(),
                     MappingSource::Constant(c) => format!("{c:?} (constant)"),
                     MappingSource::Template(t) => format!("\"{t}\" (template)"),
+                    MappingSource::Templates(t) => format!("{t:?} (templates)"),
                 };
                 let when = if m.apply_on_update {
                     "create and update"
@@ -189,6 +190,26 @@ pub(super) fn plugin_details(plugin: &Plugin, as_json: bool) -> std::io::Result<
                     format!("  {}", m.target),
                     format!("<- {source}"),
                     when.into(),
+                ]
+            })
+            .collect();
+        write!(out, "{}", table(&rows))?;
+    }
+    if !d.attributes.is_empty() {
+        writeln!(out, "attributes:")?;
+        let rows: Vec<Vec<String>> = d
+            .attributes
+            .iter()
+            .map(|a| {
+                vec![
+                    format!("  {}", inert(&a.name)),
+                    a.kind.to_string(),
+                    if a.case_exact {
+                        "compared exactly".into()
+                    } else {
+                        "compared without case".into()
+                    },
+                    inert(&a.description).to_string(),
                 ]
             })
             .collect();

@@ -60,7 +60,7 @@ use toml::Spanned;
 use crate::broker::egress::{Choices, EgressPolicy, Origin};
 use crate::broker::{Broker, BrokerError, BrokerSpec, CredentialPool, HttpLimits, SecretSink};
 use crate::directory::AttributeSchema;
-use crate::runtime::contract::{AuthScheme, SettingKind};
+use crate::runtime::contract::{AttributeSpec, AttributeType, AuthScheme, Descriptor, SettingKind};
 use crate::runtime::{Connector, Plugin, PluginSet, RuntimeOptions, check_value};
 use preferences::RawPreferences;
 pub use preferences::{Cause, Preferences, RemoveAction, RemoveActions};
@@ -743,6 +743,65 @@ impl Config {
             }
         }
         out
+    }
+
+    /// What the store's schema (contract 0.2's `discover-schema`) says
+    /// against the mappings that write through `connection`: a target the
+    /// store does not have, or has with another type than the connector
+    /// declares. The connector's defaults are checked when no rule uses the
+    /// connection. Warnings, not errors: a schema may leave out what a
+    /// store accepts.
+    pub fn schema_warnings(
+        &self,
+        connection: &str,
+        descriptor: &Descriptor,
+        store: &[AttributeSpec],
+    ) -> Vec<String> {
+        let Ok(schema) = self.attribute_schema() else {
+            return Vec::new();
+        };
+        let rules = self.rules(&schema);
+        let mut writers: Vec<(String, Vec<crate::sync::mapping::CompiledMapping>)> = rules
+            .rules
+            .values()
+            .filter(|rule| rule.connection == connection)
+            .filter_map(|rule| {
+                let mappings = rule.mappings_for(descriptor, &schema).ok()?;
+                Some((format!("rule {}", rule.name), mappings))
+            })
+            .collect();
+        if writers.is_empty()
+            && let Ok(defaults) = crate::sync::mapping::defaults(descriptor)
+        {
+            writers.push((
+                format!("plugin {}'s default mappings", descriptor.name),
+                defaults,
+            ));
+        }
+        let mut warnings = Vec::new();
+        for (writer, mappings) in writers {
+            for mapping in mappings {
+                match store
+                    .iter()
+                    .find(|a| a.name.eq_ignore_ascii_case(&mapping.target))
+                {
+                    None => warnings.push(format!(
+                        "{writer} maps {}, which the store's schema does not have",
+                        mapping.target
+                    )),
+                    Some(spec)
+                        if mapping.kind != AttributeType::Text && spec.kind != mapping.kind =>
+                    {
+                        warnings.push(format!(
+                            "{writer} writes {} as {}, but the store's schema says {}",
+                            mapping.target, mapping.kind, spec.kind
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        warnings
     }
 
     /// The runtime limits, with `cache_dir` for compiled code.

@@ -70,6 +70,8 @@ pub(crate) struct RawMapping {
     source: Option<Spanned<String>>,
     constant: Option<String>,
     template: Option<Spanned<String>>,
+    /// One template per element of a list target (contract 0.2).
+    templates: Option<Spanned<Vec<String>>>,
     #[serde(default = "yes")]
     apply_on_update: bool,
 }
@@ -281,6 +283,15 @@ pub fn check_mappings(mappings: &[Mapping], schema: &AttributeSchema) -> Result<
                 .attributes()
                 .map(String::from)
                 .collect(),
+            MappingSource::Templates(texts) => {
+                let mut names = Vec::new();
+                for text in texts {
+                    let template = Template::parse(text)
+                        .map_err(|e| format!("mapping for {}: {e}", mapping.target))?;
+                    names.extend(template.attributes().map(String::from));
+                }
+                names
+            }
         };
         for name in attributes {
             if !schema.contains(&name) {
@@ -311,10 +322,10 @@ impl Rule {
         let defaults = || -> Result<Vec<CompiledMapping>, String> {
             check_mappings(&descriptor.default_mappings, schema)
                 .map_err(|e| format!("the connector's default {e}"))?;
-            crate::sync::mapping::compile(&descriptor.default_mappings)
+            crate::sync::mapping::defaults(descriptor)
                 .map_err(|e| format!("the connector's default {e}"))
         };
-        let mappings = match &self.mappings {
+        let mut mappings = match &self.mappings {
             None => defaults()?,
             Some(own) if !self.extend_defaults => own.clone(),
             Some(own) => {
@@ -341,6 +352,8 @@ impl Rule {
                 self.name, descriptor.name
             ));
         }
+        crate::sync::mapping::typed(&mut mappings, descriptor)
+            .map_err(|e| format!("rule {}: {e}", self.name))?;
         Ok(mappings)
     }
 }
@@ -389,11 +402,12 @@ impl RawRule {
                 raw.source.is_some(),
                 raw.constant.is_some(),
                 raw.template.is_some(),
+                raw.templates.is_some(),
             ];
             if sources.iter().filter(|s| **s).count() != 1 {
                 problems.push(at(
                     raw.target.span(),
-                    format!("mapping {position} ({target}) needs exactly one of source, constant or template"),
+                    format!("mapping {position} ({target}) needs exactly one of source, constant, template or templates"),
                 ));
                 continue;
             }
@@ -438,6 +452,26 @@ impl RawRule {
                     }
                 }
                 MappingSource::Template(template.get_ref().clone())
+            } else if let Some(templates) = &raw.templates {
+                let unknown =
+                    templates
+                        .get_ref()
+                        .iter()
+                        .find_map(|text| match Template::parse(text) {
+                            Err(error) => Some(error.to_string()),
+                            Ok(parsed) => parsed
+                                .attributes()
+                                .find(|a| !schema.contains(a))
+                                .map(|a| format!("template {text:?} uses {}", schema.unknown(a))),
+                        });
+                if let Some(problem) = unknown {
+                    problems.push(at(
+                        templates.span(),
+                        format!("mapping {position} ({target}): {problem}"),
+                    ));
+                    continue;
+                }
+                MappingSource::Templates(templates.get_ref().clone())
             } else {
                 MappingSource::Constant(raw.constant.clone().unwrap_or_default())
             };

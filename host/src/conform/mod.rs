@@ -391,7 +391,7 @@ fn describe(descriptor: &Descriptor, report: &mut Report) -> Option<Vec<Compiled
         lookup,
         descriptor.capability_list(),
     );
-    let mappings = match mapping::compile(&descriptor.default_mappings) {
+    let mappings = match mapping::defaults(descriptor) {
         Ok(mappings) => mappings,
         Err(error) => {
             report.fail("describe: default mappings", error);
@@ -519,6 +519,13 @@ struct Subject<'a> {
 }
 
 impl Subject<'_> {
+    fn case_rules(&self) -> plan::CaseRules<'_> {
+        plan::CaseRules {
+            match_attribute: self.matched,
+            mappings: self.mappings,
+        }
+    }
+
     fn has(&self, capability: Capability) -> bool {
         self.connector.plugin().descriptor().has(capability)
     }
@@ -669,7 +676,7 @@ impl Subject<'_> {
                         .iter()
                         .filter(|a| !a.name.eq_ignore_ascii_case(matched) && a.value != Value::Null)
                         .count();
-                    let differ = plan::diff_against(&kept, &one.attributes, matched);
+                    let differ = plan::diff_against(&kept, &one.attributes, self.case_rules());
                     if !differ.is_empty() {
                         unread.push(format!(
                             "{}: {}",
@@ -753,6 +760,7 @@ impl Subject<'_> {
             .apply(vec![Operation::Update {
                 id: first.id.clone(),
                 attributes: changes.clone(),
+                version: None,
             }])
             .await;
         match single(answer) {
@@ -773,7 +781,7 @@ impl Subject<'_> {
             Err(error) => Some(format!("looking the updated record up failed: {error}")),
             Ok(found) => match found.get(&first.key.to_lowercase()).map(Vec::as_slice) {
                 Some([one]) => {
-                    let differ = plan::diff_against(&changes, &one.attributes, self.matched);
+                    let differ = plan::diff_against(&changes, &one.attributes, self.case_rules());
                     (!differ.is_empty()).then(|| {
                         format!(
                             "after an update of {}, a lookup reads {}",
@@ -882,6 +890,7 @@ impl Subject<'_> {
         let update = |id: &str| Operation::Update {
             id: id.to_string(),
             attributes: touch.clone(),
+            version: None,
         };
         let missing = format!("provisioner-conform-{}-missing", self.run);
         let operations = vec![update(&first.id), update(&missing), update(&second.id)];
@@ -995,6 +1004,7 @@ impl Subject<'_> {
             .apply(vec![Operation::Update {
                 id: first.id.clone(),
                 attributes: touch,
+                version: None,
             }])
             .await;
         let problem = match single(answer) {

@@ -5,7 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use super::contract::{self, AuthScheme, Capability, Descriptor, OAUTH2_SECRETS, SettingKind};
+use super::contract::{
+    self, AttributeType, AuthScheme, Capability, Descriptor, MappingSource, OAUTH2_SECRETS,
+    SettingKind,
+};
 use crate::broker::egress::Template;
 
 /// The WASI interfaces Rust's standard library imports on wasm32-wasip2.
@@ -35,6 +38,9 @@ const GRANTED_WASI: &[(&str, &[&str])] = &[
 
 /// The interfaces of the contract package a connector may import.
 const CONTRACT_IMPORTS: &[&str] = &["types", "http", "config", "log"];
+
+/// What contract 0.2 added to the host's doors.
+const CONTRACT_IMPORTS_0_2: &[&str] = &["cache"];
 
 /// An interface name split into its parts: `wasi:cli/stdout@0.2.6`.
 struct InterfaceName<'a> {
@@ -106,7 +112,7 @@ pub(crate) fn contract_version<'a>(
         Ok(version)
     } else {
         Err(format!(
-            "exports contract {}@{version}, but this host speaks {}@{}; rebuild it against a compatible wit/",
+            "exports contract {}@{version}, but this host speaks {} {}; rebuild it against one of those (wit/)",
             contract::PACKAGE,
             contract::PACKAGE,
             supported_list()
@@ -124,7 +130,8 @@ pub(crate) fn check_imports<'a>(
     for name in imports {
         let allowed = match split(name) {
             Some(parts) if parts.package == contract::PACKAGE => {
-                CONTRACT_IMPORTS.contains(&parts.interface)
+                (CONTRACT_IMPORTS.contains(&parts.interface)
+                    || (contract.minor >= 2 && CONTRACT_IMPORTS_0_2.contains(&parts.interface)))
                     && parts
                         .version
                         .as_ref()
@@ -148,7 +155,7 @@ pub(crate) fn check_imports<'a>(
         Ok(())
     } else {
         Err(format!(
-            "imports {}, which this host does not grant; connectors reach the outside only through {}/http, config and log",
+            "imports {}, which this host does not grant; connectors reach the outside only through {}/http, config, cache and log",
             refused.into_iter().collect::<Vec<_>>().join(", "),
             contract::PACKAGE
         ))
@@ -290,6 +297,27 @@ pub(crate) fn check_descriptor(mut descriptor: Descriptor) -> Result<Descriptor,
             }
         }
     }
+    let mut declared = BTreeSet::new();
+    for attribute in &d.attributes {
+        if attribute.name.trim().is_empty() || !declared.insert(attribute.name.as_str()) {
+            return Err(format!(
+                "plugin {} declares attribute {:?} twice, or with no name",
+                d.name, attribute.name
+            ));
+        }
+    }
+    for mapping in &d.default_mappings {
+        let list_source = matches!(mapping.source, MappingSource::Templates(_));
+        let list_target = d
+            .attribute(&mapping.target)
+            .is_some_and(|a| a.kind == AttributeType::TextList);
+        if list_source && !list_target {
+            return Err(format!(
+                "plugin {}: the default mapping for {} is a list of templates, but {} is not declared a text-list attribute",
+                d.name, mapping.target, mapping.target
+            ));
+        }
+    }
     if d.has(Capability::Lookup) && d.match_attribute.trim().is_empty() {
         return Err(format!(
             "plugin {} declares lookup but no match attribute",
@@ -352,6 +380,24 @@ mod tests {
             "provisioner:identity-store/types@0.1.0",
         ]);
         assert_eq!(check_imports(imports.into_iter(), &v010()), Ok(()));
+        let mut imports = STD_IMPORTS.to_vec();
+        imports.extend([
+            "provisioner:identity-store/http@0.2.0",
+            "provisioner:identity-store/cache@0.2.0",
+            "provisioner:identity-store/types@0.2.0",
+        ]);
+        let v020 = semver::Version::new(0, 2, 0);
+        assert_eq!(check_imports(imports.into_iter(), &v020), Ok(()));
+    }
+
+    #[test]
+    fn the_cache_is_a_door_of_0_2_only() {
+        let error = check_imports(
+            ["provisioner:identity-store/cache@0.1.0"].into_iter(),
+            &v010(),
+        )
+        .unwrap_err();
+        assert!(error.contains("cache@0.1.0"), "{error}");
     }
 
     #[test]
@@ -377,11 +423,14 @@ mod tests {
     fn contract_versions_are_matched_by_semver() {
         let ok = contract_version(["provisioner:identity-store/identity-store@0.1.3"].into_iter());
         assert_eq!(ok, Ok(semver::Version::new(0, 1, 3)));
+        let ok = contract_version(["provisioner:identity-store/identity-store@0.2.1"].into_iter());
+        assert_eq!(ok, Ok(semver::Version::new(0, 2, 1)));
         let newer =
-            contract_version(["provisioner:identity-store/identity-store@0.2.0"].into_iter())
+            contract_version(["provisioner:identity-store/identity-store@0.3.0"].into_iter())
                 .unwrap_err();
         assert!(
-            newer.contains("0.2.0") && newer.contains("0.1.0"),
+            newer.contains("@0.3.0")
+                && newer.contains("speaks provisioner:identity-store 0.2.0, 0.1.0"),
             "{newer}"
         );
         let none = contract_version(["wasi:cli/run@0.2.0"].into_iter()).unwrap_err();
@@ -419,6 +468,7 @@ mod tests {
             }],
             capabilities: vec![Capability::Create, Capability::Create, Capability::Lookup],
             egress: vec!["https://{domain}".into()],
+            attributes: Vec::new(),
             auth: AuthScheme::None,
             match_attribute: "email".into(),
             default_mappings: Vec::new(),

@@ -29,7 +29,8 @@ use wasmtime::{Engine, Store};
 use crate::broker::{Broker, HttpError};
 use contract::Bindings;
 use contract::{
-    Capability, ConnectionReport, Descriptor, Match, Operation, Outcome, Page, StoreError,
+    AttributeSpec, Capability, ConnectionReport, Descriptor, Group, GroupOperation, GroupPage,
+    Match, Operation, Outcome, Page, StoreError, Value,
 };
 use sandbox::{CallLimits, LogTags, PluginState};
 
@@ -567,6 +568,7 @@ fn capability_of(operation: &Operation) -> Capability {
     match operation {
         Operation::Create { .. } => Capability::Create,
         Operation::Update { .. } => Capability::Update,
+        Operation::Enable { .. } => Capability::Enable,
         Operation::Disable { .. } => Capability::Disable,
         Operation::Delete { .. } => Capability::Delete,
         Operation::Convert { .. } => Capability::Convert,
@@ -653,14 +655,17 @@ impl Connector {
         let mut allowed = Vec::new();
         for operation in operations {
             let capability = capability_of(&operation);
-            if descriptor.has(capability) {
+            if !descriptor.has(capability) {
+                results.push(Some(Err(self.undeclared(capability))));
+            } else if let Some(name) = self.list_for_0_1(&operation) {
+                results.push(Some(Err(StoreError::Unsupported(format!(
+                    "plugin {} speaks contract {}, which has no list values; {name} needs a connector built against 0.2",
+                    self.plugin.name(),
+                    self.plugin.contract()
+                )))));
+            } else {
                 results.push(None);
                 allowed.push(operation);
-            } else {
-                results.push(Some(Err(StoreError::Unsupported(format!(
-                    "plugin {} does not declare the {capability} capability",
-                    self.plugin.name()
-                )))));
             }
         }
         if allowed.is_empty() {
@@ -714,6 +719,87 @@ impl Connector {
     pub async fn list(&self, cursor: Option<String>) -> Result<Page, CallError> {
         let (result, cause) = call_export!(self, "list-records", |bindings, store| bindings
             .list(store, cursor.as_deref()))?;
+        result.map_err(|e| Self::store_error(e, cause))
+    }
+
+    fn undeclared(&self, capability: Capability) -> StoreError {
+        StoreError::Unsupported(format!(
+            "plugin {} does not declare the {capability} capability",
+            self.plugin.name()
+        ))
+    }
+
+    /// The attribute of `operation` that holds a list, when the plugin
+    /// speaks contract 0.1, which cannot carry one. The configuration
+    /// refuses such a mapping; this keeps any other path from sending it.
+    fn list_for_0_1<'o>(&self, operation: &'o Operation) -> Option<&'o str> {
+        if self.plugin.contract().minor != 1 {
+            return None;
+        }
+        let attributes = match operation {
+            Operation::Create { attributes }
+            | Operation::Update { attributes, .. }
+            | Operation::Enable { attributes, .. }
+            | Operation::Convert { attributes, .. } => attributes.as_slice(),
+            Operation::Disable { .. } | Operation::Delete { .. } => &[],
+        };
+        attributes
+            .iter()
+            .find(|a| matches!(a.value, Value::TextList(_)))
+            .map(|a| a.name.as_str())
+    }
+
+    /// Applies a batch of group operations (contract 0.2, `groups`).
+    pub async fn apply_groups(
+        &self,
+        operations: Vec<GroupOperation>,
+    ) -> Result<Vec<Result<Outcome, StoreError>>, CallError> {
+        if !self.plugin.descriptor().has(Capability::Groups) {
+            let refusal = self.undeclared(Capability::Groups);
+            return Ok(operations.iter().map(|_| Err(refusal.clone())).collect());
+        }
+        let sent = operations.len();
+        let (answers, _cause) = call_export!(self, "apply-groups", |bindings, store| bindings
+            .apply_groups(store, operations))?;
+        if answers.len() != sent {
+            return Err(CallError::Contract {
+                plugin: self.plugin.name().to_string(),
+                message: format!(
+                    "apply-groups returned {} results for {sent} operations",
+                    answers.len()
+                ),
+            });
+        }
+        Ok(answers)
+    }
+
+    /// Finds groups by display name (contract 0.2, `groups`).
+    pub async fn lookup_groups(&self, display_names: Vec<String>) -> Result<Vec<Group>, CallError> {
+        if !self.plugin.descriptor().has(Capability::Groups) {
+            return Err(Self::store_error(self.undeclared(Capability::Groups), None));
+        }
+        let (result, cause) = call_export!(self, "lookup-groups", |bindings, store| bindings
+            .lookup_groups(store, &display_names))?;
+        result.map_err(|e| Self::store_error(e, cause))
+    }
+
+    /// One page of the connection's groups (contract 0.2, `groups`).
+    pub async fn list_groups(&self, cursor: Option<String>) -> Result<GroupPage, CallError> {
+        if !self.plugin.descriptor().has(Capability::Groups) {
+            return Err(Self::store_error(self.undeclared(Capability::Groups), None));
+        }
+        let (result, cause) = call_export!(self, "list-groups", |bindings, store| bindings
+            .list_groups(store, cursor.as_deref()))?;
+        result.map_err(|e| Self::store_error(e, cause))
+    }
+
+    /// The store's attributes, with types (contract 0.2, `schema`).
+    pub async fn discover_schema(&self) -> Result<Vec<AttributeSpec>, CallError> {
+        if !self.plugin.descriptor().has(Capability::Schema) {
+            return Err(Self::store_error(self.undeclared(Capability::Schema), None));
+        }
+        let (result, cause) = call_export!(self, "discover-schema", |bindings, store| bindings
+            .discover_schema(store))?;
         result.map_err(|e| Self::store_error(e, cause))
     }
 }

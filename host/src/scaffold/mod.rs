@@ -4,17 +4,19 @@
 //! The crate starts from the project's own example connector, the one the
 //! tests run against a real store, so that what an author gets compiles,
 //! passes `plugins conform` against that store, and stays in step with the
-//! contract: the example's source and the contract's WIT are compiled into
-//! this binary and written out with the new name in place.
+//! SDK: the example's source is compiled into this binary and written out
+//! with the new name in place. It depends on the SDK (`provisioner-connector`)
+//! by path when the SDK's sources are where this binary was built from, or
+//! where `--sdk` says, and by version otherwise.
 
 use std::path::{Path, PathBuf};
 
 /// The example connector's source, the starting point of every new one.
 const EXAMPLE: &str = include_str!("../../../examples/json-store-connector/src/lib.rs");
-/// The contract the new connector exports.
-const CONTRACT: &str = include_str!("../../../wit/v0.1.0/identity-store.wit");
-/// The wit-bindgen the project's own connectors build with.
-pub const WIT_BINDGEN: &str = "0.61";
+/// The contract, written beside the code as the manual of each call.
+const CONTRACT: &str = include_str!("../../../wit/v0.2.0/identity-store.wit");
+/// The SDK's version, for a crate that depends on it by version.
+const SDK_VERSION: &str = "0.2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
@@ -28,6 +30,47 @@ pub enum ScaffoldError {
     Write { path: PathBuf, reason: String },
     #[error("the example connector no longer contains {0:?}; the scaffold needs updating")]
     Template(&'static str),
+    #[error("{} is not the SDK's directory: it has no Cargo.toml for provisioner-connector", .0.display())]
+    NotSdk(PathBuf),
+}
+
+/// Where the new crate gets the SDK from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sdk {
+    Path(PathBuf),
+    Version(String),
+}
+
+impl Sdk {
+    /// The SDK at `path`, checked; or, without one, the SDK beside the
+    /// sources this binary was built from if they are still there, and the
+    /// published version otherwise.
+    pub fn locate(path: Option<&Path>) -> Result<Sdk, ScaffoldError> {
+        let is_sdk = |dir: &Path| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .is_ok_and(|t| t.contains("name = \"provisioner-connector\""))
+        };
+        match path {
+            Some(path) if is_sdk(path) => Ok(Sdk::Path(
+                path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+            )),
+            Some(path) => Err(ScaffoldError::NotSdk(path.to_path_buf())),
+            None => {
+                let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+                Ok(match built_from.canonicalize() {
+                    Ok(dir) if is_sdk(&dir) => Sdk::Path(dir),
+                    _ => Sdk::Version(SDK_VERSION.to_string()),
+                })
+            }
+        }
+    }
+
+    fn dependency(&self) -> String {
+        match self {
+            Sdk::Path(dir) => format!("{{ path = {:?} }}", dir.display().to_string()),
+            Sdk::Version(version) => format!("{version:?}"),
+        }
+    }
 }
 
 /// Whether `name` can name a plugin, as configurations write it and as
@@ -50,44 +93,42 @@ fn once(text: &str, from: &'static str, to: &str) -> Result<String, ScaffoldErro
     Ok(text.replacen(from, to, 1))
 }
 
-/// The new connector's `src/lib.rs`: the example with the name, the
-/// contract's path and the opening docs made the author's.
+/// The new connector's `src/lib.rs`: the example with the name and the
+/// opening docs made the author's, and without the build-time knobs that
+/// serve the project's own tests.
 fn source(name: &str) -> Result<String, ScaffoldError> {
     // A checkout that turned line ends into CRLF still matches below.
     let example = EXAMPLE.replace("\r\n", "\n");
     let body = example
-        .find("\nwit_bindgen::generate!")
+        .find("\nuse ")
         .map(|at| &example[at..])
-        .ok_or(ScaffoldError::Template("wit_bindgen::generate!"))?;
-    let body = once(body, "path: \"../../wit/v0.1.0\"", "path: \"wit\"")?;
+        .ok_or(ScaffoldError::Template("use"))?;
     let body = once(
-        &body,
-        "name: \"json-store\".into()",
-        &format!("name: \"{name}\".into()"),
+        body,
+        "DescriptorBuilder::new(\"json-store\"",
+        &format!("DescriptorBuilder::new(\"{name}\""),
     )?;
     let body = once(
         &body,
         "format!(\"json-store-connector/{VERSION}\")",
         &format!("format!(\"{name}-connector/{{VERSION}}\")"),
     )?;
-    // The example's build-time knobs serve the project's own tests; a new
-    // connector reports its crate's version and maps display_name plainly.
-    let body = once(
-        &body,
-        "/// The version this build reports. A release pipeline may stamp its own\n/// (`JSON_STORE_CONNECTOR_VERSION` at build time); the host's hot-swap tests\n/// build two versions of this connector that way.\nconst VERSION: &str = match option_env!(\"JSON_STORE_CONNECTOR_VERSION\") {\n    Some(version) => version,\n    None => env!(\"CARGO_PKG_VERSION\"),\n};",
-        "/// The version this build reports: the crate's.\nconst VERSION: &str = env!(\"CARGO_PKG_VERSION\");",
-    )?;
-    let body = once(
-        &body,
-        "/// The default mapping of `display_name`, also settable at build time\n/// (`JSON_STORE_CONNECTOR_DISPLAY_NAME`): the hot-swap tests build a second\n/// version whose default mappings differ, as a plugin upgrade's may.\nconst DISPLAY_NAME: &str = match option_env!(\"JSON_STORE_CONNECTOR_DISPLAY_NAME\") {\n    Some(template) => template,\n    None => \"{given_name} {family_name}\",\n};",
-        "/// The default mapping of `display_name`.\nconst DISPLAY_NAME: &str = \"{given_name} {family_name}\";",
-    )?;
+    let body = once(&body, "settings, stamped,", "settings,")?;
+    let knobs = body
+        .find("/// Stamped at build time")
+        .zip(body.find("\npub struct"))
+        .ok_or(ScaffoldError::Template("/// Stamped at build time"))?;
+    let body = format!(
+        "{}const VERSION: &str = env!(\"CARGO_PKG_VERSION\");\nconst DISPLAY_NAME: &str = \"{{given_name}} {{family_name}}\";\n{}",
+        &body[..knobs.0],
+        &body[knobs.1..]
+    );
     Ok(format!(
-        "//! The {name} connector for the provisioner host.\n//!\n//! It began as the project's example connector for a small JSON REST\n//! store: adapt `describe`, the requests and the classification of\n//! failures to your store, then check it with `provisioner plugins\n//! conform`. The contract in `wit/` is the manual.\n{body}"
+        "//! The {name} connector for the provisioner host.\n//!\n//! It began as the project's example connector for a small JSON REST\n//! store: adapt `describe`, the requests and the reading of answers to\n//! your store, then check it with `provisioner plugins conform`. The SDK's\n//! documentation (`cargo doc --open`) and the contract in `wit/` are the\n//! manual.\n{body}"
     ))
 }
 
-fn cargo_toml(name: &str) -> String {
+fn cargo_toml(name: &str, sdk: &Sdk) -> String {
     format!(
         r#"[package]
 name = "{name}-connector"
@@ -97,15 +138,36 @@ rust-version = "1.88"
 publish = false
 
 [lib]
-crate-type = ["cdylib"]
+# cdylib: the component; rlib: the same code natively, for tests.
+crate-type = ["cdylib", "rlib"]
 
 [dependencies]
+provisioner-connector = {}
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = "1"
-wit-bindgen = "{WIT_BINDGEN}"
 
 # A crate of its own, not a member of any workspace around it.
 [workspace]
+"#,
+        sdk.dependency()
+    )
+}
+
+fn test(name: &str) -> String {
+    let module = format!("{}_connector", name.replace('-', "_"));
+    format!(
+        r#"//! Checks that need no store. Against a store on loopback, run the
+//! connector natively through `provisioner_connector::testing::StandIn`,
+//! and the built component through `provisioner plugins conform`.
+
+use provisioner_connector::{{Connector, check_descriptor}};
+
+#[test]
+fn the_host_accepts_the_descriptor() {{
+    let descriptor = {module}::JsonStore::describe();
+    assert_eq!(descriptor.name, "{name}");
+    check_descriptor(&descriptor).unwrap();
+}}
 "#
     )
 }
@@ -115,25 +177,28 @@ fn readme(name: &str) -> String {
     format!(
         r#"# {name} connector
 
-A connector for the provisioner host, built as a WebAssembly component.
+A connector for the provisioner host, built as a WebAssembly component on
+the `provisioner-connector` SDK.
 
 ```sh
 rustup target add wasm32-wasip2
+cargo test                                   # natively: the descriptor, your own tests
 cargo build --release --target wasm32-wasip2
 cp target/wasm32-wasip2/release/{file}_connector.wasm /path/to/plugins/
 provisioner plugins inspect {name}
-provisioner plugins conform CONNECTION     # a connection in provisioner.toml with plugin = "{name}"
+provisioner plugins conform CONNECTION       # a connection in provisioner.toml with plugin = "{name}"
 ```
 
-`wit/identity-store.wit` is the contract, and its manual. The code started
-as the project's example for a JSON REST store; `plugins conform` checks
-every promise the host relies on against your store.
+The code started as the project's example for a JSON REST store. `cargo
+doc --open` documents the SDK; `wit/identity-store.wit` is the contract
+itself, and `plugins conform` checks every promise the host relies on
+against your store.
 "#
     )
 }
 
 /// Writes the crate into `parent/NAME`; returns its directory.
-pub fn write(name: &str, parent: &Path) -> Result<PathBuf, ScaffoldError> {
+pub fn write(name: &str, parent: &Path, sdk: &Sdk) -> Result<PathBuf, ScaffoldError> {
     if !valid(name) {
         return Err(ScaffoldError::BadName(name.to_string()));
     }
@@ -155,7 +220,7 @@ pub fn write(name: &str, parent: &Path) -> Result<PathBuf, ScaffoldError> {
             });
         }
     }
-    let written = write_files(name, &root);
+    let written = write_files(name, &root, sdk);
     if written.is_err() {
         // A half-written crate would only make the next try say it exists.
         let _ = std::fs::remove_dir_all(&root);
@@ -163,10 +228,11 @@ pub fn write(name: &str, parent: &Path) -> Result<PathBuf, ScaffoldError> {
     written.map(|()| root)
 }
 
-fn write_files(name: &str, root: &Path) -> Result<(), ScaffoldError> {
+fn write_files(name: &str, root: &Path, sdk: &Sdk) -> Result<(), ScaffoldError> {
     let files = [
-        ("Cargo.toml", cargo_toml(name)),
+        ("Cargo.toml", cargo_toml(name, sdk)),
         ("src/lib.rs", source(name)?),
+        ("tests/descriptor.rs", test(name)),
         ("wit/identity-store.wit", CONTRACT.to_string()),
         ("README.md", readme(name)),
         (".gitignore", "/target\n".to_string()),
@@ -201,22 +267,28 @@ mod tests {
     }
 
     #[test]
-    fn the_source_takes_the_new_name_and_its_own_contract() {
+    fn the_source_takes_the_new_name_and_drops_the_test_knobs() {
         let text = source("acme-crm").unwrap();
-        assert!(text.contains("path: \"wit\""));
-        assert!(text.contains("name: \"acme-crm\".into()"));
+        assert!(text.contains("DescriptorBuilder::new(\"acme-crm\""));
         assert!(text.contains("acme-crm-connector/{VERSION}"));
-        assert!(!text.contains("../../wit"));
         assert!(!text.contains("JSON_STORE_CONNECTOR"), "no test knobs");
+        assert!(!text.contains("stamped"), "{text}");
+        assert!(text.contains("const VERSION: &str = env!(\"CARGO_PKG_VERSION\");"));
         assert!(text.starts_with("//! The acme-crm connector"));
     }
 
     #[test]
-    fn the_wit_bindgen_is_the_workspaces() {
-        let workspace = include_str!("../../../Cargo.toml");
+    fn the_sdk_is_found_beside_the_sources_or_refused_by_name() {
+        let here = Sdk::locate(None).unwrap();
         assert!(
-            workspace.contains(&format!("wit-bindgen = \"{WIT_BINDGEN}\"")),
-            "update WIT_BINDGEN to the workspace's wit-bindgen"
+            matches!(&here, Sdk::Path(dir) if dir.ends_with("sdk")),
+            "{here:?}"
+        );
+        let error = Sdk::locate(Some(Path::new("/nonexistent"))).unwrap_err();
+        assert!(error.to_string().contains("/nonexistent"), "{error}");
+        assert!(
+            cargo_toml("a", &Sdk::Version("0.2".into()))
+                .contains("provisioner-connector = \"0.2\"")
         );
     }
 
@@ -224,9 +296,10 @@ mod tests {
     fn an_existing_directory_is_left_alone() {
         let dir = std::env::temp_dir().join(format!("scaffold-{}", rand::random::<u64>()));
         std::fs::create_dir_all(dir.join("acme")).unwrap();
-        let error = write("acme", &dir).unwrap_err();
+        let sdk = Sdk::Version("0.2".into());
+        let error = write("acme", &dir, &sdk).unwrap_err();
         assert!(matches!(error, ScaffoldError::Exists(_)), "{error}");
-        let error = write("Acme", &dir).unwrap_err();
+        let error = write("Acme", &dir, &sdk).unwrap_err();
         assert!(error.to_string().contains("lower-case"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

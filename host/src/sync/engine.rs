@@ -129,6 +129,8 @@ struct RuleBinding {
     /// [`mapping::fingerprint`]).
     fingerprint: String,
     match_attribute: String,
+    /// The connector declares `enable`.
+    can_enable: bool,
     /// Set when a change of the mappings would update more records than
     /// the rule's update guard allows: updates wait for approval.
     hold_updates: bool,
@@ -161,11 +163,15 @@ struct Work {
 #[derive(Debug, Clone)]
 enum WorkKind {
     Create(Vec<Attribute>),
-    /// `written` is what the link remembers afterwards.
+    /// `written` is what the link remembers afterwards; `enable`
+    /// reactivates a disabled record in the same operation, and `version`
+    /// is the record's as this pass's lookup read it.
     Update {
         target: String,
         changes: Vec<Attribute>,
         written: Option<BTreeMap<String, crate::runtime::contract::Value>>,
+        enable: bool,
+        version: Option<String>,
     },
     Remove {
         target: String,
@@ -188,10 +194,25 @@ impl Work {
                 attributes: attributes.clone(),
             },
             WorkKind::Update {
-                target, changes, ..
+                target,
+                changes,
+                enable: true,
+                version,
+                ..
+            } => Operation::Enable {
+                id: target.clone(),
+                attributes: changes.clone(),
+                version: version.clone(),
+            },
+            WorkKind::Update {
+                target,
+                changes,
+                version,
+                ..
             } => Operation::Update {
                 id: target.clone(),
                 attributes: changes.clone(),
+                version: version.clone(),
             },
             WorkKind::Remove {
                 target,
@@ -219,6 +240,7 @@ impl Work {
     fn action(&self) -> &'static str {
         match &self.kind {
             WorkKind::Create(_) => "create",
+            WorkKind::Update { enable: true, .. } => "enable",
             WorkKind::Update {
                 written: Some(_), ..
             } => "adopt-update",
@@ -295,6 +317,7 @@ fn show(value: &crate::runtime::contract::Value) -> String {
         Value::Text(text) => format!("{text:?}"),
         Value::Boolean(flag) => flag.to_string(),
         Value::Integer(number) => number.to_string(),
+        Value::TextList(items) => format!("{items:?}"),
     }
 }
 
@@ -600,8 +623,10 @@ impl Engine {
         let descriptor = bound.connector.plugin().descriptor();
         let mappings = rule.mappings_for(descriptor, &self.schema)?;
         let match_attribute = descriptor.match_attribute.clone();
+        let can_enable = descriptor.has(Capability::Enable);
         Ok(RuleBinding {
             rule: rule.clone(),
+            can_enable,
             bound,
             fingerprint: mapping::fingerprint(&mappings),
             mappings,
@@ -926,6 +951,7 @@ impl Engine {
                 mappings: &binding.mappings,
                 match_attribute: &binding.match_attribute,
                 preferences: &binding.bound.connection.preferences,
+                can_enable: binding.can_enable,
             };
             let planned = plan::plan_rule(
                 &view,
@@ -1121,6 +1147,7 @@ impl Engine {
             mappings: &binding.mappings,
             match_attribute: &binding.match_attribute,
             preferences: &binding.bound.connection.preferences,
+            can_enable: binding.can_enable,
         };
         let mut slices = Slices::new(None);
         let mut count = 0u64;
@@ -1409,7 +1436,11 @@ impl Engine {
                     }
                     finds.push((item, key, create, update, existing));
                 }
-                Decision::Update { target, changes } => {
+                Decision::Update {
+                    target,
+                    changes,
+                    enable,
+                } => {
                     // The diff, old value to new, as the plan shows it.
                     let before = rule_links
                         .get(&person)
@@ -1435,9 +1466,10 @@ impl Engine {
                         );
                         continue;
                     }
-                    report.line(&person, "update", diff);
+                    let action = if enable { "enable" } else { "update" };
+                    report.line(&person, action, diff);
                     if options.dry_run {
-                        report.count("update");
+                        report.count(action);
                         continue;
                     }
                     work.push(Work {
@@ -1450,6 +1482,8 @@ impl Engine {
                             target,
                             changes,
                             written: None,
+                            enable,
+                            version: None,
                         },
                     });
                 }
@@ -1627,7 +1661,10 @@ impl Engine {
                     &update,
                     existing.as_deref(),
                     &matches,
-                    &binding.match_attribute,
+                    plan::CaseRules {
+                        match_attribute: &binding.match_attribute,
+                        mappings: &binding.mappings,
+                    },
                     preferences,
                 );
                 let mut link = link_of(&person);
@@ -1707,7 +1744,11 @@ impl Engine {
                             });
                         }
                     }
-                    Found::Adopt { target, changes } => {
+                    Found::Adopt {
+                        target,
+                        changes,
+                        version,
+                    } => {
                         let adopted = existing.as_deref() != Some(target.as_str());
                         if adopted {
                             report.count("adopted");
@@ -1769,6 +1810,8 @@ impl Engine {
                                     target,
                                     changes,
                                     written: Some(written_of(&update)),
+                                    enable: false,
+                                    version,
                                 },
                             });
                         }

@@ -82,6 +82,7 @@ impl LinkError {
             StoreError::NotFound(m) => ("not-found", None, m.clone(), Vec::new()),
             StoreError::Unauthorized(m) => ("unauthorized", None, m.clone(), Vec::new()),
             StoreError::Unsupported(m) => ("unsupported", None, m.clone(), Vec::new()),
+            StoreError::Conflict(m) => ("conflict", None, m.clone(), Vec::new()),
         };
         LinkError {
             class: class.into(),
@@ -137,6 +138,7 @@ pub fn to_json(value: &Value) -> Json {
         Value::Text(t) => Json::from(t.as_str()),
         Value::Boolean(b) => Json::from(*b),
         Value::Integer(i) => Json::from(*i),
+        Value::TextList(items) => Json::from(items.clone()),
     }
 }
 
@@ -149,6 +151,12 @@ pub fn from_json(json: &Json) -> Value {
             .map(Value::Integer)
             .unwrap_or_else(|| Value::Text(n.to_string())),
         Json::String(s) => Value::Text(s.clone()),
+        Json::Array(items) if items.iter().all(Json::is_string) => Value::TextList(
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(String::from))
+                .collect(),
+        ),
         other => Value::Text(other.to_string()),
     }
 }
@@ -165,6 +173,7 @@ fn written_json(written: &BTreeMap<String, Value>) -> String {
                 Value::Text(text) => serializer.serialize_str(text),
                 Value::Boolean(flag) => serializer.serialize_bool(*flag),
                 Value::Integer(number) => serializer.serialize_i64(*number),
+                Value::TextList(items) => serializer.collect_seq(items),
             }
         }
     }

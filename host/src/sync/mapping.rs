@@ -1,13 +1,21 @@
 //! Attribute mappings: how a person's source attributes become a record's
 //! attributes. A mapping takes a source attribute, a constant, or a
-//! template such as `{given_name} {family_name}`. Templates are parsed once,
+//! template such as `{given_name} {family_name}`, or (for a list attribute
+//! of contract 0.2) one template per element. Templates are parsed once,
 //! and a template that does not parse is refused with the position of the
 //! problem.
+//!
+//! Sources give text; [`typed`] then gives each mapping the type and case
+//! rule its connector declares for the target, so that a boolean target
+//! receives `true` rather than `"true"` and a case-blind one compares
+//! without case.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::runtime::contract::{Attribute, Mapping, MappingSource, Value};
+use crate::runtime::contract::{
+    Attribute, AttributeType, Descriptor, Mapping, MappingSource, Value,
+};
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +157,10 @@ pub struct CompiledMapping {
     pub target: String,
     source: Source,
     pub apply_on_update: bool,
+    /// The type the target takes (text unless the connector says).
+    pub kind: AttributeType,
+    /// False when the store compares the target without case.
+    pub case_exact: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +168,7 @@ enum Source {
     Attribute(String),
     Constant(String),
     Template(Template),
+    Templates(Vec<Template>),
 }
 
 impl fmt::Display for CompiledMapping {
@@ -170,17 +183,33 @@ impl CompiledMapping {
             MappingSource::Attribute(name) => Source::Attribute(name.clone()),
             MappingSource::Constant(value) => Source::Constant(value.clone()),
             MappingSource::Template(text) => Source::Template(Template::parse(text)?),
+            MappingSource::Templates(texts) => Source::Templates(
+                texts
+                    .iter()
+                    .map(|text| Template::parse(text))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        let kind = match source {
+            Source::Templates(_) => AttributeType::TextList,
+            _ => AttributeType::Text,
         };
         Ok(CompiledMapping {
             target: mapping.target.clone(),
             source,
             apply_on_update: mapping.apply_on_update,
+            kind,
+            case_exact: true,
         })
     }
 
-    /// The value for one person. A missing source attribute is `Null`.
+    /// The value for one person, of the target's type. A missing source
+    /// attribute is `Null`. Text that does not read as the target's type
+    /// (`yes` for a boolean) stays text, and the store's answer says what
+    /// it makes of it; constants are checked before any pass (see
+    /// [`typed`]).
     pub fn value(&self, person: &BTreeMap<String, String>) -> Value {
-        match &self.source {
+        let text = match &self.source {
             Source::Attribute(name) => person
                 .get(name)
                 .filter(|v| !v.is_empty())
@@ -188,8 +217,96 @@ impl CompiledMapping {
                 .unwrap_or(Value::Null),
             Source::Constant(value) => Value::Text(value.clone()),
             Source::Template(template) => template.render(person),
+            Source::Templates(templates) => {
+                return Value::TextList(
+                    templates
+                        .iter()
+                        .filter_map(|t| match t.render(person) {
+                            Value::Text(text) => Some(text),
+                            _ => None,
+                        })
+                        .collect(),
+                );
+            }
+        };
+        match (self.kind, text) {
+            (AttributeType::Boolean, Value::Text(text)) => boolean(&text)
+                .map(Value::Boolean)
+                .unwrap_or(Value::Text(text)),
+            (AttributeType::Integer, Value::Text(text)) => integer(&text)
+                .map(Value::Integer)
+                .unwrap_or(Value::Text(text)),
+            (AttributeType::TextList, Value::Text(text)) => Value::TextList(vec![text]),
+            (_, value) => value,
         }
     }
+}
+
+fn boolean(text: &str) -> Option<bool> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if text.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// An integer written plainly: what `i64`'s own form gives back.
+fn integer(text: &str) -> Option<i64> {
+    let text = text.trim();
+    text.parse::<i64>()
+        .ok()
+        .filter(|number| number.to_string() == text)
+}
+
+/// The connector's default mappings, compiled and typed.
+pub fn defaults(descriptor: &Descriptor) -> Result<Vec<CompiledMapping>, String> {
+    let mut mappings = compile(&descriptor.default_mappings)?;
+    typed(&mut mappings, descriptor)?;
+    Ok(mappings)
+}
+
+/// Gives each mapping the type and case rule that `descriptor` declares for
+/// its target, and refuses what cannot be written: a list of templates to
+/// a target that is not a list, a list to a 0.1 connector (which has no
+/// list values), or a constant that is not of the target's type.
+pub fn typed(mappings: &mut [CompiledMapping], descriptor: &Descriptor) -> Result<(), String> {
+    for mapping in mappings.iter_mut() {
+        let declared = descriptor.attribute(&mapping.target);
+        let kind = declared.map(|a| a.kind).unwrap_or(AttributeType::Text);
+        if let Source::Templates(_) = mapping.source
+            && kind != AttributeType::TextList
+        {
+            return Err(match declared {
+                Some(_) => format!(
+                    "mapping for {}: a list of templates needs a text-list target, and plugin {} declares {} as {kind}",
+                    mapping.target, descriptor.name, mapping.target
+                ),
+                None => format!(
+                    "mapping for {}: a list of templates needs a text-list target, and plugin {} does not declare {} as one",
+                    mapping.target, descriptor.name, mapping.target
+                ),
+            });
+        }
+        if let Source::Constant(value) = &mapping.source {
+            let fits = match kind {
+                AttributeType::Boolean => boolean(value).is_some(),
+                AttributeType::Integer => integer(value).is_some(),
+                AttributeType::Text | AttributeType::TextList => true,
+            };
+            if !fits {
+                return Err(format!(
+                    "mapping for {}: constant {value:?} is not a {kind}, which plugin {} declares {} to be",
+                    mapping.target, descriptor.name, mapping.target
+                ));
+            }
+        }
+        mapping.kind = kind;
+        mapping.case_exact = declared.is_none_or(|a| a.case_exact);
+    }
+    Ok(())
 }
 
 impl CompiledMapping {
@@ -199,6 +316,14 @@ impl CompiledMapping {
             Source::Attribute(name) => format!("source {name:?}"),
             Source::Constant(value) => format!("constant {value:?}"),
             Source::Template(template) => format!("template {:?}", template.text()),
+            Source::Templates(templates) => format!(
+                "templates [{}]",
+                templates
+                    .iter()
+                    .map(|t| format!("{:?}", t.text()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         if self.apply_on_update {
             source

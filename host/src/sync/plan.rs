@@ -24,6 +24,10 @@ pub struct RuleView<'a> {
     pub mappings: &'a [CompiledMapping],
     pub match_attribute: &'a str,
     pub preferences: &'a Preferences,
+    /// The connector declares `enable` (contract 0.2): a person back in
+    /// scope after a disable gets one `enable` with what changed, instead
+    /// of a rewrite of every mapped attribute.
+    pub can_enable: bool,
 }
 
 /// A decision about one person in one rule.
@@ -41,6 +45,8 @@ pub enum Decision {
     Update {
         target: String,
         changes: Vec<Attribute>,
+        /// Reactivate the disabled record too.
+        enable: bool,
     },
     Remove {
         target: String,
@@ -81,8 +87,17 @@ pub struct Planned {
 /// record differ, and be updated, on every pass that reads it. So text
 /// equals a boolean when it says `true` or `false` (in any case), and an
 /// integer when it is that number written plainly (not "0150" or "+42");
-/// null equals empty text.
+/// null equals empty text and the empty list; lists compare in order. Text
+/// compares without case where [`CaseRules`] says so. These are the rules
+/// the contract's `attribute-spec` promises connectors.
 fn same(desired: &Value, current: Option<&Value>, ignore_case: bool) -> bool {
+    let text_eq = |a: &str, b: &str| {
+        if ignore_case {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
+        }
+    };
     let text_is = |text: &str, other: &Value| match other {
         Value::Boolean(flag) => {
             text.trim()
@@ -94,7 +109,22 @@ fn same(desired: &Value, current: Option<&Value>, ignore_case: bool) -> bool {
         _ => false,
     };
     match (desired, current.unwrap_or(&Value::Null)) {
-        (Value::Text(a), Value::Text(b)) if ignore_case => a.eq_ignore_ascii_case(b),
+        (Value::Text(a), Value::Text(b)) => text_eq(a, b),
+        // Lists compare element by element, in order; null is the empty
+        // list, and a store that reads a one-element list back as plain
+        // text holds the same value.
+        (Value::TextList(a), Value::TextList(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| text_eq(a, b))
+        }
+        (Value::TextList(items), Value::Null) | (Value::Null, Value::TextList(items)) => {
+            items.is_empty()
+        }
+        (Value::TextList(items), Value::Text(text))
+        | (Value::Text(text), Value::TextList(items)) => match items.as_slice() {
+            [] => text.is_empty(),
+            [one] => text_eq(one, text),
+            _ => false,
+        },
         (Value::Null, Value::Text(b)) => b.is_empty(),
         (Value::Text(a), Value::Null) => a.is_empty(),
         (Value::Text(a), other @ (Value::Boolean(_) | Value::Integer(_))) => text_is(a, other),
@@ -103,13 +133,32 @@ fn same(desired: &Value, current: Option<&Value>, ignore_case: bool) -> bool {
     }
 }
 
+/// Which attributes compare without case: the match attribute, as stores
+/// match it, and those the connector declares `case-exact: false`
+/// (contract 0.2), which the compiled mappings carry.
+#[derive(Debug, Clone, Copy)]
+pub struct CaseRules<'a> {
+    pub match_attribute: &'a str,
+    pub mappings: &'a [CompiledMapping],
+}
+
+impl CaseRules<'_> {
+    fn ignore_case(&self, name: &str) -> bool {
+        name.eq_ignore_ascii_case(self.match_attribute)
+            || self
+                .mappings
+                .iter()
+                .any(|m| m.target == name && !m.case_exact)
+    }
+}
+
 /// The attributes of `desired` that differ from a record's `current` ones
-/// (as a lookup read them). The match attribute compares without case, as
-/// stores match it.
+/// (as a lookup read them), by the comparison rules of [`same`] and
+/// [`CaseRules`].
 pub fn diff_against(
     desired: &[Attribute],
     current: &[Attribute],
-    match_attribute: &str,
+    rules: CaseRules<'_>,
 ) -> Vec<Attribute> {
     desired
         .iter()
@@ -118,11 +167,7 @@ pub fn diff_against(
                 .iter()
                 .find(|c| c.name.eq_ignore_ascii_case(&attribute.name))
                 .map(|c| &c.value);
-            !same(
-                &attribute.value,
-                now,
-                attribute.name.eq_ignore_ascii_case(match_attribute),
-            )
+            !same(&attribute.value, now, rules.ignore_case(&attribute.name))
         })
         .cloned()
         .collect()
@@ -200,20 +245,44 @@ pub fn plan_rule(
         let key = match_key(view, &create);
         let target = link.and_then(|l| l.target_id.clone());
         let decision = match (target, link) {
-            (Some(existing), Some(_)) if full && key.is_some() => Decision::Find {
-                key: key.unwrap_or_default(),
-                create,
-                update,
-                existing: Some(existing),
-            },
+            // A conflict said the record changed in the store since it was
+            // read: read it again rather than overwrite it blindly.
+            (Some(existing), Some(link))
+                if (full || conflicted(link))
+                    && key.is_some()
+                    && link.state != LinkState::Disabled =>
+            {
+                Decision::Find {
+                    key: key.unwrap_or_default(),
+                    create,
+                    update,
+                    existing: Some(existing),
+                }
+            }
             (Some(target), Some(link)) => {
-                // Back in scope after a disable: rewrite everything.
-                let changes = if link.state == LinkState::Disabled {
+                let enable = link.state == LinkState::Disabled && view.can_enable;
+                // Back in scope after a disable, without `enable`: rewrite
+                // everything, which is how a 0.1 connector reactivates.
+                let changes = if link.state == LinkState::Disabled && !enable {
                     update.clone()
                 } else {
                     diff_written(&update, &link.written)
                 };
-                if changes.is_empty() {
+                if enable && !prefs.allow_update {
+                    Decision::Settle {
+                        state: LinkState::Partial,
+                        reason: Some(
+                            "the record stays disabled: updating records is not allowed on this connection"
+                                .into(),
+                        ),
+                    }
+                } else if enable {
+                    Decision::Update {
+                        target,
+                        changes,
+                        enable,
+                    }
+                } else if changes.is_empty() {
                     if link.state == LinkState::Synced {
                         Decision::Unchanged
                     } else {
@@ -231,7 +300,11 @@ pub fn plan_rule(
                         )),
                     }
                 } else {
-                    Decision::Update { target, changes }
+                    Decision::Update {
+                        target,
+                        changes,
+                        enable,
+                    }
                 }
             }
             _ if !prefs.allow_create => Decision::Settle {
@@ -315,6 +388,11 @@ fn match_key(view: &RuleView<'_>, attributes: &[Attribute]) -> Option<String> {
         })
 }
 
+/// Whether the link's last write failed on a version conflict.
+fn conflicted(link: &Link) -> bool {
+    link.state == LinkState::Failed && link.error.as_ref().is_some_and(|e| e.class == "conflict")
+}
+
 /// Whether a link without a record may still have one in the store: some
 /// create was tried and its outcome is not known to be a refusal.
 fn may_have_record(link: &Link) -> bool {
@@ -376,6 +454,8 @@ pub enum Found {
     Adopt {
         target: String,
         changes: Vec<Attribute>,
+        /// The record's version as the lookup read it, for the update.
+        version: Option<String>,
     },
     /// Link to `target`, which is behind, but updates are not allowed.
     AdoptBehind {
@@ -391,7 +471,7 @@ pub fn resolve(
     update: &[Attribute],
     existing: Option<&str>,
     matches: &[&Match],
-    match_attribute: &str,
+    rules: CaseRules<'_>,
     preferences: &Preferences,
 ) -> Found {
     let chosen = match matches {
@@ -405,7 +485,7 @@ pub fn resolve(
             }
         }
     };
-    let changes = diff_against(update, &chosen.attributes, match_attribute);
+    let changes = diff_against(update, &chosen.attributes, rules);
     if !changes.is_empty() && !preferences.allow_update {
         Found::AdoptBehind {
             target: chosen.id.clone(),
@@ -415,6 +495,7 @@ pub fn resolve(
         Found::Adopt {
             target: chosen.id.clone(),
             changes,
+            version: chosen.version.clone(),
         }
     }
 }
@@ -518,6 +599,15 @@ mod tests {
     }
 
     fn plan(prefs: &Preferences, people: Vec<Person>, links: Vec<Link>) -> Vec<Decision> {
+        plan_with(prefs, people, links, false)
+    }
+
+    fn plan_with(
+        prefs: &Preferences,
+        people: Vec<Person>,
+        links: Vec<Link>,
+        can_enable: bool,
+    ) -> Vec<Decision> {
         let rule = rule();
         let mappings = mappings();
         let view = RuleView {
@@ -525,6 +615,7 @@ mod tests {
             mappings: &mappings,
             match_attribute: "Email",
             preferences: prefs,
+            can_enable,
         };
         let people = people.into_iter().map(|p| (p.id.clone(), p)).collect();
         let links = links
@@ -586,7 +677,8 @@ mod tests {
             decisions[0],
             Decision::Update {
                 target: "T-a".into(),
-                changes: vec![text("Title", "CEO")]
+                changes: vec![text("Title", "CEO")],
+                enable: false,
             }
         );
         let unchanged = plan(
@@ -709,7 +801,127 @@ mod tests {
             name: "active".into(),
             value: Value::Boolean(true),
         }];
-        assert!(diff_against(&desired, &read, "email").is_empty());
+        let rules = CaseRules {
+            match_attribute: "email",
+            mappings: &[],
+        };
+        assert!(diff_against(&desired, &read, rules).is_empty());
+    }
+
+    #[test]
+    fn lists_compare_in_order_and_with_the_declared_case_rule() {
+        let list = |items: &[&str]| Value::TextList(items.iter().map(|s| s.to_string()).collect());
+        assert!(same(&list(&["a", "b"]), Some(&list(&["a", "b"])), false));
+        assert!(!same(&list(&["a", "b"]), Some(&list(&["b", "a"])), false));
+        assert!(!same(&list(&["a"]), Some(&list(&["A"])), false));
+        assert!(same(&list(&["a"]), Some(&list(&["A"])), true));
+        assert!(same(&list(&[]), None, false));
+        assert!(same(&Value::Null, Some(&list(&[])), false));
+        assert!(same(
+            &list(&["a@x"]),
+            Some(&Value::Text("a@x".into())),
+            false
+        ));
+        assert!(!same(
+            &list(&["a", "b"]),
+            Some(&Value::Text("a".into())),
+            false
+        ));
+        // A target the connector declares case-blind compares without case.
+        let mut mappings = mapping::compile(&[Mapping {
+            target: "Nick".into(),
+            source: MappingSource::Attribute("nick".into()),
+            apply_on_update: true,
+        }])
+        .unwrap();
+        let desired = vec![text("Nick", "ada"), text("Email", "A@X.TEST")];
+        let read = vec![text("Nick", "ADA"), text("Email", "a@x.test")];
+        fn rules(mappings: &[CompiledMapping]) -> CaseRules<'_> {
+            CaseRules {
+                match_attribute: "Email",
+                mappings,
+            }
+        }
+        assert_eq!(
+            diff_against(&desired, &read, rules(&mappings)),
+            vec![text("Nick", "ada")],
+            "case-exact unless declared otherwise; the match attribute never is"
+        );
+        mappings[0].case_exact = false;
+        assert!(diff_against(&desired, &read, rules(&mappings)).is_empty());
+    }
+
+    #[test]
+    fn a_disabled_record_is_enabled_with_only_what_changed_when_the_connector_can() {
+        let mut link = linked("a", "CTO");
+        link.state = LinkState::Disabled;
+        let back = || vec![person("a", true, "CTO")];
+        assert_eq!(
+            plan_with(&prefs(), back(), vec![link.clone()], true),
+            vec![Decision::Update {
+                target: "T-a".into(),
+                changes: vec![],
+                enable: true,
+            }]
+        );
+        // Without `enable` (contract 0.1), everything is rewritten.
+        match &plan_with(&prefs(), back(), vec![link.clone()], false)[0] {
+            Decision::Update {
+                changes, enable, ..
+            } => assert_eq!((changes.len(), *enable), (2, false)),
+            other => panic!("{other:?}"),
+        }
+        // Enabling is an update: without permission the record stays as it is.
+        let mut no_updates = prefs();
+        no_updates.allow_update = false;
+        assert!(matches!(
+            &plan_with(&no_updates, back(), vec![link], true)[0],
+            Decision::Settle { state: LinkState::Partial, reason: Some(r) } if r.contains("stays disabled")
+        ));
+    }
+
+    #[test]
+    fn a_conflict_reads_the_record_again_before_writing() {
+        let mut link = linked("a", "CTO");
+        link.state = LinkState::Failed;
+        link.error = Some(LinkError::from_store(
+            &crate::runtime::contract::StoreError::Conflict("412".into()),
+        ));
+        let decisions = plan(&prefs(), vec![person("a", true, "CEO")], vec![link]);
+        assert!(
+            matches!(&decisions[0], Decision::Find { existing: Some(id), .. } if id == "T-a"),
+            "{decisions:?}"
+        );
+    }
+
+    #[test]
+    fn an_adoption_carries_the_version_the_lookup_read() {
+        let found = Match {
+            value: "a@x.test".into(),
+            id: "T-a".into(),
+            attributes: vec![text("Email", "a@x.test"), text("Title", "CTO")],
+            version: Some("v7".into()),
+        };
+        let rules = CaseRules {
+            match_attribute: "Email",
+            mappings: &[],
+        };
+        let resolved = resolve(
+            vec![],
+            &[text("Title", "CEO")],
+            None,
+            &[&found],
+            rules,
+            &prefs(),
+        );
+        assert_eq!(
+            resolved,
+            Found::Adopt {
+                target: "T-a".into(),
+                changes: vec![text("Title", "CEO")],
+                version: Some("v7".into()),
+            }
+        );
     }
 
     #[test]
@@ -850,6 +1062,11 @@ mod tests {
         ));
     }
 
+    const EMAIL: CaseRules<'static> = CaseRules {
+        match_attribute: "Email",
+        mappings: &[],
+    };
+
     #[test]
     fn lookups_adopt_one_create_none_and_refuse_twins() {
         let prefs = prefs();
@@ -857,27 +1074,30 @@ mod tests {
             value: "a@x.test".into(),
             id: id.into(),
             attributes: vec![text("Email", "A@X.TEST"), text("Title", title)],
+            version: None,
         };
         let update = vec![text("Email", "a@x.test"), text("Title", "CTO")];
         assert!(matches!(
-            resolve(vec![], &update, None, &[], "Email", &prefs),
+            resolve(vec![], &update, None, &[], EMAIL, &prefs),
             Found::Create(_)
         ));
         let one = found("T1", "CTO");
         assert_eq!(
-            resolve(vec![], &update, None, &[&one], "Email", &prefs),
+            resolve(vec![], &update, None, &[&one], EMAIL, &prefs),
             Found::Adopt {
                 target: "T1".into(),
-                changes: vec![]
+                changes: vec![],
+                version: None,
             },
             "the Email differs only in case"
         );
         let behind = found("T1", "CEO");
         assert_eq!(
-            resolve(vec![], &update, None, &[&behind], "Email", &prefs),
+            resolve(vec![], &update, None, &[&behind], EMAIL, &prefs),
             Found::Adopt {
                 target: "T1".into(),
-                changes: vec![text("Title", "CTO")]
+                changes: vec![text("Title", "CTO")],
+                version: None,
             }
         );
         let frozen = Preferences {
@@ -885,16 +1105,16 @@ mod tests {
             ..prefs.clone()
         };
         assert!(matches!(
-            resolve(vec![], &update, None, &[&behind], "Email", &frozen),
+            resolve(vec![], &update, None, &[&behind], EMAIL, &frozen),
             Found::AdoptBehind { .. }
         ));
         let twin = found("T2", "CTO");
         assert_eq!(
-            resolve(vec![], &update, None, &[&one, &twin], "Email", &prefs),
+            resolve(vec![], &update, None, &[&one, &twin], EMAIL, &prefs),
             Found::Ambiguous(vec!["T1".into(), "T2".into()])
         );
         assert!(
-            matches!(resolve(vec![], &update, Some("T2"), &[&one, &twin], "Email", &prefs), Found::Adopt { target, .. } if target == "T2")
+            matches!(resolve(vec![], &update, Some("T2"), &[&one, &twin], EMAIL, &prefs), Found::Adopt { target, .. } if target == "T2")
         );
     }
 }

@@ -177,7 +177,7 @@ pub async fn push(
 ) -> Result<PushReport, CallError> {
     let descriptor = connector.plugin().descriptor();
     let mappings: Vec<CompiledMapping> =
-        mapping::compile(&descriptor.default_mappings).map_err(|message| CallError::Contract {
+        mapping::defaults(descriptor).map_err(|message| CallError::Contract {
             plugin: descriptor.name.clone(),
             message,
         })?;
@@ -267,7 +267,8 @@ pub async fn push(
                 }),
                 [existing] => {
                     let desired = mapping::attributes(&mappings, &person.attributes, true);
-                    let changed = super::plan::diff_against(&desired, &existing.attributes, &match_attribute);
+                    let rules = super::plan::CaseRules { match_attribute: &match_attribute, mappings: &mappings };
+                    let changed = super::plan::diff_against(&desired, &existing.attributes, rules);
                     if changed.is_empty() {
                         report.results.push(PersonResult::Unchanged {
                             id,
@@ -286,6 +287,7 @@ pub async fn push(
                         operations.push(Operation::Update {
                             id: existing.id.clone(),
                             attributes: changed,
+                            version: existing.version.clone(),
                         });
                         pending.push((slot, Some(existing.id.clone()), names));
                         report.results.push(PersonResult::Skipped {

@@ -94,7 +94,55 @@ pub struct Counters {
 #[derive(Debug)]
 struct Person {
     attributes: Map<String, Value>,
+    /// Bumped on every write; answered as `version` and honoured in
+    /// `If-Match` and a batch operation's `version`.
+    version: u64,
 }
+
+/// One write, from a single-record endpoint or a batch.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+enum Write {
+    Create {
+        attributes: Map<String, Value>,
+    },
+    Update {
+        id: String,
+        #[serde(default)]
+        attributes: Map<String, Value>,
+        version: Option<String>,
+    },
+    Disable {
+        id: String,
+    },
+    Enable {
+        id: String,
+        #[serde(default)]
+        attributes: Map<String, Value>,
+        version: Option<String>,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+/// Why a write failed: the status and the body the store answers with.
+struct Refusal {
+    status: StatusCode,
+    body: Value,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &str, message: &str) -> Refusal {
+        Refusal {
+            status,
+            body: json!({ "code": code, "message": message }),
+        }
+    }
+}
+
+/// The most operations one batch may carry.
+pub const MAX_BATCH: usize = 200;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -238,11 +286,13 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/me", get(me))
         .route("/api/people", post(create_person).get(list_people))
         .route("/api/people/search", post(search_people))
+        .route("/api/people/batch", post(batch))
         .route(
             "/api/people/{id}",
             axum::routing::patch(update_person).delete(delete_person),
         )
         .route("/api/people/{id}/disable", post(disable_person))
+        .route("/api/people/{id}/enable", post(enable_person))
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate));
     Router::new()
         .route("/oauth/token", post(token))
@@ -320,8 +370,11 @@ async fn authenticate(
 fn pattern(method: &str, path: &str) -> String {
     let parts: Vec<&str> = path.split('/').collect();
     let shape = match parts.as_slice() {
-        ["", "api", "people", id] if *id != "search" => "/api/people/{id}".to_string(),
+        ["", "api", "people", id] if *id != "search" && *id != "batch" => {
+            "/api/people/{id}".to_string()
+        }
         ["", "api", "people", _, "disable"] => "/api/people/{id}/disable".to_string(),
+        ["", "api", "people", _, "enable"] => "/api/people/{id}/enable".to_string(),
         _ => path.to_string(),
     };
     format!("{method} {shape}")
@@ -413,67 +466,214 @@ struct Body {
     attributes: Map<String, Value>,
 }
 
-async fn create_person(State(shared): State<Arc<Shared>>, Json(body): Json<Body>) -> Response {
-    let email = body.attributes.get("email").and_then(Value::as_str);
-    if email.is_none_or(str::is_empty) {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({
-                "code": "REQUIRED_FIELD_MISSING",
-                "message": "Required fields are missing: [email]",
-                "fields": ["email"],
-            })),
-        )
-            .into_response();
+impl Shared {
+    /// Carries out one write; the single-record endpoints and the batch
+    /// endpoint share it, so they cannot disagree.
+    fn write(&self, write: Write) -> Result<(String, u64), Refusal> {
+        let mut inner = self.lock();
+        let missing = || Refusal::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such person");
+        match write {
+            Write::Create { mut attributes } => {
+                if attributes
+                    .get("email")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    return Err(Refusal {
+                        status: StatusCode::BAD_REQUEST,
+                        body: json!({
+                            "code": "REQUIRED_FIELD_MISSING",
+                            "message": "Required fields are missing: [email]",
+                            "fields": ["email"],
+                        }),
+                    });
+                }
+                inner.next_id += 1;
+                let id = format!("p-{:06}", inner.next_id);
+                attributes
+                    .entry("active".to_string())
+                    .or_insert(Value::Bool(true));
+                inner.people.insert(
+                    id.clone(),
+                    Person {
+                        attributes,
+                        version: 1,
+                    },
+                );
+                Ok((id, 1))
+            }
+            Write::Update {
+                id,
+                attributes,
+                version,
+            } => update(&mut inner, id, attributes, version, false),
+            Write::Enable {
+                id,
+                attributes,
+                version,
+            } => update(&mut inner, id, attributes, version, true),
+            Write::Disable { id } => {
+                let person = inner.people.get_mut(&id).ok_or_else(missing)?;
+                person
+                    .attributes
+                    .insert("active".to_string(), Value::Bool(false));
+                person.version += 1;
+                Ok((id, person.version))
+            }
+            Write::Delete { id } => {
+                if self.options.quirks.ignore_deletes && inner.people.contains_key(&id) {
+                    return Ok((id, 0));
+                }
+                match inner.people.remove(&id) {
+                    Some(_) => Ok((id, 0)),
+                    None => Err(missing()),
+                }
+            }
+        }
     }
-    let mut inner = shared.lock();
-    inner.next_id += 1;
-    let id = format!("p-{:06}", inner.next_id);
-    let mut attributes = body.attributes;
-    attributes
-        .entry("active".to_string())
-        .or_insert(Value::Bool(true));
-    inner.people.insert(id.clone(), Person { attributes });
-    (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
+}
+
+/// Writes `attributes` on a person still at `version` (if given), and
+/// makes them active when `enable`.
+fn update(
+    inner: &mut Inner,
+    id: String,
+    attributes: Map<String, Value>,
+    version: Option<String>,
+    enable: bool,
+) -> Result<(String, u64), Refusal> {
+    let Some(person) = inner.people.get_mut(&id) else {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "no such person",
+        ));
+    };
+    if version.is_some_and(|v| v != format!("v{}", person.version)) {
+        return Err(Refusal::new(
+            StatusCode::PRECONDITION_FAILED,
+            "VERSION_MISMATCH",
+            "the person changed since that version",
+        ));
+    }
+    person.attributes.extend(attributes);
+    if enable {
+        person
+            .attributes
+            .insert("active".to_string(), Value::Bool(true));
+    }
+    person.version += 1;
+    Ok((id, person.version))
+}
+
+fn answer(result: Result<(String, u64), Refusal>, status: StatusCode) -> Response {
+    match result {
+        Ok((id, version)) if status == StatusCode::CREATED => (
+            status,
+            Json(json!({ "id": id, "version": format!("v{version}") })),
+        )
+            .into_response(),
+        Ok((_, version)) if version > 0 => (
+            StatusCode::NO_CONTENT,
+            [(header::ETAG, format!("\"v{version}\""))],
+        )
+            .into_response(),
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(refusal) => (refusal.status, Json(refusal.body)).into_response(),
+    }
+}
+
+/// The version an `If-Match` header asks for, without the ETag's quotes.
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_string()
+        })
+}
+
+async fn create_person(State(shared): State<Arc<Shared>>, Json(body): Json<Body>) -> Response {
+    let result = shared.write(Write::Create {
+        attributes: body.attributes,
+    });
+    answer(result, StatusCode::CREATED)
 }
 
 async fn update_person(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Json(body): Json<Body>,
 ) -> Response {
-    let mut inner = shared.lock();
-    match inner.people.get_mut(&id) {
-        Some(person) => {
-            person.attributes.extend(body.attributes);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        None => error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such person"),
-    }
+    let result = shared.write(Write::Update {
+        id,
+        attributes: body.attributes,
+        version: if_match(&headers),
+    });
+    answer(result, StatusCode::NO_CONTENT)
 }
 
 async fn disable_person(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    let mut inner = shared.lock();
-    match inner.people.get_mut(&id) {
-        Some(person) => {
-            person
-                .attributes
-                .insert("active".to_string(), Value::Bool(false));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        None => error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such person"),
-    }
+    answer(shared.write(Write::Disable { id }), StatusCode::NO_CONTENT)
+}
+
+async fn enable_person(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let result = shared.write(Write::Enable {
+        id,
+        attributes: Map::new(),
+        version: if_match(&headers),
+    });
+    answer(result, StatusCode::NO_CONTENT)
 }
 
 async fn delete_person(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    let mut inner = shared.lock();
-    if shared.options.quirks.ignore_deletes && inner.people.contains_key(&id) {
-        return StatusCode::NO_CONTENT.into_response();
+    answer(shared.write(Write::Delete { id }), StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct Batch {
+    operations: Vec<Value>,
+}
+
+/// `POST /api/people/batch`: up to [`MAX_BATCH`] writes, one result each,
+/// in order; one bad operation fails only itself.
+async fn batch(State(shared): State<Arc<Shared>>, Json(batch): Json<Batch>) -> Response {
+    if batch.operations.len() > MAX_BATCH {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BATCH_TOO_LARGE",
+            &format!("a batch holds at most {MAX_BATCH} operations"),
+        );
     }
-    match inner.people.remove(&id) {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
-        None => error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such person"),
-    }
+    let results: Vec<Value> = batch
+        .operations
+        .into_iter()
+        .map(|operation| {
+            let write = match serde_json::from_value::<Write>(operation) {
+                Ok(write) => write,
+                Err(e) => {
+                    return json!({ "status": 400, "code": "INVALID_OPERATION", "message": e.to_string() });
+                }
+            };
+            match shared.write(write) {
+                Ok((id, version)) => json!({ "id": id, "version": format!("v{version}") }),
+                Err(refusal) => {
+                    let mut body = refusal.body;
+                    body["status"] = Value::from(refusal.status.as_u16());
+                    body
+                }
+            }
+        })
+        .collect();
+    Json(json!({ "results": results })).into_response()
 }
 
 #[derive(Deserialize)]
@@ -487,7 +687,7 @@ fn render(id: &str, person: &Person, quirks: &Quirks) -> Value {
     if let Some(hidden) = &quirks.hidden_attribute {
         attributes.remove(hidden);
     }
-    json!({ "id": id, "attributes": attributes })
+    json!({ "id": id, "attributes": attributes, "version": format!("v{}", person.version) })
 }
 
 async fn search_people(State(shared): State<Arc<Shared>>, Json(search): Json<Search>) -> Response {

@@ -5,7 +5,7 @@
 
 #[cfg(feature = "future-contract")]
 mod future {
-    wit_bindgen::generate!({ path: "wit-v0.2.0", world: "connector" });
+    wit_bindgen::generate!({ path: "wit-v0.3.0", world: "connector" });
 
     struct Future;
     export!(Future);

@@ -1,13 +1,18 @@
 //! The connector contract as the host sees it, independent of any one WIT
 //! version.
 //!
-//! Each supported contract version has a module (today only [`v0_1_0`]) that
-//! generates wasmtime bindings from `wit/vX.Y.Z/` and converts its types to
-//! and from the ones here. The rest of the host only ever sees these types,
-//! so a 0.2.0 contract can sit beside 0.1.0 without touching the planner or
-//! the broker.
+//! Each supported contract version has a module ([`v0_1_0`], [`v0_2_0`])
+//! that generates wasmtime bindings from `wit/vX.Y.Z/` and converts its
+//! types to and from the ones here. The rest of the host only ever sees
+//! these types, which are the newest contract's; an older version's module
+//! adapts (a 0.1 connector has no groups, no `enable` and no list values,
+//! and its descriptor says so).
 
+mod imports;
 pub(crate) mod v0_1_0;
+pub(crate) mod v0_2_0;
+
+use imports::{brokered_imports, call};
 
 use std::fmt;
 use std::time::Duration;
@@ -20,16 +25,28 @@ use crate::runtime::sandbox::PluginState;
 
 /// A component pre-instantiated with the bindings of the contract version
 /// it exports: the one place that knows which versions there are. A new
-/// version adds a variant here and its module beside `v0_1_0`; the rest of
+/// version adds a variant here and its module beside `v0_2_0`; the rest of
 /// the host keeps calling these methods with the types below.
 pub(crate) enum Bindings {
     V0_1_0(v0_1_0::BindingsPre<PluginState>),
+    V0_2_0(v0_2_0::BindingsPre<PluginState>),
+}
+
+/// A dispatch over [`Bindings`] for the calls every version has.
+macro_rules! each_version {
+    ($bindings:expr, |$pre:ident| $call:expr) => {
+        match $bindings {
+            Bindings::V0_1_0($pre) => $call,
+            Bindings::V0_2_0($pre) => $call,
+        }
+    };
 }
 
 impl Bindings {
     /// Adds the imports of every version this host speaks.
     pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-        v0_1_0::add_to_linker(linker)
+        v0_1_0::add_to_linker(linker)?;
+        v0_2_0::add_to_linker(linker)
     }
 
     /// The bindings for `version`, which discovery found compatible with
@@ -40,6 +57,7 @@ impl Bindings {
     ) -> wasmtime::Result<Bindings> {
         match (version.major, version.minor) {
             (0, 1) => Ok(Bindings::V0_1_0(v0_1_0::BindingsPre::new(pre)?)),
+            (0, 2) => Ok(Bindings::V0_2_0(v0_2_0::BindingsPre::new(pre)?)),
             _ => Err(wasmtime::Error::msg(format!(
                 "this host has no bindings for contract {version}"
             ))),
@@ -50,18 +68,14 @@ impl Bindings {
         &self,
         store: &mut Store<PluginState>,
     ) -> wasmtime::Result<Descriptor> {
-        match self {
-            Bindings::V0_1_0(pre) => pre.describe(store).await,
-        }
+        each_version!(self, |pre| pre.describe(store).await)
     }
 
     pub(crate) async fn test_connection(
         &self,
         store: &mut Store<PluginState>,
     ) -> wasmtime::Result<Result<ConnectionReport, StoreError>> {
-        match self {
-            Bindings::V0_1_0(pre) => pre.test_connection(store).await,
-        }
+        each_version!(self, |pre| pre.test_connection(store).await)
     }
 
     pub(crate) async fn apply(
@@ -69,9 +83,7 @@ impl Bindings {
         store: &mut Store<PluginState>,
         operations: Vec<Operation>,
     ) -> wasmtime::Result<Vec<Result<Outcome, StoreError>>> {
-        match self {
-            Bindings::V0_1_0(pre) => pre.apply(store, operations).await,
-        }
+        each_version!(self, |pre| pre.apply(store, operations).await)
     }
 
     pub(crate) async fn lookup(
@@ -80,9 +92,7 @@ impl Bindings {
         attribute: &str,
         values: &[String],
     ) -> wasmtime::Result<Result<Vec<Match>, StoreError>> {
-        match self {
-            Bindings::V0_1_0(pre) => pre.lookup(store, attribute, values).await,
-        }
+        each_version!(self, |pre| pre.lookup(store, attribute, values).await)
     }
 
     pub(crate) async fn list(
@@ -90,14 +100,67 @@ impl Bindings {
         store: &mut Store<PluginState>,
         cursor: Option<&str>,
     ) -> wasmtime::Result<Result<Page, StoreError>> {
+        each_version!(self, |pre| pre.list(store, cursor).await)
+    }
+}
+
+impl Bindings {
+    /// Only called for a plugin that declares [`Capability::Groups`], which
+    /// a 0.1 descriptor cannot.
+    pub(crate) async fn apply_groups(
+        &self,
+        store: &mut Store<PluginState>,
+        operations: Vec<GroupOperation>,
+    ) -> wasmtime::Result<Vec<Result<Outcome, StoreError>>> {
         match self {
-            Bindings::V0_1_0(pre) => pre.list(store, cursor).await,
+            Bindings::V0_1_0(_) => Ok(operations
+                .iter()
+                .map(|_| Err(StoreError::Unsupported(NO_GROUPS_IN_0_1.into())))
+                .collect()),
+            Bindings::V0_2_0(pre) => pre.apply_groups(store, operations).await,
+        }
+    }
+
+    pub(crate) async fn lookup_groups(
+        &self,
+        store: &mut Store<PluginState>,
+        display_names: &[String],
+    ) -> wasmtime::Result<Result<Vec<Group>, StoreError>> {
+        match self {
+            Bindings::V0_1_0(_) => Ok(Err(StoreError::Unsupported(NO_GROUPS_IN_0_1.into()))),
+            Bindings::V0_2_0(pre) => pre.lookup_groups(store, display_names).await,
+        }
+    }
+
+    pub(crate) async fn list_groups(
+        &self,
+        store: &mut Store<PluginState>,
+        cursor: Option<&str>,
+    ) -> wasmtime::Result<Result<GroupPage, StoreError>> {
+        match self {
+            Bindings::V0_1_0(_) => Ok(Err(StoreError::Unsupported(NO_GROUPS_IN_0_1.into()))),
+            Bindings::V0_2_0(pre) => pre.list_groups(store, cursor).await,
+        }
+    }
+
+    pub(crate) async fn discover_schema(
+        &self,
+        store: &mut Store<PluginState>,
+    ) -> wasmtime::Result<Result<Vec<AttributeSpec>, StoreError>> {
+        match self {
+            Bindings::V0_1_0(_) => Ok(Err(StoreError::Unsupported(
+                "contract 0.1 has no schema discovery".into(),
+            ))),
+            Bindings::V0_2_0(pre) => pre.discover_schema(store).await,
         }
     }
 }
 
+const NO_GROUPS_IN_0_1: &str = "contract 0.1 has no groups";
+
 /// The contract versions this host can load, newest first.
-pub const SUPPORTED_VERSIONS: &[semver::Version] = &[semver::Version::new(0, 1, 0)];
+pub const SUPPORTED_VERSIONS: &[semver::Version] =
+    &[semver::Version::new(0, 2, 0), semver::Version::new(0, 1, 0)];
 
 /// The WIT package every connector exports its store from.
 pub const PACKAGE: &str = "provisioner:identity-store";
@@ -123,6 +186,22 @@ pub enum Value {
     Text(String),
     Boolean(bool),
     Integer(i64),
+    /// Several texts in order (contract 0.2): a multi-valued attribute.
+    TextList(Vec<String>),
+}
+
+impl Value {
+    /// The value as text, for comparing it with text and for showing it:
+    /// a list joins its elements with `, `.
+    pub fn as_text(&self) -> String {
+        match self {
+            Value::Null => String::new(),
+            Value::Text(text) => text.clone(),
+            Value::Boolean(flag) => flag.to_string(),
+            Value::Integer(number) => number.to_string(),
+            Value::TextList(items) => items.join(", "),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -153,6 +232,9 @@ pub enum StoreError {
     Unauthorized(String),
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The record changed since the version the host sent (contract 0.2).
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 /// How the host validates a setting's value.
@@ -196,6 +278,12 @@ pub enum Capability {
     Lookup,
     List,
     Convert,
+    /// Contract 0.2: reactivate a disabled record.
+    Enable,
+    /// Contract 0.2: groups.
+    Groups,
+    /// Contract 0.2: schema discovery.
+    Schema,
 }
 
 impl fmt::Display for Capability {
@@ -208,6 +296,9 @@ impl fmt::Display for Capability {
             Capability::Lookup => "lookup",
             Capability::List => "list",
             Capability::Convert => "convert",
+            Capability::Enable => "enable",
+            Capability::Groups => "groups",
+            Capability::Schema => "schema",
         })
     }
 }
@@ -249,6 +340,8 @@ pub enum MappingSource {
     Attribute(String),
     Constant(String),
     Template(String),
+    /// One template per element of a list (contract 0.2).
+    Templates(Vec<String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -270,6 +363,41 @@ pub struct Descriptor {
     pub auth: AuthScheme,
     pub match_attribute: String,
     pub default_mappings: Vec<Mapping>,
+    /// Target attributes whose type or comparison is not plain text
+    /// (contract 0.2; empty for 0.1).
+    pub attributes: Vec<AttributeSpec>,
+}
+
+/// The type of a target attribute's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttributeType {
+    Text,
+    Boolean,
+    Integer,
+    TextList,
+}
+
+impl fmt::Display for AttributeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttributeType::Text => "text",
+            AttributeType::Boolean => "boolean",
+            AttributeType::Integer => "integer",
+            AttributeType::TextList => "text-list",
+        })
+    }
+}
+
+/// A target attribute's type and comparison rule; see the WIT's
+/// `attribute-spec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttributeSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: AttributeType,
+    pub case_exact: bool,
+    pub description: String,
 }
 
 impl Descriptor {
@@ -279,6 +407,11 @@ impl Descriptor {
 
     pub fn setting(&self, name: &str) -> Option<&SettingSpec> {
         self.settings.iter().find(|s| s.name == name)
+    }
+
+    /// What the descriptor declares about a target attribute, if anything.
+    pub fn attribute(&self, name: &str) -> Option<&AttributeSpec> {
+        self.attributes.iter().find(|a| a.name == name)
     }
 
     /// The capabilities as an operator reads them: "create, update, ...".
@@ -304,6 +437,7 @@ impl Descriptor {
             auth,
             match_attribute: "Email".into(),
             default_mappings: Vec::new(),
+            attributes: Vec::new(),
         }
     }
 }
@@ -324,9 +458,17 @@ pub enum Operation {
     Update {
         id: String,
         attributes: Vec<Attribute>,
+        /// Write only if the record is still at this version (contract 0.2).
+        version: Option<String>,
     },
     Disable {
         id: String,
+    },
+    /// Reactivate, writing `attributes` too (contract 0.2).
+    Enable {
+        id: String,
+        attributes: Vec<Attribute>,
+        version: Option<String>,
     },
     Delete {
         id: String,
@@ -341,6 +483,7 @@ pub enum Operation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Outcome {
     pub id: String,
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -348,17 +491,59 @@ pub struct Match {
     pub value: String,
     pub id: String,
     pub attributes: Vec<Attribute>,
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredRecord {
     pub id: String,
     pub attributes: Vec<Attribute>,
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Page {
     pub records: Vec<StoredRecord>,
+    pub next_cursor: Option<String>,
+}
+
+/// A group in the store (contract 0.2); members are record ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    pub id: String,
+    pub display_name: String,
+    pub members: Vec<String>,
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum GroupOperation {
+    Create {
+        display_name: String,
+        members: Vec<String>,
+    },
+    Rename {
+        id: String,
+        display_name: String,
+        version: Option<String>,
+    },
+    Delete {
+        id: String,
+    },
+    AddMembers {
+        id: String,
+        members: Vec<String>,
+    },
+    RemoveMembers {
+        id: String,
+        members: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupPage {
+    pub groups: Vec<Group>,
     pub next_cursor: Option<String>,
 }
 

@@ -1,15 +1,22 @@
 //! Contract 0.1.0: wasmtime bindings for `wit/v0.1.0`, the host side of its
 //! imports, and conversions to the version-independent types.
+//!
+//! A 0.1 connector has what 0.2 added only in its absence: its descriptor
+//! declares no attribute types, no `enable`, `groups` or `schema`, and its
+//! answers carry no versions. [`Connector::apply`] never sends it a list
+//! value or an `enable`, so the conversions below need not say how.
+//!
+//! [`Connector::apply`]: crate::runtime::Connector::apply
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmtime::component::HasSelf;
 
 use super::{
     Attribute, AuthScheme, Capability, ConnectionReport, Descriptor, Mapping, MappingSource, Match,
     Operation, Outcome, Page, SettingKind, SettingSpec, StoreError, StoredRecord, Value,
+    brokered_imports, call,
 };
-use crate::broker::{self, HttpError, HttpRequest, HttpResponse};
 use crate::runtime::sandbox::PluginState;
 
 wasmtime::component::bindgen!({
@@ -33,23 +40,14 @@ impl BindingsPre<PluginState> {
         &self,
         store: &mut wasmtime::Store<PluginState>,
     ) -> wasmtime::Result<Descriptor> {
-        let bindings = self.instantiate_async(&mut *store).await?;
-        let descriptor = bindings
-            .provisioner_identity_store_identity_store()
-            .call_describe(store)
-            .await?;
-        Ok(descriptor.into())
+        Ok(call!(self, store, call_describe()).into())
     }
 
     pub(crate) async fn test_connection(
         &self,
         store: &mut wasmtime::Store<PluginState>,
     ) -> wasmtime::Result<Result<ConnectionReport, StoreError>> {
-        let bindings = self.instantiate_async(&mut *store).await?;
-        let answer = bindings
-            .provisioner_identity_store_identity_store()
-            .call_test_connection(store)
-            .await?;
+        let answer = call!(self, store, call_test_connection());
         Ok(answer.map(Into::into).map_err(Into::into))
     }
 
@@ -59,11 +57,7 @@ impl BindingsPre<PluginState> {
         operations: Vec<Operation>,
     ) -> wasmtime::Result<Vec<Result<Outcome, StoreError>>> {
         let operations: Vec<wit::Operation> = operations.into_iter().map(Into::into).collect();
-        let bindings = self.instantiate_async(&mut *store).await?;
-        let answers = bindings
-            .provisioner_identity_store_identity_store()
-            .call_apply(store, &operations)
-            .await?;
+        let answers = call!(self, store, call_apply(&operations));
         Ok(answers
             .into_iter()
             .map(|answer| answer.map(Into::into).map_err(Into::into))
@@ -76,11 +70,7 @@ impl BindingsPre<PluginState> {
         attribute: &str,
         values: &[String],
     ) -> wasmtime::Result<Result<Vec<Match>, StoreError>> {
-        let bindings = self.instantiate_async(&mut *store).await?;
-        let answer = bindings
-            .provisioner_identity_store_identity_store()
-            .call_lookup_records(store, attribute, values)
-            .await?;
+        let answer = call!(self, store, call_lookup_records(attribute, values));
         Ok(answer
             .map(|matches| matches.into_iter().map(Into::into).collect())
             .map_err(Into::into))
@@ -91,11 +81,7 @@ impl BindingsPre<PluginState> {
         store: &mut wasmtime::Store<PluginState>,
         cursor: Option<&str>,
     ) -> wasmtime::Result<Result<Page, StoreError>> {
-        let bindings = self.instantiate_async(&mut *store).await?;
-        let answer = bindings
-            .provisioner_identity_store_identity_store()
-            .call_list_records(store, cursor)
-            .await?;
+        let answer = call!(self, store, call_list_records(cursor));
         Ok(answer.map(Into::into).map_err(Into::into))
     }
 }
@@ -109,108 +95,7 @@ pub(crate) fn add_to_linker(
 
 impl types::Host for PluginState {}
 
-impl http::Host for PluginState {
-    async fn send(&mut self, request: http::Request) -> Result<http::Response, http::HttpError> {
-        let started = Instant::now();
-        let result = match self.broker() {
-            Some(broker) => broker.send_in(request.into(), self.call_scope()).await,
-            None => Err(HttpError::Denied(
-                "no connection is bound to this call (describe runs without network access)".into(),
-            )),
-        };
-        // Time spent waiting on the network is not the plugin's CPU time.
-        self.add_host_time(started.elapsed());
-        if let Err(error) = &result {
-            self.record_http_error(error.clone());
-        }
-        result.map(Into::into).map_err(Into::into)
-    }
-}
-
-impl config::Host for PluginState {
-    fn get(&mut self, name: String) -> Option<String> {
-        self.broker().and_then(|b| b.setting(&name))
-    }
-
-    fn egress_url(&mut self, index: u32) -> Option<String> {
-        self.broker()
-            .and_then(|b| b.egress_url(usize::try_from(index).ok()?))
-    }
-
-    fn session(&mut self, name: String) -> Option<String> {
-        self.broker().and_then(|b| b.session(&name))
-    }
-
-    fn connection_name(&mut self) -> String {
-        self.broker()
-            .map(|b| b.connection().to_string())
-            .unwrap_or_default()
-    }
-}
-
-impl log::Host for PluginState {
-    fn log(&mut self, level: log::Level, message: String) {
-        let level = match level {
-            log::Level::Trace => tracing::Level::TRACE,
-            log::Level::Debug => tracing::Level::DEBUG,
-            log::Level::Info => tracing::Level::INFO,
-            log::Level::Warn => tracing::Level::WARN,
-            log::Level::Error => tracing::Level::ERROR,
-        };
-        self.plugin_log(level, "log", &message);
-    }
-}
-
-impl From<http::Request> for HttpRequest {
-    fn from(request: http::Request) -> Self {
-        HttpRequest {
-            method: match request.method {
-                http::Method::Get => broker::Method::Get,
-                http::Method::Head => broker::Method::Head,
-                http::Method::Post => broker::Method::Post,
-                http::Method::Put => broker::Method::Put,
-                http::Method::Patch => broker::Method::Patch,
-                http::Method::Delete => broker::Method::Delete,
-            },
-            url: request.url,
-            headers: request.headers,
-            body: request.body,
-            credential: match request.credential {
-                http::Credential::None => broker::Credential::None,
-                http::Credential::AuthorizationHeader => broker::Credential::AuthorizationHeader,
-                http::Credential::Body(body) => broker::Credential::Body {
-                    placeholder: body.placeholder,
-                    expired_marker: body.expired_marker,
-                },
-            },
-        }
-    }
-}
-
-impl From<HttpResponse> for http::Response {
-    fn from(response: HttpResponse) -> Self {
-        http::Response {
-            status: response.status,
-            headers: response.headers,
-            body: response.body,
-        }
-    }
-}
-
-impl From<HttpError> for http::HttpError {
-    fn from(error: HttpError) -> Self {
-        match error {
-            HttpError::Denied(m) => http::HttpError::Denied(m),
-            HttpError::Unreachable(m) => http::HttpError::Unreachable(m),
-            HttpError::Tls(m) => http::HttpError::Tls(m),
-            HttpError::Timeout(m) => http::HttpError::Timeout(m),
-            HttpError::TooLarge(cap) => http::HttpError::TooLarge(cap),
-            HttpError::Unauthorized(m) => http::HttpError::Unauthorized(m),
-            HttpError::InvalidRequest(m) => http::HttpError::InvalidRequest(m),
-            HttpError::Protocol(m) => http::HttpError::Protocol(m),
-        }
-    }
-}
+brokered_imports!();
 
 impl From<types::Value> for Value {
     fn from(value: types::Value) -> Self {
@@ -230,6 +115,8 @@ impl From<Value> for types::Value {
             Value::Text(text) => types::Value::Text(text),
             Value::Boolean(flag) => types::Value::Boolean(flag),
             Value::Integer(number) => types::Value::Integer(number),
+            // Refused before conversion; see the module's doc.
+            Value::TextList(items) => types::Value::Text(items.join(", ")),
         }
     }
 }
@@ -318,6 +205,7 @@ impl From<wit::Descriptor> for Descriptor {
                 wit::AuthScheme::Bearer(secret) => AuthScheme::Bearer { secret },
             },
             match_attribute: d.match_attribute,
+            attributes: Vec::new(),
             default_mappings: d
                 .default_mappings
                 .into_iter()
@@ -348,10 +236,12 @@ impl From<Operation> for wit::Operation {
     fn from(operation: Operation) -> Self {
         match operation {
             Operation::Create { attributes } => wit::Operation::Create(attributes_out(attributes)),
-            Operation::Update { id, attributes } => wit::Operation::Update(wit::Update {
-                id,
-                attributes: attributes_out(attributes),
-            }),
+            Operation::Update { id, attributes, .. } | Operation::Enable { id, attributes, .. } => {
+                wit::Operation::Update(wit::Update {
+                    id,
+                    attributes: attributes_out(attributes),
+                })
+            }
             Operation::Disable { id } => wit::Operation::Disable(id),
             Operation::Delete { id } => wit::Operation::Delete(id),
             Operation::Convert {
@@ -369,7 +259,10 @@ impl From<Operation> for wit::Operation {
 
 impl From<wit::Outcome> for Outcome {
     fn from(o: wit::Outcome) -> Self {
-        Outcome { id: o.id }
+        Outcome {
+            id: o.id,
+            version: None,
+        }
     }
 }
 
@@ -379,6 +272,7 @@ impl From<wit::Match> for Match {
             value: m.value,
             id: m.id,
             attributes: attributes_in(m.attributes),
+            version: None,
         }
     }
 }
@@ -392,6 +286,7 @@ impl From<wit::Page> for Page {
                 .map(|r| StoredRecord {
                     id: r.id,
                     attributes: attributes_in(r.attributes),
+                    version: None,
                 })
                 .collect(),
             next_cursor: p.next_cursor,

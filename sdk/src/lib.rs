@@ -1,0 +1,369 @@
+//! Write a connector for the provisioner host without touching its WIT.
+//!
+//! A connector is a type that implements [`Connector`]; one macro,
+//! [`export_connector!`], turns it into a component of contract 0.2 (see
+//! `wit/v0.2.0/identity-store.wit`, which stays the manual of what each
+//! call means). What every connector used to write by hand comes with the
+//! crate:
+//!
+//! - [`DescriptorBuilder`]: settings, capabilities, egress, auth and
+//!   mappings, checked for the mistakes the host would refuse
+//!   ([`DescriptorBuilder::check`]);
+//! - [`http`]: requests through the host's broker, JSON in and out, and a
+//!   default classification of answers into [`StoreError`]s;
+//! - [`settings`], [`cache`] and [`log`]: the other doors the host opens;
+//! - [`json`]: attributes to and from a store's JSON, with the contract's
+//!   attribute paths (`name.givenName`, `emails[type eq "work"].value`);
+//! - [`testing`] (native builds only): the same code run as a plain Rust
+//!   test against a store on loopback, through a stand-in broker with the
+//!   host's rules.
+//!
+//! ```no_run
+//! use provisioner_connector::{
+//!     Capability, ConnectionReport, Connector, Descriptor, DescriptorBuilder, Outcome, Source,
+//!     StoreError, http::Client,
+//! };
+//!
+//! struct Hello {
+//!     store: Client,
+//! }
+//!
+//! impl Connector for Hello {
+//!     fn describe() -> Descriptor {
+//!         DescriptorBuilder::new("hello", "0.1.0", "People in the hello store")
+//!             .text_setting("host", "Host name of the store", true)
+//!             .egress("https://{host}")
+//!             .bearer("api_token")
+//!             .capabilities([Capability::Create, Capability::Lookup])
+//!             .match_attribute("email")
+//!             .map("email", Source::attribute("email"))
+//!             .build()
+//!     }
+//!
+//!     fn connect() -> Result<Self, StoreError> {
+//!         Ok(Hello { store: Client::egress(0)? })
+//!     }
+//!
+//!     fn test_connection(&self) -> Result<ConnectionReport, StoreError> {
+//!         self.store.get("/me").send()?;
+//!         Ok(ConnectionReport { summary: "connected".into(), details: vec![] })
+//!     }
+//! }
+//!
+//! provisioner_connector::export_connector!(Hello);
+//! ```
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/v0.2.0",
+        world: "connector",
+        pub_export_macro: true,
+        export_macro_name: "__export_connector_world",
+        default_bindings_module: "::provisioner_connector::bindings",
+        additional_derives: [PartialEq],
+    });
+}
+
+pub mod cache;
+mod descriptor;
+mod errors;
+mod host;
+pub mod http;
+pub mod json;
+pub mod log;
+pub mod settings;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
+use std::marker::PhantomData;
+
+pub use bindings::exports::provisioner::identity_store::identity_store::{
+    AttributeSpec, AttributeType, AuthScheme, Capability, ConnectionReport, Conversion, Descriptor,
+    Group, GroupMembers, GroupOperation, GroupPage, GroupRename, Mapping, MappingSource, Match,
+    NewGroup, Oauth2, Operation, Outcome, Page, Setting, SettingKind, StoredRecord, Update,
+};
+pub use bindings::provisioner::identity_store::types::{
+    Attribute, Rejection, StoreError, TransientError, Value,
+};
+pub use descriptor::{DescriptorBuilder, DescriptorError, Source, check as check_descriptor};
+
+/// The contract version this crate implements.
+pub const CONTRACT: &str = "0.2.0";
+
+/// A value stamped at build time, or `default`: for a version or a
+/// default that a release pipeline may set through the environment.
+///
+/// ```
+/// const VERSION: &str =
+///     provisioner_connector::stamped(option_env!("MY_CONNECTOR_VERSION"), env!("CARGO_PKG_VERSION"));
+/// # assert!(!VERSION.is_empty());
+/// ```
+pub const fn stamped(value: Option<&'static str>, default: &'static str) -> &'static str {
+    match value {
+        Some(value) => value,
+        None => default,
+    }
+}
+
+/// One identity store, as the host calls it.
+///
+/// The host runs every call in a fresh instance: [`Connector::connect`]
+/// builds the connector from the connection's settings at the start of
+/// each call, and whatever must outlive the call goes in [`cache`].
+///
+/// Only [`describe`](Connector::describe), [`connect`](Connector::connect)
+/// and [`test_connection`](Connector::test_connection) are required. Every
+/// operation a connector does not implement answers `unsupported`, which
+/// the host never asks for unless the descriptor declares its capability.
+/// [`apply`](Connector::apply) sends each operation to its own method; a
+/// store with a batch API overrides it instead, since the host sends a few
+/// hundred operations at once, and then the per-operation methods are
+/// never called (the host calls only the contract's functions).
+pub trait Connector: Sized {
+    /// What the connector is and needs; pure, with no connection and no
+    /// network. Build it with [`DescriptorBuilder`].
+    fn describe() -> Descriptor;
+
+    /// The connector for one call, from the connection's settings.
+    fn connect() -> Result<Self, StoreError>;
+
+    /// One cheap authenticated call that says who the store thinks we are.
+    fn test_connection(&self) -> Result<ConnectionReport, StoreError>;
+
+    /// One result per operation, in order; one failure must not fail the
+    /// others.
+    fn apply(&self, operations: Vec<Operation>) -> Vec<Result<Outcome, StoreError>> {
+        operations
+            .into_iter()
+            .map(|operation| match operation {
+                Operation::Create(attributes) => self.create(attributes),
+                Operation::Update(update) => self.update(update),
+                Operation::Disable(id) => self.disable(id),
+                Operation::Enable(update) => self.enable(update),
+                Operation::Delete(id) => self.delete(id),
+                Operation::Convert(conversion) => self.convert(conversion),
+            })
+            .collect()
+    }
+
+    fn create(&self, _attributes: Vec<Attribute>) -> Result<Outcome, StoreError> {
+        Err(errors::unsupported("create"))
+    }
+
+    fn update(&self, _update: Update) -> Result<Outcome, StoreError> {
+        Err(errors::unsupported("update"))
+    }
+
+    fn disable(&self, _id: String) -> Result<Outcome, StoreError> {
+        Err(errors::unsupported("disable"))
+    }
+
+    fn enable(&self, _update: Update) -> Result<Outcome, StoreError> {
+        Err(errors::unsupported("enable"))
+    }
+
+    fn delete(&self, _id: String) -> Result<Outcome, StoreError> {
+        Err(errors::unsupported("delete"))
+    }
+
+    fn convert(&self, _conversion: Conversion) -> Result<Outcome, StoreError> {
+        Err(errors::unsupported("convert"))
+    }
+
+    /// Records whose `attribute` equals one of `values`, compared as the
+    /// store compares them; report each match with the value as asked.
+    fn lookup(&self, _attribute: String, _values: Vec<String>) -> Result<Vec<Match>, StoreError> {
+        Err(errors::unsupported("lookup"))
+    }
+
+    /// One page of every record the connection manages.
+    fn list(&self, _cursor: Option<String>) -> Result<Page, StoreError> {
+        Err(errors::unsupported("list"))
+    }
+
+    fn apply_groups(&self, operations: Vec<GroupOperation>) -> Vec<Result<Outcome, StoreError>> {
+        operations
+            .iter()
+            .map(|_| Err(errors::unsupported("groups")))
+            .collect()
+    }
+
+    fn lookup_groups(&self, _display_names: Vec<String>) -> Result<Vec<Group>, StoreError> {
+        Err(errors::unsupported("groups"))
+    }
+
+    fn list_groups(&self, _cursor: Option<String>) -> Result<GroupPage, StoreError> {
+        Err(errors::unsupported("groups"))
+    }
+
+    fn discover_schema(&self) -> Result<Vec<AttributeSpec>, StoreError> {
+        Err(errors::unsupported("schema"))
+    }
+}
+
+/// Runs a batch through a store's batch endpoint: `encode` turns each
+/// operation into the store's form or refuses it (an operation the store
+/// has no form for), `send` makes one request for the accepted ones and
+/// returns one result each, and the answers come back in the operations'
+/// order among the refusals. A failed request fails every accepted
+/// operation with its error; an answer with the wrong number of results
+/// fails them as a protocol error, since pairing them up would be a guess.
+pub fn apply_batch<T, O>(
+    operations: Vec<T>,
+    mut encode: impl FnMut(T) -> Result<O, StoreError>,
+    send: impl FnOnce(Vec<O>) -> Result<Vec<Result<Outcome, StoreError>>, StoreError>,
+) -> Vec<Result<Outcome, StoreError>> {
+    let mut slots: Vec<Option<Result<Outcome, StoreError>>> = Vec::new();
+    let mut accepted = Vec::new();
+    for operation in operations {
+        match encode(operation) {
+            Ok(encoded) => {
+                slots.push(None);
+                accepted.push(encoded);
+            }
+            Err(refusal) => slots.push(Some(Err(refusal))),
+        }
+    }
+    let count = accepted.len();
+    let answers = match (count, send_nonempty(accepted, send)) {
+        (0, _) => Vec::new(),
+        (_, Ok(answers)) if answers.len() == count => answers,
+        (_, Ok(answers)) => {
+            let error = StoreError::protocol(format!(
+                "the store answered {} results for {count} operations",
+                answers.len()
+            ));
+            vec![Err(error); count]
+        }
+        (_, Err(error)) => vec![Err(error); count],
+    };
+    let mut answers = answers.into_iter();
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            Some(refusal) => refusal,
+            None => answers
+                .next()
+                .unwrap_or_else(|| Err(StoreError::protocol("a result is missing"))),
+        })
+        .collect()
+}
+
+fn send_nonempty<O>(
+    accepted: Vec<O>,
+    send: impl FnOnce(Vec<O>) -> Result<Vec<Result<Outcome, StoreError>>, StoreError>,
+) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
+    if accepted.is_empty() {
+        Ok(Vec::new())
+    } else {
+        send(accepted)
+    }
+}
+
+/// Pairs the records a lookup found with the values the host asked for,
+/// as [`Connector::lookup`] must report them: each with the value as
+/// asked, compared without case unless `case_exact` (a store that folds
+/// case answers `ADA@X.TEST` for `ada@x.test`). Records whose attribute
+/// matches no asked value are left out.
+pub fn pair_matches(
+    records: Vec<StoredRecord>,
+    attribute: &str,
+    values: &[String],
+    case_exact: bool,
+) -> Vec<Match> {
+    records
+        .into_iter()
+        .filter_map(|record| {
+            let found = record.attributes.iter().find(|a| a.name == attribute)?;
+            let Value::Text(found) = &found.value else {
+                return None;
+            };
+            let asked = values.iter().find(|v| {
+                if case_exact {
+                    *v == found
+                } else {
+                    v.eq_ignore_ascii_case(found)
+                }
+            })?;
+            Some(Match {
+                value: asked.clone(),
+                id: record.id,
+                attributes: record.attributes,
+                version: record.version,
+            })
+        })
+        .collect()
+}
+
+/// The component's exports, for any [`Connector`]: what
+/// [`export_connector!`] exports. Public only for the macro.
+#[doc(hidden)]
+pub struct Component<C>(PhantomData<C>);
+
+/// Builds the connector, or gives every operation the reason it could not.
+fn each<C: Connector, T>(
+    count: usize,
+    call: impl FnOnce(C) -> Vec<Result<T, StoreError>>,
+) -> Vec<Result<T, StoreError>> {
+    match C::connect() {
+        Ok(connector) => call(connector),
+        Err(error) => (0..count).map(|_| Err(error.clone())).collect(),
+    }
+}
+
+impl<C: Connector> bindings::exports::provisioner::identity_store::identity_store::Guest
+    for Component<C>
+{
+    fn describe() -> Descriptor {
+        C::describe()
+    }
+
+    fn test_connection() -> Result<ConnectionReport, StoreError> {
+        C::connect()?.test_connection()
+    }
+
+    fn apply(operations: Vec<Operation>) -> Vec<Result<Outcome, StoreError>> {
+        each::<C, _>(operations.len(), |c| c.apply(operations))
+    }
+
+    fn lookup_records(attribute: String, values: Vec<String>) -> Result<Vec<Match>, StoreError> {
+        C::connect()?.lookup(attribute, values)
+    }
+
+    fn list_records(cursor: Option<String>) -> Result<Page, StoreError> {
+        C::connect()?.list(cursor)
+    }
+
+    fn apply_groups(operations: Vec<GroupOperation>) -> Vec<Result<Outcome, StoreError>> {
+        each::<C, _>(operations.len(), |c| c.apply_groups(operations))
+    }
+
+    fn lookup_groups(display_names: Vec<String>) -> Result<Vec<Group>, StoreError> {
+        C::connect()?.lookup_groups(display_names)
+    }
+
+    fn list_groups(cursor: Option<String>) -> Result<GroupPage, StoreError> {
+        C::connect()?.list_groups(cursor)
+    }
+
+    fn discover_schema() -> Result<Vec<AttributeSpec>, StoreError> {
+        C::connect()?.discover_schema()
+    }
+}
+
+/// Exports a [`Connector`] as the component's `identity-store`. Use it
+/// once, at the crate root of a `cdylib` built for `wasm32-wasip2`.
+#[macro_export]
+macro_rules! export_connector {
+    ($connector:ty) => {
+        // Native builds (tests, the harness) call the connector directly.
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        type __ProvisionerConnectorComponent = $crate::Component<$connector>;
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::__export_connector_world!(
+            __ProvisionerConnectorComponent with_types_in $crate::bindings
+        );
+    };
+}
