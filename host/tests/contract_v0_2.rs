@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::world::sf_connection;
+use common::world::{actions, sf_connection};
 use common::*;
 use provisioner::runtime::contract::{GroupOperation, Operation, StoreError};
 use serde_json::{Value, json};
@@ -74,7 +74,9 @@ async fn mappings_give_each_target_its_declared_type_and_lists_their_elements() 
     // The state remembers the typed values: nothing differs on a second pass.
     let run = fixture.provisioner(&["sync", "--json"], &[]).await;
     assert_eq!(run.code, Some(0), "{run:?}");
-    assert!(!run.stdout.contains("\"updated\""), "{}", run.stdout);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(actions(&report, "everyone", "updated"), 0, "{report}");
+    assert_eq!(actions(&report, "everyone", "unchanged"), 2, "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,8 +114,10 @@ async fn lists_and_types_that_cannot_be_written_are_refused_before_any_pass() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_lasts_between_calls_keeps_to_its_connection_and_its_limits() {
     let fixture = probe_fixture("");
-    let (_runtime, _plugins, a) = connect(&fixture, runtime_options(), "a").await;
-    let (_runtime_b, _plugins_b, b) = connect(&fixture, runtime_options(), "b").await;
+    // Both connections bound to one loaded plugin, as a daemon binds them.
+    let (_runtime, plugins, a) = connect(&fixture, runtime_options(), "a").await;
+    let config = provisioner::config::Config::load(&fixture.config_path()).unwrap();
+    let b = bind(&config, &plugins, "b");
     let first = a.test_connection().await.unwrap();
     assert_eq!(first.summary, "seen before: nothing");
     let detail = |report: &provisioner::runtime::contract::ConnectionReport, name: &str| {
@@ -253,7 +257,17 @@ async fn a_0_1_connector_loads_beside_a_0_2_one_and_simply_has_no_groups() {
         matches!(&answers[0], Err(StoreError::Unsupported(m)) if m.contains("does not declare the groups capability")),
         "{answers:?}"
     );
-    assert!(leads.lookup_groups(vec!["x".into()]).await.is_err());
+    let lookup = leads.lookup_groups(vec!["x".into()]).await;
+    assert!(
+        matches!(
+            lookup,
+            Err(provisioner::runtime::CallError::Store {
+                error: StoreError::Unsupported(_),
+                ..
+            })
+        ),
+        "{lookup:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

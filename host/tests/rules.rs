@@ -678,18 +678,23 @@ async fn a_returning_person_is_enabled_in_one_operation() {
         .await;
     assert_eq!(run.code, Some(0), "{run:?}");
     let dry = store.run(&["sync", "--dry-run"]).await;
-    assert!(dry.stdout.contains("enable"), "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains("a  enable  given_name: \"M\" -> \"Augusta\""),
+        "{dry:?}"
+    );
     // A new process's first request may meet a 401 and be sent again with
     // a fresh token: count the batches the store accepted.
     let counts = || {
         let counters = store.server.counters();
         let batches = counters.api_requests.get("POST /api/people/batch").copied();
-        (batches.unwrap_or(0), counters.unauthorized)
+        (batches.unwrap_or(0) as i64, counters.unauthorized as i64)
     };
     let (batches, refused) = counts();
     let run = store.run(&["sync"]).await;
     assert_eq!(run.code, Some(0), "{run:?}");
     let (batches_after, refused_after) = counts();
+    assert!(refused_after - refused <= 1, "at most one token refresh");
     assert_eq!(
         (batches_after - batches) - (refused_after - refused),
         1,
@@ -704,5 +709,7 @@ async fn a_returning_person_is_enabled_in_one_operation() {
     let link = &status["rules"][0]["link"];
     assert_eq!(link["state"], "synced", "{status}");
     let run = store.run(&["sync", "--json"]).await;
-    assert!(!run.stdout.contains("\"updated\""), "in step now: {run:?}");
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(actions(&report, "staff", "updated"), 0, "{report}");
+    assert_eq!(actions(&report, "staff", "unchanged"), 1, "{report}");
 }

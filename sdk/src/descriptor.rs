@@ -2,7 +2,6 @@
 //! time in the host, the descriptors the host would refuse.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use crate::{
     AttributeSpec, AttributeType, AuthScheme, Capability, Descriptor, Mapping, MappingSource,
@@ -62,17 +61,10 @@ pub struct DescriptorBuilder {
     descriptor: Descriptor,
 }
 
-/// What is wrong with a descriptor, one line per problem.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What is wrong with a descriptor, one entry per problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
 pub struct DescriptorError(pub Vec<String>);
-
-impl fmt::Display for DescriptorError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join("; "))
-    }
-}
-
-impl std::error::Error for DescriptorError {}
 
 impl DescriptorBuilder {
     /// `name` is the plugin name operators write in `plugin = "..."`;
@@ -251,7 +243,8 @@ impl DescriptorBuilder {
         self.descriptor
     }
 
-    /// The problems the host would refuse the descriptor for.
+    /// The problems the host would refuse the descriptor for, and one it
+    /// lets pass but that is a mistake: `enable` without `disable`.
     pub fn check(&self) -> Result<(), DescriptorError> {
         check(&self.descriptor)
     }
@@ -263,8 +256,15 @@ fn is_plugin_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
+}
+
+fn fits(kind: &SettingKind, value: &str) -> bool {
+    match kind {
+        SettingKind::Text => true,
+        SettingKind::Boolean => value == "true" || value == "false",
+        SettingKind::Integer => value.parse::<i64>().is_ok(),
+        SettingKind::Choice(choices) => choices.iter().any(|c| c == value),
+    }
 }
 
 fn is_semver(version: &str) -> bool {
@@ -301,7 +301,7 @@ pub fn check(d: &Descriptor) -> Result<(), DescriptorError> {
     }
     let mut names = BTreeSet::new();
     for setting in &d.settings {
-        let snake = !setting.name.is_empty()
+        let snake = setting.name.starts_with(|c: char| c.is_ascii_lowercase())
             && setting
                 .name
                 .chars()
@@ -312,12 +312,26 @@ pub fn check(d: &Descriptor) -> Result<(), DescriptorError> {
         if !names.insert(setting.name.as_str()) {
             problems.push(format!("setting {} is declared twice", setting.name));
         }
+        if matches!(&setting.kind, SettingKind::Choice(c) if c.is_empty()) {
+            problems.push(format!(
+                "setting {} is a choice with no choices",
+                setting.name
+            ));
+        }
+        if let Some(default) = &setting.default_value
+            && !fits(&setting.kind, default)
+        {
+            problems.push(format!(
+                "setting {} has a bad default {default:?} for its kind",
+                setting.name
+            ));
+        }
     }
     let setting = |name: &str| d.settings.iter().find(|s| s.name == name);
     for template in &d.egress {
-        if !template.starts_with("https://") && !template.starts_with("http://") {
+        if !template.starts_with("https://") {
             problems.push(format!(
-                "egress {template:?} is not an http(s) URL template"
+                "egress {template:?} must start with https:// (the operator allows plain HTTP to a loopback emulator)"
             ));
         }
         for name in placeholders(template) {
@@ -378,15 +392,28 @@ pub fn check(d: &Descriptor) -> Result<(), DescriptorError> {
     }
     let mut declared = BTreeSet::new();
     for attribute in &d.attributes {
-        if !declared.insert(attribute.name.as_str()) {
-            problems.push(format!("attribute {} is declared twice", attribute.name));
+        if attribute.name.trim().is_empty() {
+            problems.push("an attribute is declared with no name".into());
+        }
+        if !declared.insert(attribute.name.to_ascii_lowercase()) {
+            problems.push(format!(
+                "attribute {} is declared twice (names compare without case)",
+                attribute.name
+            ));
+        }
+        if attribute.name.eq_ignore_ascii_case(&d.match_attribute)
+            && attribute.type_ != AttributeType::Text
+        {
+            problems.push(format!(
+                "the match attribute {} must be text, not {:?}",
+                attribute.name, attribute.type_
+            ));
         }
     }
     for mapping in &d.default_mappings {
-        let list_target = d
-            .attributes
-            .iter()
-            .any(|a| a.name == mapping.target && a.type_ == AttributeType::TextList);
+        let list_target = d.attributes.iter().any(|a| {
+            a.name.eq_ignore_ascii_case(&mapping.target) && a.type_ == AttributeType::TextList
+        });
         if matches!(mapping.source, MappingSource::Templates(_)) && !list_target {
             problems.push(format!(
                 "the mapping for {} is a list of templates, but {} is not declared text-list",

@@ -162,7 +162,9 @@ impl RequestBuilder {
     }
 
     /// Write only if the record is at `version` (contract 0.2): an answer
-    /// of 412 then classifies as `conflict`.
+    /// of 412 then classifies as `conflict`. A version that is already an
+    /// entity tag (quoted, or weak `W/"…"`) goes as it is; a bare one is
+    /// quoted.
     pub fn if_match(self, version: Option<&str>) -> Self {
         match version {
             Some(version) if version.starts_with('"') || version.starts_with("W/") => {
@@ -228,14 +230,11 @@ impl Response {
         })
     }
 
-    /// The record version the answer carries in `ETag`, unquoted.
+    /// The record version the answer carries in `ETag`, exactly as sent
+    /// (quotes and a weak `W/` kept), so that [`RequestBuilder::if_match`]
+    /// sends back what the store will recognise.
     pub fn etag(&self) -> Option<String> {
-        self.header("etag").map(|v| {
-            v.trim()
-                .trim_start_matches("W/")
-                .trim_matches('"')
-                .to_string()
-        })
+        self.header("etag").map(|v| v.trim().to_string())
     }
 
     /// `Retry-After` in milliseconds, when given in seconds.
@@ -248,7 +247,7 @@ impl Response {
 
 /// The default reading of an answer:
 /// - 2xx and 3xx: success (`None`);
-/// - 401 and 403: `unauthorized` (the host already refreshed once);
+/// - 401: `unauthorized` (the host already refreshed once);
 /// - 404: `not-found`;
 /// - 412: `conflict` (the `If-Match` version is stale);
 /// - 408, 429 and 5xx: `transient`, with `Retry-After`;
@@ -285,7 +284,7 @@ pub fn classify_status(
     let message = text(&["message", "detail", "error_description"])
         .unwrap_or_else(|| format!("HTTP {status}"));
     Some(match status {
-        401 | 403 => StoreError::Unauthorized(message),
+        401 => StoreError::Unauthorized(message),
         404 => StoreError::NotFound(message),
         412 => StoreError::Conflict(message),
         408 | 429 | 500..=599 => {
@@ -370,6 +369,11 @@ mod tests {
             classify(&answer(412, "", &[])),
             Some(StoreError::Conflict(_))
         ));
+        // A 403 refuses one request, not the connection's credential.
+        assert!(matches!(
+            classify(&answer(403, "{}", &[])),
+            Some(StoreError::Rejected(_))
+        ));
         match classify(&answer(429, "", &[("retry-after", "3")])) {
             Some(StoreError::Transient(t)) => assert_eq!(t.retry_after_ms, Some(3000)),
             other => panic!("{other:?}"),
@@ -409,6 +413,13 @@ mod tests {
             request
                 .headers
                 .contains(&("if-match".into(), "\"v3\"".into()))
+        );
+        // A weak tag from an ETag header goes back exactly as it came.
+        let tagged = answer(200, "", &[("etag", "W/\"7\"")]).etag();
+        let weak = client.get("/Users/1").if_match(tagged.as_deref()).request;
+        assert!(
+            weak.headers
+                .contains(&("if-match".into(), "W/\"7\"".into()))
         );
     }
 }

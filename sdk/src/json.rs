@@ -85,19 +85,12 @@ pub fn document(attributes: &[Attribute]) -> Result<Json, PathError> {
 }
 
 /// Why a path cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("attribute path {path:?}: {reason}")]
 pub struct PathError {
     pub path: String,
     pub reason: String,
 }
-
-impl std::fmt::Display for PathError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "attribute path {:?}: {}", self.path, self.reason)
-    }
-}
-
-impl std::error::Error for PathError {}
 
 impl From<PathError> for crate::StoreError {
     fn from(error: PathError) -> Self {
@@ -118,18 +111,26 @@ fn parse(path: &str) -> Result<Vec<Step<'_>>, PathError> {
         path: path.to_string(),
         reason: reason.to_string(),
     };
+    if path.is_empty() {
+        return Err(error("an empty path"));
+    }
     let mut steps = Vec::new();
     let mut rest = path;
-    // An extension's URN is one member: everything to its last colon.
+    // An extension's URN is one member: everything to its last colon
+    // before any filter (whose value may hold colons of its own).
     if path.starts_with("urn:") {
-        let (urn, attribute) = path
+        let head = &path[..path.find('[').unwrap_or(path.len())];
+        let (urn, _) = head
             .rsplit_once(':')
             .ok_or_else(|| error("no attribute after the URN"))?;
+        rest = &path[urn.len() + 1..];
+        if rest.is_empty() {
+            return Err(error("no attribute after the URN"));
+        }
         steps.push(Step {
             key: urn,
             filter: None,
         });
-        rest = attribute;
     }
     while !rest.is_empty() {
         let end = rest.find(['.', '[']).unwrap_or(rest.len());
@@ -140,17 +141,32 @@ fn parse(path: &str) -> Result<Vec<Step<'_>>, PathError> {
         rest = &rest[end..];
         let mut filter = None;
         if let Some(inner) = rest.strip_prefix('[') {
-            let close = inner.find(']').ok_or_else(|| error("a filter without ]"))?;
-            let (sub, value) = inner[..close].split_once(" eq ").ok_or_else(|| {
+            let (sub, after) = inner.split_once(" eq ").ok_or_else(|| {
                 error("only `[sub eq \"value\"]` filters are part of the convention")
             })?;
-            let value = value.trim();
-            let value = value
+            let quoted = after
+                .trim_start()
                 .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
                 .ok_or_else(|| error("the filter's value must be quoted"))?;
-            filter = Some((sub.trim(), value.replace("\\\"", "\"")));
-            rest = &inner[close + 1..];
+            // The value ends at the first quote a backslash does not escape.
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let end = loop {
+                match chars.next() {
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, c)) => value.push(c),
+                        None => return Err(error("the filter's value is not closed")),
+                    },
+                    Some((at, '"')) => break at,
+                    Some((_, c)) => value.push(c),
+                    None => return Err(error("the filter's value is not closed")),
+                }
+            };
+            rest = quoted[end + 1..]
+                .trim_start()
+                .strip_prefix(']')
+                .ok_or_else(|| error("a filter without ]"))?;
+            filter = Some((sub.trim(), value));
         }
         steps.push(Step { key, filter });
         if let Some(next) = rest.strip_prefix('.') {
@@ -263,6 +279,9 @@ mod tests {
     fn bad_paths_say_why() {
         let mut doc = json!({"name": "flat"});
         for (path, reason) in [
+            ("", "an empty path"),
+            ("urn:x:y:", "no attribute after the URN"),
+            ("emails[type eq \"work].value", "not closed"),
             ("name.givenName", "not an object"),
             ("emails[type ne \"x\"].value", "only `[sub eq"),
             ("emails[type eq work].value", "must be quoted"),
@@ -272,6 +291,18 @@ mod tests {
             let error = set(&mut doc, path, json!(1)).unwrap_err();
             assert!(error.to_string().contains(reason), "{path}: {error}");
         }
+    }
+
+    #[test]
+    fn filter_values_may_hold_brackets_colons_and_quotes() {
+        let mut user = json!({});
+        let path = r#"urn:a:b:User:emails[type eq "x]:\"y"].value"#;
+        set(&mut user, path, json!("v")).unwrap();
+        assert_eq!(
+            user["urn:a:b:User"]["emails"][0],
+            json!({"type": "x]:\"y", "value": "v"})
+        );
+        assert_eq!(get(&user, path), Some(&json!("v")));
     }
 
     #[test]

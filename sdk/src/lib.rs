@@ -204,15 +204,18 @@ pub trait Connector: Sized {
 
 /// Runs a batch through a store's batch endpoint: `encode` turns each
 /// operation into the store's form or refuses it (an operation the store
-/// has no form for), `send` makes one request for the accepted ones and
-/// returns one result each, and the answers come back in the operations'
-/// order among the refusals. A failed request fails every accepted
-/// operation with its error; an answer with the wrong number of results
-/// fails them as a protocol error, since pairing them up would be a guess.
+/// has no form for), `send` makes one request for at most `max` accepted
+/// ones and returns one result each, and the answers come back in the
+/// operations' order among the refusals. The host's batches may be larger
+/// than a store takes (`[sync] batch_size`), hence `max`. A failed request
+/// fails each operation it carried with its error; an answer with the
+/// wrong number of results fails them as a protocol error, since pairing
+/// them up would be a guess.
 pub fn apply_batch<T, O>(
     operations: Vec<T>,
+    max: usize,
     mut encode: impl FnMut(T) -> Result<O, StoreError>,
-    send: impl FnOnce(Vec<O>) -> Result<Vec<Result<Outcome, StoreError>>, StoreError>,
+    mut send: impl FnMut(Vec<O>) -> Result<Vec<Result<Outcome, StoreError>>, StoreError>,
 ) -> Vec<Result<Outcome, StoreError>> {
     let mut slots: Vec<Option<Result<Outcome, StoreError>>> = Vec::new();
     let mut accepted = Vec::new();
@@ -225,19 +228,23 @@ pub fn apply_batch<T, O>(
             Err(refusal) => slots.push(Some(Err(refusal))),
         }
     }
-    let count = accepted.len();
-    let answers = match (count, send_nonempty(accepted, send)) {
-        (0, _) => Vec::new(),
-        (_, Ok(answers)) if answers.len() == count => answers,
-        (_, Ok(answers)) => {
-            let error = StoreError::protocol(format!(
-                "the store answered {} results for {count} operations",
-                answers.len()
-            ));
-            vec![Err(error); count]
-        }
-        (_, Err(error)) => vec![Err(error); count],
-    };
+    let mut answers = Vec::with_capacity(accepted.len());
+    let mut accepted = accepted.into_iter().peekable();
+    while accepted.peek().is_some() {
+        let chunk: Vec<O> = accepted.by_ref().take(max.max(1)).collect();
+        let count = chunk.len();
+        answers.extend(match send(chunk) {
+            Ok(results) if results.len() == count => results,
+            Ok(results) => {
+                let error = StoreError::protocol(format!(
+                    "the store answered {} results for {count} operations",
+                    results.len()
+                ));
+                vec![Err(error); count]
+            }
+            Err(error) => vec![Err(error); count],
+        });
+    }
     let mut answers = answers.into_iter();
     slots
         .into_iter()
@@ -248,17 +255,6 @@ pub fn apply_batch<T, O>(
                 .unwrap_or_else(|| Err(StoreError::protocol("a result is missing"))),
         })
         .collect()
-}
-
-fn send_nonempty<O>(
-    accepted: Vec<O>,
-    send: impl FnOnce(Vec<O>) -> Result<Vec<Result<Outcome, StoreError>>, StoreError>,
-) -> Result<Vec<Result<Outcome, StoreError>>, StoreError> {
-    if accepted.is_empty() {
-        Ok(Vec::new())
-    } else {
-        send(accepted)
-    }
 }
 
 /// Pairs the records a lookup found with the values the host asked for,
@@ -366,4 +362,85 @@ macro_rules! export_connector {
             __ProvisionerConnectorComponent with_types_in $crate::bindings
         );
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(id: &str) -> Result<Outcome, StoreError> {
+        Ok(Outcome {
+            id: id.into(),
+            version: None,
+        })
+    }
+
+    #[test]
+    fn a_batch_goes_in_chunks_and_answers_in_order_among_refusals() {
+        let mut requests = Vec::new();
+        let answers = apply_batch(
+            vec![1, 2, -3, 4, 5],
+            2,
+            |n| {
+                if n < 0 {
+                    Err(StoreError::rejected("NEGATIVE", "no"))
+                } else {
+                    Ok(n)
+                }
+            },
+            |chunk| {
+                requests.push(chunk.clone());
+                Ok(chunk.iter().map(|n| ok(&n.to_string())).collect())
+            },
+        );
+        assert_eq!(requests, vec![vec![1, 2], vec![4, 5]]);
+        let ids: Vec<String> = answers
+            .iter()
+            .map(|a| match a {
+                Ok(o) => o.id.clone(),
+                Err(_) => "refused".into(),
+            })
+            .collect();
+        assert_eq!(ids, ["1", "2", "refused", "4", "5"]);
+    }
+
+    #[test]
+    fn a_failed_or_miscounted_request_fails_only_what_it_carried() {
+        let mut calls = 0;
+        let answers = apply_batch(vec![1, 2, 3], 2, Ok, |chunk| {
+            calls += 1;
+            match calls {
+                1 => Err(StoreError::transient("503", Some(1000))),
+                _ => Ok(vec![ok("a"); chunk.len() + 1]),
+            }
+        });
+        assert!(matches!(&answers[0], Err(StoreError::Transient(t)) if t.message == "503"));
+        assert!(matches!(&answers[1], Err(StoreError::Transient(t)) if t.message == "503"));
+        assert!(
+            matches!(&answers[2], Err(StoreError::Transient(t)) if t.message.contains("2 results for 1")),
+            "{answers:?}"
+        );
+    }
+
+    #[test]
+    fn matches_are_reported_as_asked() {
+        let record = |id: &str, email: &str| StoredRecord {
+            id: id.into(),
+            attributes: vec![Attribute {
+                name: "email".into(),
+                value: Value::Text(email.into()),
+            }],
+            version: Some("v1".into()),
+        };
+        let asked = vec!["ada@x.test".to_string()];
+        let records = vec![record("1", "ADA@X.TEST"), record("2", "bob@x.test")];
+        let found = pair_matches(records.clone(), "email", &asked, false);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].value.as_str(), found[0].id.as_str()),
+            ("ada@x.test", "1")
+        );
+        assert_eq!(found[0].version.as_deref(), Some("v1"));
+        assert!(pair_matches(records, "email", &asked, true).is_empty());
+    }
 }

@@ -5,7 +5,12 @@
 //! meets in production, so that a test that passes here does not fail
 //! there for a reason the broker would give:
 //! - only the descriptor's egress origins, filled from the settings, are
-//!   reachable (plain HTTP only to loopback, and only when allowed);
+//!   reachable (plain HTTP only to loopback, and only when allowed); a
+//!   host the connector chose itself (`https://api.example.com`, or a
+//!   template whose host is more than one setting) only once the test
+//!   approves it, as an operator would;
+//! - the credential goes only to an origin whose whole host is a setting
+//!   the test gave, never to a host the connector chose;
 //! - the connector may not set `authorization`, `cookie`, `host` or the
 //!   framing and encoding headers: the stand-in attaches the credential;
 //! - redirects are not followed, and the credential is redacted from every
@@ -81,9 +86,18 @@ pub struct StandInBuilder {
     settings: BTreeMap<String, String>,
     insecure_loopback: bool,
     auth: Option<Auth>,
+    approved: Vec<String>,
 }
 
 impl StandInBuilder {
+    /// Approves an egress template whose host the connector chose, as an
+    /// operator does with `approved_egress`: it becomes reachable, and
+    /// still never receives a credential.
+    pub fn approve(mut self, template: &str) -> Self {
+        self.approved.push(template.into());
+        self
+    }
+
     /// A non-secret setting, as the operator would write it.
     pub fn setting(mut self, name: &str, value: &str) -> Self {
         self.settings.insert(name.into(), value.into());
@@ -147,7 +161,20 @@ impl StandInBuilder {
             ));
         }
         let fill = |template: &str| fill(template, &settings, self.insecure_loopback);
-        let egress: Vec<Option<String>> = self.descriptor.egress.iter().map(|t| fill(t)).collect();
+        let egress: Vec<Option<Origin>> = self
+            .descriptor
+            .egress
+            .iter()
+            .map(|template| {
+                let chosen_by_test =
+                    whole_setting(template).is_some_and(|name| self.settings.contains_key(name));
+                fill(template).map(|url| Origin {
+                    url,
+                    credentials: chosen_by_test,
+                    reachable: chosen_by_test || self.approved.contains(template),
+                })
+            })
+            .collect();
         let auth = match self.auth {
             Some(Auth::Client {
                 token_url,
@@ -194,6 +221,34 @@ fn path_of(template: &str) -> &str {
         .unwrap_or("")
 }
 
+/// An egress origin and what the broker's rules allow it.
+#[derive(Debug, Clone)]
+struct Origin {
+    url: String,
+    /// Its whole host is a setting the test gave.
+    credentials: bool,
+    reachable: bool,
+}
+
+/// The setting that is a template's whole host (`https://{domain}` or
+/// `https://{domain}:8443`), if it is one.
+fn whole_setting(template: &str) -> Option<&str> {
+    let rest = template.strip_prefix("https://")?;
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) || port.starts_with('{') {
+                host
+            } else {
+                authority
+            }
+        });
+    host.strip_prefix('{')?
+        .strip_suffix('}')
+        .filter(|name| !name.contains(['{', '}']))
+}
+
 /// The origin of an egress template, filled from the settings.
 fn fill(
     template: &str,
@@ -228,7 +283,7 @@ pub struct StandIn {
 
 struct Inner {
     settings: BTreeMap<String, String>,
-    egress: Vec<Option<String>>,
+    egress: Vec<Option<Origin>>,
     auth: Auth,
     token: RefCell<Option<String>>,
     cache: RefCell<HashMap<String, String>>,
@@ -244,6 +299,7 @@ impl StandIn {
             settings: BTreeMap::new(),
             insecure_loopback: false,
             auth: None,
+            approved: Vec::new(),
         }
     }
 
@@ -278,22 +334,25 @@ impl StandIn {
 }
 
 impl Inner {
-    fn allowed(&self, url: &str) -> Result<(), HttpError> {
+    /// The origin `url` goes to, if the connector may reach it.
+    fn allowed(&self, url: &str) -> Result<&Origin, HttpError> {
         let parsed =
             url::Url::parse(url).map_err(|e| HttpError::InvalidRequest(format!("{url}: {e}")))?;
         let origin = parsed.origin().ascii_serialization();
-        if self.egress.iter().flatten().any(|o| *o == origin) {
-            Ok(())
-        } else {
-            Err(HttpError::Denied(format!(
+        match self.egress.iter().flatten().find(|o| o.url == origin) {
+            Some(found) if found.reachable => Ok(found),
+            Some(_) => Err(HttpError::Denied(format!(
+                "{origin} is a host the connector chose; approve it (StandInBuilder::approve) as an operator would"
+            ))),
+            None => Err(HttpError::Denied(format!(
                 "{origin} is not among the connector's egress origins ({})",
                 self.egress
                     .iter()
                     .flatten()
-                    .cloned()
+                    .map(|o| o.url.clone())
                     .collect::<Vec<_>>()
                     .join(", ")
-            )))
+            ))),
         }
     }
 
@@ -386,21 +445,37 @@ impl Inner {
             .bytes()
             .map_err(|e| HttpError::Protocol(e.to_string()))?
             .to_vec();
-        let mut response = Response {
+        let response = Response {
             status,
             headers,
             body,
         };
-        if let Some(token) = token {
-            redact(&mut response, token);
-        }
         Ok(response)
+    }
+
+    /// Every credential the stand-in holds, for redaction.
+    fn held(&self) -> Vec<String> {
+        let mut held: Vec<String> = self.token.borrow().iter().cloned().collect();
+        match &self.auth {
+            Auth::None => {}
+            Auth::Bearer(token) => held.push(token.clone()),
+            Auth::Client { id, secret, .. } => held.extend([id.clone(), secret.clone()]),
+        }
+        held
     }
 }
 
+/// Replaces `token` in the answer's headers and text body. Short values
+/// are left alone, as the host leaves them (too short to tell from
+/// ordinary text), and so is a body that is not UTF-8: the host scrubs
+/// every encoding of every credential; this harness, the raw text only.
 fn redact(response: &mut Response, token: &str) {
-    let text = String::from_utf8_lossy(&response.body);
-    if text.contains(token) {
+    if token.len() < 8 {
+        return;
+    }
+    if let Ok(text) = std::str::from_utf8(&response.body)
+        && text.contains(token)
+    {
         response.body = text.replace(token, REDACTED).into_bytes();
     }
     for (_, value) in &mut response.headers {
@@ -421,19 +496,29 @@ impl Host for Inner {
                 "the header {name} is the host's to set"
             )));
         }
-        self.allowed(&request.url)?;
+        let origin = self.allowed(&request.url)?;
         let wants = !matches!(request.credential, Credential::None);
+        if wants && !origin.credentials && !matches!(self.auth, Auth::None) {
+            return Err(HttpError::Denied(format!(
+                "{} is a host the connector chose: it never receives a credential",
+                origin.url
+            )));
+        }
         let token = if wants { self.token(false)? } else { None };
-        let response = self.send_once(request, token.as_deref())?;
+        let mut response = self.send_once(request, token.as_deref())?;
         if response.status == 401 && wants && matches!(self.auth, Auth::Client { .. }) {
             let fresh = self.token(true)?;
-            let again = self.send_once(request, fresh.as_deref())?;
-            if again.status == 401 {
+            response = self.send_once(request, fresh.as_deref())?;
+            if response.status == 401 {
                 return Err(HttpError::Unauthorized(
                     "the store still answers 401 after a refresh".into(),
                 ));
             }
-            return Ok(again);
+        }
+        // Stores echo their input: every answer is scrubbed of every
+        // credential the connection holds, whether this request sent it.
+        for held in self.held() {
+            redact(&mut response, &held);
         }
         Ok(response)
     }
@@ -443,10 +528,8 @@ impl Host for Inner {
     }
 
     fn egress_url(&self, index: u32) -> Option<String> {
-        self.egress
-            .get(usize::try_from(index).ok()?)
-            .cloned()
-            .flatten()
+        let origin = self.egress.get(usize::try_from(index).ok()?)?;
+        origin.as_ref().map(|o| o.url.clone())
     }
 
     fn session(&self, _name: &str) -> Option<String> {
@@ -475,5 +558,84 @@ impl Host for Inner {
 
     fn log(&self, level: Level, message: &str) {
         self.logs.borrow_mut().push((level, message.into()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Client;
+    use crate::{Capability, ConnectionReport, Descriptor, DescriptorBuilder, Source};
+
+    /// A connector with one origin the operator names and one it chose.
+    struct TwoHosts;
+
+    impl Connector for TwoHosts {
+        fn describe() -> Descriptor {
+            DescriptorBuilder::new("two-hosts", "1.0.0", "")
+                .text_setting("domain", "", true)
+                .egress("https://{domain}")
+                .egress("https://telemetry.invalid")
+                .bearer("token")
+                .capabilities([Capability::Create])
+                .match_attribute("email")
+                .map("email", Source::attribute("email"))
+                .build()
+        }
+        fn connect() -> Result<Self, StoreError> {
+            Ok(TwoHosts)
+        }
+        fn test_connection(&self) -> Result<ConnectionReport, StoreError> {
+            Ok(ConnectionReport::new("ok"))
+        }
+    }
+
+    fn denied(result: Result<Response, StoreError>) -> String {
+        match result {
+            Err(StoreError::Rejected(r)) if r.code == "EGRESS_DENIED" => r.message,
+            other => panic!("not denied: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_host_the_connector_chose_needs_approval_and_never_gets_the_credential() {
+        let builder = || {
+            StandIn::builder::<TwoHosts>()
+                .setting("domain", "store.invalid")
+                .bearer("secret-token-123")
+        };
+        let host = builder().build().unwrap();
+        let chosen = host.run(|| Client::egress(1).unwrap().get("/").send());
+        assert!(denied(chosen).contains("approve it"));
+
+        let host = builder()
+            .approve("https://telemetry.invalid")
+            .build()
+            .unwrap();
+        let with_credential = host.run(|| Client::egress(1).unwrap().get("/").send());
+        assert!(denied(with_credential).contains("never receives a credential"));
+        // Without one, the policy lets it through (and the name resolves
+        // nowhere, so the failure is the network's).
+        let plain = host.run(|| {
+            Client::egress(1)
+                .unwrap()
+                .without_credential()
+                .get("/")
+                .send()
+        });
+        assert!(matches!(plain, Err(StoreError::Transient(_))), "{plain:?}");
+        assert_eq!(host.requests(), 1);
+    }
+
+    #[test]
+    fn settings_must_fit_the_descriptor() {
+        let missing = StandIn::builder::<TwoHosts>().build().err();
+        assert_eq!(missing.as_deref(), Some("setting domain is required"));
+        let unknown = StandIn::builder::<TwoHosts>()
+            .setting("domain", "x")
+            .setting("colour", "red")
+            .build()
+            .err();
+        assert!(unknown.is_some_and(|e| e.contains("colour")));
     }
 }

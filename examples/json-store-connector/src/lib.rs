@@ -65,7 +65,7 @@ fn encode(operation: Operation) -> Result<Json, StoreError> {
 /// One batch result: `{id, version}`, or an error body with its `status`.
 fn outcome(result: Json) -> Result<Outcome, StoreError> {
     let status = result.get("status").and_then(Json::as_u64).unwrap_or(200);
-    if let Some(error) = classify_status(status as u16, &result, None) {
+    if let Some(error) = classify_status(u16::try_from(status).unwrap_or(u16::MAX), &result, None) {
         return Err(error);
     }
     let text = |key: &str| result.get(key).and_then(Json::as_str).map(String::from);
@@ -117,7 +117,7 @@ impl Connector for JsonStore {
         struct Results {
             results: Vec<Json>,
         }
-        apply_batch(operations, encode, |accepted| {
+        apply_batch(operations, 200, encode, |accepted| {
             let answer: Results = self
                 .store
                 .post_json("/api/people/batch", &json!({ "operations": accepted }))?;

@@ -22,6 +22,15 @@ pub const MAX_ENTRIES: usize = 32;
 /// The longest time to live; a longer one is cut to this.
 pub const MAX_TTL: Duration = Duration::from_secs(3600);
 
+/// Why a value was not stored; the connector reads the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    #[error("a cache key is 1 to {MAX_KEY_BYTES} bytes; this one is {0}")]
+    Key(usize),
+    #[error("a cache value is at most {MAX_VALUE_BYTES} bytes; this one is {0}")]
+    Value(usize),
+}
+
 #[derive(Debug, Default)]
 pub struct ConnectorCache {
     entries: Mutex<HashMap<String, (String, Instant)>>,
@@ -41,7 +50,7 @@ impl ConnectorCache {
     }
 
     /// Stores `value` under `key` for `ttl`, or says which limit it broke.
-    pub fn set(&self, key: String, value: String, ttl: Duration) -> Result<(), String> {
+    pub fn set(&self, key: String, value: String, ttl: Duration) -> Result<(), CacheError> {
         self.set_at(key, value, ttl, Instant::now())
     }
 
@@ -51,18 +60,12 @@ impl ConnectorCache {
         value: String,
         ttl: Duration,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), CacheError> {
         if key.is_empty() || key.len() > MAX_KEY_BYTES {
-            return Err(format!(
-                "a cache key is 1 to {MAX_KEY_BYTES} bytes; this one is {}",
-                key.len()
-            ));
+            return Err(CacheError::Key(key.len()));
         }
         if value.len() > MAX_VALUE_BYTES {
-            return Err(format!(
-                "a cache value is at most {MAX_VALUE_BYTES} bytes; this one is {}",
-                value.len()
-            ));
+            return Err(CacheError::Value(value.len()));
         }
         let expires = now + ttl.min(MAX_TTL);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -135,11 +138,11 @@ mod tests {
         let error = cache
             .set("k".repeat(MAX_KEY_BYTES + 1), "v".into(), MINUTE)
             .unwrap_err();
-        assert!(error.contains("1 to 128 bytes"), "{error}");
+        assert!(error.to_string().contains("1 to 128 bytes"), "{error}");
         let error = cache
             .set("k".into(), "v".repeat(MAX_VALUE_BYTES + 1), MINUTE)
             .unwrap_err();
-        assert!(error.contains("at most 65536 bytes"), "{error}");
+        assert!(error.to_string().contains("at most 65536 bytes"), "{error}");
         assert!(cache.set(String::new(), "v".into(), MINUTE).is_err());
         assert_eq!(cache.len(), 0);
     }

@@ -299,12 +299,23 @@ pub(crate) fn check_descriptor(mut descriptor: Descriptor) -> Result<Descriptor,
     }
     let mut declared = BTreeSet::new();
     for attribute in &d.attributes {
-        if attribute.name.trim().is_empty() || !declared.insert(attribute.name.as_str()) {
+        if attribute.name.trim().is_empty() || !declared.insert(attribute.name.to_ascii_lowercase())
+        {
             return Err(format!(
-                "plugin {} declares attribute {:?} twice, or with no name",
+                "plugin {} declares attribute {:?} twice (names compare without case), or with no name",
                 d.name, attribute.name
             ));
         }
+    }
+    // Lookups match on text: a match attribute of another type could never
+    // be looked up, and every person would fail.
+    if let Some(matched) = d.attribute(&d.match_attribute)
+        && matched.kind != AttributeType::Text
+    {
+        return Err(format!(
+            "plugin {}: the match attribute {} is declared {}; it must be text",
+            d.name, d.match_attribute, matched.kind
+        ));
     }
     for mapping in &d.default_mappings {
         let list_source = matches!(mapping.source, MappingSource::Templates(_));
@@ -453,6 +464,15 @@ mod tests {
         assert!(check_header(b"").is_err());
     }
 
+    fn spec(name: &str, kind: AttributeType) -> contract::AttributeSpec {
+        contract::AttributeSpec {
+            name: name.into(),
+            kind,
+            case_exact: true,
+            description: String::new(),
+        }
+    }
+
     fn descriptor() -> Descriptor {
         Descriptor {
             name: "store".into(),
@@ -516,6 +536,22 @@ mod tests {
             ("bad default", |d| {
                 d.settings[0].kind = SettingKind::Integer;
                 d.settings[0].default_value = Some("many".into());
+            }),
+            ("declares attribute \"EMAIL\" twice", |d| {
+                d.attributes = vec![
+                    spec("email", AttributeType::Text),
+                    spec("EMAIL", AttributeType::Text),
+                ]
+            }),
+            ("must be text", |d| {
+                d.attributes = vec![spec("Email", AttributeType::TextList)]
+            }),
+            ("is not declared a text-list attribute", |d| {
+                d.default_mappings = vec![contract::Mapping {
+                    target: "Phones".into(),
+                    source: MappingSource::Templates(vec!["{phone}".into()]),
+                    apply_on_update: true,
+                }]
             }),
         ];
         for (needle, break_it) in cases {

@@ -6,8 +6,9 @@
 //! passes `plugins conform` against that store, and stays in step with the
 //! SDK: the example's source is compiled into this binary and written out
 //! with the new name in place. It depends on the SDK (`provisioner-connector`)
-//! by path when the SDK's sources are where this binary was built from, or
-//! where `--sdk` says, and by version otherwise.
+//! by path: the SDK beside the sources this binary was built from, or where
+//! `--sdk` says. Never by version while the SDK is unpublished: a registry
+//! name nobody here owns could resolve to someone else's crate.
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +16,6 @@ use std::path::{Path, PathBuf};
 const EXAMPLE: &str = include_str!("../../../examples/json-store-connector/src/lib.rs");
 /// The contract, written beside the code as the manual of each call.
 const CONTRACT: &str = include_str!("../../../wit/v0.2.0/identity-store.wit");
-/// The SDK's version, for a crate that depends on it by version.
-const SDK_VERSION: &str = "0.2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
@@ -32,44 +31,41 @@ pub enum ScaffoldError {
     Template(&'static str),
     #[error("{} is not the SDK's directory: it has no Cargo.toml for provisioner-connector", .0.display())]
     NotSdk(PathBuf),
+    #[error(
+        "the SDK's sources are not where this binary was built from; pass --sdk DIR, the sdk/ directory of a provisioner checkout"
+    )]
+    NoSdk,
 }
 
-/// Where the new crate gets the SDK from.
+/// The SDK's directory, which the new crate depends on by path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sdk {
-    Path(PathBuf),
-    Version(String),
-}
+pub struct Sdk(PathBuf);
 
 impl Sdk {
     /// The SDK at `path`, checked; or, without one, the SDK beside the
-    /// sources this binary was built from if they are still there, and the
-    /// published version otherwise.
+    /// sources this binary was built from, if they are still there.
     pub fn locate(path: Option<&Path>) -> Result<Sdk, ScaffoldError> {
         let is_sdk = |dir: &Path| {
             std::fs::read_to_string(dir.join("Cargo.toml"))
                 .is_ok_and(|t| t.contains("name = \"provisioner-connector\""))
         };
         match path {
-            Some(path) if is_sdk(path) => Ok(Sdk::Path(
-                path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
-            )),
+            Some(path) if is_sdk(path) => Ok(Sdk(path
+                .canonicalize()
+                .unwrap_or_else(|_| path.to_path_buf()))),
             Some(path) => Err(ScaffoldError::NotSdk(path.to_path_buf())),
             None => {
                 let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
-                Ok(match built_from.canonicalize() {
-                    Ok(dir) if is_sdk(&dir) => Sdk::Path(dir),
-                    _ => Sdk::Version(SDK_VERSION.to_string()),
-                })
+                match built_from.canonicalize() {
+                    Ok(dir) if is_sdk(&dir) => Ok(Sdk(dir)),
+                    _ => Err(ScaffoldError::NoSdk),
+                }
             }
         }
     }
 
     fn dependency(&self) -> String {
-        match self {
-            Sdk::Path(dir) => format!("{{ path = {:?} }}", dir.display().to_string()),
-            Sdk::Version(version) => format!("{version:?}"),
-        }
+        format!("{{ path = {:?} }}", self.0.display().to_string())
     }
 }
 
@@ -280,23 +276,19 @@ mod tests {
     #[test]
     fn the_sdk_is_found_beside_the_sources_or_refused_by_name() {
         let here = Sdk::locate(None).unwrap();
-        assert!(
-            matches!(&here, Sdk::Path(dir) if dir.ends_with("sdk")),
-            "{here:?}"
-        );
+        assert!(here.0.ends_with("sdk"), "{here:?}");
+        assert_eq!(Sdk::locate(Some(&here.0)).unwrap(), here);
         let error = Sdk::locate(Some(Path::new("/nonexistent"))).unwrap_err();
         assert!(error.to_string().contains("/nonexistent"), "{error}");
-        assert!(
-            cargo_toml("a", &Sdk::Version("0.2".into()))
-                .contains("provisioner-connector = \"0.2\"")
-        );
+        let manifest = cargo_toml("a", &Sdk("/src/sdk".into()));
+        assert!(manifest.contains("provisioner-connector = { path = \"/src/sdk\" }"));
     }
 
     #[test]
     fn an_existing_directory_is_left_alone() {
         let dir = std::env::temp_dir().join(format!("scaffold-{}", rand::random::<u64>()));
         std::fs::create_dir_all(dir.join("acme")).unwrap();
-        let sdk = Sdk::Version("0.2".into());
+        let sdk = Sdk("/src/sdk".into());
         let error = write("acme", &dir, &sdk).unwrap_err();
         assert!(matches!(error, ScaffoldError::Exists(_)), "{error}");
         let error = write("Acme", &dir, &sdk).unwrap_err();

@@ -2198,6 +2198,12 @@ impl Engine {
             _ => {}
         }
         self.fail_link(&mut link, error, item.person_seq);
+        // The record is still disabled in the store: the link must keep
+        // saying so, or the next pass would find nothing to change and
+        // call the person synced.
+        if item.base.state == LinkState::Disabled && matches!(item.kind, WorkKind::Update { .. }) {
+            link.state = LinkState::Disabled;
+        }
         outcomes.save.push(link);
         "failed".into()
     }

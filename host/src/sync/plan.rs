@@ -148,7 +148,7 @@ impl CaseRules<'_> {
             || self
                 .mappings
                 .iter()
-                .any(|m| m.target == name && !m.case_exact)
+                .any(|m| m.target.eq_ignore_ascii_case(name) && !m.case_exact)
     }
 }
 
@@ -192,7 +192,10 @@ fn names(attributes: &[Attribute]) -> String {
 
 /// Whether a link must wait before anything is tried again.
 fn waiting(link: &Link, person_seq: Option<i64>, now: i64) -> Option<String> {
-    if link.state != LinkState::Failed {
+    // A disabled record whose enable failed keeps its state (see the
+    // engine's `failed`), and its backoff.
+    let failed_enable = link.state == LinkState::Disabled && link.error.is_some();
+    if link.state != LinkState::Failed && !failed_enable {
         return None;
     }
     let class = link.error.as_ref().map(|e| e.class.as_str()).unwrap_or("");
@@ -269,8 +272,11 @@ pub fn plan_rule(
                     diff_written(&update, &link.written)
                 };
                 if enable && !prefs.allow_update {
+                    // The link stays `Disabled`, the one place that says
+                    // the record is: a later pass enables it once updates
+                    // are allowed.
                     Decision::Settle {
-                        state: LinkState::Partial,
+                        state: LinkState::Disabled,
                         reason: Some(
                             "the record stays disabled: updating records is not allowed on this connection"
                                 .into(),
@@ -475,7 +481,26 @@ pub fn resolve(
     preferences: &Preferences,
 ) -> Found {
     let chosen = match matches {
-        [] => return Found::Create(create),
+        // The linked record no longer answers to its key: the key was
+        // edited in the store, or the record is gone. Write it by id, which
+        // restores it or answers not-found (and only then is the person
+        // created again), rather than create a twin on a guess.
+        [] => match existing {
+            Some(id) if preferences.allow_update => {
+                return Found::Adopt {
+                    target: id.to_string(),
+                    changes: update.to_vec(),
+                    version: None,
+                };
+            }
+            Some(id) => {
+                return Found::AdoptBehind {
+                    target: id.to_string(),
+                    changes: update.to_vec(),
+                };
+            }
+            None => return Found::Create(create),
+        },
         [one] => *one,
         several => {
             // A full pass keeps its own record when the store has twins.
@@ -876,7 +901,31 @@ mod tests {
         no_updates.allow_update = false;
         assert!(matches!(
             &plan_with(&no_updates, back(), vec![link], true)[0],
-            Decision::Settle { state: LinkState::Partial, reason: Some(r) } if r.contains("stays disabled")
+            Decision::Settle { state: LinkState::Disabled, reason: Some(r) } if r.contains("stays disabled")
+        ));
+    }
+
+    #[test]
+    fn a_failed_enable_is_tried_again_after_its_backoff() {
+        let mut link = linked("a", "CTO");
+        link.state = LinkState::Disabled;
+        link.error = Some(LinkError::from_store(
+            &crate::runtime::contract::StoreError::Transient {
+                message: "HTTP 503".into(),
+                retry_after: None,
+            },
+        ));
+        link.next_retry = Some(2_000);
+        let back = || vec![person("a", true, "CTO")];
+        // `plan` runs at 1,000 ms: still backing off.
+        assert!(matches!(
+            &plan_with(&prefs(), back(), vec![link.clone()], true)[0],
+            Decision::Wait { .. }
+        ));
+        link.next_retry = Some(500);
+        assert!(matches!(
+            &plan_with(&prefs(), back(), vec![link], true)[0],
+            Decision::Update { enable: true, .. }
         ));
     }
 
@@ -1070,6 +1119,23 @@ mod tests {
     #[test]
     fn lookups_adopt_one_create_none_and_refuse_twins() {
         let prefs = prefs();
+        let by_id = resolve(
+            vec![],
+            &[text("Title", "CTO")],
+            Some("T9"),
+            &[],
+            EMAIL,
+            &prefs,
+        );
+        assert_eq!(
+            by_id,
+            Found::Adopt {
+                target: "T9".into(),
+                changes: vec![text("Title", "CTO")],
+                version: None,
+            },
+            "a linked record its key no longer finds is written by id, not twinned"
+        );
         let found = |id: &str, title: &str| Match {
             value: "a@x.test".into(),
             id: id.into(),

@@ -410,8 +410,11 @@ impl Descriptor {
     }
 
     /// What the descriptor declares about a target attribute, if anything.
+    /// Names compare without case, as mapping targets do.
     pub fn attribute(&self, name: &str) -> Option<&AttributeSpec> {
-        self.attributes.iter().find(|a| a.name == name)
+        self.attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
     /// The capabilities as an operator reads them: "create, update, ...".

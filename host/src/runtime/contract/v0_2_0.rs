@@ -158,7 +158,8 @@ impl cache::Host for PluginState {
         match self.broker() {
             Some(broker) => broker
                 .cache()
-                .set(key, value, Duration::from_millis(ttl_ms)),
+                .set(key, value, Duration::from_millis(ttl_ms))
+                .map_err(|e| e.to_string()),
             None => Err("no connection is bound to this call; describe has no cache".into()),
         }
     }
