@@ -115,7 +115,7 @@ impl LinkedStore for NativeSalesforce {
                     answer
                         .map(|outcome| host::Outcome {
                             id: outcome.id,
-                            version: None,
+                            version: outcome.version,
                         })
                         .map_err(store_error)
                 })
@@ -147,7 +147,7 @@ impl LinkedStore for NativeSalesforce {
                         value: m.value,
                         id: m.id,
                         attributes: m.attributes.into_iter().map(from_guest).collect(),
-                        version: None,
+                        version: m.version,
                     })
                     .collect()),
                 Err(error) => Err(CallError::Store {
@@ -177,9 +177,7 @@ fn to_guest(attribute: host::Attribute) -> types::Attribute {
             host::Value::Text(text) => types::Value::Text(text),
             host::Value::Boolean(flag) => types::Value::Boolean(flag),
             host::Value::Integer(number) => types::Value::Integer(number),
-            // The Salesforce connector speaks contract 0.1: the runtime
-            // never sends it a list (see `Connector::apply`).
-            host::Value::TextList(items) => types::Value::Text(items.join(", ")),
+            host::Value::TextList(items) => types::Value::TextList(items),
         },
     }
 }
@@ -192,6 +190,7 @@ fn from_guest(attribute: types::Attribute) -> host::Attribute {
             types::Value::Text(text) => host::Value::Text(text),
             types::Value::Boolean(flag) => host::Value::Boolean(flag),
             types::Value::Integer(number) => host::Value::Integer(number),
+            types::Value::TextList(items) => host::Value::TextList(items),
         },
     }
 }
@@ -203,15 +202,20 @@ fn operation(operation: host::Operation) -> guest::Operation {
         host::Operation::Update {
             id,
             attributes: list,
-            ..
-        }
-        | host::Operation::Enable {
-            id,
-            attributes: list,
-            ..
+            version,
         } => guest::Operation::Update(guest::Update {
             id,
             attributes: attributes(list),
+            version,
+        }),
+        host::Operation::Enable {
+            id,
+            attributes: list,
+            version,
+        } => guest::Operation::Enable(guest::Update {
+            id,
+            attributes: attributes(list),
+            version,
         }),
         host::Operation::Disable { id } => guest::Operation::Disable(id),
         host::Operation::Delete { id } => guest::Operation::Delete(id),
@@ -241,5 +245,6 @@ fn store_error(error: types::StoreError) -> host::StoreError {
         types::StoreError::NotFound(m) => host::StoreError::NotFound(m),
         types::StoreError::Unauthorized(m) => host::StoreError::Unauthorized(m),
         types::StoreError::Unsupported(m) => host::StoreError::Unsupported(m),
+        types::StoreError::Conflict(m) => host::StoreError::Conflict(m),
     }
 }

@@ -60,6 +60,11 @@ struct Args {
     /// The Salesforce connector component.
     #[arg(long)]
     component: PathBuf,
+    /// A contract 0.2 component built on the SDK whose lookups do no I/O
+    /// (tests/probe-connector), entered beside the Salesforce one to tell
+    /// what a call of contract 0.2 costs against 0.1.
+    #[arg(long)]
+    probe: Option<PathBuf>,
     /// Where the report goes.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
@@ -208,6 +213,10 @@ impl Org {
             dir.path().join("plugins/salesforce_leads_contacts.wasm"),
         )
         .with_context(|| format!("copying {}", args.component.display()))?;
+        if let Some(probe) = &args.probe {
+            std::fs::copy(probe, dir.path().join("plugins/probe_connector.wasm"))
+                .with_context(|| format!("copying {}", probe.display()))?;
+        }
         let domain = emulator.addr();
         std::fs::write(
             dir.path().join("provisioner.toml"),
@@ -239,7 +248,12 @@ allow_update = true
 [rules.prospects]
 connection = "leads"
 scope = {{ group = "prospects" }}
-"#
+{probe}"#,
+                probe = if args.probe.is_some() {
+                    "\n[connections.probe]\nplugin = \"probe\"\n"
+                } else {
+                    ""
+                }
             ),
         )?;
         let secrets = dir.path().join("secrets.toml");
@@ -332,6 +346,14 @@ scope = {{ group = "prospects" }}
         &self,
         linked: LinkedStores,
     ) -> anyhow::Result<provisioner::runtime::Connector> {
+        self.connect_to("leads", linked).await
+    }
+
+    async fn connect_to(
+        &self,
+        connection: &str,
+        linked: LinkedStores,
+    ) -> anyhow::Result<provisioner::runtime::Connector> {
         use provisioner::config::Config;
         use provisioner::runtime::{Runtime, RuntimeOptions};
         let config = Config::load(&self.dir.path().join("provisioner.toml"))
@@ -348,7 +370,7 @@ scope = {{ group = "prospects" }}
                 .map_err(|d| anyhow::anyhow!(d.to_string()))?,
         );
         config
-            .resolve("leads", &plugins, &secrets)
+            .resolve(connection, &plugins, &secrets)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?
             .connect(config.http_limits(), secrets, None)
             .map_err(|e| anyhow::anyhow!("{e:?}"))
@@ -703,6 +725,14 @@ async fn sandbox_time(org: &Org, people: usize) -> anyhow::Result<(Duration, Dur
 /// nothing): instantiation, the calls out for settings, and the way back.
 async fn component_entry(org: &Org, calls: usize) -> anyhow::Result<Duration> {
     let connector = org.connect(Default::default()).await?;
+    entering(&connector, calls).await
+}
+
+/// What a call that does no I/O costs on `connector`, on average.
+async fn entering(
+    connector: &provisioner::runtime::Connector,
+    calls: usize,
+) -> anyhow::Result<Duration> {
     for _ in 0..50 {
         connector.lookup("email", Vec::new()).await?;
     }
@@ -710,7 +740,35 @@ async fn component_entry(org: &Org, calls: usize) -> anyhow::Result<Duration> {
     for _ in 0..calls {
         connector.lookup("email", Vec::new()).await?;
     }
-    Ok(started.elapsed() / calls as u32)
+    Ok(started.elapsed() / calls.max(1) as u32)
+}
+
+/// Entering the Salesforce component (contract 0.1) and the probe
+/// (contract 0.2, on the SDK), in alternating rounds so that both see the
+/// same machine: the medians of the rounds, 0.1 then 0.2.
+async fn entering_by_contract(
+    org: &Org,
+    calls: usize,
+) -> anyhow::Result<Option<(Duration, Duration)>> {
+    let Ok(probe) = org.connect_to("probe", Default::default()).await else {
+        return Ok(None);
+    };
+    let salesforce = org.connect(Default::default()).await?;
+    let (mut old, mut new) = (Vec::new(), Vec::new());
+    for round in 0..6 {
+        let per_round = calls / 6;
+        if round % 2 == 0 {
+            old.push(entering(&salesforce, per_round).await?.as_secs_f64());
+            new.push(entering(&probe, per_round).await?.as_secs_f64());
+        } else {
+            new.push(entering(&probe, per_round).await?.as_secs_f64());
+            old.push(entering(&salesforce, per_round).await?.as_secs_f64());
+        }
+    }
+    Ok(Some((
+        Duration::from_secs_f64(median(old)),
+        Duration::from_secs_f64(median(new)),
+    )))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -856,6 +914,13 @@ async fn bench() -> anyhow::Result<()> {
             "entering the component: {:.1} µs a call",
             entry.as_secs_f64() * 1e6
         );
+        if let Some((old, new)) = entering_by_contract(&org, args.entries).await? {
+            eprintln!(
+                "entering by contract: 0.1 (Salesforce) {:.1} µs, 0.2 (probe, SDK) {:.1} µs",
+                old.as_secs_f64() * 1e6,
+                new.as_secs_f64() * 1e6
+            );
+        }
         return Ok(());
     }
     eprintln!("benchmarking with {n} people, {runs} runs");
@@ -890,6 +955,7 @@ async fn bench() -> anyhow::Result<()> {
     latencies.sort();
     eprintln!("component entry: {} calls", args.entries);
     let entry = component_entry(&org, args.entries).await?;
+    let by_contract = entering_by_contract(&org, args.entries).await?;
     let side_runs = side_by_side(&args, &provisioner, cache.path(), runs).await?;
     let component_wall = median(side_runs.iter().map(|r| r[0].total.as_secs_f64()).collect());
     let native_wall = median(side_runs.iter().map(|r| r[1].total.as_secs_f64()).collect());
@@ -1049,6 +1115,22 @@ async fn bench() -> anyhow::Result<()> {
         entry.as_secs_f64() * 1e6,
         args.entries,
     )?;
+    if let Some((old, new)) = by_contract {
+        writeln!(
+            out,
+            "The same call by contract version, in alternating rounds: {:.1} µs entering the Salesforce component (contract 0.1, {} KiB), {:.1} µs entering the probe (contract 0.2, built on the SDK, {} KiB). The host dispatches both through one enum of per-version bindings; what differs is the component's own size and start-up.\n",
+            old.as_secs_f64() * 1e6,
+            std::fs::metadata(&args.component)
+                .map(|m| m.len() / 1024)
+                .unwrap_or(0),
+            new.as_secs_f64() * 1e6,
+            args.probe
+                .as_ref()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len() / 1024)
+                .unwrap_or(0),
+        )?;
+    }
     writeln!(
         out,
         "An instrumented initial sync of {n} people (one more run, with the runtime's per-call debug lines on) made {sandbox_calls} component calls, which spent {:.1} ms inside the sandbox (instantiation, guest code and crossings; waits on brokered HTTP excluded) of {:.2} s wall. The same logic compiled natively would still spend part of that time, so component over native wall time is at most {native_bound:.3}.\n",

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::world::{actions, sf_connection};
+use common::world::{ALL, PROSPECTS, World, actions, prospect, sf_connection};
 use common::*;
 use provisioner::runtime::contract::{GroupOperation, Operation, StoreError};
 use serde_json::{Value, json};
@@ -20,7 +20,7 @@ fn probe(name: &str) -> String {
 }
 
 fn probe_fixture(rules: &str) -> Fixture {
-    let fixture = Fixture::new(&[test_plugins::PROBE, test_plugins::SALESFORCE]);
+    let fixture = Fixture::new(&[test_plugins::PROBE, test_plugins::SALESFORCE_V0_1]);
     fixture.write_config(&format!(
         "{HEADER}{DIRECTORY}{}{}{rules}",
         probe("a"),
@@ -229,9 +229,73 @@ async fn group_operations_and_answers_cross_the_boundary_whole() {
     assert_eq!(answers[1].as_ref().unwrap().id, "enabled:r2");
 }
 
+/// The Salesforce connector's two builds from one source, on the SDK:
+/// contract 0.2 and, with the SDK's `contract-0-1` feature, 0.1. Each
+/// provisions the same people into an org of its own; the orgs end up the
+/// same, through the same requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_salesforce_connector_works_the_same_built_for_0_1_and_for_0_2() {
+    let mut results = Vec::new();
+    for (component, contract) in [
+        (test_plugins::SALESFORCE, "0.2.0"),
+        (test_plugins::SALESFORCE_V0_1, "0.1.0"),
+    ] {
+        let world = World::default().await;
+        let world = World {
+            fixture: Fixture::new(&[component]),
+            ..world
+        };
+        world.fixture.write_secrets(&json_store_secrets());
+        world.configure(ALL, ALL, PROSPECTS);
+        let run = world.run(&["plugins", "list", "--json"]).await;
+        let listed: Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(listed["plugins"][0]["contract"], contract, "{listed}");
+
+        world
+            .import(json!([
+                prospect("a", "CTO"),
+                prospect("b", "CEO"),
+                prospect("c", "CFO")
+            ]))
+            .await;
+        world.sync().await;
+        world
+            .run(&["people", "set", "a", "--attr", "title=COO"])
+            .await;
+        world.run(&["people", "delete", "c"]).await;
+        let report = world.sync().await;
+        assert_eq!(actions(&report, "prospects", "updated"), 1, "{report}");
+        assert_eq!(actions(&report, "prospects", "removed"), 1, "{report}");
+        let mut leads: Vec<(String, String)> = world
+            .leads()
+            .iter()
+            .map(|l| {
+                let text = |k: &str| l[k].as_str().unwrap_or_default().to_string();
+                (text("Email"), text("Title"))
+            })
+            .collect();
+        leads.sort();
+        results.push((leads, world.writes()));
+    }
+    assert_eq!(
+        results[0].0,
+        vec![
+            ("a@example.com".to_string(), "COO".to_string()),
+            ("b@example.com".to_string(), "CEO".to_string())
+        ]
+    );
+    assert_eq!(results[0], results[1], "same records, same writes");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_0_1_connector_loads_beside_a_0_2_one_and_simply_has_no_groups() {
-    let fixture = probe_fixture(&sf_connection("leads", "127.0.0.1:9", "Lead", ""));
+    let fixture = Fixture::new(&[test_plugins::PROBE, test_plugins::SALESFORCE_V0_1]);
+    fixture.write_config(&format!(
+        "{HEADER}{DIRECTORY}{}{}",
+        probe("a"),
+        sf_connection("leads", "127.0.0.1:9", "Lead", "")
+    ));
+    fixture.write_secrets(&json_store_secrets());
     let run = fixture
         .provisioner(&["plugins", "list", "--json"], &[])
         .await;

@@ -1,23 +1,42 @@
 //! The host's doors, behind one trait: the component's imports in a
-//! `wasm32` build, and in a native build the stand-in that
-//! [`crate::testing`] installs for the calling thread.
+//! `wasm32` build, and in a native build whatever the caller installs for
+//! its thread: the stand-in of [`crate::testing`], or a benchmark's link
+//! to a real broker.
+//!
+//! Connector code reaches the host through the SDK's modules (`http`,
+//! `settings`, `cache`, `log`), which go through [`Current`]. A connector
+//! whose logic is generic over a [`Host`], so that a benchmark can call it
+//! natively with a host of its own, takes [`Current`] in its component.
 
 use crate::bindings::provisioner::identity_store::http::{HttpError, Request, Response};
-use crate::bindings::provisioner::identity_store::log::Level;
+pub use crate::bindings::provisioner::identity_store::log::Level;
 
-pub(crate) trait Host {
+/// What a connector can ask of the host: the contract's imports. The
+/// doors a host may lack (the cache of contract 0.2, the connection's
+/// name) have defaults that say so.
+pub trait Host {
     fn send(&self, request: &Request) -> Result<Response, HttpError>;
     fn setting(&self, name: &str) -> Option<String>;
     fn egress_url(&self, index: u32) -> Option<String>;
     fn session(&self, name: &str) -> Option<String>;
-    fn connection_name(&self) -> String;
-    fn cache_get(&self, key: &str) -> Option<String>;
-    fn cache_set(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), String>;
-    fn cache_remove(&self, key: &str);
     fn log(&self, level: Level, message: &str);
+
+    fn connection_name(&self) -> String {
+        String::new()
+    }
+
+    fn cache_get(&self, _key: &str) -> Option<String> {
+        None
+    }
+
+    fn cache_set(&self, _key: &str, _value: &str, _ttl_ms: u64) -> Result<(), String> {
+        Err("this host keeps no cache".into())
+    }
+
+    fn cache_remove(&self, _key: &str) {}
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "contract-0-1")))]
 mod imports {
     use super::*;
     use crate::bindings::provisioner::identity_store::{cache, config, http, log};
@@ -37,6 +56,9 @@ mod imports {
         fn session(&self, name: &str) -> Option<String> {
             config::session(name)
         }
+        fn log(&self, level: Level, message: &str) {
+            log::log(level, message)
+        }
         fn connection_name(&self) -> String {
             config::connection_name()
         }
@@ -49,10 +71,12 @@ mod imports {
         fn cache_remove(&self, key: &str) {
             cache::remove(key)
         }
-        fn log(&self, level: Level, message: &str) {
-            log::log(level, message)
-        }
     }
+}
+
+#[cfg(all(target_arch = "wasm32", feature = "contract-0-1"))]
+mod imports {
+    pub(crate) use crate::v0_1::Imports;
 }
 
 /// Runs `f` with the host of this call.
@@ -67,9 +91,9 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Runs `f` with the host of this call: the stand-in installed by
-/// [`crate::testing::StandIn::run`], or one that refuses everything
-/// outside it, so that a test that forgot it fails with a reason.
+/// Runs `f` with the host of this call: the one installed for this thread
+/// ([`install`]), or one that refuses everything outside it, so that a
+/// test that forgot it fails with a reason.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn with<R>(f: impl FnOnce(&dyn Host) -> R) -> R {
     let current = CURRENT.with(|c| c.borrow().clone());
@@ -79,9 +103,11 @@ pub(crate) fn with<R>(f: impl FnOnce(&dyn Host) -> R) -> R {
     }
 }
 
-/// Installs `host` for the calling thread while `f` runs.
+/// Installs `host` for the calling thread while `f` runs (native builds):
+/// connector code in `f` reaches it through the SDK's modules and
+/// [`Current`].
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn install<R>(host: std::rc::Rc<dyn Host>, f: impl FnOnce() -> R) -> R {
+pub fn install<R>(host: std::rc::Rc<dyn Host>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<std::rc::Rc<dyn Host>>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -94,7 +120,42 @@ pub(crate) fn install<R>(host: std::rc::Rc<dyn Host>, f: impl FnOnce() -> R) -> 
     f()
 }
 
-/// The host outside a stand-in's `run`: nothing is reachable.
+/// The host of this call, as a value: the component's imports, or the
+/// host installed for this thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Current;
+
+impl Host for Current {
+    fn send(&self, request: &Request) -> Result<Response, HttpError> {
+        with(|host| host.send(request))
+    }
+    fn setting(&self, name: &str) -> Option<String> {
+        with(|host| host.setting(name))
+    }
+    fn egress_url(&self, index: u32) -> Option<String> {
+        with(|host| host.egress_url(index))
+    }
+    fn session(&self, name: &str) -> Option<String> {
+        with(|host| host.session(name))
+    }
+    fn log(&self, level: Level, message: &str) {
+        with(|host| host.log(level, message))
+    }
+    fn connection_name(&self) -> String {
+        with(|host| host.connection_name())
+    }
+    fn cache_get(&self, key: &str) -> Option<String> {
+        with(|host| host.cache_get(key))
+    }
+    fn cache_set(&self, key: &str, value: &str, ttl_ms: u64) -> Result<(), String> {
+        with(|host| host.cache_set(key, value, ttl_ms))
+    }
+    fn cache_remove(&self, key: &str) {
+        with(|host| host.cache_remove(key))
+    }
+}
+
+/// The host outside an installed one: nothing is reachable.
 #[cfg(not(target_arch = "wasm32"))]
 struct Outside;
 
@@ -115,15 +176,5 @@ impl Host for Outside {
     fn session(&self, _name: &str) -> Option<String> {
         None
     }
-    fn connection_name(&self) -> String {
-        String::new()
-    }
-    fn cache_get(&self, _key: &str) -> Option<String> {
-        None
-    }
-    fn cache_set(&self, _key: &str, _value: &str, _ttl_ms: u64) -> Result<(), String> {
-        Err("no host".into())
-    }
-    fn cache_remove(&self, _key: &str) {}
     fn log(&self, _level: Level, _message: &str) {}
 }

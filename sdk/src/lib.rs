@@ -68,13 +68,15 @@ pub mod bindings {
 pub mod cache;
 mod descriptor;
 mod errors;
-mod host;
+pub mod host;
 pub mod http;
 pub mod json;
 pub mod log;
 pub mod settings;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+#[cfg(feature = "contract-0-1")]
+pub mod v0_1;
 
 use std::marker::PhantomData;
 
@@ -298,7 +300,7 @@ pub fn pair_matches(
 pub struct Component<C>(PhantomData<C>);
 
 /// Builds the connector, or gives every operation the reason it could not.
-fn each<C: Connector, T>(
+pub(crate) fn each<C: Connector, T>(
     count: usize,
     call: impl FnOnce(C) -> Vec<Result<T, StoreError>>,
 ) -> Vec<Result<T, StoreError>> {
@@ -349,7 +351,10 @@ impl<C: Connector> bindings::exports::provisioner::identity_store::identity_stor
 }
 
 /// Exports a [`Connector`] as the component's `identity-store`. Use it
-/// once, at the crate root of a `cdylib` built for `wasm32-wasip2`.
+/// once, at the crate root of a `cdylib` built for `wasm32-wasip2`. With
+/// the SDK's `contract-0-1` feature, the same connector is exported
+/// through contract 0.1 instead, for hosts that speak only that.
+#[cfg(not(feature = "contract-0-1"))]
 #[macro_export]
 macro_rules! export_connector {
     ($connector:ty) => {
@@ -360,6 +365,22 @@ macro_rules! export_connector {
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_connector_world!(
             __ProvisionerConnectorComponent with_types_in $crate::bindings
+        );
+    };
+}
+
+/// Exports a [`Connector`] through contract 0.1 (the `contract-0-1`
+/// feature).
+#[cfg(feature = "contract-0-1")]
+#[macro_export]
+macro_rules! export_connector {
+    ($connector:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        type __ProvisionerConnectorComponent = $crate::v0_1::Component<$connector>;
+        #[cfg(target_arch = "wasm32")]
+        $crate::v0_1::bindings::__export_connector_world_v0_1!(
+            __ProvisionerConnectorComponent with_types_in $crate::v0_1::bindings
         );
     };
 }

@@ -1,7 +1,7 @@
 //! Lines in the host's log, tagged with the connector and connection.
 //! Never log personal data you do not need to.
 
-use crate::bindings::provisioner::identity_store::log::Level;
+pub use crate::host::Level;
 
 fn at(level: Level, message: &str) {
     crate::host::with(|host| host.log(level, message))

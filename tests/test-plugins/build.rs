@@ -32,6 +32,12 @@ const PLUGINS: &[(&str, &str, Option<&str>, &str)] = &[
         "salesforce_leads_contacts.wasm",
     ),
     (
+        "SALESFORCE_V0_1",
+        "salesforce-leads-contacts",
+        Some("contract-0-1"),
+        "salesforce_leads_contacts.wasm",
+    ),
+    (
         "DISALLOWED_HOST",
         "misbehaving-connector",
         Some("disallowed-host"),

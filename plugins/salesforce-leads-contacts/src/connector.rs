@@ -15,8 +15,9 @@ use std::hash::{BuildHasherDefault, DefaultHasher};
 use serde_json::{Map, Value};
 
 use crate::contract::{
-    AuthScheme, Capability, ConnectionReport, Conversion, Descriptor, Mapping, MappingSource,
-    Match, Oauth2, Operation, Outcome, Page, Setting, SettingKind, StoredRecord, Update,
+    AttributeSpec, AttributeType, AuthScheme, Capability, ConnectionReport, Conversion, Descriptor,
+    Mapping, MappingSource, Match, Oauth2, Operation, Outcome, Page, Setting, SettingKind,
+    StoredRecord, Update,
 };
 use crate::http::{BodyCredential, Credential, HttpError, Method, Request, Response};
 use crate::log::Level;
@@ -205,6 +206,13 @@ pub fn describe() -> Descriptor {
             map("PostalCode", "postal_code"),
             map("Country", "country"),
         ],
+        // Salesforce finds and compares Email without case.
+        attributes: vec![AttributeSpec {
+            name: "Email".into(),
+            type_: AttributeType::Text,
+            case_exact: false,
+            description: "matched without case".into(),
+        }],
     }
 }
 
@@ -759,7 +767,7 @@ impl<H: Host> Salesforce<H> {
                 }
                 Operation::Update(update) => updates.push((index, update)),
                 Operation::Delete(id) => deletes.push((index, id)),
-                Operation::Disable(_) => {
+                Operation::Disable(_) | Operation::Enable(_) => {
                     results[index] = Some(Err(StoreError::Unsupported(
                         "Leads and Contacts have no active flag; remove them with delete".into(),
                     )));
@@ -787,7 +795,7 @@ impl<H: Host> Salesforce<H> {
         {
             let answers = self.collection(&settings, Method::Post, records);
             for (&index, answer) in indexes.iter().zip(answers) {
-                results[index] = Some(answer.map(|id| Outcome { id }));
+                results[index] = Some(answer.map(|id| Outcome { id, version: None }));
             }
         }
         for chunk in updates.chunks(COLLECTION_LIMIT) {
@@ -799,6 +807,7 @@ impl<H: Host> Salesforce<H> {
             for ((index, update), answer) in chunk.iter().zip(answers) {
                 results[*index] = Some(answer.map(|_| Outcome {
                     id: update.id.clone(),
+                    version: None,
                 }));
             }
         }
@@ -806,7 +815,10 @@ impl<H: Host> Salesforce<H> {
             let ids: Vec<String> = chunk.iter().map(|(_, id)| (*id).clone()).collect();
             let answers = self.delete_collection(&settings, &ids);
             for ((index, id), answer) in chunk.iter().zip(answers) {
-                results[*index] = Some(answer.map(|_| Outcome { id: (*id).clone() }));
+                results[*index] = Some(answer.map(|_| Outcome {
+                    id: (*id).clone(),
+                    version: None,
+                }));
             }
         }
         for chunk in converts.chunks(soap::MAX_CONVERTS) {
@@ -819,7 +831,7 @@ impl<H: Host> Salesforce<H> {
                 {
                     follow_up.push((contact.clone(), conversion.attributes.clone()));
                 }
-                results[*index] = Some(answer.map(|id| Outcome { id }));
+                results[*index] = Some(answer.map(|id| Outcome { id, version: None }));
             }
             self.update_converted(&settings, follow_up);
         }
@@ -965,6 +977,7 @@ impl<H: Host> Salesforce<H> {
                             .unwrap_or_default()
                             .to_string(),
                         attributes: self.attributes(&settings, record),
+                        version: None,
                     });
                 }
                 match page.next.take() {
@@ -999,6 +1012,7 @@ impl<H: Host> Salesforce<H> {
                         .unwrap_or_default()
                         .to_string(),
                     attributes: self.attributes(&settings, record),
+                    version: None,
                 })
                 .collect(),
             next_cursor: page.next,

@@ -1,16 +1,11 @@
 //! The Salesforce Leads and Contacts connector.
 //!
 //! Built with `cargo build --target wasm32-wasip2` it is a component for the
-//! provisioner host; built natively it is a plain library with the same
-//! logic behind [`Host`], for tests, fuzzing and benchmarks. See
-//! [`connector`] for what it does and [`wire`] for how it reads
-//! Salesforce's answers.
-
-wit_bindgen::generate!({
-    path: "../../wit/v0.1.0",
-    world: "connector",
-    additional_derives: [PartialEq],
-});
+//! provisioner host, on the SDK (`provisioner-connector`): contract 0.2, or
+//! 0.1 with the `contract-0-1` feature, from the same code. Built natively
+//! it is a plain library with the same logic over any [`Host`], for tests,
+//! fuzzing and benchmarks. See [`connector`] for what it does and [`wire`]
+//! for how it reads Salesforce's answers.
 
 #[cfg(any(target_arch = "wasm32", test))]
 mod arena;
@@ -20,85 +15,47 @@ pub mod soap;
 pub mod soql;
 pub mod wire;
 
-pub use exports::provisioner::identity_store::identity_store as contract;
-pub use provisioner::identity_store::{http, log, types};
+/// The contract's types, through the SDK.
+pub use provisioner_connector as contract;
+pub use provisioner_connector as types;
+pub use provisioner_connector::host::Host;
+pub use provisioner_connector::{http, log};
 
-/// What the connector needs from the host: the contract's imports.
-pub trait Host {
-    fn send(&self, request: &http::Request) -> Result<http::Response, http::HttpError>;
-    fn setting(&self, name: &str) -> Option<String>;
-    fn egress_url(&self, index: u32) -> Option<String>;
-    fn session(&self, name: &str) -> Option<String>;
-    fn log(&self, level: log::Level, message: &str);
-}
+use connector::Salesforce;
+use contract::{
+    ConnectionReport, Connector, Descriptor, Match, Operation, Outcome, Page, StoreError,
+};
+use provisioner_connector::host::Current;
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    use super::connector::{self, Salesforce};
-    use super::contract::{ConnectionReport, Descriptor, Guest, Match, Operation, Outcome, Page};
-    use super::provisioner::identity_store::config;
-    use super::types::StoreError;
-    use super::{Host, http, log};
-
-    /// The host, through the component's imports.
-    pub(crate) struct Imports;
-
-    impl Host for Imports {
-        fn send(&self, request: &http::Request) -> Result<http::Response, http::HttpError> {
-            http::send(request)
-        }
-
-        fn setting(&self, name: &str) -> Option<String> {
-            config::get(name)
-        }
-
-        fn egress_url(&self, index: u32) -> Option<String> {
-            config::egress_url(index)
-        }
-
-        fn session(&self, name: &str) -> Option<String> {
-            config::session(name)
-        }
-
-        fn log(&self, level: log::Level, message: &str) {
-            log::log(level, message)
-        }
+/// The component: the connector over the host of the call.
+impl Connector for Salesforce<Current> {
+    fn describe() -> Descriptor {
+        connector::describe()
     }
 
-    pub(crate) struct Component;
+    fn connect() -> Result<Self, StoreError> {
+        Ok(Salesforce::new(Current))
+    }
 
-    impl Guest for Component {
-        fn describe() -> Descriptor {
-            connector::describe()
-        }
+    fn test_connection(&self) -> Result<ConnectionReport, StoreError> {
+        Salesforce::test_connection(self)
+    }
 
-        fn test_connection() -> Result<ConnectionReport, StoreError> {
-            Salesforce::new(Imports).test_connection()
-        }
+    fn apply(&self, operations: Vec<Operation>) -> Vec<Result<Outcome, StoreError>> {
+        Salesforce::apply(self, operations)
+    }
 
-        fn apply(operations: Vec<Operation>) -> Vec<Result<Outcome, StoreError>> {
-            Salesforce::new(Imports).apply(operations)
-        }
+    fn lookup(&self, attribute: String, values: Vec<String>) -> Result<Vec<Match>, StoreError> {
+        self.lookup_records(attribute, values)
+    }
 
-        fn lookup_records(
-            attribute: String,
-            values: Vec<String>,
-        ) -> Result<Vec<Match>, StoreError> {
-            Salesforce::new(Imports).lookup_records(attribute, values)
-        }
-
-        fn list_records(cursor: Option<String>) -> Result<Page, StoreError> {
-            Salesforce::new(Imports).list_records(cursor)
-        }
+    fn list(&self, cursor: Option<String>) -> Result<Page, StoreError> {
+        self.list_records(cursor)
     }
 }
-
-#[cfg(target_arch = "wasm32")]
-use component::Component;
 
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
 static ALLOCATOR: arena::CallArena = arena::CallArena::new();
 
-#[cfg(target_arch = "wasm32")]
-export!(Component);
+provisioner_connector::export_connector!(Salesforce<Current>);

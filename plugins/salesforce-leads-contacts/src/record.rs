@@ -35,6 +35,7 @@ impl Field<'_> {
             Some(Field::Value(Value::Text(text))) => text.trim().is_empty(),
             Some(Field::Text(text)) => text.trim().is_empty(),
             Some(Field::Value(Value::Boolean(_) | Value::Integer(_))) => false,
+            Some(Field::Value(Value::TextList(items))) => items.iter().all(|i| i.trim().is_empty()),
         }
     }
 }
@@ -87,6 +88,8 @@ impl Serialize for Field<'_> {
             Field::Text(text) => serializer.serialize_str(text),
             Field::Value(Value::Boolean(flag)) => serializer.serialize_bool(*flag),
             Field::Value(Value::Integer(number)) => serializer.serialize_i64(*number),
+            // A multi-select picklist holds its values joined by `;`.
+            Field::Value(Value::TextList(items)) => serializer.serialize_str(&items.join(";")),
         }
     }
 }

@@ -305,6 +305,7 @@ mod tests {
             StoreError::NotFound(_) => "not-found",
             StoreError::Unauthorized(_) => "unauthorized",
             StoreError::Unsupported(_) => "unsupported",
+            StoreError::Conflict(_) => "conflict",
         }
     }
 
