@@ -8,8 +8,13 @@ cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2
 target="${CARGO_TARGET_DIR:-target}"
 cargo build --release -p provisioner -p provisioner-bench
-cargo build --release --target wasm32-wasip2 -p salesforce-leads-contacts -p probe-connector
+# The connector built for contract 0.1 too, from the same source, to tell
+# what a call of each contract costs.
+components="$target/wasm32-wasip2/release"
+cargo build --release --target wasm32-wasip2 -p salesforce-leads-contacts --features contract-0-1
+cp "$components/salesforce_leads_contacts.wasm" "$components/salesforce_leads_contacts_v0_1.wasm"
+cargo build --release --target wasm32-wasip2 -p salesforce-leads-contacts
 exec "$target/release/provisioner-bench" \
-    --component "$target/wasm32-wasip2/release/salesforce_leads_contacts.wasm" \
-    --probe "$target/wasm32-wasip2/release/probe_connector.wasm" \
+    --component "$components/salesforce_leads_contacts.wasm" \
+    --component-v0-1 "$components/salesforce_leads_contacts_v0_1.wasm" \
     --command "bash bench/run.sh${*:+ $*}" "$@"

@@ -60,11 +60,11 @@ struct Args {
     /// The Salesforce connector component.
     #[arg(long)]
     component: PathBuf,
-    /// A contract 0.2 component built on the SDK whose lookups do no I/O
-    /// (tests/probe-connector), entered beside the Salesforce one to tell
-    /// what a call of contract 0.2 costs against 0.1.
+    /// The same connector built for contract 0.1 (`--features
+    /// contract-0-1`), entered beside the 0.2 build to tell what a call of
+    /// contract 0.2 costs against 0.1.
     #[arg(long)]
-    probe: Option<PathBuf>,
+    component_v0_1: Option<PathBuf>,
     /// Where the report goes.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
@@ -213,9 +213,15 @@ impl Org {
             dir.path().join("plugins/salesforce_leads_contacts.wasm"),
         )
         .with_context(|| format!("copying {}", args.component.display()))?;
-        if let Some(probe) = &args.probe {
-            std::fs::copy(probe, dir.path().join("plugins/probe_connector.wasm"))
-                .with_context(|| format!("copying {}", probe.display()))?;
+        if let Some(old) = &args.component_v0_1 {
+            // A directory of its own: both builds claim the same plugin name.
+            std::fs::create_dir(dir.path().join("plugins-v0-1"))?;
+            std::fs::copy(
+                old,
+                dir.path()
+                    .join("plugins-v0-1/salesforce_leads_contacts.wasm"),
+            )
+            .with_context(|| format!("copying {}", old.display()))?;
         }
         let domain = emulator.addr();
         std::fs::write(
@@ -248,12 +254,7 @@ allow_update = true
 [rules.prospects]
 connection = "leads"
 scope = {{ group = "prospects" }}
-{probe}"#,
-                probe = if args.probe.is_some() {
-                    "\n[connections.probe]\nplugin = \"probe\"\n"
-                } else {
-                    ""
-                }
+"#
             ),
         )?;
         let secrets = dir.path().join("secrets.toml");
@@ -346,12 +347,14 @@ scope = {{ group = "prospects" }}
         &self,
         linked: LinkedStores,
     ) -> anyhow::Result<provisioner::runtime::Connector> {
-        self.connect_to("leads", linked).await
+        self.connect_from("plugins", linked).await
     }
 
-    async fn connect_to(
+    /// The leads connection, bound to the plugin in `plugins` (a directory
+    /// of the org's).
+    async fn connect_from(
         &self,
-        connection: &str,
+        plugins: &str,
         linked: LinkedStores,
     ) -> anyhow::Result<provisioner::runtime::Connector> {
         use provisioner::config::Config;
@@ -363,14 +366,14 @@ scope = {{ group = "prospects" }}
             linked,
             ..RuntimeOptions::default()
         })?;
-        let plugins = runtime.load_dir(&self.dir.path().join("plugins")).await?;
+        let plugins = runtime.load_dir(&self.dir.path().join(plugins)).await?;
         let secrets = Arc::new(
             config
                 .secret_store()
                 .map_err(|d| anyhow::anyhow!(d.to_string()))?,
         );
         config
-            .resolve(connection, &plugins, &secrets)
+            .resolve("leads", &plugins, &secrets)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?
             .connect(config.http_limits(), secrets, None)
             .map_err(|e| anyhow::anyhow!("{e:?}"))
@@ -743,31 +746,32 @@ async fn entering(
     Ok(started.elapsed() / calls.max(1) as u32)
 }
 
-/// Entering the Salesforce component (contract 0.1) and the probe
-/// (contract 0.2, on the SDK), in alternating rounds so that both see the
-/// same machine: the medians of the rounds, 0.1 then 0.2.
+/// Entering the connector built for contract 0.1 and for 0.2, from the
+/// same source, in alternating rounds so that both see the same machine:
+/// the medians of the rounds, 0.1 then 0.2.
 async fn entering_by_contract(
     org: &Org,
     calls: usize,
 ) -> anyhow::Result<Option<(Duration, Duration)>> {
-    let Ok(probe) = org.connect_to("probe", Default::default()).await else {
+    if !org.dir.path().join("plugins-v0-1").is_dir() {
         return Ok(None);
-    };
-    let salesforce = org.connect(Default::default()).await?;
-    let (mut old, mut new) = (Vec::new(), Vec::new());
+    }
+    let old = org.connect_from("plugins-v0-1", Default::default()).await?;
+    let new = org.connect(Default::default()).await?;
+    let (mut olds, mut news) = (Vec::new(), Vec::new());
     for round in 0..6 {
         let per_round = calls / 6;
         if round % 2 == 0 {
-            old.push(entering(&salesforce, per_round).await?.as_secs_f64());
-            new.push(entering(&probe, per_round).await?.as_secs_f64());
+            olds.push(entering(&old, per_round).await?.as_secs_f64());
+            news.push(entering(&new, per_round).await?.as_secs_f64());
         } else {
-            new.push(entering(&probe, per_round).await?.as_secs_f64());
-            old.push(entering(&salesforce, per_round).await?.as_secs_f64());
+            news.push(entering(&new, per_round).await?.as_secs_f64());
+            olds.push(entering(&old, per_round).await?.as_secs_f64());
         }
     }
     Ok(Some((
-        Duration::from_secs_f64(median(old)),
-        Duration::from_secs_f64(median(new)),
+        Duration::from_secs_f64(median(olds)),
+        Duration::from_secs_f64(median(news)),
     )))
 }
 
@@ -916,7 +920,7 @@ async fn bench() -> anyhow::Result<()> {
         );
         if let Some((old, new)) = entering_by_contract(&org, args.entries).await? {
             eprintln!(
-                "entering by contract: 0.1 (Salesforce) {:.1} µs, 0.2 (probe, SDK) {:.1} µs",
+                "entering by contract: built for 0.1 {:.1} µs, for 0.2 {:.1} µs",
                 old.as_secs_f64() * 1e6,
                 new.as_secs_f64() * 1e6
             );
@@ -1116,19 +1120,19 @@ async fn bench() -> anyhow::Result<()> {
         args.entries,
     )?;
     if let Some((old, new)) = by_contract {
+        let kib = |path: Option<&PathBuf>| {
+            path.and_then(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len() / 1024)
+                .unwrap_or(0)
+        };
         writeln!(
             out,
-            "The same call by contract version, in alternating rounds: {:.1} µs entering the Salesforce component (contract 0.1, {} KiB), {:.1} µs entering the probe (contract 0.2, built on the SDK, {} KiB). The host dispatches both through one enum of per-version bindings; what differs is the component's own size and start-up.\n",
+            "The same call on the same connector source built for each contract version, in alternating rounds: {:.1} µs built for contract 0.1 ({} KiB), {:.1} µs built for 0.2 ({} KiB), a ratio of {:.3}. The host dispatches both through one enum of per-version bindings.\n",
             old.as_secs_f64() * 1e6,
-            std::fs::metadata(&args.component)
-                .map(|m| m.len() / 1024)
-                .unwrap_or(0),
+            kib(args.component_v0_1.as_ref()),
             new.as_secs_f64() * 1e6,
-            args.probe
-                .as_ref()
-                .and_then(|p| std::fs::metadata(p).ok())
-                .map(|m| m.len() / 1024)
-                .unwrap_or(0),
+            kib(Some(&args.component)),
+            new.as_secs_f64() / old.as_secs_f64(),
         )?;
     }
     writeln!(

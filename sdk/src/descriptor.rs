@@ -144,6 +144,14 @@ impl DescriptorBuilder {
         self.plain(name, description, kind, false, choices.first().copied())
     }
 
+    /// Gives the setting added last a default, e.g. an API version.
+    pub fn with_default(mut self, value: &str) -> Self {
+        if let Some(setting) = self.descriptor.settings.last_mut() {
+            setting.default_value = Some(value.into());
+        }
+        self
+    }
+
     /// A setting the host keeps and never shows the connector.
     pub fn secret_setting(self, name: &str, description: &str, required: bool) -> Self {
         self.setting(Setting {

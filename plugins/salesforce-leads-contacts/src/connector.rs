@@ -15,9 +15,8 @@ use std::hash::{BuildHasherDefault, DefaultHasher};
 use serde_json::{Map, Value};
 
 use crate::contract::{
-    AttributeSpec, AttributeType, AuthScheme, Capability, ConnectionReport, Conversion, Descriptor,
-    Mapping, MappingSource, Match, Oauth2, Operation, Outcome, Page, Setting, SettingKind,
-    StoredRecord, Update,
+    AttributeType, Capability, ConnectionReport, Conversion, Descriptor, DescriptorBuilder, Match,
+    Operation, Outcome, Page, Setting, SettingKind, Source, StoredRecord, Update,
 };
 use crate::http::{BodyCredential, Credential, HttpError, Method, Request, Response};
 use crate::log::Level;
@@ -78,142 +77,79 @@ const CONTACT_FIELDS: &[&str] = &[
     "AccountId",
 ];
 
-fn setting(
-    name: &str,
-    description: &str,
-    kind: SettingKind,
-    required: bool,
-    default: Option<&str>,
-) -> Setting {
-    Setting {
-        name: name.into(),
-        description: description.into(),
-        kind,
-        required,
-        secret: false,
-        default_value: default.map(String::from),
-    }
-}
-
-fn secret(name: &str, description: &str, required: bool) -> Setting {
-    Setting {
-        name: name.into(),
-        description: description.into(),
-        kind: SettingKind::Text,
-        required,
-        secret: true,
-        default_value: None,
-    }
-}
-
-fn map(target: &str, source: &str) -> Mapping {
-    Mapping {
-        target: target.into(),
-        source: MappingSource::Attribute(source.into()),
-        apply_on_update: true,
-    }
-}
-
 /// What the connector declares. Pure: no settings, no network.
 pub fn describe() -> Descriptor {
-    Descriptor {
-        name: NAME.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        description: "People as Salesforce Leads or Contacts (one record type per connection)"
-            .into(),
-        settings: vec![
-            setting(
-                "domain",
-                "Salesforce My Domain host, e.g. acme.my.salesforce.com",
-                SettingKind::Text,
-                true,
-                None,
-            ),
-            setting(
-                "record_type",
-                "What people become: Lead or Contact",
-                SettingKind::Choice(vec!["Lead".into(), "Contact".into()]),
-                true,
-                None,
-            ),
-            setting(
-                "account_id",
-                "Account for new Contacts and for converted Leads (001...)",
-                SettingKind::Text,
-                false,
-                None,
-            ),
-            setting(
-                "default_company",
-                "Company for Leads whose mapping gives none",
-                SettingKind::Text,
-                false,
-                None,
-            ),
-            setting(
-                "api_version",
-                "REST API version",
-                SettingKind::Text,
-                false,
-                Some(DEFAULT_API_VERSION),
-            ),
-            setting(
-                "converted_status",
-                "Lead status that marks a conversion",
-                SettingKind::Text,
-                false,
-                Some(DEFAULT_CONVERTED_STATUS),
-            ),
-            setting(
-                "page_size",
-                "Records per page when listing (200 to 2000)",
-                SettingKind::Integer,
-                false,
-                Some("2000"),
-            ),
-            secret("client_id", "Connected app consumer key", true),
-            secret("client_secret", "Connected app consumer secret", true),
-            secret("access_token", "OAuth 2.0 access token", false),
-            secret("refresh_token", "OAuth 2.0 refresh token", false),
-        ],
-        capabilities: vec![
-            Capability::Create,
-            Capability::Update,
-            Capability::Delete,
-            Capability::Lookup,
-            Capability::List,
-            Capability::Convert,
-        ],
-        egress: vec![
-            "https://{domain}".into(),
-            "https://*.my.salesforce.com".into(),
-            "https://*.salesforce.com".into(),
-        ],
-        auth: AuthScheme::Oauth2(Oauth2 {
-            token_url: "https://{domain}/services/oauth2/token".into(),
-        }),
-        match_attribute: "Email".into(),
-        default_mappings: vec![
-            map("FirstName", "given_name"),
-            map("LastName", "family_name"),
-            map("Email", "email"),
-            map("Phone", "phone"),
-            map("Title", "title"),
-            map("Company", "company"),
-            map("Street", "street"),
-            map("City", "city"),
-            map("State", "region"),
-            map("PostalCode", "postal_code"),
-            map("Country", "country"),
-        ],
-        // Salesforce finds and compares Email without case.
-        attributes: vec![AttributeSpec {
-            name: "Email".into(),
-            type_: AttributeType::Text,
-            case_exact: false,
-            description: "matched without case".into(),
-        }],
-    }
+    use Capability::*;
+    let map = |builder: DescriptorBuilder, (target, source): (&str, &str)| {
+        builder.map(target, Source::attribute(source))
+    };
+    let builder = DescriptorBuilder::new(
+        NAME,
+        env!("CARGO_PKG_VERSION"),
+        "People as Salesforce Leads or Contacts (one record type per connection)",
+    )
+    .text_setting(
+        "domain",
+        "Salesforce My Domain host, e.g. acme.my.salesforce.com",
+        true,
+    )
+    .setting(Setting {
+        name: "record_type".into(),
+        description: "What people become: Lead or Contact".into(),
+        kind: SettingKind::Choice(vec!["Lead".into(), "Contact".into()]),
+        required: true,
+        secret: false,
+        default_value: None,
+    })
+    .text_setting(
+        "account_id",
+        "Account for new Contacts and for converted Leads (001...)",
+        false,
+    )
+    .text_setting(
+        "default_company",
+        "Company for Leads whose mapping gives none",
+        false,
+    )
+    .text_setting("api_version", "REST API version", false)
+    .with_default(DEFAULT_API_VERSION)
+    .text_setting(
+        "converted_status",
+        "Lead status that marks a conversion",
+        false,
+    )
+    .with_default(DEFAULT_CONVERTED_STATUS)
+    .integer_setting(
+        "page_size",
+        "Records per page when listing (200 to 2000)",
+        2000,
+    )
+    .secret_setting("client_id", "Connected app consumer key", true)
+    .secret_setting("client_secret", "Connected app consumer secret", true)
+    .oauth2("https://{domain}/services/oauth2/token")
+    .capabilities([Create, Update, Delete, Lookup, List, Convert])
+    .egress("https://{domain}")
+    .egress("https://*.my.salesforce.com")
+    .egress("https://*.salesforce.com")
+    .match_attribute("Email")
+    // Salesforce finds and compares Email without case.
+    .attribute("Email", AttributeType::Text, false);
+    [
+        ("FirstName", "given_name"),
+        ("LastName", "family_name"),
+        ("Email", "email"),
+        ("Phone", "phone"),
+        ("Title", "title"),
+        ("Company", "company"),
+        ("Street", "street"),
+        ("City", "city"),
+        ("State", "region"),
+        ("PostalCode", "postal_code"),
+        ("Country", "country"),
+    ]
+    .into_iter()
+    .fold(builder, map)
+    .build()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1053,9 +989,26 @@ mod tests {
                 .iter()
                 .all(|e| e.contains("{domain}") || e.contains("*."))
         );
-        let AuthScheme::Oauth2(oauth) = &d.auth else {
+        let crate::contract::AuthScheme::Oauth2(oauth) = &d.auth else {
             panic!("OAuth 2.0")
         };
         assert_eq!(oauth.token_url, "https://{domain}/services/oauth2/token");
+        // The SDK's checks, which the host makes at load time.
+        crate::contract::check_descriptor(&d).unwrap();
+        let secrets: Vec<&str> = d
+            .settings
+            .iter()
+            .filter(|s| s.secret)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                "client_id",
+                "client_secret",
+                "access_token",
+                "refresh_token"
+            ]
+        );
     }
 }
