@@ -53,6 +53,7 @@ const ALL_CHECKS: &[&str] = &[
     "lookup",
     "read back as written",
     "update",
+    "versions",
     "list",
     "batch with a bad operation",
     "delete",
@@ -69,7 +70,7 @@ async fn the_json_store_connector_conforms_and_leaves_nothing_behind() {
     let fixture = json_store_fixture(&server);
     let (code, report) = conform(&fixture, "store", &[]).await;
     assert_eq!(code, Some(0), "{report:#}");
-    for check in ALL_CHECKS.iter().chain(&["disable"]) {
+    for check in ALL_CHECKS.iter().chain(&["disable", "enable"]) {
         assert_eq!(verdict(&report, check), "pass", "{check}: {report:#}");
     }
     assert_eq!(report["left"], serde_json::json!([]));
@@ -100,13 +101,18 @@ async fn the_salesforce_connector_conforms_against_the_emulator() {
     world.configure(ALL, ALL, "");
     let (code, report) = conform(&world.fixture, "leads", &[]).await;
     assert_eq!(code, Some(0), "{report:#}");
-    for check in ALL_CHECKS {
+    for check in ALL_CHECKS.iter().filter(|c| **c != "versions") {
         assert_eq!(verdict(&report, check), "pass", "{check}: {report:#}");
     }
     assert_eq!(
         verdict(&report, "disable"),
         "skip",
         "Leads cannot be disabled"
+    );
+    assert_eq!(verdict(&report, "enable"), "skip");
+    assert_eq!(
+        detail(&report, "versions"),
+        "the store reports no record versions"
     );
     assert!(world.leads().is_empty(), "{:?}", world.leads());
     let run = world.run(&["plugins", "conform", "leads"]).await;
@@ -180,6 +186,15 @@ async fn a_store_that_breaks_a_promise_fails_the_check_for_it() {
             "read back as written",
             "given_name written",
             vec!["read back as written", "update"],
+        ),
+        (
+            json_store::Quirks {
+                ignore_versions: true,
+                ..Default::default()
+            },
+            "versions",
+            "must fail as conflict",
+            vec!["versions"],
         ),
         (
             json_store::Quirks {

@@ -206,16 +206,16 @@ enum PluginsCommand {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
         /// The SDK's directory, to depend on it by path; by default the
-        /// SDK beside the sources this binary was built from, or else its
-        /// published version.
+        /// SDK beside the sources this binary was built from.
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
     /// Check a connector's promises against a live store, through a
     /// configured connection: describe, test connection (and wrong
     /// credentials refused), create, lookup in any case, read back as
-    /// written, update, list pages, a batch with one bad operation,
-    /// disable, delete, transient answers (against a stand-in store). It
+    /// written, update, versions (a stale one is a conflict), list pages, a
+    /// batch with one bad operation, disable, enable, delete, transient
+    /// answers (against a stand-in store). It
     /// writes only records it tags as its own
     /// (provisioner-conform-RUN-N@example.com) and deletes them after, and
     /// lists any it could not remove. Exits non-zero if a check fails.

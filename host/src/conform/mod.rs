@@ -637,6 +637,7 @@ impl Subject<'_> {
         );
         let confirmed = self.lookup(&made, report).await;
         self.update(&confirmed, report).await;
+        self.versions(&confirmed, report).await;
         self.list(&made, report).await;
         self.batch(&confirmed, report).await;
         Some(made)
@@ -800,6 +801,69 @@ impl Subject<'_> {
         );
     }
 
+    /// A version that a lookup reads guards an update (contract 0.2): the
+    /// update at it succeeds, and the same version again is a `conflict`,
+    /// or the host would overwrite changes made since it read the record.
+    async fn versions(&self, confirmed: &[&Made], report: &mut Report) {
+        const CHECK: &str = "versions";
+        if !self.has(Capability::Update) {
+            report.skip(CHECK, "the connector declares no update capability");
+            return;
+        }
+        let Some(first) = confirmed.first() else {
+            report.skip(CHECK, "no record was created and found again");
+            return;
+        };
+        let touch = self.touch(first.n);
+        if touch.is_empty() {
+            report.skip(CHECK, "there is no update to send");
+            return;
+        }
+        let version = match self.find(std::slice::from_ref(&first.key), false).await {
+            Err(error) => {
+                report.fail(CHECK, format!("looking {} up failed: {error}", first.key));
+                return;
+            }
+            Ok(found) => match found.get(&first.key.to_lowercase()).map(Vec::as_slice) {
+                Some([one]) => one.version.clone(),
+                _ => None,
+            },
+        };
+        let Some(version) = version else {
+            report.skip(CHECK, "the store reports no record versions");
+            return;
+        };
+        let update = || {
+            vec![Operation::Update {
+                id: first.id.clone(),
+                attributes: touch.clone(),
+                version: Some(version.clone()),
+            }]
+        };
+        let problem = match single(self.connector.apply(update()).await) {
+            Ok(Ok(_)) => match single(self.connector.apply(update()).await) {
+                Ok(Err(StoreError::Conflict(_))) => None,
+                Ok(Err(error)) => Some(format!(
+                    "an update at a version already written over must fail as conflict; it failed as {error}"
+                )),
+                Ok(Ok(_)) => Some(
+                    "an update at a version already written over succeeded; it must fail as conflict, or the host overwrites changes made since it read the record"
+                        .into(),
+                ),
+                Err(problem) => Some(problem),
+            },
+            Ok(Err(error)) => Some(format!(
+                "an update at the version a lookup read ({version}) must succeed; it failed: {error}"
+            )),
+            Err(problem) => Some(problem),
+        };
+        report.judge(
+            CHECK,
+            problem,
+            "an update at the version read succeeds; at a stale one, conflict",
+        );
+    }
+
     /// A listing pages through every record once.
     async fn list(&self, made: &[Made], report: &mut Report) {
         const CHECK: &str = "list";
@@ -930,9 +994,34 @@ impl Subject<'_> {
                 Ok(Err(error)) => Some(format!("disabling {} failed: {error}", first.key)),
                 Err(problem) => Some(format!("disabling {}: {problem}", first.key)),
             };
+            let disabled = problem.is_none();
             report.judge("disable", problem, "the first record");
+            if !self.has(Capability::Enable) {
+                report.skip("enable", "the connector declares no enable capability");
+            } else if !disabled {
+                report.skip("enable", "the disable failed");
+            } else {
+                let answer = self
+                    .connector
+                    .apply(vec![Operation::Enable {
+                        id: first.id.clone(),
+                        attributes: Vec::new(),
+                        version: None,
+                    }])
+                    .await;
+                let problem = match single(answer) {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(error)) => Some(format!(
+                        "enabling the disabled {} failed: {error}",
+                        first.key
+                    )),
+                    Err(problem) => Some(format!("enabling {}: {problem}", first.key)),
+                };
+                report.judge("enable", problem, "the record disabled above");
+            }
         } else {
             report.skip("disable", "the connector declares no disable capability");
+            report.skip("enable", "nothing was disabled");
         }
         const AFTER: [&str; 2] = ["lookup after delete", "update after delete"];
         if !self.has(Capability::Delete) {

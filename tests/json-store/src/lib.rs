@@ -57,6 +57,9 @@ pub struct Quirks {
     pub overlapping_pages: bool,
     /// Reads (searches and listings) leave out this attribute.
     pub hidden_attribute: Option<String>,
+    /// An update at a stale version (`If-Match`, or a batch operation's
+    /// `version`) is written anyway.
+    pub ignore_versions: bool,
     /// A delete answers success and keeps the record.
     pub ignore_deletes: bool,
 }
@@ -506,7 +509,10 @@ impl Shared {
                 id,
                 attributes,
                 version,
-            } => update(&mut inner, id, attributes, version, false),
+            } => {
+                let version = version.filter(|_| !self.options.quirks.ignore_versions);
+                update(&mut inner, id, attributes, version, false)
+            }
             Write::Enable {
                 id,
                 attributes,
