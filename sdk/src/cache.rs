@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+/// The value stored under `key`, unless it expired.
 pub fn get(key: &str) -> Option<String> {
     crate::host::with(|host| host.cache_get(key))
 }
@@ -18,6 +19,7 @@ pub fn set(key: &str, value: &str, ttl: Duration) -> Result<(), String> {
     crate::host::with(|host| host.cache_set(key, value, ttl_ms))
 }
 
+/// Forgets `key`, e.g. when the store said the cached fact is stale.
 pub fn remove(key: &str) {
     crate::host::with(|host| host.cache_remove(key))
 }

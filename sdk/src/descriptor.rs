@@ -17,6 +17,7 @@ impl Source {
         MappingSource::Attribute(name.into())
     }
 
+    /// The same text for everyone.
     pub fn constant(value: &str) -> MappingSource {
         MappingSource::Constant(value.into())
     }
@@ -110,6 +111,7 @@ impl DescriptorBuilder {
         })
     }
 
+    /// A text setting, e.g. a host name.
     pub fn text_setting(self, name: &str, description: &str, required: bool) -> Self {
         self.plain(name, description, SettingKind::Text, required, None)
     }
@@ -194,11 +196,13 @@ impl DescriptorBuilder {
         self
     }
 
+    /// Operations the connector performs; the host sends no other.
     pub fn capabilities(mut self, capabilities: impl IntoIterator<Item = Capability>) -> Self {
         self.descriptor.capabilities.extend(capabilities);
         self
     }
 
+    /// The store attribute that finds an existing record before a create.
     pub fn match_attribute(mut self, name: &str) -> Self {
         self.descriptor.match_attribute = name.into();
         self

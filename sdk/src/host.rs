@@ -15,24 +15,33 @@ pub use crate::bindings::provisioner::identity_store::log::Level;
 /// doors a host may lack (the cache of contract 0.2, the connection's
 /// name) have defaults that say so.
 pub trait Host {
+    /// `http.send`: one request through the broker.
     fn send(&self, request: &Request) -> Result<Response, HttpError>;
+    /// `config.get`: a non-secret setting, defaults applied.
     fn setting(&self, name: &str) -> Option<String>;
+    /// `config.egress-url`: the origin of the egress template at `index`.
     fn egress_url(&self, index: u32) -> Option<String>;
+    /// `config.session`: a fact the host learned, such as `instance-url`.
     fn session(&self, name: &str) -> Option<String>;
+    /// `log.log`: one line in the host's log.
     fn log(&self, level: Level, message: &str);
 
+    /// `config.connection-name`: the operator's name for the connection.
     fn connection_name(&self) -> String {
         String::new()
     }
 
+    /// `cache.get` (contract 0.2).
     fn cache_get(&self, _key: &str) -> Option<String> {
         None
     }
 
+    /// `cache.set` (contract 0.2).
     fn cache_set(&self, _key: &str, _value: &str, _ttl_ms: u64) -> Result<(), String> {
         Err("this host keeps no cache".into())
     }
 
+    /// `cache.remove` (contract 0.2).
     fn cache_remove(&self, _key: &str) {}
 }
 

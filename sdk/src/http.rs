@@ -60,6 +60,7 @@ impl Client {
         self
     }
 
+    /// The origin requests go to, e.g. `https://store.example.com`.
     pub fn origin(&self) -> &str {
         &self.origin
     }
@@ -83,22 +84,27 @@ impl Client {
         }
     }
 
+    /// A `GET` of `path` under the origin.
     pub fn get(&self, path: &str) -> RequestBuilder {
         self.request(Method::Get, path)
     }
 
+    /// A `POST` of `path` under the origin.
     pub fn post(&self, path: &str) -> RequestBuilder {
         self.request(Method::Post, path)
     }
 
+    /// A `PUT` of `path` under the origin.
     pub fn put(&self, path: &str) -> RequestBuilder {
         self.request(Method::Put, path)
     }
 
+    /// A `PATCH` of `path` under the origin.
     pub fn patch(&self, path: &str) -> RequestBuilder {
         self.request(Method::Patch, path)
     }
 
+    /// A `DELETE` of `path` under the origin.
     pub fn delete(&self, path: &str) -> RequestBuilder {
         self.request(Method::Delete, path)
     }
@@ -127,6 +133,7 @@ pub struct RequestBuilder {
 }
 
 impl RequestBuilder {
+    /// A header (names go lower case); the broker refuses the ones it sets.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.request
             .headers

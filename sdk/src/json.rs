@@ -88,7 +88,9 @@ pub fn document(attributes: &[Attribute]) -> Result<Json, PathError> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("attribute path {path:?}: {reason}")]
 pub struct PathError {
+    /// The path as given.
     pub path: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 

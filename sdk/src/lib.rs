@@ -53,6 +53,8 @@
 //! provisioner_connector::export_connector!(Hello);
 //! ```
 
+#![warn(missing_docs)]
+
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
@@ -149,26 +151,32 @@ pub trait Connector: Sized {
             .collect()
     }
 
+    /// Creates a record; its id (and version) in the outcome.
     fn create(&self, _attributes: Vec<Attribute>) -> Result<Outcome, StoreError> {
         Err(errors::unsupported("create"))
     }
 
+    /// Writes the given attributes, at `update.version` when there is one.
     fn update(&self, _update: Update) -> Result<Outcome, StoreError> {
         Err(errors::unsupported("update"))
     }
 
+    /// Deactivates a record (the `disable` capability).
     fn disable(&self, _id: String) -> Result<Outcome, StoreError> {
         Err(errors::unsupported("disable"))
     }
 
+    /// Reactivates a record and writes what changed (the `enable` capability).
     fn enable(&self, _update: Update) -> Result<Outcome, StoreError> {
         Err(errors::unsupported("enable"))
     }
 
+    /// Deletes a record.
     fn delete(&self, _id: String) -> Result<Outcome, StoreError> {
         Err(errors::unsupported("delete"))
     }
 
+    /// Turns a record into another type in place (the `convert` capability).
     fn convert(&self, _conversion: Conversion) -> Result<Outcome, StoreError> {
         Err(errors::unsupported("convert"))
     }
@@ -184,6 +192,7 @@ pub trait Connector: Sized {
         Err(errors::unsupported("list"))
     }
 
+    /// One result per group operation, in order (the `groups` capability).
     fn apply_groups(&self, operations: Vec<GroupOperation>) -> Vec<Result<Outcome, StoreError>> {
         operations
             .iter()
@@ -191,14 +200,17 @@ pub trait Connector: Sized {
             .collect()
     }
 
+    /// Groups by display name, compared as the store compares them.
     fn lookup_groups(&self, _display_names: Vec<String>) -> Result<Vec<Group>, StoreError> {
         Err(errors::unsupported("groups"))
     }
 
+    /// One page of every group the connection manages.
     fn list_groups(&self, _cursor: Option<String>) -> Result<GroupPage, StoreError> {
         Err(errors::unsupported("groups"))
     }
 
+    /// The store's attributes with their types (the `schema` capability).
     fn discover_schema(&self) -> Result<Vec<AttributeSpec>, StoreError> {
         Err(errors::unsupported("schema"))
     }

@@ -293,6 +293,7 @@ struct Inner {
 }
 
 impl StandIn {
+    /// A stand-in for `C`'s descriptor; give it settings and credentials.
     pub fn builder<C: Connector>() -> StandInBuilder {
         StandInBuilder {
             descriptor: C::describe(),
