@@ -759,8 +759,8 @@ async fn entering_by_contract(
     let old = org.connect_from("plugins-v0-1", Default::default()).await?;
     let new = org.connect(Default::default()).await?;
     let (mut olds, mut news) = (Vec::new(), Vec::new());
+    let per_round = (calls / 6).max(50);
     for round in 0..6 {
-        let per_round = calls / 6;
         if round % 2 == 0 {
             olds.push(entering(&old, per_round).await?.as_secs_f64());
             news.push(entering(&new, per_round).await?.as_secs_f64());

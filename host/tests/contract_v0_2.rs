@@ -250,6 +250,26 @@ async fn the_salesforce_connector_works_the_same_built_for_0_1_and_for_0_2() {
         let run = world.run(&["plugins", "list", "--json"]).await;
         let listed: Value = serde_json::from_str(&run.stdout).unwrap();
         assert_eq!(listed["plugins"][0]["contract"], contract, "{listed}");
+        // What the operator sees of the plugin, but for the contract and
+        // the attribute types 0.1 cannot declare.
+        let run = world
+            .run(&["plugins", "inspect", "salesforce-leads-contacts", "--json"])
+            .await;
+        let mut described: Value = serde_json::from_str(&run.stdout).unwrap();
+        if let Some(d) = described.as_object_mut() {
+            d.remove("contract");
+            d.remove("path");
+        }
+        if let Some(d) = described["descriptor"].as_object_mut() {
+            d.remove("attributes");
+        }
+        assert_eq!(
+            described["descriptor"]["settings"].as_array().map(Vec::len),
+            Some(11),
+            "{described}"
+        );
+        let run = world.run(&["connections", "test", "leads"]).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
 
         world
             .import(json!([
@@ -266,25 +286,45 @@ async fn the_salesforce_connector_works_the_same_built_for_0_1_and_for_0_2() {
         let report = world.sync().await;
         assert_eq!(actions(&report, "prospects", "updated"), 1, "{report}");
         assert_eq!(actions(&report, "prospects", "removed"), 1, "{report}");
-        let mut leads: Vec<(String, String)> = world
+        // A full pass reads every linked record back through lookups.
+        let run = world.run(&["sync", "--full", "--json"]).await;
+        let full: Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(actions(&full, "prospects", "unchanged"), 2, "{full}");
+        // The records, field by field, but for what the org stamps itself.
+        let mut leads: Vec<Vec<(String, Value)>> = world
             .leads()
-            .iter()
-            .map(|l| {
-                let text = |k: &str| l[k].as_str().unwrap_or_default().to_string();
-                (text("Email"), text("Title"))
+            .into_iter()
+            .map(|lead| {
+                lead.into_iter()
+                    .filter(|(k, _)| {
+                        !matches!(
+                            k.as_str(),
+                            "Id" | "attributes"
+                                | "CreatedDate"
+                                | "LastModifiedDate"
+                                | "SystemModstamp"
+                        )
+                    })
+                    .collect()
             })
             .collect();
-        leads.sort();
-        results.push((leads, world.writes()));
+        leads.sort_by_key(|fields| format!("{fields:?}"));
+        let requests = world.emulator.counters().requests;
+        results.push((described, leads, requests));
     }
+    let emails: Vec<String> = results[0]
+        .1
+        .iter()
+        .filter_map(|fields| fields.iter().find(|(k, _)| k == "Email"))
+        .map(|(_, v)| v.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(emails, ["a@example.com", "b@example.com"]);
+    assert_eq!(results[0].0, results[1].0, "the same descriptor");
+    assert_eq!(results[0].1, results[1].1, "the same records");
     assert_eq!(
-        results[0].0,
-        vec![
-            ("a@example.com".to_string(), "COO".to_string()),
-            ("b@example.com".to_string(), "CEO".to_string())
-        ]
+        results[0].2, results[1].2,
+        "the same requests, kind by kind"
     );
-    assert_eq!(results[0], results[1], "same records, same writes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,7 +26,8 @@ pub trait Host {
     /// `log.log`: one line in the host's log.
     fn log(&self, level: Level, message: &str);
 
-    /// `config.connection-name`: the operator's name for the connection.
+    /// `config.connection-name`: the operator's name for the connection;
+    /// empty from a host that does not say.
     fn connection_name(&self) -> String {
         String::new()
     }

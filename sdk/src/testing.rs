@@ -18,9 +18,10 @@
 //! - a 401 refreshes an OAuth 2.0 token once and re-sends.
 //!
 //! What it does not do is sandbox the code: memory and CPU limits, and the
-//! credential scrubbing of every encoding, are the real host's. Run
-//! `provisioner plugins conform` against the built component before
-//! shipping.
+//! credential scrubbing of every encoding, are the real host's. It also
+//! always speaks contract 0.2 (the cache included), whatever the SDK's
+//! `contract-0-1` feature says: a build for 0.1 is checked by `provisioner
+//! plugins conform` on the component. Run that before shipping.
 //!
 //! ```no_run
 //! # struct MyConnector;

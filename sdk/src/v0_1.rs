@@ -3,11 +3,18 @@
 //!
 //! The connector is written against 0.2's types; this module exports it
 //! through 0.1's world and adapts at the boundary. What 0.1 cannot say is
-//! left out rather than faked: the descriptor loses its attribute types,
-//! its list mappings and the capabilities 0.1 lacks (`enable`, `groups`,
-//! `schema`); a list read from the store reaches the host as its elements
-//! joined by `, `; a `conflict` is reported as `transient`; the cache is
-//! empty and refuses to store.
+//! left out rather than faked:
+//! - the descriptor loses its attribute types, its list mappings and the
+//!   capabilities 0.1 lacks (`enable`, `groups`, `schema`). A connector
+//!   that declares `enable` loses `disable` too: a 0.1 host brings a person
+//!   back by rewriting attributes, which would not reactivate a record
+//!   such a connector disabled;
+//! - a list read from the store reaches the host as its text when it has
+//!   one element, and is left out of the record when it has more;
+//! - a `conflict` (a 412 the connector did not ask for: 0.1 sends no
+//!   versions) is a rejection, since the host cannot read the record again
+//!   before writing;
+//! - the cache is empty and refuses to store.
 
 use std::marker::PhantomData;
 
@@ -27,6 +34,7 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_connector_world_v0_1",
         default_bindings_module: "::provisioner_connector::v0_1::bindings",
+        additional_derives: [PartialEq],
     });
 }
 
@@ -123,7 +131,8 @@ fn value_out(value: crate::Value) -> old_types::Value {
         crate::Value::Text(text) => old_types::Value::Text(text),
         crate::Value::Boolean(flag) => old_types::Value::Boolean(flag),
         crate::Value::Integer(number) => old_types::Value::Integer(number),
-        crate::Value::TextList(items) => old_types::Value::Text(items.join(", ")),
+        // Only through `attributes_out`, which leaves several out.
+        crate::Value::TextList(items) => old_types::Value::Text(items.concat()),
     }
 }
 
@@ -136,12 +145,25 @@ fn value_in(value: old_types::Value) -> crate::Value {
     }
 }
 
+/// Attributes for a 0.1 host: a list of several values has no 0.1 form,
+/// and is left out rather than joined into text the host never wrote.
 fn attributes_out(attributes: Vec<crate::Attribute>) -> Vec<old_types::Attribute> {
-    let out = |a: crate::Attribute| old_types::Attribute {
-        name: a.name,
-        value: value_out(a.value),
-    };
-    attributes.into_iter().map(out).collect()
+    attributes
+        .into_iter()
+        .filter_map(|a| {
+            let value = match a.value {
+                crate::Value::TextList(mut items) if items.len() <= 1 => items
+                    .pop()
+                    .map_or(old_types::Value::Null, old_types::Value::Text),
+                crate::Value::TextList(_) => return None,
+                other => value_out(other),
+            };
+            Some(old_types::Attribute {
+                name: a.name,
+                value,
+            })
+        })
+        .collect()
 }
 
 fn attributes_in(attributes: Vec<old_types::Attribute>) -> Vec<crate::Attribute> {
@@ -166,16 +188,19 @@ fn error_out(error: StoreError) -> old_types::StoreError {
         StoreError::NotFound(m) => old_types::StoreError::NotFound(m),
         StoreError::Unauthorized(m) => old_types::StoreError::Unauthorized(m),
         StoreError::Unsupported(m) => old_types::StoreError::Unsupported(m),
-        // 0.1 has no conflict; the host reads it as worth another try.
-        StoreError::Conflict(m) => old_types::StoreError::Transient(old_types::TransientError {
-            message: format!("conflict: {m}"),
-            retry_after_ms: None,
+        // 0.1 sends no versions and has no conflict: retrying would meet
+        // the same 412, so it is reported, not retried.
+        StoreError::Conflict(m) => old_types::StoreError::Rejected(old_types::Rejection {
+            code: "CONFLICT".into(),
+            message: m,
+            fields: Vec::new(),
         }),
     }
 }
 
 fn descriptor_out(d: crate::Descriptor) -> old::Descriptor {
     use crate::{AuthScheme, Capability, MappingSource, SettingKind};
+    let enables = d.capabilities.contains(&Capability::Enable);
     old::Descriptor {
         name: d.name,
         version: d.version,
@@ -203,6 +228,9 @@ fn descriptor_out(d: crate::Descriptor) -> old::Descriptor {
             .filter_map(|c| match c {
                 Capability::Create => Some(old::Capability::Create),
                 Capability::Update => Some(old::Capability::Update),
+                // See the module's doc: without `enable`, a 0.1 host could
+                // not undo a disable.
+                Capability::Disable if enables => None,
                 Capability::Disable => Some(old::Capability::Disable),
                 Capability::Delete => Some(old::Capability::Delete),
                 Capability::Lookup => Some(old::Capability::Lookup),
@@ -324,5 +352,44 @@ impl<C: Connector> old::Guest for Component<C> {
             next_cursor: p.next_cursor,
         })
         .map_err(error_out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Capability, DescriptorBuilder, Source};
+
+    #[test]
+    fn what_0_1_cannot_say_is_left_out() {
+        let descriptor = DescriptorBuilder::new("p", "1.0.0", "")
+            .capabilities([Capability::Create, Capability::Disable, Capability::Enable])
+            .match_attribute("email")
+            .map("email", Source::attribute("email"))
+            .map("tags", Source::templates(["{team}"]))
+            .build();
+        let old = descriptor_out(descriptor);
+        assert_eq!(old.capabilities, vec![old::Capability::Create]);
+        assert_eq!(old.default_mappings.len(), 1);
+
+        let text = |t: &str| crate::Value::Text(t.into());
+        let attribute = |name: &str, value| crate::Attribute {
+            name: name.into(),
+            value,
+        };
+        let out = attributes_out(vec![
+            attribute("one", crate::Value::TextList(vec!["a".into()])),
+            attribute("two", crate::Value::TextList(vec!["a".into(), "b".into()])),
+            attribute("none", crate::Value::TextList(vec![])),
+            attribute("plain", text("x")),
+        ]);
+        let names: Vec<&str> = out.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["one", "none", "plain"]);
+        assert_eq!(out[0].value, old_types::Value::Text("a".into()));
+        assert_eq!(out[1].value, old_types::Value::Null);
+        assert!(matches!(
+            error_out(StoreError::Conflict("412".into())),
+            old_types::StoreError::Rejected(r) if r.code == "CONFLICT"
+        ));
     }
 }

@@ -995,20 +995,72 @@ mod tests {
         assert_eq!(oauth.token_url, "https://{domain}/services/oauth2/token");
         // The SDK's checks, which the host makes at load time.
         crate::contract::check_descriptor(&d).unwrap();
-        let secrets: Vec<&str> = d
+        // Setting by setting and mapping by mapping, what the connector
+        // declared before it was built on the SDK's builder.
+        let settings: Vec<(&str, bool, bool, Option<&str>)> = d
             .settings
             .iter()
-            .filter(|s| s.secret)
-            .map(|s| s.name.as_str())
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.required,
+                    s.secret,
+                    s.default_value.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
-            secrets,
+            settings,
             [
-                "client_id",
-                "client_secret",
-                "access_token",
-                "refresh_token"
+                ("domain", true, false, None),
+                ("record_type", true, false, None),
+                ("account_id", false, false, None),
+                ("default_company", false, false, None),
+                ("api_version", false, false, Some(DEFAULT_API_VERSION)),
+                (
+                    "converted_status",
+                    false,
+                    false,
+                    Some(DEFAULT_CONVERTED_STATUS)
+                ),
+                ("page_size", false, false, Some("2000")),
+                ("client_id", true, true, None),
+                ("client_secret", true, true, None),
+                ("access_token", false, true, None),
+                ("refresh_token", false, true, None),
             ]
         );
+        assert!(matches!(&d.settings[1].kind, SettingKind::Choice(c) if c == &["Lead", "Contact"]));
+        assert!(matches!(d.settings[6].kind, SettingKind::Integer));
+        let targets: Vec<(&str, &str)> = d
+            .default_mappings
+            .iter()
+            .map(|m| {
+                assert!(m.apply_on_update, "{}", m.target);
+                match &m.source {
+                    crate::contract::MappingSource::Attribute(source) => {
+                        (m.target.as_str(), source.as_str())
+                    }
+                    other => panic!("{}: {other:?}", m.target),
+                }
+            })
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                ("FirstName", "given_name"),
+                ("LastName", "family_name"),
+                ("Email", "email"),
+                ("Phone", "phone"),
+                ("Title", "title"),
+                ("Company", "company"),
+                ("Street", "street"),
+                ("City", "city"),
+                ("State", "region"),
+                ("PostalCode", "postal_code"),
+                ("Country", "country"),
+            ]
+        );
+        assert_eq!(d.match_attribute, "Email");
     }
 }
