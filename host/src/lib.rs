@@ -13,14 +13,19 @@
 //!   checks connections against the plugins' descriptors.
 //! - [`state`] is the durable SQLite state; [`directory`] is the source
 //!   directory in it: people, groups, populations and the change sequence.
-//! - [`sync`] turns people into records: attribute mappings and, for now, a
-//!   one-shot push through a connection.
+//! - [`sync`] turns people into records: attribute mappings, the planner,
+//!   the engine that carries a pass out, links and the journal, the daemon,
+//!   and `connections push`.
 //! - [`status`] reports: summaries, failures, per-person traces, the HTTP
 //!   API and page, metrics.
 //! - [`conform`] checks a connector's promises against a live store, for
 //!   authors before they ship it; [`scaffold`] starts a new connector.
 //! - [`cli`] is the thin `provisioner` command line over the modules above.
 //! - [`inert`] makes text from plugins and stores harmless to print.
+//!
+//! The host has no unsafe code, and keeps it that way: the sandbox's
+//! guarantees rest on wasmtime's, not on anything hand-written here.
+#![forbid(unsafe_code)]
 
 pub mod broker;
 pub mod cli;

@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 /// A sync builds and drops many small per-person values; mimalloc's

@@ -16,7 +16,10 @@ use crate::sync::push::{PersonResult, PushReport};
 
 /// Aligned columns. Every cell is made inert first: cells carry plugin and
 /// store text, and a row must stay one line.
+/// Columns are as wide as their widest cell on a terminal, in display
+/// columns: a name in CJK or with an emoji takes two per character.
 fn table(rows: &[Vec<String>]) -> String {
+    use unicode_width::UnicodeWidthStr;
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|row| row.iter().map(|cell| inert(cell).into_owned()).collect())
@@ -26,7 +29,7 @@ fn table(rows: &[Vec<String>]) -> String {
         .map(|c| {
             rows.iter()
                 .filter_map(|r| r.get(c))
-                .map(|cell| cell.chars().count())
+                .map(|cell| cell.width())
                 .max()
                 .unwrap_or(0)
         })
@@ -38,7 +41,9 @@ fn table(rows: &[Vec<String>]) -> String {
             if c + 1 == row.len() {
                 line.push_str(cell);
             } else {
-                line.push_str(&format!("{cell:<width$}  ", width = widths[c]));
+                line.push_str(cell);
+                let pad = widths[c].saturating_sub(cell.width()) + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
             }
         }
         out.push_str(line.trim_end());
@@ -820,5 +825,11 @@ mod tests {
             vec!["AAA".to_string(), "B".into(), "CCC".into()],
         ];
         assert_eq!(table(&rows), "A    BB  C\nAAA  B   CCC\n");
+        // Wide characters take two columns each, and align as such.
+        let rows = vec![
+            vec!["名前".to_string(), "x".into()],
+            vec!["abcde".to_string(), "y".into()],
+        ];
+        assert_eq!(table(&rows), "名前   x\nabcde  y\n");
     }
 }

@@ -201,6 +201,16 @@ async fn check_read(
     next.run(request).await
 }
 
+/// Requires the token for every write, before the request is read any
+/// further: one layer over the writing routes, so that a new one cannot
+/// forget the check.
+async fn check_write(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    if let Err(refused) = authorized(&state, request.headers(), false) {
+        return refused.into_response();
+    }
+    next.run(request).await
+}
+
 /// Headers every answer carries.
 async fn harden(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
@@ -235,13 +245,16 @@ pub fn router(state: Shared, guard: Guard) -> Router {
             (state.clone(), guard.clone()),
             check_read,
         ));
-    Router::new()
-        .merge(reads)
-        .route("/healthz", get(health))
+    let writes = Router::new()
         .route("/api/retry", post(retry))
         .route("/api/connections/{name}/resume", post(resume))
         .route("/api/rules/{name}/approve-removals", post(approve_removals))
         .route("/api/rules/{name}/approve-updates", post(approve_updates))
+        .layer(middleware::from_fn_with_state(state.clone(), check_write));
+    Router::new()
+        .merge(reads)
+        .merge(writes)
+        .route("/healthz", get(health))
         .layer(middleware::from_fn_with_state(guard, check_host))
         .layer(middleware::from_fn(harden))
         .with_state(state)
@@ -363,14 +376,7 @@ struct RetryBody {
     person: Option<String>,
 }
 
-async fn retry(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    body: Option<Json<RetryBody>>,
-) -> Response {
-    if let Err(refused) = authorized(&state, &headers, false) {
-        return refused.into_response();
-    }
+async fn retry(State(state): State<Shared>, body: Option<Json<RetryBody>>) -> Response {
     let body = body.map(|b| b.0).unwrap_or_default();
     match Links::new(&state.db).retry(body.rule.as_deref(), body.person.as_deref()) {
         Ok(due) => {
@@ -381,14 +387,7 @@ async fn retry(
     }
 }
 
-async fn resume(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Response {
-    if let Err(refused) = authorized(&state, &headers, false) {
-        return refused.into_response();
-    }
+async fn resume(State(state): State<Shared>, Path(name): Path<String>) -> Response {
     if !state.config.connection_names().any(|n| n == name) {
         return problem(StatusCode::NOT_FOUND, format!("no connection {name:?}"));
     }
@@ -401,22 +400,14 @@ async fn resume(
     }
 }
 
-async fn approve_removals(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Response {
-    approve(&state, &headers, &name, "removals", |links, rule| {
+async fn approve_removals(State(state): State<Shared>, Path(name): Path<String>) -> Response {
+    approve(&state, &name, "removals", |links, rule| {
         links.approve_removals(rule)
     })
 }
 
-async fn approve_updates(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Response {
-    approve(&state, &headers, &name, "updates", |links, rule| {
+async fn approve_updates(State(state): State<Shared>, Path(name): Path<String>) -> Response {
+    approve(&state, &name, "updates", |links, rule| {
         links.approve_updates(rule)
     })
 }
@@ -425,14 +416,10 @@ async fn approve_updates(
 /// starts at once.
 fn approve(
     state: &Shared,
-    headers: &HeaderMap,
     name: &str,
     what: &str,
     approve: impl Fn(&Links<'_>, &str) -> Result<bool, crate::state::StateError>,
 ) -> Response {
-    if let Err(refused) = authorized(state, headers, false) {
-        return refused.into_response();
-    }
     match approve(&Links::new(&state.db), name) {
         Ok(true) => {
             state.kick.notify_one();

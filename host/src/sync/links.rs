@@ -41,14 +41,22 @@ impl LinkState {
         }
     }
 
-    fn parse(text: &str) -> LinkState {
+    /// The state as the state file spells it. Anything else is a state
+    /// file this binary did not write as it is: an error naming the text,
+    /// never a guess (a guess of `failed` would retry what may be done).
+    fn parse(text: &str) -> Result<LinkState, rusqlite::Error> {
         match text {
-            "synced" => LinkState::Synced,
-            "unsynced" => LinkState::Unsynced,
-            "partial" => LinkState::Partial,
-            "kept" => LinkState::Kept,
-            "disabled" => LinkState::Disabled,
-            _ => LinkState::Failed,
+            "synced" => Ok(LinkState::Synced),
+            "unsynced" => Ok(LinkState::Unsynced),
+            "partial" => Ok(LinkState::Partial),
+            "failed" => Ok(LinkState::Failed),
+            "kept" => Ok(LinkState::Kept),
+            "disabled" => Ok(LinkState::Disabled),
+            other => Err(rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("unknown link state {other:?}").into(),
+            )),
         }
     }
 }
@@ -258,7 +266,7 @@ fn read_link(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
         connection: row.get(2)?,
         target_id: row.get(3)?,
         written,
-        state: LinkState::parse(&row.get::<_, String>(5)?),
+        state: LinkState::parse(&row.get::<_, String>(5)?)?,
         reason: row.get(6)?,
         error: match class {
             Some(class) => Some(LinkError {
@@ -422,7 +430,7 @@ impl<'a> Links<'a> {
             .query_map([], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
-                    LinkState::parse(&row.get::<_, String>(1)?),
+                    LinkState::parse(&row.get::<_, String>(1)?)?,
                     row.get::<_, i64>(2)?.max(0) as u64,
                 ))
             })
@@ -1006,6 +1014,25 @@ impl<'a> Links<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_states_read_back_as_written_and_nothing_else() {
+        for state in [
+            LinkState::Synced,
+            LinkState::Unsynced,
+            LinkState::Partial,
+            LinkState::Failed,
+            LinkState::Kept,
+            LinkState::Disabled,
+        ] {
+            assert_eq!(LinkState::parse(state.as_str()).unwrap(), state);
+        }
+        let error = LinkState::parse("done").unwrap_err();
+        assert!(
+            error.to_string().contains("unknown link state \"done\""),
+            "{error}"
+        );
+    }
 
     /// What a link remembers is compared and digested as stored, so its
     /// text must not drift: names in order, values as `to_json` has them.
