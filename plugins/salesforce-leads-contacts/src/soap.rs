@@ -80,14 +80,10 @@ pub fn parse_answer(body: &str) -> Result<Answer, String> {
             Event::Text(t) => text.push_str(&t.xml10_content()),
             Event::GeneralRef(r) => match r.resolve_char_ref() {
                 Ok(Some(c)) => text.push(c),
-                _ => text.push_str(match r.xml10_content().as_ref() {
-                    "amp" => "&",
-                    "lt" => "<",
-                    "gt" => ">",
-                    "quot" => "\"",
-                    "apos" => "'",
-                    _ => "",
-                }),
+                // XML's five predefined entities; SOAP answers use no other.
+                _ => text.push_str(
+                    quick_xml::escape::resolve_xml_entity(&r.xml10_content()).unwrap_or(""),
+                ),
             },
             Event::End(end) => {
                 let value = text.trim().to_string();

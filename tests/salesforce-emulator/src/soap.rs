@@ -91,14 +91,9 @@ pub(crate) fn parse(body: &str) -> Result<Envelope, String> {
                 if let Ok(Some(c)) = r.resolve_char_ref() {
                     text.push(c);
                 } else {
-                    text.push_str(match r.xml10_content().as_ref() {
-                        "amp" => "&",
-                        "lt" => "<",
-                        "gt" => ">",
-                        "quot" => "\"",
-                        "apos" => "'",
-                        _ => "",
-                    });
+                    text.push_str(
+                        quick_xml::escape::resolve_xml_entity(&r.xml10_content()).unwrap_or(""),
+                    );
                 }
             }
             Event::End(_) => {
