@@ -24,14 +24,39 @@
 //! plugins conform` on the component. Run that before shipping.
 //!
 //! ```no_run
-//! # struct MyConnector;
-//! # impl provisioner_connector::Connector for MyConnector {
-//! #     fn describe() -> provisioner_connector::Descriptor { unimplemented!() }
-//! #     fn connect() -> Result<Self, provisioner_connector::StoreError> { Ok(MyConnector) }
-//! #     fn test_connection(&self) -> Result<provisioner_connector::ConnectionReport, provisioner_connector::StoreError> { unimplemented!() }
-//! # }
-//! use provisioner_connector::{Connector, testing::StandIn};
+//! use provisioner_connector::http::Client;
+//! use provisioner_connector::testing::StandIn;
+//! use provisioner_connector::{
+//!     Capability, ConnectionReport, Connector, Descriptor, DescriptorBuilder, Source, StoreError,
+//! };
 //!
+//! struct MyConnector {
+//!     store: Client,
+//! }
+//!
+//! impl Connector for MyConnector {
+//!     fn describe() -> Descriptor {
+//!         DescriptorBuilder::new("my-store", "0.1.0", "People in my store")
+//!             .text_setting("host", "Host name and port of the store", true)
+//!             .egress("https://{host}")
+//!             .bearer("api_token")
+//!             .capabilities([Capability::Create, Capability::Lookup])
+//!             .match_attribute("email")
+//!             .map("email", Source::attribute("email"))
+//!             .build()
+//!     }
+//!
+//!     fn connect() -> Result<Self, StoreError> {
+//!         Ok(MyConnector { store: Client::egress(0)? })
+//!     }
+//!
+//!     fn test_connection(&self) -> Result<ConnectionReport, StoreError> {
+//!         self.store.get("/me").send()?;
+//!         Ok(ConnectionReport::new("connected"))
+//!     }
+//! }
+//!
+//! // A store listening on 127.0.0.1:8080 for the test.
 //! let host = StandIn::builder::<MyConnector>()
 //!     .setting("host", "127.0.0.1:8080")
 //!     .allow_insecure_loopback()

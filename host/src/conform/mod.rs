@@ -731,15 +731,28 @@ impl Subject<'_> {
         confirmed
     }
 
+    /// The record an update check writes to, or the reason it is skipped.
+    fn to_update<'m>(
+        &self,
+        confirmed: &[&'m Made],
+        check: &'static str,
+        report: &mut Report,
+    ) -> Option<&'m Made> {
+        if !self.has(Capability::Update) {
+            report.skip(check, "the connector declares no update capability");
+            return None;
+        }
+        let first = confirmed.first().copied();
+        if first.is_none() {
+            report.skip(check, "no record was created and found again");
+        }
+        first
+    }
+
     /// An update carries only what changed, and a lookup reads it back.
     async fn update(&self, confirmed: &[&Made], report: &mut Report) {
         const CHECK: &str = "update";
-        if !self.has(Capability::Update) {
-            report.skip(CHECK, "the connector declares no update capability");
-            return;
-        }
-        let Some(first) = confirmed.first() else {
-            report.skip(CHECK, "no record was created and found again");
+        let Some(first) = self.to_update(confirmed, CHECK, report) else {
             return;
         };
         let written: BTreeMap<String, Value> = self
@@ -806,12 +819,7 @@ impl Subject<'_> {
     /// or the host would overwrite changes made since it read the record.
     async fn versions(&self, confirmed: &[&Made], report: &mut Report) {
         const CHECK: &str = "versions";
-        if !self.has(Capability::Update) {
-            report.skip(CHECK, "the connector declares no update capability");
-            return;
-        }
-        let Some(first) = confirmed.first() else {
-            report.skip(CHECK, "no record was created and found again");
+        let Some(first) = self.to_update(confirmed, CHECK, report) else {
             return;
         };
         // The update check wrote the changed values; this one writes the

@@ -722,6 +722,16 @@ impl Connector {
         result.map_err(|e| Self::store_error(e, cause))
     }
 
+    /// Answers `unsupported` for a call whose capability the plugin did
+    /// not declare, without reaching it.
+    fn require(&self, capability: Capability) -> Result<(), CallError> {
+        if self.plugin.descriptor().has(capability) {
+            Ok(())
+        } else {
+            Err(Self::store_error(self.undeclared(capability), None))
+        }
+    }
+
     fn undeclared(&self, capability: Capability) -> StoreError {
         StoreError::Unsupported(format!(
             "plugin {} does not declare the {capability} capability",
@@ -775,9 +785,7 @@ impl Connector {
 
     /// Finds groups by display name (contract 0.2, `groups`).
     pub async fn lookup_groups(&self, display_names: Vec<String>) -> Result<Vec<Group>, CallError> {
-        if !self.plugin.descriptor().has(Capability::Groups) {
-            return Err(Self::store_error(self.undeclared(Capability::Groups), None));
-        }
+        self.require(Capability::Groups)?;
         let (result, cause) = call_export!(self, "lookup-groups", |bindings, store| bindings
             .lookup_groups(store, &display_names))?;
         result.map_err(|e| Self::store_error(e, cause))
@@ -785,9 +793,7 @@ impl Connector {
 
     /// One page of the connection's groups (contract 0.2, `groups`).
     pub async fn list_groups(&self, cursor: Option<String>) -> Result<GroupPage, CallError> {
-        if !self.plugin.descriptor().has(Capability::Groups) {
-            return Err(Self::store_error(self.undeclared(Capability::Groups), None));
-        }
+        self.require(Capability::Groups)?;
         let (result, cause) = call_export!(self, "list-groups", |bindings, store| bindings
             .list_groups(store, cursor.as_deref()))?;
         result.map_err(|e| Self::store_error(e, cause))
@@ -795,9 +801,7 @@ impl Connector {
 
     /// The store's attributes, with types (contract 0.2, `schema`).
     pub async fn discover_schema(&self) -> Result<Vec<AttributeSpec>, CallError> {
-        if !self.plugin.descriptor().has(Capability::Schema) {
-            return Err(Self::store_error(self.undeclared(Capability::Schema), None));
-        }
+        self.require(Capability::Schema)?;
         let (result, cause) = call_export!(self, "discover-schema", |bindings, store| bindings
             .discover_schema(store))?;
         result.map_err(|e| Self::store_error(e, cause))

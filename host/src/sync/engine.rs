@@ -136,6 +136,19 @@ struct RuleBinding {
     hold_updates: bool,
 }
 
+impl RuleBinding {
+    /// What the planner needs to know of the rule.
+    fn view(&self) -> RuleView<'_> {
+        RuleView {
+            rule: &self.rule,
+            mappings: &self.mappings,
+            match_attribute: &self.match_attribute,
+            preferences: &self.bound.connection.preferences,
+            can_enable: self.can_enable,
+        }
+    }
+}
+
 /// What a pass makes of a rule's mappings, against those it last wrote
 /// through.
 enum Review {
@@ -946,13 +959,7 @@ impl Engine {
                 }
                 Slice::Among(ids) => links.of_rule_among(name, ids)?,
             };
-            let view = RuleView {
-                rule: &binding.rule,
-                mappings: &binding.mappings,
-                match_attribute: &binding.match_attribute,
-                preferences: &binding.bound.connection.preferences,
-                can_enable: binding.can_enable,
-            };
+            let view = binding.view();
             let planned = plan::plan_rule(
                 &view,
                 &people,
@@ -1142,13 +1149,7 @@ impl Engine {
     ) -> Result<u64, EngineError> {
         let links = Links::new(&self.db);
         let name = &binding.rule.name;
-        let view = RuleView {
-            rule: &binding.rule,
-            mappings: &binding.mappings,
-            match_attribute: &binding.match_attribute,
-            preferences: &binding.bound.connection.preferences,
-            can_enable: binding.can_enable,
-        };
+        let view = binding.view();
         let mut slices = Slices::new(None);
         let mut count = 0u64;
         while let Some((slice, people)) = slices.next(directory)? {
@@ -1661,10 +1662,7 @@ impl Engine {
                     &update,
                     existing.as_deref(),
                     &matches,
-                    plan::CaseRules {
-                        match_attribute: &binding.match_attribute,
-                        mappings: &binding.mappings,
-                    },
+                    binding.view().case_rules(),
                     preferences,
                 );
                 let mut link = link_of(&person);

@@ -242,7 +242,8 @@ impl CompiledMapping {
     }
 }
 
-fn boolean(text: &str) -> Option<bool> {
+/// Text that says a boolean: `true` or `false`, in any case.
+pub(crate) fn boolean(text: &str) -> Option<bool> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("true") {
         Some(true)
@@ -254,7 +255,7 @@ fn boolean(text: &str) -> Option<bool> {
 }
 
 /// An integer written plainly: what `i64`'s own form gives back.
-fn integer(text: &str) -> Option<i64> {
+pub(crate) fn integer(text: &str) -> Option<i64> {
     let text = text.trim();
     text.parse::<i64>()
         .ok()

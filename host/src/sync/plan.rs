@@ -30,6 +30,16 @@ pub struct RuleView<'a> {
     pub can_enable: bool,
 }
 
+impl<'a> RuleView<'a> {
+    /// How the rule's targets compare with what a lookup reads back.
+    pub fn case_rules(&self) -> CaseRules<'a> {
+        CaseRules {
+            match_attribute: self.match_attribute,
+            mappings: self.mappings,
+        }
+    }
+}
+
 /// A decision about one person in one rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "decision")]
@@ -98,14 +108,11 @@ fn same(desired: &Value, current: Option<&Value>, ignore_case: bool) -> bool {
             a == b
         }
     };
+    // The same reading of text as a mapping's typed conversion: "0150" or
+    // "+42" read back as 150 or 42 lost what the text said.
     let text_is = |text: &str, other: &Value| match other {
-        Value::Boolean(flag) => {
-            text.trim()
-                .eq_ignore_ascii_case(if *flag { "true" } else { "false" })
-        }
-        // The number's own decimal form: "0150" or "+42" read back as
-        // 150 or 42 lost what the text said.
-        Value::Integer(number) => text.trim() == number.to_string(),
+        Value::Boolean(flag) => mapping::boolean(text) == Some(*flag),
+        Value::Integer(number) => mapping::integer(text) == Some(*number),
         _ => false,
     };
     match (desired, current.unwrap_or(&Value::Null)) {

@@ -1,7 +1,8 @@
-//! The host side of the imports that every contract version shares
-//! unchanged (`http`, `config`, `log`). Each version's bindings generate
-//! their own Rust types for them, identical in shape, so one macro writes
-//! the implementation for each instead of a copy per version.
+//! What every contract version shares unchanged: the host side of the
+//! imports (`http`, `config`, `log`), and the calls of the exports 0.1
+//! already had with the conversions they need. Each version's bindings
+//! generate their own Rust types for them, identical in shape, so one macro
+//! writes the code for each instead of a copy per version.
 
 /// Implements `http`, `config` and `log` for [`PluginState`] against the
 /// generated modules of those names in the calling module.
@@ -129,3 +130,94 @@ macro_rules! call {
 }
 
 pub(crate) use call;
+
+/// The exports 0.1 had (`describe`, `test-connection`, `apply`,
+/// `lookup-records`, `list-records`) on `BindingsPre`, and the conversions
+/// of the types they share, against the generated modules `types` and
+/// `wit` and the version-independent names imported in the calling module.
+/// A version's own conversions (values, errors, descriptor, operations,
+/// records) stay in its module: their variants differ.
+macro_rules! shared_exports {
+    () => {
+        /// One call of each export, instantiated in `store` and answered in
+        /// the version-independent types.
+        impl BindingsPre<PluginState> {
+            pub(crate) async fn describe(
+                &self,
+                store: &mut wasmtime::Store<PluginState>,
+            ) -> wasmtime::Result<Descriptor> {
+                Ok(call!(self, store, call_describe()).into())
+            }
+
+            pub(crate) async fn test_connection(
+                &self,
+                store: &mut wasmtime::Store<PluginState>,
+            ) -> wasmtime::Result<Result<ConnectionReport, StoreError>> {
+                let answer = call!(self, store, call_test_connection());
+                Ok(answer.map(Into::into).map_err(Into::into))
+            }
+
+            pub(crate) async fn apply(
+                &self,
+                store: &mut wasmtime::Store<PluginState>,
+                operations: Vec<Operation>,
+            ) -> wasmtime::Result<Vec<Result<Outcome, StoreError>>> {
+                let operations: Vec<wit::Operation> =
+                    operations.into_iter().map(Into::into).collect();
+                Ok(super::answers(call!(self, store, call_apply(&operations))))
+            }
+
+            pub(crate) async fn lookup(
+                &self,
+                store: &mut wasmtime::Store<PluginState>,
+                attribute: &str,
+                values: &[String],
+            ) -> wasmtime::Result<Result<Vec<Match>, StoreError>> {
+                let answer = call!(self, store, call_lookup_records(attribute, values));
+                Ok(answer
+                    .map(|matches| matches.into_iter().map(Into::into).collect())
+                    .map_err(Into::into))
+            }
+
+            pub(crate) async fn list(
+                &self,
+                store: &mut wasmtime::Store<PluginState>,
+                cursor: Option<&str>,
+            ) -> wasmtime::Result<Result<Page, StoreError>> {
+                let answer = call!(self, store, call_list_records(cursor));
+                Ok(answer.map(Into::into).map_err(Into::into))
+            }
+        }
+
+        fn attributes_in(attributes: Vec<types::Attribute>) -> Vec<Attribute> {
+            attributes
+                .into_iter()
+                .map(|a| Attribute {
+                    name: a.name,
+                    value: a.value.into(),
+                })
+                .collect()
+        }
+
+        fn attributes_out(attributes: Vec<Attribute>) -> Vec<types::Attribute> {
+            attributes
+                .into_iter()
+                .map(|a| types::Attribute {
+                    name: a.name,
+                    value: a.value.into(),
+                })
+                .collect()
+        }
+
+        impl From<wit::ConnectionReport> for ConnectionReport {
+            fn from(r: wit::ConnectionReport) -> Self {
+                ConnectionReport {
+                    summary: r.summary,
+                    details: r.details,
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use shared_exports;

@@ -12,7 +12,7 @@ mod imports;
 pub(crate) mod v0_1_0;
 pub(crate) mod v0_2_0;
 
-use imports::{brokered_imports, call};
+use imports::{brokered_imports, call, shared_exports};
 
 use std::fmt;
 use std::time::Duration;
@@ -158,6 +158,16 @@ impl Bindings {
 
 const NO_GROUPS_IN_0_1: &str = "contract 0.1 has no groups";
 
+/// A batch's answers in the version-independent types.
+fn answers<O: Into<Outcome>, E: Into<StoreError>>(
+    answers: Vec<Result<O, E>>,
+) -> Vec<Result<Outcome, StoreError>> {
+    answers
+        .into_iter()
+        .map(|answer| answer.map(Into::into).map_err(Into::into))
+        .collect()
+}
+
 /// The contract versions this host can load, newest first.
 pub const SUPPORTED_VERSIONS: &[semver::Version] =
     &[semver::Version::new(0, 2, 0), semver::Version::new(0, 1, 0)];
@@ -188,20 +198,6 @@ pub enum Value {
     Integer(i64),
     /// Several texts in order (contract 0.2): a multi-valued attribute.
     TextList(Vec<String>),
-}
-
-impl Value {
-    /// The value as text, for comparing it with text and for showing it:
-    /// a list joins its elements with `, `.
-    pub fn as_text(&self) -> String {
-        match self {
-            Value::Null => String::new(),
-            Value::Text(text) => text.clone(),
-            Value::Boolean(flag) => flag.to_string(),
-            Value::Integer(number) => number.to_string(),
-            Value::TextList(items) => items.join(", "),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -15,7 +15,7 @@ use wasmtime::component::HasSelf;
 use super::{
     Attribute, AuthScheme, Capability, ConnectionReport, Descriptor, Mapping, MappingSource, Match,
     Operation, Outcome, Page, SettingKind, SettingSpec, StoreError, StoredRecord, Value,
-    brokered_imports, call,
+    brokered_imports, call, shared_exports,
 };
 use crate::runtime::sandbox::PluginState;
 
@@ -33,58 +33,7 @@ use exports::provisioner::identity_store::identity_store as wit;
 
 pub(crate) use self::ConnectorPre as BindingsPre;
 
-/// One call of each export, instantiated in `store` and answered in the
-/// version-independent types.
-impl BindingsPre<PluginState> {
-    pub(crate) async fn describe(
-        &self,
-        store: &mut wasmtime::Store<PluginState>,
-    ) -> wasmtime::Result<Descriptor> {
-        Ok(call!(self, store, call_describe()).into())
-    }
-
-    pub(crate) async fn test_connection(
-        &self,
-        store: &mut wasmtime::Store<PluginState>,
-    ) -> wasmtime::Result<Result<ConnectionReport, StoreError>> {
-        let answer = call!(self, store, call_test_connection());
-        Ok(answer.map(Into::into).map_err(Into::into))
-    }
-
-    pub(crate) async fn apply(
-        &self,
-        store: &mut wasmtime::Store<PluginState>,
-        operations: Vec<Operation>,
-    ) -> wasmtime::Result<Vec<Result<Outcome, StoreError>>> {
-        let operations: Vec<wit::Operation> = operations.into_iter().map(Into::into).collect();
-        let answers = call!(self, store, call_apply(&operations));
-        Ok(answers
-            .into_iter()
-            .map(|answer| answer.map(Into::into).map_err(Into::into))
-            .collect())
-    }
-
-    pub(crate) async fn lookup(
-        &self,
-        store: &mut wasmtime::Store<PluginState>,
-        attribute: &str,
-        values: &[String],
-    ) -> wasmtime::Result<Result<Vec<Match>, StoreError>> {
-        let answer = call!(self, store, call_lookup_records(attribute, values));
-        Ok(answer
-            .map(|matches| matches.into_iter().map(Into::into).collect())
-            .map_err(Into::into))
-    }
-
-    pub(crate) async fn list(
-        &self,
-        store: &mut wasmtime::Store<PluginState>,
-        cursor: Option<&str>,
-    ) -> wasmtime::Result<Result<Page, StoreError>> {
-        let answer = call!(self, store, call_list_records(cursor));
-        Ok(answer.map(Into::into).map_err(Into::into))
-    }
-}
+shared_exports!();
 
 /// Adds this version's imports to the linker.
 pub(crate) fn add_to_linker(
@@ -119,26 +68,6 @@ impl From<Value> for types::Value {
             Value::TextList(items) => types::Value::Text(items.join(", ")),
         }
     }
-}
-
-fn attributes_in(attributes: Vec<types::Attribute>) -> Vec<Attribute> {
-    attributes
-        .into_iter()
-        .map(|a| Attribute {
-            name: a.name,
-            value: a.value.into(),
-        })
-        .collect()
-}
-
-fn attributes_out(attributes: Vec<Attribute>) -> Vec<types::Attribute> {
-    attributes
-        .into_iter()
-        .map(|a| types::Attribute {
-            name: a.name,
-            value: a.value.into(),
-        })
-        .collect()
 }
 
 impl From<types::StoreError> for StoreError {
@@ -219,15 +148,6 @@ impl From<wit::Descriptor> for Descriptor {
                     apply_on_update: m.apply_on_update,
                 })
                 .collect(),
-        }
-    }
-}
-
-impl From<wit::ConnectionReport> for ConnectionReport {
-    fn from(r: wit::ConnectionReport) -> Self {
-        ConnectionReport {
-            summary: r.summary,
-            details: r.details,
         }
     }
 }

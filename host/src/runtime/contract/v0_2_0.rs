@@ -10,6 +10,7 @@ use super::{
     Attribute, AttributeSpec, AttributeType, AuthScheme, Capability, ConnectionReport, Descriptor,
     Group, GroupOperation, GroupPage, Mapping, MappingSource, Match, Operation, Outcome, Page,
     SettingKind, SettingSpec, StoreError, StoredRecord, Value, brokered_imports, call,
+    shared_exports,
 };
 use crate::runtime::sandbox::PluginState;
 
@@ -27,63 +28,21 @@ use exports::provisioner::identity_store::identity_store as wit;
 
 pub(crate) use self::ConnectorPre as BindingsPre;
 
-/// One call of each export, instantiated in `store` and answered in the
-/// version-independent types.
+shared_exports!();
+
+/// The exports 0.2 added.
 impl BindingsPre<PluginState> {
-    pub(crate) async fn describe(
-        &self,
-        store: &mut wasmtime::Store<PluginState>,
-    ) -> wasmtime::Result<Descriptor> {
-        Ok(call!(self, store, call_describe()).into())
-    }
-
-    pub(crate) async fn test_connection(
-        &self,
-        store: &mut wasmtime::Store<PluginState>,
-    ) -> wasmtime::Result<Result<ConnectionReport, StoreError>> {
-        let answer = call!(self, store, call_test_connection());
-        Ok(answer.map(Into::into).map_err(Into::into))
-    }
-
-    pub(crate) async fn apply(
-        &self,
-        store: &mut wasmtime::Store<PluginState>,
-        operations: Vec<Operation>,
-    ) -> wasmtime::Result<Vec<Result<Outcome, StoreError>>> {
-        let operations: Vec<wit::Operation> = operations.into_iter().map(Into::into).collect();
-        let answers = call!(self, store, call_apply(&operations));
-        Ok(outcomes(answers))
-    }
-
-    pub(crate) async fn lookup(
-        &self,
-        store: &mut wasmtime::Store<PluginState>,
-        attribute: &str,
-        values: &[String],
-    ) -> wasmtime::Result<Result<Vec<Match>, StoreError>> {
-        let answer = call!(self, store, call_lookup_records(attribute, values));
-        Ok(answer
-            .map(|matches| matches.into_iter().map(Into::into).collect())
-            .map_err(Into::into))
-    }
-
-    pub(crate) async fn list(
-        &self,
-        store: &mut wasmtime::Store<PluginState>,
-        cursor: Option<&str>,
-    ) -> wasmtime::Result<Result<Page, StoreError>> {
-        let answer = call!(self, store, call_list_records(cursor));
-        Ok(answer.map(Into::into).map_err(Into::into))
-    }
-
     pub(crate) async fn apply_groups(
         &self,
         store: &mut wasmtime::Store<PluginState>,
         operations: Vec<GroupOperation>,
     ) -> wasmtime::Result<Vec<Result<Outcome, StoreError>>> {
         let operations: Vec<wit::GroupOperation> = operations.into_iter().map(Into::into).collect();
-        let answers = call!(self, store, call_apply_groups(&operations));
-        Ok(outcomes(answers))
+        Ok(super::answers(call!(
+            self,
+            store,
+            call_apply_groups(&operations)
+        )))
     }
 
     pub(crate) async fn lookup_groups(
@@ -122,20 +81,13 @@ impl BindingsPre<PluginState> {
     }
 }
 
-fn outcomes(
-    answers: Vec<Result<wit::Outcome, types::StoreError>>,
-) -> Vec<Result<Outcome, StoreError>> {
-    answers
-        .into_iter()
-        .map(|answer| {
-            answer
-                .map(|o| Outcome {
-                    id: o.id,
-                    version: o.version,
-                })
-                .map_err(Into::into)
-        })
-        .collect()
+impl From<wit::Outcome> for Outcome {
+    fn from(o: wit::Outcome) -> Self {
+        Outcome {
+            id: o.id,
+            version: o.version,
+        }
+    }
 }
 
 /// Adds this version's imports to the linker.
@@ -193,26 +145,6 @@ impl From<Value> for types::Value {
             Value::TextList(items) => types::Value::TextList(items),
         }
     }
-}
-
-fn attributes_in(attributes: Vec<types::Attribute>) -> Vec<Attribute> {
-    attributes
-        .into_iter()
-        .map(|a| Attribute {
-            name: a.name,
-            value: a.value.into(),
-        })
-        .collect()
-}
-
-fn attributes_out(attributes: Vec<Attribute>) -> Vec<types::Attribute> {
-    attributes
-        .into_iter()
-        .map(|a| types::Attribute {
-            name: a.name,
-            value: a.value.into(),
-        })
-        .collect()
 }
 
 impl From<types::StoreError> for StoreError {
@@ -314,15 +246,6 @@ impl From<wit::Descriptor> for Descriptor {
                 })
                 .collect(),
             attributes: d.attributes.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
-impl From<wit::ConnectionReport> for ConnectionReport {
-    fn from(r: wit::ConnectionReport) -> Self {
-        ConnectionReport {
-            summary: r.summary,
-            details: r.details,
         }
     }
 }
