@@ -16,7 +16,7 @@ use crate::directory::{AttributeSchema, Directory};
 use crate::runtime::contract::Capability;
 use crate::runtime::{LinkedStores, PluginRegistry, PluginSet, Runtime, RuntimeOptions};
 use crate::state::StateDb;
-use crate::sync::engine::{Engine, PassOptions, RuleStatus};
+use crate::sync::engine::{Action, Engine, PassOptions, RuleStatus};
 use crate::sync::links::Links;
 
 /// Provisions identities from a source directory into target identity
@@ -626,7 +626,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 matches!(
                     r.status,
                     Some(RuleStatus::Failed(_)) | Some(RuleStatus::Quarantined(_))
-                ) || r.actions.get("failed").is_some_and(|n| *n > 0)
+                ) || r.counted(Action::Failed) > 0
             });
             Ok(if troubled {
                 ExitCode::from(1)

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::engine::{Engine, EngineError, PassOptions, PassReport};
+use super::engine::{Action, Engine, EngineError, PassOptions, PassReport};
 use super::links::{Links, PluginRecord};
 use crate::directory::Directory;
 use crate::state::now_ms;
@@ -245,7 +245,7 @@ fn watch(
 
 fn log_report(kind: &str, report: &PassReport) {
     for rule in &report.rules {
-        if rule.actions.keys().all(|k| k == "unchanged") {
+        if rule.actions.keys().all(|k| *k == Action::Unchanged) {
             continue;
         }
         tracing::info!(

@@ -1,0 +1,148 @@
+//! Binding: a connection to its plugin, and a rule to its connection and
+//! compiled mappings. A binding is made once per plugin generation, so a
+//! swapped plugin serves new work while a pass in flight keeps its own.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use super::Engine;
+use crate::config::{Connection, Rule};
+use crate::runtime::Connector;
+use crate::runtime::contract::Capability;
+use crate::sync::mapping::{self, CompiledMapping};
+use crate::sync::plan::RuleView;
+
+/// Why a connection or a rule cannot be worked on in this pass. Kept with
+/// the binding cache, so it is cheap to clone.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(super) enum BindError {
+    /// The configuration does not resolve against the plugins and secrets
+    /// there are: every problem, in one line.
+    #[error("{}", .0.join("; "))]
+    Unresolved(Vec<String>),
+    #[error("connection {connection}: {reason}")]
+    Connect { connection: String, reason: String },
+    /// The rule's mappings do not fit the plugin's descriptor.
+    #[error("{0}")]
+    Mappings(String),
+}
+
+/// A connection ready for calls.
+pub(super) struct Bound {
+    pub connection: Connection,
+    pub connector: Connector,
+    /// Batches in flight to this connection.
+    pub gate: Arc<Semaphore>,
+}
+
+/// A connection bound to its plugin, or why it could not be.
+pub(super) type Binding = Result<Arc<Bound>, BindError>;
+
+/// A rule bound to its connection, with its mappings compiled.
+pub(super) struct RuleBinding {
+    pub rule: Rule,
+    pub bound: Arc<Bound>,
+    pub mappings: Vec<CompiledMapping>,
+    /// What the mappings write, to tell a change of them (see
+    /// [`mapping::fingerprint`]).
+    pub fingerprint: String,
+    pub match_attribute: String,
+    /// The connector declares `enable`.
+    pub can_enable: bool,
+    /// Set when a change of the mappings would update more records than
+    /// the rule's update guard allows: updates wait for approval.
+    pub hold_updates: bool,
+}
+
+impl RuleBinding {
+    /// What the planner needs to know of the rule.
+    pub fn view(&self) -> RuleView<'_> {
+        RuleView {
+            rule: &self.rule,
+            mappings: &self.mappings,
+            match_attribute: &self.match_attribute,
+            preferences: &self.bound.connection.preferences,
+            can_enable: self.can_enable,
+        }
+    }
+
+    /// The record type a conversion into this rule asks for: the value of
+    /// the connection's `record_type` setting, the one the Salesforce
+    /// connector declares.
+    pub fn target_type(&self) -> String {
+        self.bound
+            .connection
+            .settings
+            .get("record_type")
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Whether records of `from` can be converted in place into this
+    /// rule's type: the same connector on the same store, able to convert.
+    pub fn converts_from(&self, from: &RuleBinding) -> bool {
+        let (ours, theirs) = (&self.bound.connector, &from.bound.connector);
+        ours.plugin().name() == theirs.plugin().name()
+            && ours.broker().egress_url(0) == theirs.broker().egress_url(0)
+            && theirs.plugin().descriptor().has(Capability::Convert)
+    }
+}
+
+impl Engine {
+    /// The bound connection, resolved once per plugin generation.
+    pub(super) async fn bind(&self, name: &str) -> Binding {
+        let generation = self.plugins.generation();
+        let mut bound = self.bound.lock().await;
+        if let Some((at, result)) = bound.get(name)
+            && *at == generation
+        {
+            return result.clone();
+        }
+        let plugins = self.plugins.snapshot();
+        let result = match self.config.resolve(name, &plugins, &self.secrets) {
+            Ok(connection) => connection
+                .connect(
+                    self.config.http_limits(),
+                    self.secrets.clone(),
+                    Some(&self.credentials),
+                )
+                .map(|connector| {
+                    Arc::new(Bound {
+                        connection,
+                        connector,
+                        gate: Arc::new(Semaphore::new(self.settings.concurrency)),
+                    })
+                })
+                .map_err(|error| BindError::Connect {
+                    connection: name.to_string(),
+                    reason: error.to_string(),
+                }),
+            Err(errors) => Err(BindError::Unresolved(
+                errors.iter().map(ToString::to_string).collect(),
+            )),
+        };
+        bound.insert(name.to_string(), (generation, result.clone()));
+        result
+    }
+
+    /// Binds a rule: its connection, and the mappings it will use.
+    pub(super) async fn bind_rule(&self, rule: &Rule) -> Result<RuleBinding, BindError> {
+        let bound = self.bind(&rule.connection).await?;
+        let descriptor = bound.connector.plugin().descriptor();
+        let mappings = rule
+            .mappings_for(descriptor, &self.schema)
+            .map_err(BindError::Mappings)?;
+        let match_attribute = descriptor.match_attribute.clone();
+        let can_enable = descriptor.has(Capability::Enable);
+        Ok(RuleBinding {
+            rule: rule.clone(),
+            can_enable,
+            bound,
+            fingerprint: mapping::fingerprint(&mappings),
+            mappings,
+            match_attribute,
+            hold_updates: false,
+        })
+    }
+}
