@@ -577,11 +577,11 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
             writeln!(out, "  {}: {}", connection.connection, inert(problem))?;
         }
     }
-    if !overview.failures.is_empty() {
+    if overview.failures_total > 0 {
         writeln!(
             out,
             "\n{} failure(s); see `provisioner status --failures`",
-            overview.failures.len()
+            overview.failures_total
         )?;
     }
     Ok(())

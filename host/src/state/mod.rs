@@ -271,6 +271,10 @@ mod tests {
             "SELECT DISTINCT person_id FROM links WHERE state = 'failed' AND next_retry IS NOT NULL AND next_retry <= 5",
         );
         assert!(due.contains("USING INDEX links_retry"), "{due}");
+        let failed = plan(
+            "SELECT person_id FROM links WHERE state = 'failed' ORDER BY rule, person_id LIMIT 5",
+        );
+        assert!(failed.contains("INDEX links_failed"), "{failed}");
     }
 
     #[test]

@@ -167,6 +167,10 @@ const MIGRATIONS: &[&str] = &[
         approved   INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 7: the failed links, which status lists without reading the rest.
+    r#"
+    CREATE INDEX links_failed ON links (rule, person_id) WHERE state = 'failed';
+    "#,
 ];
 
 /// The schema version this binary writes.

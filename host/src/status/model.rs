@@ -24,16 +24,19 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, state: LinkState) {
-        self.impacted += 1;
+    fn add(&mut self, state: LinkState, count: u64) {
+        self.impacted += count;
         match state {
-            LinkState::Synced | LinkState::Disabled => self.success += 1,
-            LinkState::Unsynced => self.unsynced += 1,
-            LinkState::Partial | LinkState::Kept => self.partially_synced += 1,
-            LinkState::Failed => self.failed += 1,
+            LinkState::Synced | LinkState::Disabled => self.success += count,
+            LinkState::Unsynced => self.unsynced += count,
+            LinkState::Partial | LinkState::Kept => self.partially_synced += count,
+            LinkState::Failed => self.failed += count,
         }
     }
 }
+
+/// Failures an overview lists; the counts cover all of them.
+pub const FAILURES_LISTED: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleSummary {
@@ -104,7 +107,10 @@ pub struct Failure {
 pub struct Overview {
     pub rules: Vec<RuleSummary>,
     pub connections: Vec<ConnectionHealth>,
+    /// The first [`FAILURES_LISTED`] failures, by rule and person.
     pub failures: Vec<Failure>,
+    /// Every failure, listed or not.
+    pub failures_total: u64,
     pub recent: Vec<serde_json::Value>,
 }
 
@@ -177,38 +183,28 @@ pub fn overview(
     rules: &RuleSet,
 ) -> Result<Overview, DirectoryError> {
     let links = Links::new(db);
-    let all = links.all()?;
+    // Status answers from aggregates, so that it costs at a million people
+    // what it costs at a thousand.
     let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
-    for link in &all {
-        counts.entry(link.rule.clone()).or_default().add(link.state);
+    for (rule, state, count) in links.count_states()? {
+        counts.entry(rule).or_default().add(state, count);
     }
     // People in scope that no attempt has reached yet (a pass that has not
     // got to them, or a connection that stopped) are unsynced too: the
-    // buckets always add up to everyone the rule is for.
-    let linked: std::collections::BTreeSet<(&str, &str)> = all
-        .iter()
-        .map(|l| (l.rule.as_str(), l.person_id.as_str()))
-        .collect();
-    // Only people some active rule has no link for are read in full: in
-    // the steady state, nobody.
-    let active: Vec<_> = rules.rules.iter().filter(|(_, r)| r.active).collect();
+    // buckets always add up to everyone the rule is for. Only people some
+    // active rule has no link for are read: in the steady state, nobody.
     let directory = Directory::new(db, schema.clone());
-    let unlinked: std::collections::BTreeSet<String> = directory
-        .live_ids()?
-        .into_iter()
-        .filter(|id| {
-            active
-                .iter()
-                .any(|(name, _)| !linked.contains(&(name.as_str(), id.as_str())))
-        })
-        .collect();
-    let people = directory.people_among(&unlinked)?;
     let mut pending = links.pending_counts()?;
     let held_updates = links.held_updates()?;
-    for (name, rule) in active {
-        let waiting = people
+    for (name, rule) in rules.rules.iter().filter(|(_, r)| r.active) {
+        let unlinked = links.unlinked(name)?;
+        if unlinked.is_empty() {
+            continue;
+        }
+        let waiting = directory
+            .people_among(&unlinked)?
             .iter()
-            .filter(|p| rule.scope.contains(p) && !linked.contains(&(name.as_str(), p.id.as_str())))
+            .filter(|p| rule.scope.contains(p))
             .count() as u64;
         if waiting > 0 {
             let counts = counts.entry(name.clone()).or_default();
@@ -297,23 +293,6 @@ pub fn overview(
             );
         }
     }
-    let emails: BTreeMap<String, String> = {
-        let mut statement = connection
-            .prepare("SELECT id, json_extract(attributes, '$.email') FROM people")
-            .map_err(fail)?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-            })
-            .map_err(fail)?;
-        let mut map = BTreeMap::new();
-        for row in rows {
-            if let (id, Some(email)) = row.map_err(fail)? {
-                map.insert(id, email);
-            }
-        }
-        map
-    };
     drop(connection);
 
     let mut summaries = Vec::new();
@@ -390,34 +369,52 @@ pub fn overview(
             }
         })
         .collect();
-    let failures = all
-        .iter()
-        .filter(|l| l.state == LinkState::Failed)
+    let failures = failures(db, schema, FAILURES_LISTED)?;
+    Ok(Overview {
+        rules: summaries,
+        connections,
+        failures,
+        failures_total: counts.values().map(|c| c.failed).sum(),
+        recent: links.journal(None, None, None, 20)?,
+    })
+}
+
+/// The first `limit` failures, by rule and person, each with the
+/// person's email for the operator to recognise them.
+pub fn failures(
+    db: &StateDb,
+    schema: &AttributeSchema,
+    limit: usize,
+) -> Result<Vec<Failure>, DirectoryError> {
+    let failed = Links::new(db).failed(limit)?;
+    let ids: std::collections::BTreeSet<String> =
+        failed.iter().map(|l| l.person_id.clone()).collect();
+    let emails: BTreeMap<String, String> = Directory::new(db, schema.clone())
+        .people_among(&ids)?
+        .into_iter()
+        .filter_map(|p| Some((p.id, p.attributes.get("email")?.clone())))
+        .collect();
+    Ok(failed
+        .into_iter()
         .map(|l| {
-            let error = l.error.clone();
+            let error = l.error;
             Failure {
-                rule: l.rule.clone(),
-                person: l.person_id.clone(),
                 email: emails.get(&l.person_id).cloned(),
+                rule: l.rule,
+                person: l.person_id,
                 class: error.as_ref().map(|e| e.class.clone()).unwrap_or_default(),
                 code: error.as_ref().and_then(|e| e.code.clone()),
                 message: error
                     .as_ref()
                     .map(|e| e.message.clone())
-                    .or_else(|| l.reason.clone())
+                    .or(l.reason)
                     .unwrap_or_default(),
                 fields: error.map(|e| e.fields).unwrap_or_default(),
                 attempts: l.attempts,
                 next_retry: l.next_retry,
             }
         })
-        .collect();
-    Ok(Overview {
-        rules: summaries,
-        connections,
-        failures,
-        recent: links.journal(None, None, None, 20)?,
-    })
+        .collect())
 }
 
 /// A connection's plugin as the running host last found it: the health
@@ -524,4 +521,60 @@ pub fn person(db: &StateDb, rules: &RuleSet, person: Person) -> Result<PersonSta
         });
     }
     Ok(PersonStatus { person, rules: out })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::PersonChange;
+    use crate::sync::links::LinkError;
+
+    #[test]
+    fn failures_are_read_alone_and_capped_with_their_people_s_email() {
+        let db = StateDb::in_memory().unwrap();
+        let schema = AttributeSchema::default();
+        let people: Vec<PersonChange> = ["p1", "p2", "p3"]
+            .iter()
+            .map(|id| PersonChange {
+                id: id.to_string(),
+                attributes: [("email".to_string(), Some(format!("{id}@x.test")))].into(),
+                ..PersonChange::default()
+            })
+            .collect();
+        Directory::new(&db, schema.clone()).upsert(&people).unwrap();
+        let link = |person: &str, state: LinkState| {
+            let mut link = Link::new("r", person, "c");
+            link.state = state;
+            if state == LinkState::Failed {
+                link.error = Some(LinkError {
+                    class: "rejected".into(),
+                    code: Some("INVALID_EMAIL_ADDRESS".into()),
+                    message: format!("{person} is refused"),
+                    fields: vec!["Email".into()],
+                });
+            }
+            link
+        };
+        let links = [
+            link("p3", LinkState::Failed),
+            link("p1", LinkState::Failed),
+            link("p2", LinkState::Synced),
+        ];
+        Links::new(&db).commit(&links, &[], &[]).unwrap();
+
+        let all = failures(&db, &schema, 10).unwrap();
+        let people: Vec<(&str, Option<&str>)> = all
+            .iter()
+            .map(|f| (f.person.as_str(), f.email.as_deref()))
+            .collect();
+        assert_eq!(
+            people,
+            [("p1", Some("p1@x.test")), ("p3", Some("p3@x.test"))]
+        );
+        assert_eq!(all[0].message, "p1 is refused");
+        assert_eq!(all[0].code.as_deref(), Some("INVALID_EMAIL_ADDRESS"));
+        let first = failures(&db, &schema, 1).unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].person, "p1");
+    }
 }

@@ -264,6 +264,9 @@ pub fn render(overview: &Overview, token_configured: bool) -> Markup {
                             }
                         }
                     }
+                    @if overview.failures_total > overview.failures.len() as u64 {
+                        p.muted #more-failures { "The first " (overview.failures.len()) " of " (overview.failures_total) " failures." }
+                    }
                 }
 
                 h2 { "Recent activity" }
@@ -329,6 +332,7 @@ mod tests {
                 attempts: 1,
                 next_retry: None,
             }],
+            failures_total: 1,
             recent: Vec::new(),
         };
         let page = render(&overview, true).into_string();

@@ -1,7 +1,7 @@
 //! Links, the journal, quarantine and removal guards: the sync engine's
 //! tables in the state file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -439,18 +439,36 @@ impl<'a> Links<'a> {
             .map_err(|e| self.fail(e))
     }
 
-    /// Every link, for status.
-    pub fn all(&self) -> Result<Vec<Link>, StateError> {
+    /// The failed links, at most `limit` of them, by rule and person: what
+    /// status lists, without reading the links that are fine.
+    pub fn failed(&self, limit: usize) -> Result<Vec<Link>, StateError> {
         let connection = self.db.lock();
         let mut statement = connection
-            .prepare(&format!(
-                "SELECT {LINK_COLUMNS} FROM links ORDER BY rule, person_id"
+            .prepare_cached(&format!(
+                "SELECT {LINK_COLUMNS} FROM links WHERE state = 'failed' ORDER BY rule, person_id LIMIT ?1"
             ))
             .map_err(|e| self.fail(e))?;
         statement
-            .query_map([], read_link)
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], read_link)
             .map_err(|e| self.fail(e))?
             .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The live people `rule` has no link for: those no pass has reached
+    /// yet. In the steady state there are none, and status reads nobody.
+    pub fn unlinked(&self, rule: &str) -> Result<BTreeSet<String>, StateError> {
+        let connection = self.db.lock();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT p.id FROM people p WHERE p.deleted = 0
+                 AND NOT EXISTS (SELECT 1 FROM links l WHERE l.rule = ?1 AND l.person_id = p.id)",
+            )
+            .map_err(|e| self.fail(e))?;
+        statement
+            .query_map([rule], |r| r.get::<_, String>(0))
+            .map_err(|e| self.fail(e))?
+            .collect::<rusqlite::Result<BTreeSet<_>>>()
             .map_err(|e| self.fail(e))
     }
 
