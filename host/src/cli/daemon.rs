@@ -1,0 +1,58 @@
+//! `provisioner run`: the daemon and its status server.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::app::App;
+use crate::status::http::StatusState;
+use crate::sync::daemon::{Schedule, Shutdown};
+
+#[derive(Debug, Args)]
+pub(super) struct RunArgs {
+    /// Where to serve status; overrides [status] listen.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Reload the plugins on SIGHUP only, not on file changes.
+    #[arg(long)]
+    no_watch: bool,
+}
+
+pub(super) async fn run(app: &App<'_>, args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Listen for signals first, so that none meets the default action
+    // while the plugins load.
+    let shutdown = Shutdown::listen().context("listening for signals")?;
+    let engine = Arc::new(app.engine().await?);
+    let config = engine.config();
+    let secrets = app.secrets(&config)?;
+    let diagnostic = |d: crate::config::Diagnostic| anyhow::anyhow!(d.to_string());
+    let token = config.status_token(&secrets).map_err(diagnostic)?;
+    let listen = match args.listen {
+        Some(listen) => listen,
+        None => config.status_listen().map_err(diagnostic)?,
+    };
+    let kick = Arc::new(tokio::sync::Notify::new());
+    let state = Arc::new(StatusState {
+        db: engine.shared_db(),
+        config: config.clone(),
+        rules: Arc::new(engine.rules().clone()),
+        schema: engine.schema().clone(),
+        token,
+        kick: kick.clone(),
+    });
+    let hosts = config.status_hosts().map_err(diagnostic)?;
+    let (bound, _server) = crate::status::http::serve(listen, state, hosts)
+        .await
+        .with_context(|| format!("serving status on {listen}"))?;
+    tracing::info!("serving status at http://{bound}/");
+    let settings = engine.settings().clone();
+    let schedule = Schedule {
+        interval: settings.interval,
+        drift_interval: settings.drift_interval,
+        watch_plugins: !args.no_watch,
+    };
+    crate::sync::daemon::run(engine, schedule, kick, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
