@@ -75,6 +75,10 @@ impl salesforce_leads_contacts::Host for BrokerHost {
     }
 
     fn log(&self, _level: log::Level, _message: &str) {}
+
+    fn report_quota(&self, used: u64, max: u64) {
+        self.broker.report_usage(used, max);
+    }
 }
 
 /// Runtime options' linked logic with the Salesforce connector's in place

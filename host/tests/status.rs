@@ -431,6 +431,12 @@ async fn people_no_attempt_has_reached_yet_count_as_unsynced() {
         .find(|c| c["connection"] == "leads")
         .unwrap();
     assert_eq!(leads["plugin_version"], "0.1.0", "{status}");
+    // The store's allowance, as the connector read it from the answers
+    // (the host itself reads no store's headers): the emulator allows
+    // 100,000 requests a day.
+    let usage = &leads["api_usage"];
+    assert_eq!(usage["max"], 100_000, "{status}");
+    assert!(usage["used"].as_u64().unwrap() > 0, "{status}");
 }
 
 /// One request over a raw connection, so that the `Host` header is exactly

@@ -402,6 +402,16 @@ pub fn check(d: &Descriptor) -> Result<(), DescriptorError> {
     if has(Capability::Enable) && !has(Capability::Disable) {
         problems.push("enable is declared without disable".into());
     }
+    if has(Capability::Convert)
+        && !d
+            .settings
+            .iter()
+            .any(|s| s.name == "record_type" && !s.secret)
+    {
+        problems.push(
+            "convert is declared without a non-secret setting record_type, by which the host names the type a conversion asks for".into(),
+        );
+    }
     let mut declared = BTreeSet::new();
     for attribute in &d.attributes {
         if attribute.name.trim().is_empty() {
@@ -450,7 +460,12 @@ mod tests {
             .text_setting("Host", "", true)
             .egress("https://{tenant}")
             .oauth2("https://elsewhere/token")
-            .capabilities([Capability::Lookup, Capability::Create, Capability::Enable])
+            .capabilities([
+                Capability::Lookup,
+                Capability::Create,
+                Capability::Enable,
+                Capability::Convert,
+            ])
             .map("emails", Source::templates(["{email}"]))
             .check()
             .unwrap_err();
@@ -463,6 +478,7 @@ mod tests {
             "token URL \"https://elsewhere/token\" is not under any egress template",
             "lookup is declared but no match attribute",
             "enable is declared without disable",
+            "convert is declared without a non-secret setting record_type",
             "emails is not declared text-list",
         ] {
             assert!(text.contains(expected), "{expected:?} missing from {text}");

@@ -44,12 +44,16 @@ pub trait Host {
 
     /// `cache.remove` (contract 0.2).
     fn cache_remove(&self, _key: &str) {}
+
+    /// `quota.report` (contract 0.2): the store's allowance, as it stated
+    /// it. A 0.1 host has nowhere to show it.
+    fn report_quota(&self, _used: u64, _max: u64) {}
 }
 
 #[cfg(all(target_arch = "wasm32", not(feature = "contract-0-1")))]
 mod imports {
     use super::*;
-    use crate::bindings::provisioner::identity_store::{cache, config, http, log};
+    use crate::bindings::provisioner::identity_store::{cache, config, http, log, quota};
 
     pub(crate) struct Imports;
 
@@ -80,6 +84,9 @@ mod imports {
         }
         fn cache_remove(&self, key: &str) {
             cache::remove(key)
+        }
+        fn report_quota(&self, used: u64, max: u64) {
+            quota::report(used, max)
         }
     }
 }
@@ -162,6 +169,9 @@ impl Host for Current {
     }
     fn cache_remove(&self, key: &str) {
         with(|host| host.cache_remove(key))
+    }
+    fn report_quota(&self, used: u64, max: u64) {
+        with(|host| host.report_quota(used, max))
     }
 }
 

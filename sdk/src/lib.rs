@@ -74,6 +74,7 @@ pub mod host;
 pub mod http;
 pub mod json;
 pub mod log;
+pub mod quota;
 pub mod settings;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;

@@ -228,6 +228,7 @@ impl StandInBuilder {
                 token: RefCell::new(None),
                 cache: RefCell::new(HashMap::new()),
                 logs: RefCell::new(Vec::new()),
+                quota: RefCell::new(None),
                 sent: RefCell::new(0),
                 client,
             }),
@@ -314,6 +315,7 @@ struct Inner {
     token: RefCell<Option<String>>,
     cache: RefCell<HashMap<String, String>>,
     logs: RefCell<Vec<(Level, String)>>,
+    quota: RefCell<Option<(u64, u64)>>,
     sent: RefCell<usize>,
     client: reqwest::blocking::Client,
 }
@@ -352,6 +354,12 @@ impl StandIn {
             .iter()
             .map(|(level, message)| format!("{level:?} {message}"))
             .collect()
+    }
+
+    /// The allowance the connector last reported, as the host would show
+    /// it.
+    pub fn quota(&self) -> Option<(u64, u64)> {
+        *self.inner.quota.borrow()
     }
 
     /// Requests sent to the store so far (token exchanges excluded).
@@ -586,6 +594,10 @@ impl Host for Inner {
     fn log(&self, level: Level, message: &str) {
         self.logs.borrow_mut().push((level, message.into()));
     }
+
+    fn report_quota(&self, used: u64, max: u64) {
+        *self.quota.borrow_mut() = Some((used, max));
+    }
 }
 
 #[cfg(test)]
@@ -664,5 +676,19 @@ mod tests {
             .build()
             .err();
         assert!(unknown.is_some_and(|e| e.contains("colour")));
+    }
+
+    #[test]
+    fn the_latest_quota_report_is_what_the_host_shows() {
+        let host = StandIn::builder::<TwoHosts>()
+            .setting("domain", "store.invalid")
+            .build()
+            .unwrap();
+        assert_eq!(host.quota(), None);
+        host.run(|| {
+            crate::quota::report(5, 100);
+            crate::quota::report(7, 100);
+        });
+        assert_eq!(host.quota(), Some((7, 100)));
     }
 }

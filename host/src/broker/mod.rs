@@ -256,20 +256,10 @@ pub struct Broker {
     held: Arc<Held>,
     client: reqwest::Client,
     limits: HttpLimits,
-    /// The API usage the store last reported (`Sforce-Limit-Info`).
+    /// The API usage the connector last reported for the store (contract
+    /// 0.2's `quota`): the host reads no store's headers itself.
     usage: std::sync::Mutex<Option<(u64, u64)>>,
     cache: cache::ConnectorCache,
-}
-
-/// Reads `Sforce-Limit-Info: api-usage=USED/MAX` leniently (newer orgs
-/// append `; api-bursts=...`).
-pub fn api_usage(value: &str) -> Option<(u64, u64)> {
-    let usage = value
-        .split([';', ','])
-        .map(str::trim)
-        .find_map(|part| part.strip_prefix("api-usage="))?;
-    let (used, max) = usage.split_once('/')?;
-    Some((used.trim().parse().ok()?, max.trim().parse().ok()?))
 }
 
 impl std::fmt::Debug for Broker {
@@ -372,9 +362,14 @@ impl Broker {
         })
     }
 
-    /// The API usage the store last reported, if it reports one.
+    /// The API usage the connector last reported, if it reports one.
     pub fn api_usage(&self) -> Option<(u64, u64)> {
         *self.usage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps what the connector reports of the store's allowance.
+    pub fn report_usage(&self, used: u64, max: u64) {
+        *self.usage.lock().unwrap_or_else(|p| p.into_inner()) = Some((used, max));
     }
 
     pub fn connection(&self) -> &str {
@@ -602,14 +597,6 @@ impl Broker {
                 .await
                 .map_err(|e| classify_reqwest(&e, &url, Some(self.limits.request_timeout)))?;
             let status = response.status();
-            if let Some(usage) = response
-                .headers()
-                .get("sforce-limit-info")
-                .and_then(|v| v.to_str().ok())
-                .and_then(api_usage)
-            {
-                *self.usage.lock().unwrap_or_else(|p| p.into_inner()) = Some(usage);
-            }
             crate::status::metrics::target_request(&self.connection, status.as_u16());
             tracing::debug!(
                 connection = %self.connection,

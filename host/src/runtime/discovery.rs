@@ -36,11 +36,16 @@ const GRANTED_WASI: &[(&str, &[&str])] = &[
     ("wasi:filesystem", &["types", "preopens"]),
 ];
 
+/// The setting that names the type of record a connection writes, which
+/// a connector declaring `convert` declares (see the contract's
+/// `conversion`).
+pub const RECORD_TYPE: &str = "record_type";
+
 /// The interfaces of the contract package a connector may import.
 const CONTRACT_IMPORTS: &[&str] = &["types", "http", "config", "log"];
 
 /// What contract 0.2 added to the host's doors.
-const CONTRACT_IMPORTS_0_2: &[&str] = &["cache"];
+const CONTRACT_IMPORTS_0_2: &[&str] = &["cache", "quota"];
 
 /// An interface name split into its parts: `wasi:cli/stdout@0.2.6`.
 struct InterfaceName<'a> {
@@ -155,7 +160,7 @@ pub(crate) fn check_imports<'a>(
         Ok(())
     } else {
         Err(format!(
-            "imports {}, which this host does not grant; connectors reach the outside only through {}/http, config, cache and log",
+            "imports {}, which this host does not grant; connectors reach the outside only through {}/http, config, cache, quota and log",
             refused.into_iter().collect::<Vec<_>>().join(", "),
             contract::PACKAGE
         ))
@@ -296,6 +301,17 @@ pub(crate) fn check_descriptor(mut descriptor: Descriptor) -> Result<Descriptor,
                 ));
             }
         }
+    }
+    // A conversion names the type to become by the target connection's
+    // `record_type`, as the contract defines it: the host knows no store's
+    // types.
+    if d.capabilities.contains(&Capability::Convert)
+        && d.setting(RECORD_TYPE).is_none_or(|s| s.secret)
+    {
+        return Err(format!(
+            "plugin {} declares convert but no non-secret setting {RECORD_TYPE}; the contract names the type a conversion asks for by it",
+            d.name
+        ));
     }
     let mut declared = BTreeSet::new();
     for attribute in &d.attributes {
@@ -517,6 +533,24 @@ mod tests {
             ("must start with https://", |d| {
                 d.egress = vec!["http://{domain}".into()]
             }),
+            (
+                "declares convert but no non-secret setting record_type",
+                |d| d.capabilities.push(Capability::Convert),
+            ),
+            (
+                "declares convert but no non-secret setting record_type",
+                |d| {
+                    d.capabilities.push(Capability::Convert);
+                    d.settings.push(contract::SettingSpec {
+                        name: RECORD_TYPE.into(),
+                        description: String::new(),
+                        kind: SettingKind::Text,
+                        required: false,
+                        secret: true,
+                        default_value: None,
+                    });
+                },
+            ),
             ("not under any egress template", |d| {
                 d.auth = AuthScheme::OAuth2 {
                     token_url: "https://login.example.com/token".into(),

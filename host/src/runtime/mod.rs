@@ -34,7 +34,7 @@ use contract::{
 };
 use sandbox::{CallLimits, LogTags, PluginState};
 
-pub use discovery::check_value;
+pub use discovery::{RECORD_TYPE, check_value};
 pub use linked::{LinkedStore, LinkedStores};
 pub use registry::{PluginRegistry, ReloadReport};
 

@@ -127,7 +127,7 @@ pub fn render(db: &StateDb, connections: &[String]) -> Result<String, StateError
     );
     registry.register(
         "target_api_usage",
-        "API requests used today, as the store last reported (Sforce-Limit-Info)",
+        "API requests used in the store's current window, as its connector last reported",
         LIVE.api_used.clone(),
     );
     registry.register(

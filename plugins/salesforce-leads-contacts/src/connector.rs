@@ -381,7 +381,14 @@ impl<H: Host> Salesforce<H> {
             body,
             credential,
         };
-        self.host.send(&request).map_err(from_http)
+        let response = self.host.send(&request).map_err(from_http)?;
+        // Every answer states the org's daily allowance; the host shows
+        // the latest, and knows no Salesforce header itself.
+        if let Some((used, max)) = header(&response, "sforce-limit-info").and_then(wire::api_usage)
+        {
+            self.host.report_quota(used, max);
+        }
+        Ok(response)
     }
 
     /// A REST call with a JSON body, answered 2xx, or the classified error.

@@ -23,7 +23,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-use self::provisioner::identity_store::{cache, config, http, log, types};
+use self::provisioner::identity_store::{cache, config, http, log, quota, types};
 use exports::provisioner::identity_store::identity_store as wit;
 
 pub(crate) use self::ConnectorPre as BindingsPre;
@@ -119,6 +119,14 @@ impl cache::Host for PluginState {
     fn remove(&mut self, key: String) {
         if let Some(broker) = self.broker() {
             broker.cache().remove(&key);
+        }
+    }
+}
+
+impl quota::Host for PluginState {
+    fn report(&mut self, used: u64, max: u64) {
+        if let Some(broker) = self.broker() {
+            broker.report_usage(used, max);
         }
     }
 }

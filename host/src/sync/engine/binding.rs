@@ -67,14 +67,14 @@ impl RuleBinding {
         }
     }
 
-    /// The record type a conversion into this rule asks for: the value of
-    /// the connection's `record_type` setting, the one the Salesforce
-    /// connector declares.
+    /// The record type a conversion into this rule asks for: its
+    /// connection's `record_type`, which the contract has every connector
+    /// that converts declare.
     pub fn target_type(&self) -> String {
         self.bound
             .connection
             .settings
-            .get("record_type")
+            .get(crate::runtime::RECORD_TYPE)
             .cloned()
             .unwrap_or_default()
     }
