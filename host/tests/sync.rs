@@ -27,6 +27,46 @@ async fn create_forbidden_leaves_people_unsynced_and_nothing_is_sent() {
     assert_eq!(world.leads().len(), 1);
 }
 
+/// "Update only": with creating forbidden, a record the store has is
+/// still adopted and kept up to date, and a person without one is looked
+/// up once, then again only when their data changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_forbidden_still_adopts_and_updates_what_the_store_has() {
+    let world = World::default().await;
+    world.configure("allow_create = false", ALL, PROSPECTS);
+    let lead = world
+        .emulator
+        .seed(
+            "Lead",
+            json!({ "LastName": "a", "Company": "X", "Email": "A@example.com", "Title": "Intern" }),
+        )
+        .unwrap();
+    world
+        .import(json!([prospect("a", "CTO"), prospect("b", "CTO")]))
+        .await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "adopted"), 1, "{report}");
+    assert_eq!(actions(&report, "prospects", "updated"), 1, "{report}");
+    assert_eq!(summary(&report, "prospects", "unsynced"), 1, "{report}");
+    assert_eq!(world.emulator.record(&lead).unwrap()["Title"], "CTO");
+    assert_eq!(world.leads().len(), 1, "nobody is created");
+
+    let lookups = world.emulator.counters().of("GET query");
+    let report = world.sync().await;
+    assert_eq!(summary(&report, "prospects", "unsynced"), 1, "{report}");
+    assert_eq!(
+        world.emulator.counters().of("GET query"),
+        lookups,
+        "b's data did not change: not looked up again"
+    );
+    world
+        .import(json!([prospect("a", "CTO"), prospect("b", "CEO")]))
+        .await;
+    world.sync().await;
+    assert_eq!(world.emulator.counters().of("GET query"), lookups + 1);
+    assert_eq!(world.leads().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_forbidden_leaves_records_partially_synced() {
     let world = World::default().await;

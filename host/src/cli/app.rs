@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use super::Global;
 use crate::config::secrets::SecretStore;
-use crate::config::{Config, Connection, Diagnostic};
+use crate::config::{Config, Connection, Diagnostic, RuleSet};
 use crate::directory::AttributeSchema;
 use crate::runtime::{Connector, PluginRegistry, PluginSet, Runtime, RuntimeOptions};
 use crate::state::StateDb;
@@ -174,13 +174,26 @@ impl<'g> App<'g> {
     /// printed.
     pub async fn engine(&self) -> anyhow::Result<Engine> {
         let config = self.config()?;
+        let (db, schema) = self.state(Some(&config))?;
+        let rules = config.rules(&schema);
+        print_diagnostics(&rules.diagnostics);
+        self.engine_over(config, db, schema, rules).await
+    }
+
+    /// The engine over the given state and rules: `connections push` runs
+    /// its pass over a state that lives in memory.
+    pub async fn engine_over(
+        &self,
+        config: Config,
+        db: StateDb,
+        schema: AttributeSchema,
+        rules: RuleSet,
+    ) -> anyhow::Result<Engine> {
         let (runtime, plugins) = self.plugins(Some(&config)).await?;
         let registry = PluginRegistry::fixed(runtime, &self.plugin_dir(Some(&config)), plugins);
         let secrets = self.secrets(&config)?;
-        let (db, schema) = self.state(Some(&config))?;
         let engine = Engine::new(Arc::new(db), Arc::new(config), registry, secrets, schema);
-        print_diagnostics(&engine.rules().diagnostics);
-        Ok(engine)
+        Ok(engine.with_rules(rules))
     }
 }
 

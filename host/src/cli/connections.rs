@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Subcommand;
 
 use super::app::App;
@@ -47,7 +46,9 @@ pub(super) async fn run(app: &App<'_>, command: ConnectionsCommand) -> anyhow::R
     match command {
         ConnectionsCommand::Test { name, json } => test(app, &name, json).await,
         ConnectionsCommand::Resume { name } => resume(app, &name),
-        ConnectionsCommand::Push { name, people, json } => push(app, &name, &people, json).await,
+        ConnectionsCommand::Push { name, people, json } => {
+            super::push::push(app, &name, &people, json).await
+        }
     }
 }
 
@@ -106,26 +107,4 @@ fn resume(app: &App<'_>, name: &str) -> anyhow::Result<ExitCode> {
         println!("{name} was not quarantined");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn push(
-    app: &App<'_>,
-    name: &str,
-    people: &std::path::Path,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let people = crate::sync::push::read_people(people)?;
-    let Some(connected) = app.connect(name).await? else {
-        return Ok(ExitCode::from(2));
-    };
-    let connection = &connected.connection;
-    let report = crate::sync::push::push(&connected.connector, &connection.preferences, &people)
-        .await
-        .with_context(|| format!("pushing people through connection {name}"))?;
-    render::push_report(connection, &report, json)?;
-    Ok(if report.count("failed") == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
 }

@@ -12,6 +12,7 @@ mod daemon;
 mod operator;
 mod people;
 mod plugins;
+mod push;
 mod render;
 mod status;
 mod sync;

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use serde_json::json;
 
+use super::push::{PersonResult, PushReport};
 use crate::config::Connection;
 use crate::config::rules::Guard;
 use crate::inert::inert;
@@ -12,7 +13,6 @@ use crate::runtime::contract::{AuthScheme, ConnectionReport, MappingSource};
 use crate::runtime::{CallError, Plugin, PluginSet};
 use crate::status::model::{Failure, Overview, PersonStatus, RuleSummary};
 use crate::sync::engine::{PassReport, RuleStatus};
-use crate::sync::push::{PersonResult, PushReport};
 
 /// Aligned columns. Every cell is made inert first: cells carry plugin and
 /// store text, and a row must stay one line.
@@ -310,7 +310,8 @@ pub(super) fn test_result(
 }
 
 pub(super) fn push_report(
-    connection: &Connection,
+    connection: &str,
+    plugin: &str,
     report: &PushReport,
     as_json: bool,
 ) -> std::io::Result<()> {
@@ -318,14 +319,10 @@ pub(super) fn push_report(
     if as_json {
         return writeln!(out, "{}", serde_json::to_string_pretty(report)?);
     }
-    let d = connection.plugin.descriptor();
     writeln!(
         out,
-        "pushed {} people through connection {} (plugin {} {})",
+        "pushed {} people through connection {connection} (plugin {plugin})",
         report.results.len(),
-        connection.name,
-        d.name,
-        d.version
     )?;
     writeln!(
         out,

@@ -99,6 +99,26 @@ impl LinkError {
             fields,
         }
     }
+    /// The store's error again, as far as the link kept it (a transient
+    /// error's `Retry-After` is not kept).
+    pub fn to_store(&self) -> StoreError {
+        let message = self.message.clone();
+        match self.class.as_str() {
+            "rejected" => StoreError::Rejected {
+                code: self.code.clone().unwrap_or_default(),
+                message,
+                fields: self.fields.clone(),
+            },
+            "not-found" => StoreError::NotFound(message),
+            "unauthorized" => StoreError::Unauthorized(message),
+            "unsupported" => StoreError::Unsupported(message),
+            "conflict" => StoreError::Conflict(message),
+            _ => StoreError::Transient {
+                message,
+                retry_after: None,
+            },
+        }
+    }
 }
 
 /// Rule x person -> target record.

@@ -6,7 +6,6 @@
 //!   journal, record links; retries, quarantine and the removal guard.
 //! - [`daemon`]: `provisioner run`, the scheduler.
 //! - [`links`]: the engine's tables in the state file.
-//! - [`push`]: a one-shot push of a people file through a connection.
 
 pub mod backoff;
 pub mod daemon;
@@ -14,4 +13,3 @@ pub mod engine;
 pub mod links;
 pub mod mapping;
 pub mod plan;
-pub mod push;

@@ -308,7 +308,7 @@ pub fn plan_rule(
                     Decision::Settle {
                         state: LinkState::Partial,
                         reason: Some(format!(
-                            "updating records is not allowed on this connection; {} differ",
+                            "{} differ, but updating records is not allowed on this connection",
                             names(&changes)
                         )),
                     }
@@ -320,10 +320,19 @@ pub fn plan_rule(
                     }
                 }
             }
-            _ if !prefs.allow_create => Decision::Settle {
-                state: LinkState::Unsynced,
-                reason: Some("creating records is not allowed on this connection".into()),
-            },
+            // Creating is not allowed, but a record the store has already
+            // is adopted and kept up to date: the lookup decides. A person
+            // whose data has not changed since a lookup found nothing is
+            // not looked up again, except in a full pass.
+            (None, Some(link))
+                if !prefs.allow_create
+                    && link.state == LinkState::Unsynced
+                    && link.person_seq == seq
+                    && !full =>
+            {
+                create_forbidden()
+            }
+            _ if !prefs.allow_create && key.is_none() => create_forbidden(),
             _ => match key {
                 Some(key) => Decision::Find {
                     key,
@@ -419,6 +428,16 @@ fn may_have_record(link: &Link) -> bool {
     }
 }
 
+/// Why a person has no record: the connection does not allow creating one.
+pub const CREATE_FORBIDDEN: &str = "creating records is not allowed on this connection";
+
+fn create_forbidden() -> Decision {
+    Decision::Settle {
+        state: LinkState::Unsynced,
+        reason: Some(CREATE_FORBIDDEN.into()),
+    }
+}
+
 /// What becomes of the record `target` of someone who left the scope for
 /// `cause`, as the connection's preferences say.
 pub fn leaver(link: &Link, prefs: &Preferences, target: String, cause: Cause) -> Decision {
@@ -463,6 +482,8 @@ pub fn leaver(link: &Link, prefs: &Preferences, target: String, cause: Cause) ->
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Found {
     Create(Vec<Attribute>),
+    /// Nothing to adopt, and creating is not allowed.
+    CreateForbidden,
     /// Link to `target`; send `changes` if any (and allowed).
     Adopt {
         target: String,
@@ -506,6 +527,7 @@ pub fn resolve(
                     changes: update.to_vec(),
                 };
             }
+            None if !preferences.allow_create => return Found::CreateForbidden,
             None => return Found::Create(create),
         },
         [one] => *one,
@@ -679,22 +701,45 @@ mod tests {
         }
     }
 
+    /// With creating forbidden, a record the store has already is still
+    /// adopted: the person is looked up once, and again only when their
+    /// data changes or in a full pass.
     #[test]
-    fn create_forbidden_is_unsynced() {
+    fn create_forbidden_looks_up_once_and_is_unsynced_after() {
         let prefs = Preferences {
             allow_create: false,
             ..prefs()
         };
         let decisions = plan(&prefs, vec![person("a", true, "CTO")], vec![]);
         assert!(
-            matches!(
-                &decisions[0],
-                Decision::Settle {
-                    state: LinkState::Unsynced,
-                    ..
-                }
-            ),
+            matches!(&decisions[0], Decision::Find { existing: None, .. }),
             "{decisions:?}"
+        );
+        let mut unsynced = Link::new("r", "a", "c");
+        unsynced.person_seq = Some(7);
+        let decisions = plan(
+            &prefs,
+            vec![person("a", true, "CTO")],
+            vec![unsynced.clone()],
+        );
+        assert!(
+            matches!(&decisions[0], Decision::Settle { state: LinkState::Unsynced, reason: Some(r) } if r == CREATE_FORBIDDEN),
+            "{decisions:?}"
+        );
+        unsynced.person_seq = Some(6);
+        let decisions = plan(&prefs, vec![person("a", true, "CTO")], vec![unsynced]);
+        assert!(
+            matches!(&decisions[0], Decision::Find { .. }),
+            "changed data is looked up again: {decisions:?}"
+        );
+        let matches: [&Match; 0] = [];
+        let rules = CaseRules {
+            match_attribute: "Email",
+            mappings: &[],
+        };
+        assert_eq!(
+            resolve(Vec::new(), &[], None, &matches, rules, &prefs),
+            Found::CreateForbidden
         );
     }
 

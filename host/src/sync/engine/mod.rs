@@ -120,6 +120,13 @@ impl Engine {
         }
     }
 
+    /// The engine over `rules` in place of the configuration's: a pass
+    /// over rules that exist for one command only.
+    pub fn with_rules(mut self, rules: RuleSet) -> Engine {
+        self.rules = rules;
+        self
+    }
+
     /// Asks a running pass to stop sending: batches already sent finish and
     /// are recorded; the rest are left for the next run to plan again.
     pub fn stop(&self) {

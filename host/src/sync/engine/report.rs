@@ -48,6 +48,8 @@ pub enum Action {
     // Planned by a dry run, which sends nothing.
     CreateOrAdopt,
     ConvertOrAdopt,
+    /// Creating is not allowed: a record found is adopted, else none.
+    AdoptIfFound,
     Verify,
     Update,
     Enable,
@@ -77,6 +79,7 @@ impl Action {
             Action::Waiting => "waiting",
             Action::CreateOrAdopt => "create or adopt",
             Action::ConvertOrAdopt => "convert or adopt",
+            Action::AdoptIfFound => "adopt if found",
             Action::Verify => "verify",
             Action::Update => "update",
             Action::Enable => "enable",

@@ -276,6 +276,8 @@ pub(super) fn render_lookups(
             Action::ConvertOrAdopt
         } else if find.existing.is_some() {
             Action::Verify
+        } else if !rule.view.preferences.allow_create {
+            Action::AdoptIfFound
         } else {
             Action::CreateOrAdopt
         };
@@ -510,10 +512,18 @@ pub(super) fn found(
                 resolved.work.push(Work::on(link, find.person_seq, kind));
             }
         }
+        Found::CreateForbidden => {
+            report.count(Action::Unsynced);
+            report.line(&person, "skip", plan::CREATE_FORBIDDEN);
+            link.state = LinkState::Unsynced;
+            link.reason = Some(plan::CREATE_FORBIDDEN.into());
+            link.error = None;
+            resolved.outcomes.save.push(link);
+        }
         Found::AdoptBehind { target, changes } => {
             report.count(Action::Partial);
             let reason = format!(
-                "updating records is not allowed on this connection; {} differ",
+                "{} differ, but updating records is not allowed on this connection",
                 names(&changes).join(", ")
             );
             report.line(&person, "skip", reason.clone());
