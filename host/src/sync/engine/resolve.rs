@@ -150,29 +150,6 @@ pub(super) fn decide(
                 changes,
                 enable,
             } => {
-                // The diff, old value to new, as the plan shows it.
-                let before = rule.links.get(&person).map(|l| &l.written);
-                let diff = changes
-                    .iter()
-                    .map(|c| {
-                        let old = before
-                            .and_then(|written| written.get(&c.name))
-                            .map(show)
-                            .unwrap_or_else(|| "unset".into());
-                        format!("{}: {old} -> {}", c.name, show(&c.value))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                if rule.hold_updates {
-                    report.count(Action::Held);
-                    report.line(
-                        &person,
-                        "hold",
-                        format!("update {diff}: held by the update guard"),
-                    );
-                    continue;
-                }
-                report.line(&person, if enable { "enable" } else { "update" }, diff);
                 let kind = WorkKind::Update {
                     target,
                     changes,
@@ -180,9 +157,10 @@ pub(super) fn decide(
                     enable,
                     version: None,
                 };
-                resolved
-                    .work
-                    .push(Work::on(rule.link_of(&person, seq), seq, kind));
+                let work = Work::on(rule.link_of(&person, seq), seq, kind);
+                if let Some(work) = update(rule, work, report) {
+                    resolved.work.push(work);
+                }
             }
             Decision::Remove {
                 target,
@@ -247,6 +225,38 @@ pub(super) fn decide(
         }
     }
     resolved
+}
+
+/// An update of a linked record, shown as a diff from what the link
+/// remembers; `None` while the update guard holds the rule's updates.
+fn update(rule: &Resolving<'_>, work: Work, report: &mut RuleReport) -> Option<Work> {
+    let WorkKind::Update {
+        changes, enable, ..
+    } = &work.kind
+    else {
+        return Some(work);
+    };
+    let before = &work.base.written;
+    let diff = changes
+        .iter()
+        .map(|c| {
+            let old = before
+                .get(&c.name)
+                .map(show)
+                .unwrap_or_else(|| "unset".into());
+            format!("{}: {old} -> {}", c.name, show(&c.value))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if rule.hold_updates {
+        report.count(Action::Held);
+        let line = format!("update {diff}: held by the update guard");
+        report.line(&work.person_id, "hold", line);
+        return None;
+    }
+    let action = if *enable { "enable" } else { "update" };
+    report.line(&work.person_id, action, diff);
+    Some(work)
 }
 
 /// A dry run's account of the lookups it does not make: each find may
@@ -379,9 +389,6 @@ pub(super) fn found(
     report: &mut RuleReport,
     resolved: &mut Resolved,
 ) {
-    let (name, connection) = (rule.name(), rule.connection());
-    let person = find.person_id.clone();
-    let mut link = rule.link_of(&person, find.person_seq);
     let resolution = plan::resolve(
         find.create.clone(),
         &find.update,
@@ -390,131 +397,26 @@ pub(super) fn found(
         rule.view.case_rules(),
         rule.view.preferences,
     );
+    let mut link = rule.link_of(&find.person_id, find.person_seq);
     match resolution {
-        Found::Create(attributes) => {
-            if let Some(conversion) = conversion
-                && let Some(target) = conversion.from.target_id.clone()
-            {
-                report.line(
-                    &person,
-                    "convert",
-                    format!("{target} from rule {}", conversion.from.rule),
-                );
-                let mut work = Work::on(
-                    link,
-                    find.person_seq,
-                    WorkKind::Convert {
-                        from: Box::new(conversion.from.clone()),
-                        target,
-                        target_type: conversion.target_type.clone(),
-                        attributes,
-                    },
-                );
-                work.connection = conversion.connection.clone();
-                resolved.work.push(work);
-            } else if let Some(sharing) = sharing
-                && sharing.shared.contains(connection)
-                && !sharing
-                    .creating
-                    .insert((connection.to_string(), person.clone()))
-            {
-                // Another rule of this connection creates this person's
-                // record in this pass: adopt it later.
-                report.line(
-                    &person,
-                    "wait",
-                    "another rule of the connection creates this person's record; this rule looks it up again after that",
-                );
-                sharing.deferred.entry(name.to_string()).or_default().push(
-                    Find {
-                        create: attributes,
-                        ..find
-                    }
-                    .replan(),
-                );
-            } else {
-                let set: Vec<String> = attributes
-                    .iter()
-                    .filter(|a| a.value != Value::Null)
-                    .map(|a| a.name.clone())
-                    .collect();
-                report.line(&person, "create", set.join(", "));
-                resolved.work.push(Work::on(
-                    link,
-                    find.person_seq,
-                    WorkKind::Create(attributes),
-                ));
-            }
-        }
+        Found::Create(attributes) => create(
+            rule, find, attributes, conversion, sharing, report, resolved,
+        ),
         Found::Adopt {
             target,
             changes,
             version,
         } => {
-            let adopted = find.existing.as_deref() != Some(target.as_str());
-            if adopted {
-                report.count(Action::Adopted);
-                resolved.adoptions.push(JournalEntry {
-                    rule: Some(name.to_string()),
-                    person_id: Some(person.clone()),
-                    connection: connection.to_string(),
-                    action: "adopt".into(),
-                    target_id: Some(target.clone()),
-                    detail: json!({ "matched_on": rule.view.match_attribute, "value": find.key }),
-                });
-            }
-            // A promoted person found already in the new rule's store: the
-            // old link is simply let go.
-            if let Some(conversion) = conversion {
-                resolved
-                    .outcomes
-                    .drop
-                    .push((conversion.from.rule.clone(), person.clone()));
-            }
-            if rule.hold_updates && !adopted && !changes.is_empty() {
-                report.count(Action::Held);
-                report.line(
-                    &person,
-                    "hold",
-                    format!(
-                        "update {}: held by the update guard",
-                        names(&changes).join(", ")
-                    ),
-                );
-                return;
-            }
-            link.target_id = Some(target.clone());
-            if changes.is_empty() {
-                if !adopted {
-                    report.count(Action::Unchanged);
-                }
-                report.line(
-                    &person,
-                    if adopted { "adopt" } else { "verify" },
-                    target.clone(),
-                );
-                link.written = written_of(&find.update);
-                link.state = LinkState::Synced;
-                link.error = None;
-                link.reason = None;
-                link.attempts = 0;
-                link.next_retry = None;
-                resolved.outcomes.save.push(link);
-            } else {
-                report.line(&person, "update", names(&changes).join(", "));
-                let kind = WorkKind::Update {
-                    target,
-                    changes,
-                    written: Some(written_of(&find.update)),
-                    enable: false,
-                    version,
-                };
-                resolved.work.push(Work::on(link, find.person_seq, kind));
-            }
+            let adoption = Adoption {
+                target,
+                changes,
+                version,
+            };
+            adopt(rule, find, adoption, conversion, report, resolved)
         }
         Found::CreateForbidden => {
             report.count(Action::Unsynced);
-            report.line(&person, "skip", plan::CREATE_FORBIDDEN);
+            report.line(&find.person_id, "skip", plan::CREATE_FORBIDDEN);
             link.state = LinkState::Unsynced;
             link.reason = Some(plan::CREATE_FORBIDDEN.into());
             link.error = None;
@@ -526,7 +428,7 @@ pub(super) fn found(
                 "{} differ, but updating records is not allowed on this connection",
                 names(&changes).join(", ")
             );
-            report.line(&person, "skip", reason.clone());
+            report.line(&find.person_id, "skip", reason.clone());
             link.target_id = Some(target);
             link.state = LinkState::Partial;
             link.reason = Some(reason);
@@ -537,6 +439,154 @@ pub(super) fn found(
             refuse(&mut link, error, report);
             resolved.outcomes.save.push(link);
         }
+    }
+}
+
+/// Nothing to adopt: convert the record of a promoted person, wait for
+/// another rule of a shared connection that creates the same record, or
+/// create.
+fn create(
+    rule: &Resolving<'_>,
+    find: Find,
+    attributes: Vec<Attribute>,
+    conversion: Option<&Conversion>,
+    sharing: Option<&mut Sharing>,
+    report: &mut RuleReport,
+    resolved: &mut Resolved,
+) {
+    let (name, connection) = (rule.name(), rule.connection());
+    let person = find.person_id.clone();
+    let link = rule.link_of(&person, find.person_seq);
+    if let Some(conversion) = conversion
+        && let Some(target) = conversion.from.target_id.clone()
+    {
+        report.line(
+            &person,
+            "convert",
+            format!("{target} from rule {}", conversion.from.rule),
+        );
+        let kind = WorkKind::Convert {
+            from: Box::new(conversion.from.clone()),
+            target,
+            target_type: conversion.target_type.clone(),
+            attributes,
+        };
+        let mut work = Work::on(link, find.person_seq, kind);
+        work.connection = conversion.connection.clone();
+        resolved.work.push(work);
+    } else if let Some(sharing) = sharing
+        && sharing.shared.contains(connection)
+        && !sharing
+            .creating
+            .insert((connection.to_string(), person.clone()))
+    {
+        // Another rule of this connection creates this person's record in
+        // this pass: adopt it later.
+        report.line(
+            &person,
+            "wait",
+            "another rule of the connection creates this person's record; this rule looks it up again after that",
+        );
+        let find = Find {
+            create: attributes,
+            ..find
+        };
+        sharing
+            .deferred
+            .entry(name.to_string())
+            .or_default()
+            .push(find.replan());
+    } else {
+        let set: Vec<String> = attributes
+            .iter()
+            .filter(|a| a.value != Value::Null)
+            .map(|a| a.name.clone())
+            .collect();
+        report.line(&person, "create", set.join(", "));
+        let kind = WorkKind::Create(attributes);
+        resolved.work.push(Work::on(link, find.person_seq, kind));
+    }
+}
+
+/// A record the lookup found, to link and bring up to date.
+struct Adoption {
+    target: String,
+    changes: Vec<Attribute>,
+    version: Option<String>,
+}
+
+/// Links the record found: journalled as an adoption if it was not this
+/// rule's already, and updated if it differs (unless the update guard
+/// holds the rule's updates).
+fn adopt(
+    rule: &Resolving<'_>,
+    find: Find,
+    found: Adoption,
+    conversion: Option<&Conversion>,
+    report: &mut RuleReport,
+    resolved: &mut Resolved,
+) {
+    let person = find.person_id.clone();
+    let Adoption {
+        target,
+        changes,
+        version,
+    } = found;
+    let adopted = find.existing.as_deref() != Some(target.as_str());
+    if adopted {
+        report.count(Action::Adopted);
+        resolved.adoptions.push(JournalEntry {
+            rule: Some(rule.name().to_string()),
+            person_id: Some(person.clone()),
+            connection: rule.connection().to_string(),
+            action: "adopt".into(),
+            target_id: Some(target.clone()),
+            detail: json!({ "matched_on": rule.view.match_attribute, "value": find.key }),
+        });
+    }
+    // A promoted person found already in the new rule's store: the old
+    // link is simply let go.
+    if let Some(conversion) = conversion {
+        resolved
+            .outcomes
+            .drop
+            .push((conversion.from.rule.clone(), person.clone()));
+    }
+    if rule.hold_updates && !adopted && !changes.is_empty() {
+        report.count(Action::Held);
+        let held = names(&changes).join(", ");
+        report.line(
+            &person,
+            "hold",
+            format!("update {held}: held by the update guard"),
+        );
+        return;
+    }
+    let mut link = rule.link_of(&person, find.person_seq);
+    link.target_id = Some(target.clone());
+    if changes.is_empty() {
+        if !adopted {
+            report.count(Action::Unchanged);
+        }
+        let action = if adopted { "adopt" } else { "verify" };
+        report.line(&person, action, target);
+        link.written = written_of(&find.update);
+        link.state = LinkState::Synced;
+        link.error = None;
+        link.reason = None;
+        link.attempts = 0;
+        link.next_retry = None;
+        resolved.outcomes.save.push(link);
+    } else {
+        report.line(&person, "update", names(&changes).join(", "));
+        let kind = WorkKind::Update {
+            target,
+            changes,
+            written: Some(written_of(&find.update)),
+            enable: false,
+            version,
+        };
+        resolved.work.push(Work::on(link, find.person_seq, kind));
     }
 }
 
