@@ -576,14 +576,16 @@ async fn steady_state(org: &Org, people: usize, changes: usize) -> anyhow::Resul
         // The change is made through the directory library in process, as
         // `people set` makes it, so that the clock starts at the commit
         // rather than at a process exit.
-        directory.upsert(&[PersonChange {
-            id: id.clone(),
-            enabled: None,
-            population: None,
-            groups: None,
-            attributes: [("title".to_string(), Some(title.clone()))].into(),
-            replace_attributes: false,
-        }])?;
+        directory
+            .upsert(&[PersonChange {
+                id: id.clone(),
+                enabled: None,
+                population: None,
+                groups: None,
+                attributes: [("title".to_string(), Some(title.clone()))].into(),
+                replace_attributes: false,
+            }])
+            .await?;
         let committed = Instant::now();
         loop {
             let now = org.emulator.record(lead);
@@ -1221,9 +1223,11 @@ mod tests {
     use provisioner::runtime::contract::{Attribute, Operation, StoreError, Value as V};
 
     /// Calls into the component so far, from the host's own metrics.
-    fn apply_calls() -> u64 {
+    async fn apply_calls() -> u64 {
         let db = StateDb::in_memory().unwrap();
-        let text = provisioner::status::metrics::render(&db, &[]).unwrap();
+        let text = provisioner::status::metrics::render(&db, &[])
+            .await
+            .unwrap();
         text.lines()
             .filter(|l| l.starts_with("provisioner_plugin_call_seconds_count"))
             .filter(|l| l.contains("method=\"apply\""))
@@ -1258,7 +1262,7 @@ mod tests {
                 LinkedStores::default()
             };
             let connector = org.connect(stores).await.unwrap();
-            let before = apply_calls();
+            let before = apply_calls().await;
             let applied = connector
                 .apply(vec![
                     Operation::Create {
@@ -1279,7 +1283,7 @@ mod tests {
                 ])
                 .await
                 .unwrap();
-            let entered = apply_calls() - before;
+            let entered = apply_calls().await - before;
             assert_eq!(entered, u64::from(!native), "native: {native}");
             let found = connector
                 .lookup(

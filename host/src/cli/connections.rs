@@ -9,7 +9,7 @@ use clap::Subcommand;
 use super::app::App;
 use super::render;
 use crate::runtime::contract::Capability;
-use crate::sync::links::Links;
+use crate::state::prelude::*;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ConnectionsCommand {
@@ -45,7 +45,7 @@ pub(super) enum ConnectionsCommand {
 pub(super) async fn run(app: &App<'_>, command: ConnectionsCommand) -> anyhow::Result<ExitCode> {
     match command {
         ConnectionsCommand::Test { name, json } => test(app, &name, json).await,
-        ConnectionsCommand::Resume { name } => resume(app, &name),
+        ConnectionsCommand::Resume { name } => resume(app, &name).await,
         ConnectionsCommand::Push { name, people, json } => {
             super::push::push(app, &name, &people, json).await
         }
@@ -86,13 +86,13 @@ async fn test(app: &App<'_>, name: &str, json: bool) -> anyhow::Result<ExitCode>
     }
     // PingOne's rule: a connection provisions again once a test passes.
     let (db, _) = app.state(Some(config))?;
-    if Links::new(&db).resume(name)? {
+    if db.resume(name).await? {
         println!("  quarantine lifted: the connection provisions again");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn resume(app: &App<'_>, name: &str) -> anyhow::Result<ExitCode> {
+async fn resume(app: &App<'_>, name: &str) -> anyhow::Result<ExitCode> {
     let config = app.config()?;
     if !config.connection_names().any(|n| n == name) {
         anyhow::bail!(
@@ -101,7 +101,7 @@ fn resume(app: &App<'_>, name: &str) -> anyhow::Result<ExitCode> {
         );
     }
     let (db, _) = app.state(Some(&config))?;
-    if Links::new(&db).resume(name)? {
+    if db.resume(name).await? {
         println!("resumed {name}");
     } else {
         println!("{name} was not quarantined");

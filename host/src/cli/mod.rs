@@ -191,30 +191,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::People(command) => {
             let config = app.config_if_any()?;
             let (db, schema) = app.state(config.as_ref())?;
-            people::people(&Directory::new(&db, schema), command)
+            people::people(&Directory::new(&db, schema), command).await
         }
         Command::Groups(command) => {
             let config = app.config_if_any()?;
             let (db, schema) = app.state(config.as_ref())?;
-            people::groups(&Directory::new(&db, schema), command)
+            people::groups(&Directory::new(&db, schema), command).await
         }
         Command::Plugins(command) => plugins::run(&app, command).await,
         Command::Connections(command) => connections::run(&app, command).await,
         Command::Check => check::run(&app).await,
         Command::Run(args) => daemon::run(&app, args).await,
         Command::Sync(args) => sync::run(&app, args).await,
-        Command::Status(args) => status::status(&app, args),
-        Command::Audit(args) => status::audit(&app, args),
-        Command::Retry(args) => operator::retry(&app, args),
+        Command::Status(args) => status::status(&app, args).await,
+        Command::Audit(args) => status::audit(&app, args).await,
+        Command::Retry(args) => operator::retry(&app, args).await,
         Command::ApproveRemovals { rule } => {
-            operator::approve(&app, &rule, "removals", |links, rule| {
-                links.approve_removals(rule)
-            })
+            operator::approve(&app, &rule, operator::Held::Removals).await
         }
         Command::ApproveUpdates { rule } => {
-            operator::approve(&app, &rule, "updates", |links, rule| {
-                links.approve_updates(rule)
-            })
+            operator::approve(&app, &rule, operator::Held::Updates).await
         }
     }
 }

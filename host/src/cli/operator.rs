@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::app::App;
-use crate::state::StateError;
-use crate::sync::links::Links;
+use crate::state::prelude::*;
 
 #[derive(Debug, Args)]
 pub(super) struct RetryArgs {
@@ -17,25 +16,32 @@ pub(super) struct RetryArgs {
     person: Option<String>,
 }
 
-pub(super) fn retry(app: &App<'_>, args: RetryArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn retry(app: &App<'_>, args: RetryArgs) -> anyhow::Result<ExitCode> {
     let config = app.config()?;
     let (db, _) = app.state(Some(&config))?;
-    let count = Links::new(&db).retry(args.rule.as_deref(), args.person.as_deref())?;
+    let count = db
+        .retry(args.rule.as_deref(), args.person.as_deref())
+        .await?;
     println!("{count} failed link(s) due again at the next pass");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Lets what a rule's guard holds (`what`: removals or updates) go at the
-/// next pass; exits 1 when nothing is held.
-pub(super) fn approve(
-    app: &App<'_>,
-    rule: &str,
-    what: &str,
-    approve: impl Fn(&Links<'_>, &str) -> Result<bool, StateError>,
-) -> anyhow::Result<ExitCode> {
+/// What a rule's guard holds.
+pub(super) enum Held {
+    Removals,
+    Updates,
+}
+
+/// Lets what a rule's guard holds go at the next pass; exits 1 when
+/// nothing is held.
+pub(super) async fn approve(app: &App<'_>, rule: &str, held: Held) -> anyhow::Result<ExitCode> {
     let config = app.config()?;
     let (db, _) = app.state(Some(&config))?;
-    if approve(&Links::new(&db), rule)? {
+    let (what, approved) = match held {
+        Held::Removals => ("removals", db.approve_removals(rule).await?),
+        Held::Updates => ("updates", db.approve_updates(rule).await?),
+    };
+    if approved {
         println!("approved: the held {what} of rule {rule} go out at the next pass");
         Ok(ExitCode::SUCCESS)
     } else {

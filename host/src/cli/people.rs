@@ -112,7 +112,7 @@ fn attributes(fields: &Fields) -> anyhow::Result<BTreeMap<String, Option<String>
         .collect()
 }
 
-pub(super) fn people(
+pub(super) async fn people(
     directory: &Directory<'_>,
     command: PeopleCommand,
 ) -> anyhow::Result<ExitCode> {
@@ -143,7 +143,7 @@ pub(super) fn people(
                 return Ok(ExitCode::from(1));
             }
             let changes: Vec<PersonChange> = rows.into_iter().map(|r| r.change).collect();
-            let report = directory.upsert(&changes)?;
+            let report = directory.upsert(&changes).await?;
             writeln!(
                 out,
                 "imported {}: {} created, {} changed, {} unchanged{}",
@@ -168,7 +168,7 @@ pub(super) fn people(
             fields,
             disabled,
         } => {
-            if directory.person(&id)?.is_some_and(|p| !p.deleted) {
+            if directory.person(&id).await?.is_some_and(|p| !p.deleted) {
                 anyhow::bail!("person {id:?} already exists; use `provisioner people set`");
             }
             let change = PersonChange {
@@ -179,7 +179,7 @@ pub(super) fn people(
                 attributes: attributes(&fields)?,
                 replace_attributes: true,
             };
-            directory.upsert(&[change])?;
+            directory.upsert(&[change]).await?;
             writeln!(out, "added {id}")?;
             Ok(ExitCode::SUCCESS)
         }
@@ -189,7 +189,7 @@ pub(super) fn people(
             unset,
             no_population,
         } => {
-            let Some(person) = directory.person(&id)?.filter(|p| !p.deleted) else {
+            let Some(person) = directory.person(&id).await?.filter(|p| !p.deleted) else {
                 anyhow::bail!("no person {id:?} in the directory");
             };
             let mut attributes = attributes(&fields)?;
@@ -207,14 +207,16 @@ pub(super) fn people(
             } else {
                 fields.population.clone().map(Some)
             };
-            let report = directory.upsert(&[PersonChange {
-                id: id.clone(),
-                enabled: None,
-                population,
-                groups,
-                attributes,
-                replace_attributes: false,
-            }])?;
+            let report = directory
+                .upsert(&[PersonChange {
+                    id: id.clone(),
+                    enabled: None,
+                    population,
+                    groups,
+                    attributes,
+                    replace_attributes: false,
+                }])
+                .await?;
             writeln!(
                 out,
                 "{} {id}",
@@ -227,7 +229,7 @@ pub(super) fn people(
             Ok(ExitCode::SUCCESS)
         }
         PeopleCommand::Disable { id } => {
-            let changed = directory.set_enabled(&id, false)?;
+            let changed = directory.set_enabled(&id, false).await?;
             writeln!(
                 out,
                 "{} {id}",
@@ -240,7 +242,7 @@ pub(super) fn people(
             Ok(ExitCode::SUCCESS)
         }
         PeopleCommand::Enable { id } => {
-            let changed = directory.set_enabled(&id, true)?;
+            let changed = directory.set_enabled(&id, true).await?;
             writeln!(
                 out,
                 "{} {id}",
@@ -253,7 +255,7 @@ pub(super) fn people(
             Ok(ExitCode::SUCCESS)
         }
         PeopleCommand::Delete { id } => {
-            directory.delete(&id)?;
+            directory.delete(&id).await?;
             writeln!(
                 out,
                 "deleted {id}; their records are removed at the next sync, as the preferences allow"
@@ -262,7 +264,8 @@ pub(super) fn people(
         }
         PeopleCommand::List { json } => {
             let people: Vec<_> = directory
-                .people()?
+                .people()
+                .await?
                 .into_iter()
                 .filter(|p| !p.deleted)
                 .collect();
@@ -289,7 +292,7 @@ pub(super) fn people(
             Ok(ExitCode::SUCCESS)
         }
         PeopleCommand::Show { id, json } => {
-            let Some(person) = directory.person(&id)?.filter(|p| !p.deleted) else {
+            let Some(person) = directory.person(&id).await?.filter(|p| !p.deleted) else {
                 anyhow::bail!("no person {id:?} in the directory");
             };
             if json {
@@ -320,14 +323,14 @@ pub(super) fn people(
     }
 }
 
-pub(super) fn groups(
+pub(super) async fn groups(
     directory: &Directory<'_>,
     command: GroupsCommand,
 ) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
         GroupsCommand::AddMember { group, person } => {
-            let changed = directory.add_member(&group, &person)?;
+            let changed = directory.add_member(&group, &person).await?;
             writeln!(
                 out,
                 "{} {person} {} {group}",
@@ -336,7 +339,7 @@ pub(super) fn groups(
             )?;
         }
         GroupsCommand::RemoveMember { group, person } => {
-            let changed = directory.remove_member(&group, &person)?;
+            let changed = directory.remove_member(&group, &person).await?;
             writeln!(
                 out,
                 "{} {person} {} {group}",
@@ -346,7 +349,7 @@ pub(super) fn groups(
         }
         GroupsCommand::List { json } => {
             let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for person in directory.people()?.into_iter().filter(|p| !p.deleted) {
+            for person in directory.people().await?.into_iter().filter(|p| !p.deleted) {
                 for group in &person.groups {
                     groups
                         .entry(group.clone())

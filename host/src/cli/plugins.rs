@@ -9,7 +9,7 @@ use clap::Subcommand;
 use super::app::App;
 use super::render;
 use crate::runtime::contract::AuthScheme;
-use crate::sync::links::Links;
+use crate::state::prelude::*;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum PluginsCommand {
@@ -93,7 +93,7 @@ async fn list(app: &App<'_>, json: bool) -> anyhow::Result<ExitCode> {
     let (_runtime, plugins) = app.plugins(config.as_ref()).await?;
     // What a running host serves, if one has recorded it.
     let in_use = match app.existing_state(config.as_ref()) {
-        Ok(Some(db)) => Links::new(&db).plugins_in_use()?,
+        Ok(Some(db)) => db.plugins_in_use().await?,
         _ => Default::default(),
     };
     render::plugin_list(&plugins, &in_use, json)?;

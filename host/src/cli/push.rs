@@ -18,9 +18,10 @@ use crate::config::{Rule, RuleSet};
 use crate::directory::import::{self, Format};
 use crate::directory::{Directory, PersonChange};
 use crate::runtime::contract::StoreError;
+use crate::state::prelude::*;
 use crate::state::{StateDb, StateError};
 use crate::sync::engine::{PassOptions, RuleStatus};
-use crate::sync::links::{LinkState, Links};
+use crate::sync::links::LinkState;
 
 /// The rule the pass runs: everyone in the file who is enabled, with the
 /// connector's default mappings.
@@ -102,7 +103,7 @@ pub(super) async fn push(
         );
     }
     let people: Vec<PersonChange> = rows.into_iter().map(|row| row.change).collect();
-    directory.upsert(&people)?;
+    directory.upsert(&people).await?;
 
     let Some(connection) = config.connection_names().find(|n| *n == name) else {
         anyhow::bail!(
@@ -132,7 +133,7 @@ pub(super) async fn push(
     if let Some(RuleStatus::Failed(reason) | RuleStatus::Quarantined(reason)) = status {
         anyhow::bail!("pushing people through connection {name}: {reason}");
     }
-    let report = results(engine.db(), &people)?;
+    let report = results(engine.db(), &people).await?;
     let plugin = engine.config().plugin_of(name).unwrap_or_default();
     let version = engine
         .plugins()
@@ -150,12 +151,12 @@ pub(super) async fn push(
 
 /// What the pass did to each person, read from the links and the journal
 /// it wrote.
-fn results(db: &StateDb, people: &[PersonChange]) -> Result<PushReport, StateError> {
-    let links = Links::new(db);
-    let linked = links.of_rule(RULE)?;
+async fn results(db: &dyn Store, people: &[PersonChange]) -> Result<PushReport, StateError> {
+    let links = db;
+    let linked = links.of_rule(RULE).await?;
     let mut journal: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
     let limit = people.len().saturating_mul(4).saturating_add(16);
-    for entry in links.journal(None, Some(RULE), None, limit)? {
+    for entry in links.journal(None, Some(RULE), None, limit).await? {
         if let Some(person) = entry["person"].as_str() {
             journal.entry(person.to_string()).or_default().push(entry);
         }

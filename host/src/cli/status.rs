@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use super::app::App;
 use super::render;
 use crate::directory::Directory;
+use crate::state::prelude::*;
 use crate::status::model;
-use crate::sync::links::Links;
 
 #[derive(Debug, Args)]
 pub(super) struct StatusArgs {
@@ -54,43 +54,45 @@ pub(super) struct AuditArgs {
     json: bool,
 }
 
-pub(super) fn status(app: &App<'_>, args: StatusArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn status(app: &App<'_>, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let config = app.config()?;
     let (db, schema) = app.state(Some(&config))?;
     let rules = config.rules(&schema);
     match args.what {
         Some(StatusCommand::Person { id_or_email, json }) => {
             let directory = Directory::new(&db, schema.clone());
-            let Some(person) = model::find_person(&directory, &id_or_email)? else {
+            let Some(person) = model::find_person(&directory, &id_or_email).await? else {
                 anyhow::bail!("no person with id or email {id_or_email:?}");
             };
-            let status = model::person(&db, &rules, person)?;
+            let status = model::person(&db, &rules, person).await?;
             render::person_status(&status, args.json || json)?;
         }
         None if args.failures => {
-            let failures = model::failures(&db, &schema, model::FAILURES_LISTED)?;
+            let failures = model::failures(&db, &schema, model::FAILURES_LISTED).await?;
             render::failures(&failures, args.json)?;
         }
         None => {
-            let overview = model::overview(&db, &schema, &config, &rules)?;
+            let overview = model::overview(&db, &schema, &config, &rules).await?;
             render::overview(&overview, args.json)?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn audit(app: &App<'_>, args: AuditArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn audit(app: &App<'_>, args: AuditArgs) -> anyhow::Result<ExitCode> {
     let config = app.config()?;
     let (db, _) = app.state(Some(&config))?;
     let since = args
         .since
         .map(|d| crate::state::now_ms() - d.as_millis() as i64);
-    let entries = Links::new(&db).journal(
-        args.person.as_deref(),
-        args.rule.as_deref(),
-        since,
-        args.limit,
-    )?;
+    let entries = db
+        .journal(
+            args.person.as_deref(),
+            args.rule.as_deref(),
+            since,
+            args.limit,
+        )
+        .await?;
     render::audit(&entries, args.json)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -32,7 +32,7 @@ pub(super) struct SyncArgs {
 pub(super) async fn run(app: &App<'_>, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let engine = app.engine().await?;
     if !args.dry_run {
-        crate::sync::daemon::record_plugins(&engine);
+        crate::sync::daemon::record_plugins(&engine).await;
     }
     let bar = render::progress_bar(args.json);
     if let Some(bar) = bar.clone() {
@@ -52,7 +52,7 @@ pub(super) async fn run(app: &App<'_>, args: SyncArgs) -> anyhow::Result<ExitCod
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let buckets = engine.buckets()?;
+    let buckets = engine.buckets().await?;
     render::sync_report(&report, &buckets, args.json)?;
     let troubled = report.rules.iter().any(|r| {
         matches!(

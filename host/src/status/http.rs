@@ -36,12 +36,11 @@ use tokio::sync::Notify;
 use super::{model, page};
 use crate::config::{Config, RuleSet};
 use crate::directory::{AttributeSchema, Directory};
-use crate::state::StateDb;
-use crate::sync::links::Links;
+use crate::state::prelude::*;
 
 /// What the handlers share.
 pub struct StatusState {
-    pub db: Arc<StateDb>,
+    pub db: Arc<dyn Store>,
     pub config: Arc<Config>,
     pub rules: Arc<RuleSet>,
     pub schema: AttributeSchema,
@@ -286,7 +285,7 @@ pub async fn serve(
 }
 
 async fn index(State(state): State<Shared>) -> Response {
-    match model::overview(&state.db, &state.schema, &state.config, &state.rules) {
+    match model::overview(&*state.db, &state.schema, &state.config, &state.rules).await {
         Ok(overview) => {
             Html(page::render(&overview, state.token.is_some()).into_string()).into_response()
         }
@@ -295,11 +294,7 @@ async fn index(State(state): State<Shared>) -> Response {
 }
 
 async fn health(State(state): State<Shared>) -> Response {
-    match state
-        .db
-        .lock()
-        .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-    {
+    match state.db.ping().await {
         Ok(_) => Json(json!({ "status": "ok" })).into_response(),
         Err(error) => problem(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -310,7 +305,7 @@ async fn health(State(state): State<Shared>) -> Response {
 
 async fn metrics(State(state): State<Shared>) -> Response {
     let connections: Vec<String> = state.config.connection_names().map(String::from).collect();
-    match super::metrics::render(&state.db, &connections) {
+    match super::metrics::render(&*state.db, &connections).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,
@@ -324,23 +319,23 @@ async fn metrics(State(state): State<Shared>) -> Response {
 }
 
 async fn status(State(state): State<Shared>) -> Response {
-    match model::overview(&state.db, &state.schema, &state.config, &state.rules) {
+    match model::overview(&*state.db, &state.schema, &state.config, &state.rules).await {
         Ok(overview) => Json(overview).into_response(),
         Err(error) => internal(error),
     }
 }
 
 async fn failures(State(state): State<Shared>) -> Response {
-    match model::failures(&state.db, &state.schema, model::FAILURES_LISTED) {
+    match model::failures(&*state.db, &state.schema, model::FAILURES_LISTED).await {
         Ok(failures) => Json(failures).into_response(),
         Err(error) => internal(error),
     }
 }
 
 async fn person(State(state): State<Shared>, Path(id): Path<String>) -> Response {
-    let directory = Directory::new(&state.db, state.schema.clone());
-    match model::find_person(&directory, &id) {
-        Ok(Some(person)) => match model::person(&state.db, &state.rules, person) {
+    let directory = Directory::new(&*state.db, state.schema.clone());
+    match model::find_person(&directory, &id).await {
+        Ok(Some(person)) => match model::person(&*state.db, &state.rules, person).await {
             Ok(status) => Json(status).into_response(),
             Err(error) => internal(error),
         },
@@ -359,12 +354,16 @@ struct AuditQuery {
 }
 
 async fn audit(State(state): State<Shared>, Query(query): Query<AuditQuery>) -> Response {
-    match Links::new(&state.db).journal(
-        query.person.as_deref(),
-        query.rule.as_deref(),
-        query.since,
-        query.limit.unwrap_or(100).min(10_000),
-    ) {
+    match state
+        .db
+        .journal(
+            query.person.as_deref(),
+            query.rule.as_deref(),
+            query.since,
+            query.limit.unwrap_or(100).min(10_000),
+        )
+        .await
+    {
         Ok(entries) => Json(entries).into_response(),
         Err(error) => internal(error),
     }
@@ -378,7 +377,11 @@ struct RetryBody {
 
 async fn retry(State(state): State<Shared>, body: Option<Json<RetryBody>>) -> Response {
     let body = body.map(|b| b.0).unwrap_or_default();
-    match Links::new(&state.db).retry(body.rule.as_deref(), body.person.as_deref()) {
+    match state
+        .db
+        .retry(body.rule.as_deref(), body.person.as_deref())
+        .await
+    {
         Ok(due) => {
             state.kick.notify_one();
             Json(json!({ "due": due })).into_response()
@@ -391,7 +394,7 @@ async fn resume(State(state): State<Shared>, Path(name): Path<String>) -> Respon
     if !state.config.connection_names().any(|n| n == name) {
         return problem(StatusCode::NOT_FOUND, format!("no connection {name:?}"));
     }
-    match Links::new(&state.db).resume(&name) {
+    match state.db.resume(&name).await {
         Ok(resumed) => {
             state.kick.notify_one();
             Json(json!({ "resumed": resumed })).into_response()
@@ -401,26 +404,24 @@ async fn resume(State(state): State<Shared>, Path(name): Path<String>) -> Respon
 }
 
 async fn approve_removals(State(state): State<Shared>, Path(name): Path<String>) -> Response {
-    approve(&state, &name, "removals", |links, rule| {
-        links.approve_removals(rule)
-    })
+    let approved = state.db.approve_removals(&name).await;
+    approval(&state, &name, "removals", approved)
 }
 
 async fn approve_updates(State(state): State<Shared>, Path(name): Path<String>) -> Response {
-    approve(&state, &name, "updates", |links, rule| {
-        links.approve_updates(rule)
-    })
+    let approved = state.db.approve_updates(&name).await;
+    approval(&state, &name, "updates", approved)
 }
 
-/// Lets what a rule's guard holds (`what`) go at the next pass, which it
-/// starts at once.
-fn approve(
+/// The answer to an approval of what a rule's guard holds (`what`), which
+/// goes at the next pass, started at once.
+fn approval(
     state: &Shared,
     name: &str,
     what: &str,
-    approve: impl Fn(&Links<'_>, &str) -> Result<bool, crate::state::StateError>,
+    approved: Result<bool, crate::state::StateError>,
 ) -> Response {
-    match approve(&Links::new(&state.db), name) {
+    match approved {
         Ok(true) => {
             state.kick.notify_one();
             Json(json!({ "approved": true })).into_response()

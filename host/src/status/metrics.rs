@@ -18,7 +18,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::state::{StateDb, StateError};
+use crate::state::StateError;
+use crate::state::prelude::*;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Connection {
@@ -118,7 +119,7 @@ pub fn plugin_call(plugin: &str, method: &str, seconds: f64) {
 }
 
 /// The whole exposition, in the Prometheus text format.
-pub fn render(db: &StateDb, connections: &[String]) -> Result<String, StateError> {
+pub async fn render(db: &dyn Store, connections: &[String]) -> Result<String, StateError> {
     let mut registry = Registry::with_prefix("provisioner");
     registry.register(
         "target_requests",
@@ -154,68 +155,29 @@ pub fn render(db: &StateDb, connections: &[String]) -> Result<String, StateError
     let actions: Family<Action, Counter> = Family::default();
     let quarantined: Family<Connection, Gauge> = Family::default();
     let links: Family<LinkLabels, Gauge> = Family::default();
-    {
-        let connection = db.lock();
-        let fail = |e| db.error(e);
-        let mut statement = connection
-            .prepare("SELECT connection, action, COALESCE(outcome, 'pending'), COUNT(*) FROM journal GROUP BY 1, 2, 3")
-            .map_err(fail)?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
+    for (connection, kind, result, count) in db.journal_counts().await? {
+        actions
+            .get_or_create(&Action {
+                connection,
+                kind,
+                result,
             })
-            .map_err(fail)?;
-        for row in rows {
-            let (connection, kind, result, count) = row.map_err(fail)?;
-            actions
-                .get_or_create(&Action {
-                    connection,
-                    kind,
-                    result,
-                })
-                .inc_by(count as u64);
-        }
-        for name in connections {
-            quarantined
-                .get_or_create(&Connection {
-                    connection: name.clone(),
-                })
-                .set(0);
-        }
-        let mut statement = connection
-            .prepare("SELECT connection FROM quarantine")
-            .map_err(fail)?;
-        let rows = statement
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(fail)?;
-        for row in rows {
-            quarantined
-                .get_or_create(&Connection {
-                    connection: row.map_err(fail)?,
-                })
-                .set(1);
-        }
-        let mut statement = connection
-            .prepare("SELECT rule, state, COUNT(*) FROM links GROUP BY 1, 2")
-            .map_err(fail)?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
+            .inc_by(count);
+    }
+    let held = db.quarantines().await?;
+    for name in connections {
+        let value = i64::from(held.contains_key(name));
+        quarantined
+            .get_or_create(&Connection {
+                connection: name.clone(),
             })
-            .map_err(fail)?;
-        for row in rows {
-            let (rule, state, count) = row.map_err(fail)?;
-            links.get_or_create(&LinkLabels { rule, state }).set(count);
-        }
+            .set(value);
+    }
+    for (rule, state, count) in db.count_states().await? {
+        let state = state.as_str().to_string();
+        links
+            .get_or_create(&LinkLabels { rule, state })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
     registry.register(
         "actions",
@@ -231,7 +193,7 @@ pub fn render(db: &StateDb, connections: &[String]) -> Result<String, StateError
 
     let mut text = String::new();
     encode(&mut text, &registry).map_err(|e| StateError::Io {
-        path: db.path().to_path_buf(),
+        path: db.describe().into(),
         reason: format!("encoding metrics: {e}"),
     })?;
     Ok(text)

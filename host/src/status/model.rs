@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::config::rules::{Guard, Scope};
 use crate::config::{Config, RuleSet};
 use crate::directory::{AttributeSchema, Directory, DirectoryError, Person};
-use crate::state::{StateDb, StateError};
-use crate::sync::links::{Link, LinkState, Links};
+use crate::state::StateError;
+use crate::state::prelude::*;
+use crate::sync::links::{Link, LinkState};
 
 /// PingOne's buckets for one rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -176,17 +176,34 @@ pub fn explain_scope(scope: &Scope, person: &Person) -> (bool, String) {
 }
 
 /// Reads the overview.
-pub fn overview(
-    db: &StateDb,
+pub async fn overview(
+    db: &dyn Store,
     schema: &AttributeSchema,
     config: &Config,
     rules: &RuleSet,
 ) -> Result<Overview, DirectoryError> {
-    let links = Links::new(db);
-    // Status answers from aggregates, so that it costs at a million people
-    // what it costs at a thousand.
+    let (counts, pending) = counts(db, schema, rules).await?;
+    let quarantine = db.quarantines().await?;
+    let summaries = summaries(db, rules, &counts, &pending, &quarantine).await?;
+    let connections = connections(db, config, &quarantine).await?;
+    Ok(Overview {
+        rules: summaries,
+        connections,
+        failures: failures(db, schema, FAILURES_LISTED).await?,
+        failures_total: counts.values().map(|c| c.failed).sum(),
+        recent: db.journal(None, None, None, 20).await?,
+    })
+}
+
+/// PingOne's buckets and the pending work, by rule, from aggregates, so
+/// that status costs at a million people what it costs at a thousand.
+async fn counts(
+    db: &dyn Store,
+    schema: &AttributeSchema,
+    rules: &RuleSet,
+) -> Result<(BTreeMap<String, Counts>, BTreeMap<String, u64>), DirectoryError> {
     let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
-    for (rule, state, count) in links.count_states()? {
+    for (rule, state, count) in db.count_states().await? {
         counts.entry(rule).or_default().add(state, count);
     }
     // People in scope that no attempt has reached yet (a pass that has not
@@ -194,18 +211,14 @@ pub fn overview(
     // buckets always add up to everyone the rule is for. Only people some
     // active rule has no link for are read: in the steady state, nobody.
     let directory = Directory::new(db, schema.clone());
-    let mut pending = links.pending_counts()?;
-    let held_updates = links.held_updates()?;
+    let mut pending = db.pending_counts().await?;
     for (name, rule) in rules.rules.iter().filter(|(_, r)| r.active) {
-        let unlinked = links.unlinked(name)?;
+        let unlinked = db.unlinked(name).await?;
         if unlinked.is_empty() {
             continue;
         }
-        let waiting = directory
-            .people_among(&unlinked)?
-            .iter()
-            .filter(|p| rule.scope.contains(p))
-            .count() as u64;
+        let people = directory.people_among(&unlinked).await?;
+        let waiting = people.iter().filter(|p| rule.scope.contains(p)).count() as u64;
         if waiting > 0 {
             let counts = counts.entry(name.clone()).or_default();
             counts.impacted += waiting;
@@ -213,88 +226,21 @@ pub fn overview(
             *pending.entry(name.clone()).or_default() += waiting;
         }
     }
-    let connection = db.lock();
-    let fail = |e| db.error(e);
-    let mut last: BTreeMap<String, (Option<i64>, Option<String>)> = BTreeMap::new();
-    {
-        let mut statement = connection
-            .prepare("SELECT name, last_finished, last_error FROM rules")
-            .map_err(fail)?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<i64>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })
-            .map_err(fail)?;
-        for row in rows {
-            let (name, finished, error) = row.map_err(fail)?;
-            last.insert(name, (finished, error));
-        }
-    }
-    let mut quarantine: BTreeMap<String, String> = BTreeMap::new();
-    {
-        let mut statement = connection
-            .prepare("SELECT connection, reason FROM quarantine")
-            .map_err(fail)?;
-        let rows = statement
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(fail)?;
-        for row in rows {
-            let (name, reason) = row.map_err(fail)?;
-            quarantine.insert(name, reason);
-        }
-    }
-    let mut guards: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    {
-        let mut statement = connection
-            .prepare("SELECT rule, planned, linked FROM guards WHERE approved = 0")
-            .map_err(fail)?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
-            .map_err(fail)?;
-        for row in rows {
-            let (rule, planned, linked) = row.map_err(fail)?;
-            guards.insert(rule, (planned as u64, linked as u64));
-        }
-    }
-    let mut usage: BTreeMap<String, ApiUsage> = BTreeMap::new();
-    {
-        let mut statement = connection
-            .prepare("SELECT connection, used, max, at FROM usage")
-            .map_err(fail)?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .map_err(fail)?;
-        for row in rows {
-            let (name, used, max, at) = row.map_err(fail)?;
-            usage.insert(
-                name,
-                ApiUsage {
-                    used: used as u64,
-                    max: max as u64,
-                    at,
-                },
-            );
-        }
-    }
-    drop(connection);
+    Ok((counts, pending))
+}
 
+/// Each rule's line: its standing and why, its last pass, its counts and
+/// its guards; a broken rule's too.
+async fn summaries(
+    db: &dyn Store,
+    rules: &RuleSet,
+    counts: &BTreeMap<String, Counts>,
+    pending: &BTreeMap<String, u64>,
+    quarantine: &BTreeMap<String, String>,
+) -> Result<Vec<RuleSummary>, StateError> {
+    let last = db.rule_runs().await?;
+    let held_removals = db.held_removals().await?;
+    let held_updates = db.held_updates().await?;
     let mut summaries = Vec::new();
     for (name, rule) in &rules.rules {
         let (last_sync, last_error) = last.get(name).cloned().unwrap_or((None, None));
@@ -315,7 +261,7 @@ pub fn overview(
             reason,
             last_sync,
             counts: counts.get(name).cloned().unwrap_or_default(),
-            held_removals: guards.get(name).copied(),
+            held_removals: held_removals.get(name).copied(),
             removal_guard: Some(rule.removal_guard),
             held_updates: held_updates.get(name).copied(),
             update_guard: Some(rule.update_guard),
@@ -338,10 +284,21 @@ pub fn overview(
             pending: pending.get(name).copied().unwrap_or_default(),
         });
     }
-    let in_use = links.plugins_in_use()?;
-    let clashes = links.plugin_clashes()?;
-    let refusals = links.plugin_refusals()?;
-    let connections = config
+    Ok(summaries)
+}
+
+/// Each connection's health: its plugin as the running host found it,
+/// quarantine, and the API usage its connector last reported.
+async fn connections(
+    db: &dyn Store,
+    config: &Config,
+    quarantine: &BTreeMap<String, String>,
+) -> Result<Vec<ConnectionHealth>, StateError> {
+    let in_use = db.plugins_in_use().await?;
+    let clashes = db.plugin_clashes().await?;
+    let refusals = db.plugin_refusals().await?;
+    let usage = db.usage().await?;
+    Ok(config
         .connection_names()
         .map(|name| {
             let plugin = config.plugin_of(name).unwrap_or_default();
@@ -365,32 +322,27 @@ pub fn overview(
                     health.into()
                 },
                 quarantined,
-                api_usage: usage.get(name).cloned(),
+                api_usage: usage
+                    .get(name)
+                    .map(|&(used, max, at)| ApiUsage { used, max, at }),
             }
         })
-        .collect();
-    let failures = failures(db, schema, FAILURES_LISTED)?;
-    Ok(Overview {
-        rules: summaries,
-        connections,
-        failures,
-        failures_total: counts.values().map(|c| c.failed).sum(),
-        recent: links.journal(None, None, None, 20)?,
-    })
+        .collect())
 }
 
 /// The first `limit` failures, by rule and person, each with the
 /// person's email for the operator to recognise them.
-pub fn failures(
-    db: &StateDb,
+pub async fn failures(
+    db: &dyn Store,
     schema: &AttributeSchema,
     limit: usize,
 ) -> Result<Vec<Failure>, DirectoryError> {
-    let failed = Links::new(db).failed(limit)?;
+    let failed = db.failed(limit).await?;
     let ids: std::collections::BTreeSet<String> =
         failed.iter().map(|l| l.person_id.clone()).collect();
     let emails: BTreeMap<String, String> = Directory::new(db, schema.clone())
-        .people_among(&ids)?
+        .people_among(&ids)
+        .await?
         .into_iter()
         .filter_map(|p| Some((p.id, p.attributes.get("email")?.clone())))
         .collect();
@@ -464,20 +416,22 @@ fn plugin_health(
 }
 
 /// Finds a person by id or by email, ignoring case for the email.
-pub fn find_person(
+pub async fn find_person(
     directory: &Directory<'_>,
     id_or_email: &str,
 ) -> Result<Option<Person>, StateError> {
-    let people = directory.people().map_err(|e| match e {
+    let state = |e| match e {
         crate::directory::DirectoryError::State(s) => s,
         other => StateError::Io {
             path: Default::default(),
             reason: other.to_string(),
         },
-    })?;
-    if let Some(person) = people.iter().find(|p| p.id == id_or_email) {
-        return Ok(Some(person.clone()));
+    };
+    // By id, one read; only an email reads everyone.
+    if let Some(person) = directory.person(id_or_email).await.map_err(state)? {
+        return Ok(Some(person));
     }
+    let people = directory.people().await.map_err(state)?;
     Ok(people.into_iter().find(|p| {
         p.attributes
             .get("email")
@@ -486,29 +440,13 @@ pub fn find_person(
 }
 
 /// One person across every rule.
-pub fn person(db: &StateDb, rules: &RuleSet, person: Person) -> Result<PersonStatus, StateError> {
-    let links = Links::new(db);
+pub async fn person(
+    db: &dyn Store,
+    rules: &RuleSet,
+    person: Person,
+) -> Result<PersonStatus, StateError> {
+    let linked = db.of_person(&person.id).await?;
     let mut out = Vec::new();
-    let linked: BTreeMap<String, Link> = {
-        let connection = db.lock();
-        let mut statement = connection
-            .prepare("SELECT rule FROM links WHERE person_id = ?1")
-            .map_err(|e| db.error(e))?;
-        let names: Vec<String> = statement
-            .query_map(params![person.id], |r| r.get(0))
-            .map_err(|e| db.error(e))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(|e| db.error(e))?;
-        drop(statement);
-        drop(connection);
-        let mut map = BTreeMap::new();
-        for name in names {
-            if let Some(link) = links.of_rule(&name)?.remove(&person.id) {
-                map.insert(name, link);
-            }
-        }
-        map
-    };
     for (name, rule) in &rules.rules {
         let (in_scope, scope) = explain_scope(&rule.scope, &person);
         out.push(PersonRule {
@@ -517,7 +455,7 @@ pub fn person(db: &StateDb, rules: &RuleSet, person: Person) -> Result<PersonSta
             in_scope,
             scope,
             link: linked.get(name).cloned(),
-            trace: links.journal(Some(&person.id), Some(name), None, 10)?,
+            trace: db.journal(Some(&person.id), Some(name), None, 10).await?,
         });
     }
     Ok(PersonStatus { person, rules: out })
@@ -529,9 +467,9 @@ mod tests {
     use crate::directory::PersonChange;
     use crate::sync::links::LinkError;
 
-    #[test]
-    fn failures_are_read_alone_and_capped_with_their_people_s_email() {
-        let db = StateDb::in_memory().unwrap();
+    #[tokio::test]
+    async fn failures_are_read_alone_and_capped_with_their_people_s_email() {
+        let db = crate::state::StateDb::in_memory().unwrap();
         let schema = AttributeSchema::default();
         let people: Vec<PersonChange> = ["p1", "p2", "p3"]
             .iter()
@@ -541,7 +479,10 @@ mod tests {
                 ..PersonChange::default()
             })
             .collect();
-        Directory::new(&db, schema.clone()).upsert(&people).unwrap();
+        Directory::new(&db, schema.clone())
+            .upsert(&people)
+            .await
+            .unwrap();
         let link = |person: &str, state: LinkState| {
             let mut link = Link::new("r", person, "c");
             link.state = state;
@@ -560,9 +501,9 @@ mod tests {
             link("p1", LinkState::Failed),
             link("p2", LinkState::Synced),
         ];
-        Links::new(&db).commit(&links, &[], &[]).unwrap();
+        db.commit(&links, &[], &[]).await.unwrap();
 
-        let all = failures(&db, &schema, 10).unwrap();
+        let all = failures(&db, &schema, 10).await.unwrap();
         let people: Vec<(&str, Option<&str>)> = all
             .iter()
             .map(|f| (f.person.as_str(), f.email.as_deref()))
@@ -573,7 +514,7 @@ mod tests {
         );
         assert_eq!(all[0].message, "p1 is refused");
         assert_eq!(all[0].code.as_deref(), Some("INVALID_EMAIL_ADDRESS"));
-        let first = failures(&db, &schema, 1).unwrap();
+        let first = failures(&db, &schema, 1).await.unwrap();
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].person, "p1");
     }

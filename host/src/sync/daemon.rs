@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::engine::{Action, Engine, EngineError, PassOptions, PassReport};
-use super::links::{Links, PluginRecord};
+use super::links::PluginRecord;
 use crate::directory::Directory;
 use crate::state::now_ms;
 use notify::Watcher;
@@ -117,7 +117,7 @@ impl Hangup {
 
 /// Records the plugins serving now, for every status view: the daemon at
 /// start and after every reload, a one-shot sync when it runs.
-pub(crate) fn record_plugins(engine: &Engine) {
+pub(crate) async fn record_plugins(engine: &Engine) {
     let snapshot = engine.plugins().snapshot();
     let clashes: std::collections::BTreeMap<String, Vec<String>> = snapshot
         .clashes
@@ -142,7 +142,11 @@ pub(crate) fn record_plugins(engine: &Engine) {
         .iter()
         .map(|r| (r.path.display().to_string(), r.reason.clone()))
         .collect();
-    if let Err(error) = Links::new(engine.db()).record_plugins(&plugins, &clashes, &refused) {
+    if let Err(error) = engine
+        .db()
+        .record_plugins(&plugins, &clashes, &refused)
+        .await
+    {
         tracing::warn!(%error, "could not record the plugins in use");
     }
 }
@@ -155,7 +159,7 @@ async fn reload(engine: &Engine, why: &str) -> bool {
             if report.changed() || !report.refused.is_empty() {
                 tracing::info!(trigger = why, loaded = ?report.loaded, removed = ?report.removed, refused = ?report.refused, "plugins reloaded");
             }
-            record_plugins(engine);
+            record_plugins(engine).await;
             report.changed()
         }
         Err(error) => {
@@ -271,11 +275,11 @@ pub async fn run(
         hangup,
     } = shutdown;
     let directory = || Directory::new(engine.db(), engine.schema().clone());
-    let mut seen = directory().last_seq()?;
+    let mut seen = directory().last_seq().await?;
     let mut last_full = Instant::now();
     let mut last_drift = Instant::now();
     let mut next: Option<(&'static str, PassOptions)> = Some(("startup", PassOptions::default()));
-    record_plugins(&engine);
+    record_plugins(&engine).await;
     // Reloads run beside the passes: a pass keeps the plugins it bound at
     // its start, and the next pass binds whatever serves then.
     let swapped = Arc::new(tokio::sync::Notify::new());
@@ -291,8 +295,7 @@ pub async fn run(
     // than at the next poll. The poll stays, for file systems without
     // events.
     let written = Arc::new(tokio::sync::Notify::new());
-    let _state_watcher = {
-        let state = engine.db().path().to_path_buf();
+    let _state_watcher = engine.db().change_file().and_then(|state| {
         let name = state
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -309,7 +312,7 @@ pub async fn run(
                 "directory changes are seen at the next poll",
             )
         })
-    };
+    });
     tracing::info!(
         interval_s = schedule.interval.as_secs(),
         "provisioner is running; following the directory"
@@ -353,7 +356,7 @@ pub async fn run(
                 return Ok(());
             }
         }
-        let seq = directory().last_seq()?;
+        let seq = directory().last_seq().await?;
         if last_drift.elapsed() >= schedule.drift_interval {
             last_drift = Instant::now();
             last_full = Instant::now();
@@ -374,12 +377,12 @@ pub async fn run(
             continue;
         }
         let mut people: BTreeSet<String> = if seq > seen {
-            directory().changed_since(seen)?
+            directory().changed_since(seen).await?
         } else {
             BTreeSet::new()
         };
         seen = seq;
-        people.extend(Links::new(engine.db()).due(now_ms())?);
+        people.extend(engine.db().due(now_ms()).await?);
         if !people.is_empty() {
             tracing::debug!(people = people.len(), "directory changed");
             next = Some((

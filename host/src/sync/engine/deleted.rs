@@ -7,7 +7,7 @@ use super::sharing::Sharing;
 use super::work::{Work, WorkKind};
 use super::{Engine, EngineError};
 use crate::config::{Cause, RemoveAction};
-use crate::sync::links::{JournalEntry, LinkState, Links};
+use crate::sync::links::{JournalEntry, LinkState};
 use serde_json::json;
 
 impl Engine {
@@ -21,8 +21,8 @@ impl Engine {
         dry_run: bool,
         sharing: &mut Sharing,
     ) -> Result<(RuleReport, Vec<Work>), EngineError> {
-        let links = Links::new(&self.db);
-        let rule_links = links.of_rule(rule)?;
+        let links = &*self.db;
+        let rule_links = links.of_rule(rule).await?;
         let mut rule_report = RuleReport::new(rule, connection);
         rule_report.status = Some(RuleStatus::Deleted);
         let mut work = Vec::new();
@@ -62,7 +62,9 @@ impl Engine {
                         Some(Work::on(link, None, kind))
                     })
                     .collect();
-                work = self.hand_over(removals, sharing, dry_run, &mut rule_report)?;
+                work = self
+                    .hand_over(removals, sharing, dry_run, &mut rule_report)
+                    .await?;
                 for removal in &work {
                     let target = removal.base.target_id.as_deref().unwrap_or_default();
                     rule_report.line(
@@ -79,18 +81,20 @@ impl Engine {
                     "the rule was deleted; its records stay (deprovision_on_rule_deletion is off)",
                 );
                 if !dry_run {
-                    links.journal_note(
-                        &JournalEntry {
-                            rule: Some(rule.to_string()),
-                            person_id: None,
-                            connection: connection.to_string(),
-                            action: "forget-rule".into(),
-                            target_id: None,
-                            detail: json!({ "links": rule_links.len() }),
-                        },
-                        "ok",
-                    )?;
-                    links.forget_rule(rule)?;
+                    links
+                        .journal_note(
+                            &JournalEntry {
+                                rule: Some(rule.to_string()),
+                                person_id: None,
+                                connection: connection.to_string(),
+                                action: "forget-rule".into(),
+                                target_id: None,
+                                detail: json!({ "links": rule_links.len() }),
+                            },
+                            "ok",
+                        )
+                        .await?;
+                    links.forget_rule(rule).await?;
                 }
             }
         }

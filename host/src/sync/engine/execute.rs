@@ -15,7 +15,7 @@ use crate::runtime::CallError;
 use crate::runtime::contract::{Operation, StoreError};
 use crate::state::now_ms;
 use crate::sync::backoff;
-use crate::sync::links::{Link, LinkError, LinkState, Links, remember};
+use crate::sync::links::{Link, LinkError, LinkState, remember};
 
 /// Operations answered and planned so far in a pass, for progress.
 #[derive(Default)]
@@ -115,13 +115,15 @@ impl Engine {
         if self.stopping() {
             return Ok(Vec::new());
         }
-        let links = Links::new(&self.db);
+        let links = &*self.db;
         let connection = bound.connection.name.clone();
-        if let Some(reason) = links.quarantined(&connection)? {
+        if let Some(reason) = links.quarantined(&connection).await? {
             tracing::warn!(connection, %reason, "quarantined; batch not sent");
             return Ok(Vec::new());
         }
-        let ids = links.journal_open(&chunk.iter().map(Work::journal).collect::<Vec<_>>())?;
+        let ids = links
+            .journal_open(&chunk.iter().map(Work::journal).collect::<Vec<_>>())
+            .await?;
         let operations: Vec<Operation> = chunk.iter().map(Work::operation).collect();
         let answers: Vec<Result<String, StoreError>> = match bound.connector.apply(operations).await
         {
@@ -134,7 +136,7 @@ impl Engine {
         crate::status::metrics::queue_done(ids.len());
         if let Some((used, max)) = bound.connector.broker().api_usage() {
             crate::status::metrics::api_usage(&connection, used, max);
-            links.record_usage(&connection, used, max)?;
+            links.record_usage(&connection, used, max).await?;
         }
         let mut outcomes = Outcomes::default();
         let mut counts = Vec::new();
@@ -157,9 +159,11 @@ impl Engine {
             }
         }
         if let Some((connection, reason)) = &outcomes.quarantine {
-            links.quarantine(connection, reason)?;
+            links.quarantine(connection, reason).await?;
         }
-        links.commit(&outcomes.save, &outcomes.drop, &outcomes.journal)?;
+        links
+            .commit(&outcomes.save, &outcomes.drop, &outcomes.journal)
+            .await?;
         Ok(counts)
     }
 

@@ -10,7 +10,7 @@ use super::slices::Slices;
 use super::work::Work;
 use super::{Engine, EngineError};
 use crate::directory::Directory;
-use crate::sync::links::{LinkState, Links, UpdateGuard};
+use crate::sync::links::{LinkState, UpdateGuard};
 use crate::sync::mapping;
 use crate::sync::plan::{self, Decision};
 
@@ -33,7 +33,7 @@ impl Engine {
     /// rewrite records that no one edited: it is shown, and when it would
     /// update more records than the rule's update guard allows, the
     /// updates wait for `provisioner approve-updates RULE`.
-    pub(super) fn review_mappings(
+    pub(super) async fn review_mappings(
         &self,
         binding: &RuleBinding,
         directory: &Directory<'_>,
@@ -42,20 +42,20 @@ impl Engine {
         dry_run: bool,
         report: &mut RuleReport,
     ) -> Result<Review, EngineError> {
-        let links = Links::new(&self.db);
+        let links = &*self.db;
         let name = &binding.rule.name;
-        let Some(before) = links.rule_mappings(name)? else {
+        let Some(before) = links.rule_mappings(name).await? else {
             return Ok(Review::Record { first: true });
         };
         if before == binding.fingerprint {
             // A change that was held and then undone leaves nothing behind.
             if !dry_run {
-                links.clear_update_guard(name)?;
+                links.clear_update_guard(name).await?;
             }
             return Ok(Review::Same);
         }
         let change = mapping::changes(&before, &binding.fingerprint);
-        match links.update_guard(name, &binding.fingerprint)? {
+        match links.update_guard(name, &binding.fingerprint).await? {
             Some(UpdateGuard::Approved) => {
                 report.line("*", "mappings changed", format!("{change}; approved"));
                 return Ok(Review::Record { first: false });
@@ -75,7 +75,7 @@ impl Engine {
             }
             _ => {}
         }
-        let planned = self.count_updates(binding, directory, now)?;
+        let planned = self.count_updates(binding, directory, now).await?;
         report.line(
             "*",
             "mappings changed",
@@ -88,7 +88,9 @@ impl Engine {
             } else {
                 UpdateGuard::Within
             };
-            links.weigh_update_guard(name, planned, linked, &binding.fingerprint, outcome)?;
+            links
+                .weigh_update_guard(name, planned, linked, &binding.fingerprint, outcome)
+                .await?;
         }
         if !trips {
             return Ok(Review::Record { first: false });
@@ -114,19 +116,19 @@ impl Engine {
 
     /// How many of a rule's records the pass would update: the planner
     /// over everyone, with nothing sent or written.
-    pub(super) fn count_updates(
+    pub(super) async fn count_updates(
         &self,
         binding: &RuleBinding,
         directory: &Directory<'_>,
         now: i64,
     ) -> Result<u64, EngineError> {
-        let links = Links::new(&self.db);
+        let links = &*self.db;
         let name = &binding.rule.name;
         let view = binding.view();
         let mut slices = Slices::new(None);
         let mut count = 0u64;
-        while let Some((slice, people)) = slices.next(directory)? {
-            let rule_links = slice.links(&links, name)?;
+        while let Some((slice, people)) = slices.next(directory).await? {
+            let rule_links = slice.links(links, name).await?;
             count += plan::plan_rule(&view, &people, &rule_links, now, None, false)
                 .iter()
                 .filter(|p| matches!(p.decision, Decision::Update { .. }))
@@ -138,7 +140,7 @@ impl Engine {
     /// The removal guard: holds a pass's removals when they are too many
     /// of the rule's records, unless an operator approved them. Returns
     /// the removals that may go out.
-    pub(super) fn guard_removals(
+    pub(super) async fn guard_removals(
         &self,
         binding: &RuleBinding,
         removals: Vec<Work>,
@@ -150,7 +152,7 @@ impl Engine {
             return Ok(removals);
         }
         let name = &binding.rule.name;
-        let links = Links::new(&self.db);
+        let links = &*self.db;
         // A dry run cannot know whether another rule's lookup takes a record
         // over (see `hand_over`): it weighs those removals too, so that it
         // never shows removals going out that a pass would hold.
@@ -160,7 +162,7 @@ impl Engine {
             0
         };
         let planned = removals.len() as u64 + uncertain;
-        let approved = links.guard(name)?;
+        let approved = links.guard(name).await?;
         if binding.rule.removal_guard.trips(planned, linked) && approved != Some(true) {
             let reason = format!(
                 "held by the removal guard: this pass would remove {planned} of {linked} records; approve with `provisioner approve-removals {name}`"
@@ -179,13 +181,13 @@ impl Engine {
                 kept.push(link);
             }
             if !dry_run {
-                links.trip_guard(name, planned, linked)?;
-                links.commit(&kept, &[], &[])?;
+                links.trip_guard(name, planned, linked).await?;
+                links.commit(&kept, &[], &[]).await?;
             }
             return Ok(Vec::new());
         }
         if approved == Some(true) && !dry_run {
-            links.clear_guard(name)?;
+            links.clear_guard(name).await?;
         }
         for removal in &removals {
             report.line(&removal.person_id, removal.action(), removal.why());

@@ -11,7 +11,7 @@ use super::slices::runs_of;
 use super::work::Outcomes;
 use super::{Engine, EngineError, LOOKUP_CHUNK};
 use crate::runtime::contract::{Match, StoreError};
-use crate::sync::links::{Link, Links};
+use crate::sync::links::Link;
 use crate::sync::plan::Planned;
 
 /// What a batched lookup came to.
@@ -119,7 +119,9 @@ impl Engine {
             Err(error) => error,
         };
         if let Some(StoreError::Unauthorized(message)) = error.store_error() {
-            Links::new(&self.db).quarantine(&binding.rule.connection, message)?;
+            self.db
+                .quarantine(&binding.rule.connection, message)
+                .await?;
             report.status = Some(RuleStatus::Quarantined(message.clone()));
             return Ok(Lookup::Quarantined);
         }

@@ -47,8 +47,8 @@ use crate::config::secrets::SecretStore;
 use crate::config::{Config, RuleSet, SyncSettings};
 use crate::directory::AttributeSchema;
 use crate::runtime::PluginRegistry;
-use crate::state::{StateDb, StateError};
-use crate::sync::links::{LinkState, Links};
+use crate::state::{StateError, Store};
+use crate::sync::links::LinkState;
 
 /// People looked up per call to the connector.
 const LOOKUP_CHUNK: usize = 1000;
@@ -77,7 +77,7 @@ pub struct PassOptions {
 
 /// The sync engine over one configuration.
 pub struct Engine {
-    db: Arc<StateDb>,
+    db: Arc<dyn Store>,
     config: Arc<Config>,
     plugins: Arc<PluginRegistry>,
     secrets: Arc<SecretStore>,
@@ -97,7 +97,7 @@ pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
 impl Engine {
     pub fn new(
-        db: Arc<StateDb>,
+        db: Arc<dyn Store>,
         config: Arc<Config>,
         plugins: Arc<PluginRegistry>,
         secrets: Arc<SecretStore>,
@@ -150,11 +150,11 @@ impl Engine {
         &self.settings
     }
 
-    pub fn db(&self) -> &StateDb {
-        &self.db
+    pub fn db(&self) -> &dyn Store {
+        &*self.db
     }
 
-    pub fn shared_db(&self) -> Arc<StateDb> {
+    pub fn shared_db(&self) -> Arc<dyn Store> {
         self.db.clone()
     }
 
@@ -172,9 +172,9 @@ impl Engine {
     }
 
     /// Status per rule from the links, in PingOne's buckets.
-    pub fn buckets(&self) -> Result<BTreeMap<String, BTreeMap<String, usize>>, EngineError> {
+    pub async fn buckets(&self) -> Result<BTreeMap<String, BTreeMap<String, usize>>, EngineError> {
         let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-        for (rule, state, count) in Links::new(&self.db).count_states()? {
+        for (rule, state, count) in self.db.count_states().await? {
             let bucket = match state {
                 LinkState::Synced | LinkState::Disabled => "success",
                 LinkState::Unsynced => "unsynced",

@@ -22,7 +22,7 @@ use super::work::{Outcomes, Work};
 use super::{Engine, EngineError, PassOptions};
 use crate::directory::Directory;
 use crate::state::now_ms;
-use crate::sync::links::{JournalEntry, LinkState, Links, UpdateGuard};
+use crate::sync::links::{JournalEntry, LinkState, UpdateGuard};
 use crate::sync::plan;
 
 /// What a pass reads throughout, and carries from slice to slice.
@@ -72,7 +72,7 @@ impl Engine {
             return Err(EngineError::NoSuchRule(rule.clone()));
         }
         if !options.dry_run {
-            let interrupted = Links::new(&self.db).close_interrupted()?;
+            let interrupted = self.db.close_interrupted().await?;
             if interrupted > 0 {
                 tracing::warn!(
                     interrupted,
@@ -82,7 +82,7 @@ impl Engine {
         }
         let mut pass = Pass {
             options,
-            directory: Directory::new(&self.db, self.schema.clone()),
+            directory: Directory::new(&*self.db, self.schema.clone()),
             now: now_ms(),
             bindings: BTreeMap::new(),
             reports: BTreeMap::new(),
@@ -110,9 +110,9 @@ impl Engine {
             work = next?;
         }
         self.deferred(&mut pass, &tally).await?;
-        let mut work = self.removals(&mut pass)?;
+        let mut work = self.removals(&mut pass).await?;
         if pass.whole() {
-            for (rule, connection) in Links::new(&self.db).known_rules()? {
+            for (rule, connection) in self.db.known_rules().await? {
                 if self.rules.knows(&rule) {
                     continue;
                 }
@@ -125,7 +125,7 @@ impl Engine {
         }
         self.send(&mut pass, work, &tally).await?;
         if !options.dry_run {
-            self.finish(&pass)?;
+            self.finish(&pass).await?;
         }
         Ok(PassReport {
             rules: pass.reports.into_values().collect(),
@@ -137,7 +137,7 @@ impl Engine {
     /// change of its mappings. A rule that is inactive, quarantined or
     /// cannot be bound gets its report and no binding.
     async fn bind_rules(&self, pass: &mut Pass<'_, '_>) -> Result<(), EngineError> {
-        let links = Links::new(&self.db);
+        let links = &*self.db;
         for (name, rule) in &self.rules.rules {
             if pass.options.rule.as_ref().is_some_and(|r| r != name) {
                 continue;
@@ -149,9 +149,9 @@ impl Engine {
                 continue;
             }
             if !pass.dry_run() {
-                links.see_rule(name, &rule.connection)?;
+                links.see_rule(name, &rule.connection).await?;
             }
-            if let Some(reason) = links.quarantined(&rule.connection)? {
+            if let Some(reason) = links.quarantined(&rule.connection).await? {
                 report.status = Some(RuleStatus::Quarantined(reason));
                 pass.reports.insert(name.clone(), report);
                 continue;
@@ -161,7 +161,7 @@ impl Engine {
                 Err(error) => {
                     let reason = error.to_string();
                     if !pass.dry_run() {
-                        links.finish_rule(name, Some(&reason))?;
+                        links.finish_rule(name, Some(&reason)).await?;
                     }
                     report.status = Some(RuleStatus::Failed(reason));
                     pass.reports.insert(name.clone(), report);
@@ -170,16 +170,18 @@ impl Engine {
             };
             // The guard weighs removals against what the rule had when the
             // pass began, not against what the pass itself creates.
-            let linked = links.linked_count(name)?;
+            let linked = links.linked_count(name).await?;
             pass.linked.insert(name.clone(), linked);
-            let review = self.review_mappings(
-                &binding,
-                &pass.directory,
-                linked,
-                pass.now,
-                pass.dry_run(),
-                &mut report,
-            )?;
+            let review = self
+                .review_mappings(
+                    &binding,
+                    &pass.directory,
+                    linked,
+                    pass.now,
+                    pass.dry_run(),
+                    &mut report,
+                )
+                .await?;
             match review {
                 Review::Same => {}
                 Review::Record { first } => {
@@ -212,7 +214,7 @@ impl Engine {
         pass: &mut Pass<'_, '_>,
         slices: &mut Slices<'_>,
     ) -> Result<Option<Vec<Work>>, EngineError> {
-        let Some((slice, people)) = slices.next(&pass.directory)? else {
+        let Some((slice, people)) = slices.next(&pass.directory).await? else {
             return Ok(None);
         };
         pass.tombstones
@@ -220,14 +222,14 @@ impl Engine {
         // A person is in one slice only: what the last slice created is of
         // no more use.
         pass.sharing.creating.clear();
-        let links = Links::new(&self.db);
+        let links = &*self.db;
         let mut plans: BTreeMap<String, RulePlan> = BTreeMap::new();
         for (name, binding) in &pass.bindings {
             // A rule quarantined by an earlier slice stops for this pass.
             if !pass.active(name) {
                 continue;
             }
-            let rule_links = slice.links(&links, name)?;
+            let rule_links = slice.links(links, name).await?;
             let planned = plan::plan_rule(
                 &binding.view(),
                 &people,
@@ -262,13 +264,13 @@ impl Engine {
             pass.removals.entry(name).or_default().extend(removals);
             resolved.push(rule);
         }
-        self.settle(pass, resolved).map(Some)
+        self.settle(pass, resolved).await.map(Some)
     }
 
     /// What resolving wrote down: a live pass journals the adoptions and
     /// writes the links that need no call now, and returns the work to
     /// send. A dry run writes nothing, and counts the work as planned.
-    fn settle(
+    async fn settle(
         &self,
         pass: &mut Pass<'_, '_>,
         resolved: Vec<Resolved>,
@@ -286,11 +288,11 @@ impl Engine {
             render(&work, &mut pass.reports);
             return Ok(Vec::new());
         }
-        let links = Links::new(&self.db);
+        let links = &*self.db;
         for adoption in &adoptions {
-            links.journal_note(adoption, "ok")?;
+            links.journal_note(adoption, "ok").await?;
         }
-        links.commit(&outcomes.save, &outcomes.drop, &[])?;
+        links.commit(&outcomes.save, &outcomes.drop, &[]).await?;
         Ok(work)
     }
 
@@ -319,7 +321,7 @@ impl Engine {
             shared: pass.sharing.shared.clone(),
             ..Sharing::default()
         };
-        let links = Links::new(&self.db);
+        let links = &*self.db;
         let mut resolved = Vec::new();
         for (name, planned) in std::mem::take(&mut pass.sharing.deferred) {
             let (Some(binding), Some(report)) =
@@ -331,7 +333,7 @@ impl Engine {
                 continue;
             }
             let people: BTreeSet<String> = planned.iter().map(|p| p.person_id.clone()).collect();
-            let rule_links = links.of_rule_among(&name, &people)?;
+            let rule_links = links.of_rule_among(&name, &people).await?;
             let rule = self
                 .resolve_rule(
                     binding,
@@ -346,7 +348,7 @@ impl Engine {
             resolved.push(rule);
         }
         // What waits once more is picked up by the next pass.
-        let work = self.settle(pass, resolved)?;
+        let work = self.settle(pass, resolved).await?;
         self.send(pass, work, tally).await
     }
 
@@ -355,8 +357,8 @@ impl Engine {
     /// every rule's adoptions are linked: a record that another rule of
     /// the connection links is handed over, not removed. Returns the
     /// removals that may go out.
-    fn removals(&self, pass: &mut Pass<'_, '_>) -> Result<Vec<Work>, EngineError> {
-        let links = Links::new(&self.db);
+    async fn removals(&self, pass: &mut Pass<'_, '_>) -> Result<Vec<Work>, EngineError> {
+        let links = &*self.db;
         let mut work = Vec::new();
         for (name, removals) in std::mem::take(&mut pass.removals) {
             let (Some(binding), Some(report)) =
@@ -368,15 +370,20 @@ impl Engine {
                 continue;
             }
             let dry_run = pass.options.dry_run;
-            let removals = self.hand_over(removals, &mut pass.sharing, dry_run, report)?;
+            let removals = self
+                .hand_over(removals, &mut pass.sharing, dry_run, report)
+                .await?;
             // A pass over everyone that has nothing left to remove leaves
             // no guard armed: neither a hold nor an unused approval, which
             // would let the next mass removal through.
             if removals.is_empty() && pass.options.people.is_none() && !dry_run {
-                links.clear_guard(&name)?;
+                links.clear_guard(&name).await?;
             }
             let linked = pass.linked.get(&name).copied().unwrap_or_default();
-            work.extend(self.guard_removals(binding, removals, linked, dry_run, report)?);
+            work.extend(
+                self.guard_removals(binding, removals, linked, dry_run, report)
+                    .await?,
+            );
         }
         Ok(work)
     }
@@ -384,11 +391,11 @@ impl Engine {
     /// Records what a live pass did: each rule's finish, the updates a
     /// held mapping change holds now, the mappings the rules wrote
     /// through, the people deleted for good and the rules forgotten.
-    fn finish(&self, pass: &Pass<'_, '_>) -> Result<(), EngineError> {
-        let links = Links::new(&self.db);
+    async fn finish(&self, pass: &Pass<'_, '_>) -> Result<(), EngineError> {
+        let links = &*self.db;
         for (name, report) in &pass.reports {
             if report.active() {
-                links.finish_rule(name, None)?;
+                links.finish_rule(name, None).await?;
             }
         }
         // A held mapping change: what a pass over everyone held is how many
@@ -402,13 +409,9 @@ impl Engine {
                     let held_now = report.counted(Action::Held) as u64;
                     let linked = pass.linked.get(name).copied().unwrap_or_default();
                     let fingerprint = &binding.fingerprint;
-                    links.weigh_update_guard(
-                        name,
-                        held_now,
-                        linked,
-                        fingerprint,
-                        UpdateGuard::Held,
-                    )?;
+                    links
+                        .weigh_update_guard(name, held_now, linked, fingerprint, UpdateGuard::Held)
+                        .await?;
                 }
             }
         }
@@ -420,23 +423,24 @@ impl Engine {
                 && pass.active(name)
                 && (*first || pass.options.people.is_none())
             {
-                links.record_mappings(name, &binding.fingerprint)?;
+                links.record_mappings(name, &binding.fingerprint).await?;
             }
         }
         for person in &pass.tombstones {
-            pass.directory.purge(person)?;
+            pass.directory.purge(person).await?;
         }
         // A deleted rule is forgotten once its last record is removed, or
         // disabled.
         if pass.whole() {
-            for rule in links.known_rules()?.keys() {
+            for rule in links.known_rules().await?.keys() {
                 if !self.rules.knows(rule)
                     && links
-                        .of_rule(rule)?
+                        .of_rule(rule)
+                        .await?
                         .values()
                         .all(|link| link.target_id.is_none() || link.state == LinkState::Disabled)
                 {
-                    links.forget_rule(rule)?;
+                    links.forget_rule(rule).await?;
                 }
             }
         }

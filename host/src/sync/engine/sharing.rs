@@ -12,7 +12,7 @@ use super::work::{Work, WorkKind};
 use super::{Engine, EngineError};
 use crate::config::{RemoveAction, Rule};
 use crate::directory::Directory;
-use crate::sync::links::{JournalEntry, LinkState, Links};
+use crate::sync::links::{JournalEntry, LinkState};
 use crate::sync::plan::Planned;
 
 /// Rules that target one connection share its records: a person in two
@@ -49,14 +49,14 @@ impl Engine {
     /// so that a move between rules never deletes the record the other
     /// rule would adopt. In a dry run, a record that another rule is about
     /// to look up may go either way, and is shown so.
-    pub(super) fn hand_over(
+    pub(super) async fn hand_over(
         &self,
         removals: Vec<Work>,
         sharing: &mut Sharing,
         dry_run: bool,
         report: &mut RuleReport,
     ) -> Result<Vec<Work>, EngineError> {
-        let links = Links::new(&self.db);
+        let links = &*self.db;
         let mut kept = Vec::with_capacity(removals.len());
         let mut released = Vec::new();
         for removal in removals {
@@ -65,7 +65,8 @@ impl Engine {
                 continue;
             };
             let holder = links
-                .other_holders(&removal.connection, &removal.rule, target)?
+                .other_holders(&removal.connection, &removal.rule, target)
+                .await?
                 .into_iter()
                 .find(|holder| {
                     self.rules.knows(holder)
@@ -82,17 +83,19 @@ impl Engine {
                     format!("{target} stays: rule {holder} links it"),
                 );
                 if !dry_run {
-                    links.journal_note(
-                        &JournalEntry {
-                            rule: Some(removal.rule.clone()),
-                            person_id: Some(removal.person_id.clone()),
-                            connection: removal.connection.clone(),
-                            action: "hand-over".into(),
-                            target_id: Some(target.clone()),
-                            detail: json!({ "to_rule": holder }),
-                        },
-                        "ok",
-                    )?;
+                    links
+                        .journal_note(
+                            &JournalEntry {
+                                rule: Some(removal.rule.clone()),
+                                person_id: Some(removal.person_id.clone()),
+                                connection: removal.connection.clone(),
+                                action: "hand-over".into(),
+                                target_id: Some(target.clone()),
+                                detail: json!({ "to_rule": holder }),
+                            },
+                            "ok",
+                        )
+                        .await?;
                     released.push((removal.rule.clone(), removal.person_id.clone()));
                 }
                 continue;
@@ -116,7 +119,7 @@ impl Engine {
                 );
                 continue;
             }
-            if let Some(wanting) = self.wanted_elsewhere(&removal)? {
+            if let Some(wanting) = self.wanted_elsewhere(&removal).await? {
                 report.count(Action::Waiting);
                 report.line(
                     &removal.person_id,
@@ -130,7 +133,7 @@ impl Engine {
             kept.push(removal);
         }
         if !released.is_empty() {
-            links.commit(&[], &released, &[])?;
+            links.commit(&[], &released, &[]).await?;
         }
         Ok(kept)
     }
@@ -140,7 +143,7 @@ impl Engine {
     /// without a record after a failure that may pass. A rule that cannot
     /// create there (its link says Unsynced) or that refused the person
     /// for good does not hold a removal up.
-    fn wanted_elsewhere(&self, removal: &Work) -> Result<Option<String>, EngineError> {
+    async fn wanted_elsewhere(&self, removal: &Work) -> Result<Option<String>, EngineError> {
         let rivals: Vec<(&String, &Rule)> = self
             .rules
             .rules
@@ -153,16 +156,16 @@ impl Engine {
             return Ok(None);
         }
         let ids = BTreeSet::from([removal.person_id.clone()]);
-        let directory = Directory::new(&self.db, self.schema.clone());
-        let Some(person) = directory.people_among(&ids)?.pop() else {
+        let directory = Directory::new(&*self.db, self.schema.clone());
+        let Some(person) = directory.people_among(&ids).await?.pop() else {
             return Ok(None);
         };
-        let links = Links::new(&self.db);
+        let links = &*self.db;
         for (name, rule) in rivals {
             if !rule.scope.contains(&person) {
                 continue;
             }
-            let wants = match links.of_rule_among(name, &ids)?.remove(&person.id) {
+            let wants = match links.of_rule_among(name, &ids).await?.remove(&person.id) {
                 None => true,
                 Some(link) => {
                     link.target_id.is_none()

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::EngineError;
 use crate::directory::{Directory, Person};
 use crate::state::StateError;
-use crate::sync::links::{Link, Links};
+use crate::state::prelude::*;
+use crate::sync::links::Link;
 
 /// People planned and sent at a time. A pass holds one slice's people,
 /// links, plans and work, so that its memory does not grow with the
@@ -50,7 +51,7 @@ impl<'o> Slices<'o> {
     }
 
     /// The next slice and its people, or `None` after the last.
-    pub fn next(
+    pub async fn next(
         &mut self,
         directory: &Directory<'_>,
     ) -> Result<Option<(Slice<'o>, People)>, EngineError> {
@@ -60,10 +61,10 @@ impl<'o> Slices<'o> {
         let by_id = |people: Vec<Person>| people.into_iter().map(|p| (p.id.clone(), p)).collect();
         if let Some(ids) = self.among {
             self.done = true;
-            let people = directory.people_among(ids)?;
+            let people = directory.people_among(ids).await?;
             return Ok(Some((Slice::Among(ids), by_id(people))));
         }
-        let people = directory.people_after(self.after.as_deref(), SLICE)?;
+        let people = directory.people_after(self.after.as_deref(), SLICE).await?;
         let through = match people.last() {
             Some(last) if people.len() == SLICE => Some(last.id.clone()),
             _ => {
@@ -90,16 +91,18 @@ pub(super) fn runs_of<T>(items: Vec<T>, size: usize) -> impl Iterator<Item = Vec
 
 impl Slice<'_> {
     /// A rule's links for the people of this slice.
-    pub fn links(
+    pub async fn links(
         &self,
-        links: &Links<'_>,
+        links: &dyn Store,
         rule: &str,
     ) -> Result<BTreeMap<String, Link>, StateError> {
         match self {
             Slice::Range { after, through } => {
-                links.of_rule_between(rule, after.as_deref(), through.as_deref())
+                links
+                    .of_rule_between(rule, after.as_deref(), through.as_deref())
+                    .await
             }
-            Slice::Among(ids) => links.of_rule_among(rule, ids),
+            Slice::Among(ids) => links.of_rule_among(rule, ids).await,
         }
     }
 }

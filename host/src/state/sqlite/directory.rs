@@ -1,0 +1,263 @@
+//! The source directory's tables: people, their groups, and the changes
+//! the scheduler follows.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::{StateDb, write_transaction};
+use crate::directory::{Person, PersonChange, UpsertReport};
+use crate::state::{READ_ONE_BY_ONE, StateError, now_ms};
+
+fn attributes_json(attributes: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(attributes).unwrap_or_else(|_| "{}".into())
+}
+
+type PersonRow = (String, bool, Option<String>, String, bool, i64);
+
+fn row_to_person(row: &rusqlite::Row<'_>) -> rusqlite::Result<PersonRow> {
+    Ok((
+        row.get(0)?,
+        row.get::<_, i64>(1)? != 0,
+        row.get(2)?,
+        row.get(3)?,
+        row.get::<_, i64>(4)? != 0,
+        row.get(5)?,
+    ))
+}
+
+fn person_of(row: PersonRow, groups: BTreeSet<String>) -> Person {
+    let (id, enabled, population, attributes, deleted, changed_seq) = row;
+    Person {
+        attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+        id,
+        enabled,
+        population,
+        groups,
+        deleted,
+        changed_seq,
+    }
+}
+
+fn load(connection: &Connection, id: &str) -> rusqlite::Result<Option<Person>> {
+    let row = connection
+        .prepare_cached(
+            "SELECT id, enabled, population, attributes, deleted, changed_seq FROM people WHERE id = ?1",
+        )?
+        .query_row(params![id], row_to_person)
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut statement = connection.prepare_cached(
+        "SELECT group_name FROM members WHERE person_id = ?1 ORDER BY group_name",
+    )?;
+    let groups = statement
+        .query_map(params![id], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<BTreeSet<_>>>()?;
+    Ok(Some(person_of(row, groups)))
+}
+
+fn record_change(transaction: &Transaction<'_>, id: &str, kind: &str) -> rusqlite::Result<i64> {
+    transaction.execute(
+        "INSERT INTO changes (person_id, kind, at) VALUES (?1, ?2, ?3)",
+        params![id, kind, now_ms()],
+    )?;
+    Ok(transaction.last_insert_rowid())
+}
+
+fn write(transaction: &Transaction<'_>, person: &Person, kind: &str) -> rusqlite::Result<i64> {
+    let seq = record_change(transaction, &person.id, kind)?;
+    transaction.execute(
+        "INSERT INTO people (id, enabled, population, attributes, deleted, changed_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (id) DO UPDATE SET enabled = ?2, population = ?3, attributes = ?4, deleted = ?5, changed_seq = ?6",
+        params![
+            person.id,
+            person.enabled as i64,
+            person.population,
+            attributes_json(&person.attributes),
+            person.deleted as i64,
+            seq
+        ],
+    )?;
+    transaction.execute(
+        "DELETE FROM members WHERE person_id = ?1",
+        params![person.id],
+    )?;
+    for group in &person.groups {
+        transaction.execute(
+            "INSERT INTO members (group_name, person_id) VALUES (?1, ?2)",
+            params![group, person.id],
+        )?;
+    }
+    Ok(seq)
+}
+
+pub(super) fn upsert(db: &StateDb, changes: &[PersonChange]) -> Result<UpsertReport, StateError> {
+    let mut connection = db.lock();
+    let transaction = write_transaction(&mut connection).map_err(|e| db.error(e))?;
+    let mut report = UpsertReport::default();
+    for change in changes {
+        let existing = load(&transaction, &change.id).map_err(|e| db.error(e))?;
+        let Some((person, created)) = change.apply(existing) else {
+            report.unchanged += 1;
+            continue;
+        };
+        let kind = if created { "create" } else { "update" };
+        write(&transaction, &person, kind).map_err(|e| db.error(e))?;
+        if created {
+            report.created += 1;
+        } else {
+            report.changed += 1;
+        }
+    }
+    transaction.commit().map_err(|e| db.error(e))?;
+    Ok(report)
+}
+
+pub(super) fn modify(
+    db: &StateDb,
+    id: &str,
+    kind: &str,
+    edit: Box<dyn FnOnce(&mut Person) + Send>,
+) -> Result<Option<bool>, StateError> {
+    let mut connection = db.lock();
+    let transaction = write_transaction(&mut connection).map_err(|e| db.error(e))?;
+    let Some(mut person) = load(&transaction, id)
+        .map_err(|e| db.error(e))?
+        .filter(|p| !p.deleted)
+    else {
+        return Ok(None);
+    };
+    let before = person.clone();
+    edit(&mut person);
+    if person == before {
+        return Ok(Some(false));
+    }
+    write(&transaction, &person, kind).map_err(|e| db.error(e))?;
+    transaction.commit().map_err(|e| db.error(e))?;
+    Ok(Some(true))
+}
+
+pub(super) fn purge(db: &StateDb, id: &str) -> Result<(), StateError> {
+    db.lock()
+        .execute(
+            "DELETE FROM people WHERE id = ?1 AND deleted = 1 AND NOT EXISTS (SELECT 1 FROM links WHERE person_id = ?1)",
+            params![id],
+        )
+        .map_err(|e| db.error(e))?;
+    Ok(())
+}
+
+pub(super) fn people_after(
+    db: &StateDb,
+    after: Option<&str>,
+    limit: Option<usize>,
+) -> Result<Vec<Person>, StateError> {
+    let fail = |e| db.error(e);
+    let mut connection = db.lock();
+    // A read transaction: the people and their groups from one snapshot.
+    let snapshot = connection.transaction().map_err(fail)?;
+    // SQLite reads a negative LIMIT as none.
+    let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let after = after.unwrap_or("");
+    let mut people = Vec::new();
+    {
+        let mut statement = snapshot
+            .prepare_cached(
+                "SELECT id, enabled, population, attributes, deleted, changed_seq FROM people WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map(params![after, limit], row_to_person)
+            .map_err(fail)?;
+        for row in rows {
+            people.push(person_of(row.map_err(fail)?, BTreeSet::new()));
+        }
+    }
+    let Some(last) = people.last().map(|p| p.id.clone()) else {
+        return Ok(people);
+    };
+    let mut statement = snapshot
+        .prepare_cached(
+            "SELECT person_id, group_name FROM members WHERE person_id > ?1 AND person_id <= ?2 ORDER BY person_id",
+        )
+        .map_err(fail)?;
+    let rows = statement
+        .query_map(params![after, last], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(fail)?;
+    // Both are in id order: walk them side by side.
+    let mut at = 0;
+    for row in rows {
+        let (person, group) = row.map_err(fail)?;
+        while at < people.len() && people[at].id < person {
+            at += 1;
+        }
+        if let Some(p) = people.get_mut(at)
+            && p.id == person
+        {
+            p.groups.insert(group);
+        }
+    }
+    Ok(people)
+}
+
+pub(super) fn people_among(
+    db: &StateDb,
+    ids: &BTreeSet<String>,
+) -> Result<Vec<Person>, StateError> {
+    if ids.len() > READ_ONE_BY_ONE {
+        let mut people = people_after(db, None, None)?;
+        people.retain(|p| ids.contains(&p.id));
+        return Ok(people);
+    }
+    let fail = |e| db.error(e);
+    let mut connection = db.lock();
+    // A read transaction: one snapshot for everyone read.
+    let snapshot = connection.transaction().map_err(fail)?;
+    let mut people = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(person) = load(&snapshot, id).map_err(fail)? {
+            people.push(person);
+        }
+    }
+    Ok(people)
+}
+
+fn ids(
+    db: &StateDb,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<BTreeSet<String>, StateError> {
+    let connection = db.lock();
+    let fail = |e| db.error(e);
+    let mut statement = connection.prepare_cached(sql).map_err(fail)?;
+    statement
+        .query_map(params, |r| r.get::<_, String>(0))
+        .map_err(fail)?
+        .collect::<rusqlite::Result<BTreeSet<_>>>()
+        .map_err(fail)
+}
+
+pub(super) fn live_ids(db: &StateDb) -> Result<BTreeSet<String>, StateError> {
+    ids(db, "SELECT id FROM people WHERE deleted = 0", [])
+}
+
+pub(super) fn last_seq(db: &StateDb) -> Result<i64, StateError> {
+    db.lock()
+        .query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {
+            r.get(0)
+        })
+        .map_err(|e| db.error(e))
+}
+
+pub(super) fn changed_since(db: &StateDb, seq: i64) -> Result<BTreeSet<String>, StateError> {
+    ids(
+        db,
+        "SELECT DISTINCT person_id FROM changes WHERE seq > ?1",
+        params![seq],
+    )
+}
