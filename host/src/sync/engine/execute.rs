@@ -65,6 +65,7 @@ impl Engine {
         }
         crate::status::metrics::queue_depth(by_connection.values().map(Vec::len).sum());
         let mut batches = Vec::new();
+        let mut connections = Vec::new();
         for (connection, items) in by_connection {
             let bound = match self.bind(&connection).await {
                 Ok(bound) => bound,
@@ -73,6 +74,7 @@ impl Engine {
                     continue;
                 }
             };
+            connections.push(bound.clone());
             for chunk in runs_of(items, self.settings.batch_size) {
                 batches.push((bound.clone(), chunk));
             }
@@ -98,6 +100,14 @@ impl Engine {
             }
         }))
         .await;
+        // The allowance the connectors last reported, kept once per call
+        // rather than once per batch: status reads the latest.
+        for bound in connections {
+            if let Some((used, max)) = bound.connector.broker().api_usage() {
+                let name = &bound.connection.name;
+                self.db.record_usage(name, used, max).await?;
+            }
+        }
         let mut answers = Vec::with_capacity(planned);
         for result in results {
             answers.extend(result?);
@@ -136,7 +146,6 @@ impl Engine {
         crate::status::metrics::queue_done(ids.len());
         if let Some((used, max)) = bound.connector.broker().api_usage() {
             crate::status::metrics::api_usage(&connection, used, max);
-            links.record_usage(&connection, used, max).await?;
         }
         let mut outcomes = Outcomes::default();
         let mut counts = Vec::new();
