@@ -4,7 +4,7 @@
 //! connector loaded beside a 0.2 one. The probe connector answers from
 //! what it received, so every assertion is about what crossed.
 
-mod common;
+use crate::common;
 
 use common::world::{ALL, PROSPECTS, World, actions, prospect, sf_connection};
 use common::*;

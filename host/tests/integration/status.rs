@@ -2,7 +2,7 @@
 //! failures and step traces say why, operator actions need the token, and
 //! no surface ever shows a secret.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -9,7 +9,7 @@
 //! loopback, the guest (which reports all it received), the log or the
 //! terminal.
 
-mod common;
+use crate::common;
 
 use common::world::World;
 use common::*;

@@ -2,7 +2,7 @@
 //! connectors, the emulator (or the JSON store) over loopback, and the
 //! emulator's counters as the witness of what was sent.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -10,7 +10,7 @@
 //! PROVISIONER_CRASHES=20` runs the full size, and `PROVISIONER_CRASH_SEED`
 //! repeats a run's kill moments.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! that a bug fuzzing once found stays fixed. `fuzz/run.sh` does the
 //! fuzzing itself; it needs a nightly-flagged build and is not part of CI.
 
-#[path = "../../fuzz/checks.rs"]
+#[path = "../../../fuzz/checks.rs"]
 mod checks;
 
 use std::path::PathBuf;

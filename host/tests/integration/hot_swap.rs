@@ -5,7 +5,7 @@
 //! events are off. Each test runs the real daemon against a json-store
 //! server and swaps real components built in two versions.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

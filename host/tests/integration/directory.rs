@@ -2,7 +2,7 @@
 //! errors, single-person edits, groups, and a state file that is private
 //! and refused when it is not one this binary can use.
 
-mod common;
+use crate::common;
 
 use common::*;
 

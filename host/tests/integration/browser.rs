@@ -4,7 +4,7 @@
 //! the store has since recovered from, sees the row turn to Success, and
 //! saves a screenshot as a test artifact.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

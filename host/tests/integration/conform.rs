@@ -3,7 +3,7 @@
 //! connectors this project ships pass it; a misbehaving one fails it with
 //! the promise it broke.
 
-mod common;
+use crate::common;
 
 use common::world::*;
 use common::*;

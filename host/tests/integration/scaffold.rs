@@ -3,7 +3,7 @@
 //! the host and passes `plugins conform` against the store it was written
 //! for.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

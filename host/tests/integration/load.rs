@@ -3,7 +3,7 @@
 //! well-behaved calls all succeed, and the host's memory stays bounded. A
 //! test binary of its own, so that the peak RSS it reports is this test's.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

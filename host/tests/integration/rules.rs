@@ -2,7 +2,7 @@
 //! rule's records change when its connection's removal preferences do.
 //! The real binary, the real connectors, the emulator over loopback.
 
-mod common;
+use crate::common;
 
 use common::world::*;
 use serde_json::{Value, json};

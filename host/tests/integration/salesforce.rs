@@ -1,7 +1,7 @@
 //! The Salesforce Leads and Contacts connector, through the real host and
 //! the real component, against the emulator over loopback HTTP.
 
-mod common;
+use crate::common;
 
 use common::*;
 use provisioner::runtime::Connector;

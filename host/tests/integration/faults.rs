@@ -14,7 +14,7 @@
 //! The population is 500 people; `PROVISIONER_FAULT_PEOPLE=5000` runs the
 //! full-size matrix.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! without rebuilding the host, Test Connection with its exact failure
 //! reasons, configuration diagnostics, and secrets that never reach output.
 
-mod common;
+use crate::common;
 
 use common::*;
 use json_store::JsonStore;

@@ -3,7 +3,7 @@
 //! components built by `tests/test-plugins` and talks to a real json-store
 //! server over loopback.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

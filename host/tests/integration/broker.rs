@@ -2,7 +2,7 @@
 //! refresh and rotation, refused refreshes, the egress allowlist and
 //! redirects, and secrets that stay in the host.
 
-mod common;
+use crate::common;
 
 use common::*;
 use json_store::JsonStore;
