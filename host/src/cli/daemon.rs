@@ -47,6 +47,16 @@ pub(super) async fn run(app: &App<'_>, args: RunArgs) -> anyhow::Result<ExitCode
         .await
         .with_context(|| format!("serving status on {listen}"))?;
     tracing::info!("serving status at http://{bound}/");
+    // For scripts and supervisors: where status is served, as the one line
+    // the daemon writes on standard output, in JSON.
+    {
+        use std::io::Write;
+        let announcement = serde_json::json!({ "status": format!("http://{bound}/") });
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{announcement}")
+            .and_then(|()| out.flush())
+            .context("announcing the status address on standard output")?;
+    }
     let settings = engine.settings().clone();
     let schedule = Schedule {
         interval: settings.interval,

@@ -263,25 +263,34 @@ impl Daemon {
             .args(["run", "--listen", listen])
             .args(args)
             .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("starting provisioner run");
         let stderr = child.stderr.take().expect("piped stderr");
+        let stdout = child.stdout.take().expect("piped stdout");
         let log = Arc::new(Mutex::new(String::new()));
         let (found, mut url) = tokio::sync::mpsc::channel::<String>(1);
+        // The address comes as the one JSON line the daemon writes on
+        // standard output.
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let announced: serde_json::Value =
+                    serde_json::from_str(&line).expect("the daemon's stdout is JSON lines");
+                let address = announced["status"]
+                    .as_str()
+                    .expect("the announcement names the status URL")
+                    .trim_end_matches('/')
+                    .replace("//0.0.0.0:", "//127.0.0.1:");
+                let _ = found.try_send(address);
+            }
+        });
         let sink = log.clone();
         tokio::spawn(async move {
             let mut lines = tokio::io::BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(at) = line.find("serving status at ") {
-                    let address = line[at + "serving status at ".len()..]
-                        .trim()
-                        .trim_end_matches('/')
-                        .replace("//0.0.0.0:", "//127.0.0.1:");
-                    let _ = found.try_send(address);
-                }
                 let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
                 log.push_str(&line);
                 log.push('\n');
