@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# What the tests need beyond cargo, installed if missing: the wasm32-wasip2
+# target for the connector components, and Debian's chromium and
+# chromium-driver for the status page's browser test. Safe to run again.
+set -euo pipefail
+rustup target add wasm32-wasip2
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    exit 0
+fi
+if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+elif command -v sudo > /dev/null; then
+    as_root=(sudo)
+else
+    echo "tests/setup.sh: installing chromium and chromium-driver needs root (or sudo)" >&2
+    exit 1
+fi
+"${as_root[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq chromium chromium-driver
