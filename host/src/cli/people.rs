@@ -122,47 +122,7 @@ pub(super) async fn people(
             file,
             format,
             skip_invalid,
-        } => {
-            let format = match format {
-                Some(FormatArg::Json) => Format::Json,
-                Some(FormatArg::Csv) => Format::Csv,
-                None => Format::of(&file),
-            };
-            let (rows, errors) = import::read(&file, format, directory)?;
-            for error in &errors {
-                eprintln!("{error}");
-            }
-            if !errors.is_empty() && !skip_invalid {
-                writeln!(
-                    out,
-                    "nothing imported: {} bad row(s) in {}; fix them, or pass --skip-invalid to import the {} good one(s)",
-                    errors.len(),
-                    file.display(),
-                    rows.len()
-                )?;
-                return Ok(ExitCode::from(1));
-            }
-            let changes: Vec<PersonChange> = rows.into_iter().map(|r| r.change).collect();
-            let report = directory.upsert(&changes).await?;
-            writeln!(
-                out,
-                "imported {}: {} created, {} changed, {} unchanged{}",
-                file.display(),
-                report.created,
-                report.changed,
-                report.unchanged,
-                if errors.is_empty() {
-                    String::new()
-                } else {
-                    format!(", {} bad row(s) skipped", errors.len())
-                }
-            )?;
-            Ok(if errors.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        } => import(directory, &file, format, skip_invalid, &mut out).await,
         PeopleCommand::Add {
             id,
             fields,
@@ -188,46 +148,7 @@ pub(super) async fn people(
             fields,
             unset,
             no_population,
-        } => {
-            let Some(person) = directory.person(&id).await?.filter(|p| !p.deleted) else {
-                anyhow::bail!("no person {id:?} in the directory");
-            };
-            let mut attributes = attributes(&fields)?;
-            for name in unset {
-                attributes.insert(name, None);
-            }
-            let mut groups: Option<BTreeSet<String>> = None;
-            if !fields.groups.is_empty() {
-                let mut all = person.groups.clone();
-                all.extend(fields.groups.iter().cloned());
-                groups = Some(all);
-            }
-            let population = if no_population {
-                Some(None)
-            } else {
-                fields.population.clone().map(Some)
-            };
-            let report = directory
-                .upsert(&[PersonChange {
-                    id: id.clone(),
-                    enabled: None,
-                    population,
-                    groups,
-                    attributes,
-                    replace_attributes: false,
-                }])
-                .await?;
-            writeln!(
-                out,
-                "{} {id}",
-                if report.changed > 0 {
-                    "changed"
-                } else {
-                    "no change to"
-                }
-            )?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => set(directory, &id, &fields, unset, no_population, &mut out).await,
         PeopleCommand::Disable { id } => {
             let changed = directory.set_enabled(&id, false).await?;
             writeln!(
@@ -262,65 +183,180 @@ pub(super) async fn people(
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        PeopleCommand::List { json } => {
-            let people: Vec<_> = directory
-                .people()
-                .await?
-                .into_iter()
-                .filter(|p| !p.deleted)
-                .collect();
-            if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&people)?)?;
-            } else {
-                for person in &people {
-                    writeln!(
-                        out,
-                        "{}  {}{}  {}  [{}]",
-                        person.id,
-                        if person.enabled { "" } else { "(disabled) " },
-                        person
-                            .attributes
-                            .get("email")
-                            .map(String::as_str)
-                            .unwrap_or("-"),
-                        person.population.as_deref().unwrap_or("-"),
-                        person.groups.iter().cloned().collect::<Vec<_>>().join(", ")
-                    )?;
-                }
-                writeln!(out, "{} people", people.len())?;
-            }
-            Ok(ExitCode::SUCCESS)
+        PeopleCommand::List { json } => list(directory, json, &mut out).await,
+        PeopleCommand::Show { id, json } => show(directory, &id, json, &mut out).await,
+    }
+}
+
+/// `people import`: every row checked first; nothing imported if any is
+/// bad, unless told to skip them.
+async fn import(
+    directory: &Directory<'_>,
+    file: &std::path::Path,
+    format: Option<FormatArg>,
+    skip_invalid: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let format = match format {
+        Some(FormatArg::Json) => Format::Json,
+        Some(FormatArg::Csv) => Format::Csv,
+        None => Format::of(file),
+    };
+    let (rows, errors) = import::read(file, format, directory)?;
+    for error in &errors {
+        eprintln!("{error}");
+    }
+    if !errors.is_empty() && !skip_invalid {
+        writeln!(
+            out,
+            "nothing imported: {} bad row(s) in {}; fix them, or pass --skip-invalid to import the {} good one(s)",
+            errors.len(),
+            file.display(),
+            rows.len()
+        )?;
+        return Ok(ExitCode::from(1));
+    }
+    let changes: Vec<PersonChange> = rows.into_iter().map(|r| r.change).collect();
+    let report = directory.upsert(&changes).await?;
+    writeln!(
+        out,
+        "imported {}: {} created, {} changed, {} unchanged{}",
+        file.display(),
+        report.created,
+        report.changed,
+        report.unchanged,
+        if errors.is_empty() {
+            String::new()
+        } else {
+            format!(", {} bad row(s) skipped", errors.len())
         }
-        PeopleCommand::Show { id, json } => {
-            let Some(person) = directory.person(&id).await?.filter(|p| !p.deleted) else {
-                anyhow::bail!("no person {id:?} in the directory");
-            };
-            if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&person)?)?;
-            } else {
-                writeln!(
-                    out,
-                    "{}{}",
-                    person.id,
-                    if person.enabled { "" } else { " (disabled)" }
-                )?;
-                writeln!(
-                    out,
-                    "  population: {}",
-                    person.population.as_deref().unwrap_or("-")
-                )?;
-                writeln!(
-                    out,
-                    "  groups: {}",
-                    person.groups.iter().cloned().collect::<Vec<_>>().join(", ")
-                )?;
-                for (name, value) in &person.attributes {
-                    writeln!(out, "  {name}: {value}")?;
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+    )?;
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `people set`: changes some attributes, adds groups, sets or clears the
+/// population; what it does not name stays.
+async fn set(
+    directory: &Directory<'_>,
+    id: &str,
+    fields: &Fields,
+    unset: Vec<String>,
+    no_population: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let Some(person) = directory.person(id).await?.filter(|p| !p.deleted) else {
+        anyhow::bail!("no person {id:?} in the directory");
+    };
+    let mut attributes = attributes(fields)?;
+    for name in unset {
+        attributes.insert(name, None);
+    }
+    let mut groups: Option<BTreeSet<String>> = None;
+    if !fields.groups.is_empty() {
+        let mut all = person.groups.clone();
+        all.extend(fields.groups.iter().cloned());
+        groups = Some(all);
+    }
+    let population = if no_population {
+        Some(None)
+    } else {
+        fields.population.clone().map(Some)
+    };
+    let report = directory
+        .upsert(&[PersonChange {
+            id: id.to_string(),
+            enabled: None,
+            population,
+            groups,
+            attributes,
+            replace_attributes: false,
+        }])
+        .await?;
+    writeln!(
+        out,
+        "{} {id}",
+        if report.changed > 0 {
+            "changed"
+        } else {
+            "no change to"
+        }
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `people list`: everyone not deleted, one line each, or JSON.
+async fn list(
+    directory: &Directory<'_>,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let people: Vec<_> = directory
+        .people()
+        .await?
+        .into_iter()
+        .filter(|p| !p.deleted)
+        .collect();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&people)?)?;
+    } else {
+        for person in &people {
+            writeln!(
+                out,
+                "{}  {}{}  {}  [{}]",
+                person.id,
+                if person.enabled { "" } else { "(disabled) " },
+                person
+                    .attributes
+                    .get("email")
+                    .map(String::as_str)
+                    .unwrap_or("-"),
+                person.population.as_deref().unwrap_or("-"),
+                person.groups.iter().cloned().collect::<Vec<_>>().join(", ")
+            )?;
+        }
+        writeln!(out, "{} people", people.len())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `people show`: one person, every attribute.
+async fn show(
+    directory: &Directory<'_>,
+    id: &str,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let Some(person) = directory.person(id).await?.filter(|p| !p.deleted) else {
+        anyhow::bail!("no person {id:?} in the directory");
+    };
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&person)?)?;
+    } else {
+        writeln!(
+            out,
+            "{}{}",
+            person.id,
+            if person.enabled { "" } else { " (disabled)" }
+        )?;
+        writeln!(
+            out,
+            "  population: {}",
+            person.population.as_deref().unwrap_or("-")
+        )?;
+        writeln!(
+            out,
+            "  groups: {}",
+            person.groups.iter().cloned().collect::<Vec<_>>().join(", ")
+        )?;
+        for (name, value) in &person.attributes {
+            writeln!(out, "  {name}: {value}")?;
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) async fn groups(
