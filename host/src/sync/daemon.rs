@@ -262,6 +262,14 @@ fn log_report(kind: &str, report: &PassReport) {
     }
 }
 
+/// What the daemon remembers between wakes: the directory change it saw
+/// last, and when it last passed over everyone and re-read the targets.
+struct Clock {
+    seen: i64,
+    last_full: Instant,
+    last_drift: Instant,
+}
+
 /// Runs passes until a signal arrives. `kick` asks for a pass over
 /// everyone now (an operator acted on the status page).
 pub async fn run(
@@ -274,10 +282,12 @@ pub async fn run(
         stop: mut shutdown,
         hangup,
     } = shutdown;
-    let directory = || Directory::new(engine.db(), engine.schema().clone());
-    let mut seen = directory().last_seq().await?;
-    let mut last_full = Instant::now();
-    let mut last_drift = Instant::now();
+    let directory = Directory::new(engine.db(), engine.schema().clone());
+    let mut clock = Clock {
+        seen: directory.last_seq().await?,
+        last_full: Instant::now(),
+        last_drift: Instant::now(),
+    };
     let mut next: Option<(&'static str, PassOptions)> = Some(("startup", PassOptions::default()));
     record_plugins(&engine).await;
     // Reloads run beside the passes: a pass keeps the plugins it bound at
@@ -289,30 +299,8 @@ pub async fn run(
         hangup,
         swapped.clone(),
     )));
-    // A directory change is a write to the state file, usually by another
-    // process (an import, `people set`): its file events wake the loop at
-    // once, so that a change reaches the target in milliseconds rather
-    // than at the next poll. The poll stays, for file systems without
-    // events.
     let written = Arc::new(tokio::sync::Notify::new());
-    let _state_watcher = engine.db().change_file().and_then(|state| {
-        let name = state
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let written = written.clone();
-        state.parent().and_then(|dir| {
-            watch(
-                dir,
-                move |p| {
-                    p.file_name()
-                        .is_some_and(|f| f.to_string_lossy().starts_with(&name))
-                },
-                move || written.notify_one(),
-                "directory changes are seen at the next poll",
-            )
-        })
-    });
+    let _state_watcher = watch_state(&engine, written.clone());
     tracing::info!(
         interval_s = schedule.interval.as_secs(),
         "provisioner is running; following the directory"
@@ -356,42 +344,75 @@ pub async fn run(
                 return Ok(());
             }
         }
-        let seq = directory().last_seq().await?;
-        if last_drift.elapsed() >= schedule.drift_interval {
-            last_drift = Instant::now();
-            last_full = Instant::now();
-            seen = seq;
-            next = Some((
-                "drift",
-                PassOptions {
-                    full: true,
-                    ..PassOptions::default()
-                },
-            ));
-            continue;
-        }
-        if last_full.elapsed() >= schedule.interval {
-            last_full = Instant::now();
-            seen = seq;
-            next = Some(("interval", PassOptions::default()));
-            continue;
-        }
-        let mut people: BTreeSet<String> = if seq > seen {
-            directory().changed_since(seen).await?
-        } else {
-            BTreeSet::new()
-        };
-        seen = seq;
-        people.extend(engine.db().due(now_ms()).await?);
-        if !people.is_empty() {
-            tracing::debug!(people = people.len(), "directory changed");
-            next = Some((
-                "change",
-                PassOptions {
-                    people: Some(people),
-                    ..PassOptions::default()
-                },
-            ));
-        }
+        next = due(&engine, &directory, &schedule, &mut clock).await?;
     }
+}
+
+/// A directory change is a write to the state, usually by another process
+/// (an import, `people set`). Where the state is a file, its events wake
+/// the loop at once, so that a change reaches the target in milliseconds
+/// rather than at the next poll; the poll stays, for file systems without
+/// events and for stores that are not a file.
+fn watch_state(
+    engine: &Engine,
+    written: Arc<tokio::sync::Notify>,
+) -> Option<notify::RecommendedWatcher> {
+    let state = engine.db().change_file()?;
+    let name = state
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    watch(
+        state.parent()?,
+        move |p| {
+            p.file_name()
+                .is_some_and(|f| f.to_string_lossy().starts_with(&name))
+        },
+        move || written.notify_one(),
+        "directory changes are seen at the next poll",
+    )
+}
+
+/// The pass due after a wake, if any: a full pass that re-reads the
+/// targets when the drift interval is up, a pass over everyone when the
+/// interval is, else one over the people who changed or whose retry is
+/// due.
+async fn due(
+    engine: &Engine,
+    directory: &Directory<'_>,
+    schedule: &Schedule,
+    clock: &mut Clock,
+) -> Result<Option<(&'static str, PassOptions)>, EngineError> {
+    let seq = directory.last_seq().await?;
+    if clock.last_drift.elapsed() >= schedule.drift_interval {
+        clock.last_drift = Instant::now();
+        clock.last_full = Instant::now();
+        clock.seen = seq;
+        let options = PassOptions {
+            full: true,
+            ..PassOptions::default()
+        };
+        return Ok(Some(("drift", options)));
+    }
+    if clock.last_full.elapsed() >= schedule.interval {
+        clock.last_full = Instant::now();
+        clock.seen = seq;
+        return Ok(Some(("interval", PassOptions::default())));
+    }
+    let mut people: BTreeSet<String> = if seq > clock.seen {
+        directory.changed_since(clock.seen).await?
+    } else {
+        BTreeSet::new()
+    };
+    clock.seen = seq;
+    people.extend(engine.db().due(now_ms()).await?);
+    if people.is_empty() {
+        return Ok(None);
+    }
+    tracing::debug!(people = people.len(), "directory changed");
+    let options = PassOptions {
+        people: Some(people),
+        ..PassOptions::default()
+    };
+    Ok(Some(("change", options)))
 }
