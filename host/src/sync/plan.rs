@@ -233,7 +233,6 @@ pub fn plan_rule(
     only: Option<&std::collections::BTreeSet<String>>,
     full: bool,
 ) -> Vec<Planned> {
-    let prefs = view.preferences;
     let mut planned = Vec::new();
     for person in people.values() {
         if only.is_some_and(|o| !o.contains(&person.id)) || !view.rule.scope.contains(person) {
@@ -250,113 +249,129 @@ pub fn plan_rule(
             planned.push(push(Decision::Wait { reason }));
             continue;
         }
-        let create = mapping::attributes(view.mappings, &person.attributes, false);
-        let update = mapping::attributes(view.mappings, &person.attributes, true);
-        let key = match_key(view, &create);
-        let target = link.and_then(|l| l.target_id.clone());
-        let decision = match (target, link) {
-            // A conflict said the record changed in the store since it was
-            // read: read it again rather than overwrite it blindly.
-            (Some(existing), Some(link))
-                if (full || conflicted(link))
-                    && key.is_some()
-                    && link.state != LinkState::Disabled =>
-            {
-                Decision::Find {
-                    key: key.unwrap_or_default(),
-                    create,
-                    update,
-                    existing: Some(existing),
-                }
+        planned.push(push(member(view, person, link, full)));
+    }
+    planned.extend(leavers(view, people, links, now, only));
+    planned
+}
+
+/// The decision for a person in the rule's scope, who is not waiting for
+/// a retry.
+fn member(view: &RuleView<'_>, person: &Person, link: Option<&Link>, full: bool) -> Decision {
+    let prefs = view.preferences;
+    let seq = Some(person.changed_seq);
+    let create = mapping::attributes(view.mappings, &person.attributes, false);
+    let update = mapping::attributes(view.mappings, &person.attributes, true);
+    let key = match_key(view, &create);
+    let target = link.and_then(|l| l.target_id.clone());
+    match (target, link) {
+        // A conflict said the record changed in the store since it was
+        // read: read it again rather than overwrite it blindly.
+        (Some(existing), Some(link))
+            if (full || conflicted(link)) && key.is_some() && link.state != LinkState::Disabled =>
+        {
+            Decision::Find {
+                key: key.unwrap_or_default(),
+                create,
+                update,
+                existing: Some(existing),
             }
-            (Some(target), Some(link)) => {
-                let enable = link.state == LinkState::Disabled && view.can_enable;
-                // Back in scope after a disable, without `enable`: rewrite
-                // everything, which is how a 0.1 connector reactivates.
-                let changes = if link.state == LinkState::Disabled && !enable {
-                    update.clone()
+        }
+        (Some(target), Some(link)) => {
+            let enable = link.state == LinkState::Disabled && view.can_enable;
+            // Back in scope after a disable, without `enable`: rewrite
+            // everything, which is how a 0.1 connector reactivates.
+            let changes = if link.state == LinkState::Disabled && !enable {
+                update.clone()
+            } else {
+                diff_written(&update, &link.written)
+            };
+            if enable && !prefs.allow_update {
+                // The link stays `Disabled`, the one place that says
+                // the record is: a later pass enables it once updates
+                // are allowed.
+                Decision::Settle {
+                    state: LinkState::Disabled,
+                    reason: Some(
+                        "the record stays disabled: updating records is not allowed on this connection"
+                            .into(),
+                    ),
+                }
+            } else if enable {
+                Decision::Update {
+                    target,
+                    changes,
+                    enable,
+                }
+            } else if changes.is_empty() {
+                if link.state == LinkState::Synced {
+                    Decision::Unchanged
                 } else {
-                    diff_written(&update, &link.written)
-                };
-                if enable && !prefs.allow_update {
-                    // The link stays `Disabled`, the one place that says
-                    // the record is: a later pass enables it once updates
-                    // are allowed.
                     Decision::Settle {
-                        state: LinkState::Disabled,
-                        reason: Some(
-                            "the record stays disabled: updating records is not allowed on this connection"
-                                .into(),
-                        ),
-                    }
-                } else if enable {
-                    Decision::Update {
-                        target,
-                        changes,
-                        enable,
-                    }
-                } else if changes.is_empty() {
-                    if link.state == LinkState::Synced {
-                        Decision::Unchanged
-                    } else {
-                        Decision::Settle {
-                            state: LinkState::Synced,
-                            reason: None,
-                        }
-                    }
-                } else if !prefs.allow_update {
-                    Decision::Settle {
-                        state: LinkState::Partial,
-                        reason: Some(format!(
-                            "{} differ, but updating records is not allowed on this connection",
-                            names(&changes)
-                        )),
-                    }
-                } else {
-                    Decision::Update {
-                        target,
-                        changes,
-                        enable,
+                        state: LinkState::Synced,
+                        reason: None,
                     }
                 }
+            } else if !prefs.allow_update {
+                Decision::Settle {
+                    state: LinkState::Partial,
+                    reason: Some(format!(
+                        "{} differ, but updating records is not allowed on this connection",
+                        names(&changes)
+                    )),
+                }
+            } else {
+                Decision::Update {
+                    target,
+                    changes,
+                    enable,
+                }
             }
-            // Creating is not allowed, but a record the store has already
-            // is adopted and kept up to date: the lookup decides. A person
-            // whose data has not changed since a lookup found nothing is
-            // not looked up again, except in a full pass.
-            (None, Some(link))
-                if !prefs.allow_create
-                    && link.state == LinkState::Unsynced
-                    && link.person_seq == seq
-                    && !full =>
-            {
-                create_forbidden()
-            }
-            _ if !prefs.allow_create && key.is_none() => create_forbidden(),
-            _ => match key {
-                Some(key) => Decision::Find {
-                    key,
-                    create,
-                    update,
-                    existing: None,
-                },
-                None => Decision::Fail {
-                    error: LinkError {
-                        class: "rejected".into(),
-                        code: Some("NO_MATCH_VALUE".into()),
-                        message: format!(
-                            "no value maps to {}, so the person cannot be matched or created",
-                            view.match_attribute
-                        ),
-                        fields: vec![view.match_attribute.to_string()],
-                    },
+        }
+        // Creating is not allowed, but a record the store has already
+        // is adopted and kept up to date: the lookup decides. A person
+        // whose data has not changed since a lookup found nothing is
+        // not looked up again, except in a full pass.
+        (None, Some(link))
+            if !prefs.allow_create
+                && link.state == LinkState::Unsynced
+                && link.person_seq == seq
+                && !full =>
+        {
+            create_forbidden()
+        }
+        _ if !prefs.allow_create && key.is_none() => create_forbidden(),
+        _ => match key {
+            Some(key) => Decision::Find {
+                key,
+                create,
+                update,
+                existing: None,
+            },
+            None => Decision::Fail {
+                error: LinkError {
+                    class: "rejected".into(),
+                    code: Some("NO_MATCH_VALUE".into()),
+                    message: format!(
+                        "no value maps to {}, so the person cannot be matched or created",
+                        view.match_attribute
+                    ),
+                    fields: vec![view.match_attribute.to_string()],
                 },
             },
-        };
-        planned.push(push(decision));
+        },
     }
+}
 
-    // Links whose person is gone, disabled or out of scope.
+/// Links whose person is gone, disabled or out of the rule's scope.
+fn leavers(
+    view: &RuleView<'_>,
+    people: &BTreeMap<String, Person>,
+    links: &BTreeMap<String, Link>,
+    now: i64,
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Vec<Planned> {
+    let mut planned = Vec::new();
     for (person_id, link) in links {
         if only.is_some_and(|o| !o.contains(person_id)) {
             continue;
@@ -394,7 +409,7 @@ pub fn plan_rule(
             }));
             continue;
         };
-        planned.push(push(leaver(link, prefs, target, cause)));
+        planned.push(push(leaver(link, view.preferences, target, cause)));
     }
     planned
 }
