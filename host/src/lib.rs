@@ -11,11 +11,13 @@
 //!   a plugin.
 //! - [`config`] reads `provisioner.toml` and its secret references, and
 //!   checks connections against the plugins' descriptors.
-//! - [`state`] is the durable SQLite state; [`directory`] is the source
-//!   directory in it: people, groups, populations and the change sequence.
-//! - [`sync`] turns people into records: attribute mappings, the planner,
-//!   the engine that carries a pass out, links and the journal, the daemon,
-//!   and `connections push`.
+//! - [`state`] is the storage interface, one trait per concern, and its
+//!   SQLite backend; [`directory`] is the source directory in it: people,
+//!   groups, populations and the change sequence.
+//! - [`mapping`] compiles attribute mappings and renders them: a leaf, which
+//!   the configuration and the planner both use.
+//! - [`sync`] turns people into records: the planner, the engine that
+//!   carries a pass out, links and the journal, and the daemon.
 //! - [`status`] reports: summaries, failures, per-person traces, the HTTP
 //!   API and page, metrics.
 //! - [`conform`] checks a connector's promises against a live store, for
@@ -33,6 +35,7 @@ pub mod config;
 pub mod conform;
 pub mod directory;
 pub mod inert;
+pub mod mapping;
 pub mod runtime;
 pub mod scaffold;
 pub mod state;

@@ -761,7 +761,7 @@ impl Config {
             return Vec::new();
         };
         let rules = self.rules(&schema);
-        let mut writers: Vec<(String, Vec<crate::sync::mapping::CompiledMapping>)> = rules
+        let mut writers: Vec<(String, Vec<crate::mapping::CompiledMapping>)> = rules
             .rules
             .values()
             .filter(|rule| rule.connection == connection)
@@ -771,7 +771,7 @@ impl Config {
             })
             .collect();
         if writers.is_empty()
-            && let Ok(defaults) = crate::sync::mapping::defaults(descriptor)
+            && let Ok(defaults) = crate::mapping::defaults(descriptor)
         {
             writers.push((
                 format!("plugin {}'s default mappings", descriptor.name),

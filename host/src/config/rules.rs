@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::directory::{AttributeSchema, Person};
+use crate::mapping::{CompiledMapping, Template};
 use crate::runtime::contract::{Descriptor, Mapping, MappingSource};
-use crate::sync::mapping::{CompiledMapping, Template};
 
 fn yes() -> bool {
     true
@@ -322,8 +322,7 @@ impl Rule {
         let defaults = || -> Result<Vec<CompiledMapping>, String> {
             check_mappings(&descriptor.default_mappings, schema)
                 .map_err(|e| format!("the connector's default {e}"))?;
-            crate::sync::mapping::defaults(descriptor)
-                .map_err(|e| format!("the connector's default {e}"))
+            crate::mapping::defaults(descriptor).map_err(|e| format!("the connector's default {e}"))
         };
         let mut mappings = match &self.mappings {
             None => defaults()?,
@@ -352,7 +351,7 @@ impl Rule {
                 self.name, descriptor.name
             ));
         }
-        crate::sync::mapping::typed(&mut mappings, descriptor)
+        crate::mapping::typed(&mut mappings, descriptor)
             .map_err(|e| format!("rule {}: {e}", self.name))?;
         Ok(mappings)
     }

@@ -25,11 +25,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Serialize;
 
 use crate::config::Connection;
+use crate::mapping::{self, CompiledMapping};
 use crate::runtime::contract::{
     Attribute, AuthScheme, Capability, Descriptor, Match, Operation, StoreError, Value,
 };
 use crate::runtime::{CallError, Connector};
-use crate::sync::mapping::{self, CompiledMapping};
 use crate::sync::plan;
 
 /// People made up for a run; enough to see a batch, a page and an update.

@@ -1,15 +1,14 @@
 //! Turning people into records.
 //!
-//! - [`mapping`]: attribute mappings and templates.
 //! - [`plan`]: the planner, where preferences are enforced (pure).
 //! - [`engine`]: a pass: plan every rule, look up, execute in batches,
 //!   journal, record links; retries, quarantine and the removal guard.
 //! - [`daemon`]: `provisioner run`, the scheduler.
-//! - [`links`]: the engine's tables in the state file.
+//! - [`links`]: what the engine keeps per rule and person (the SQL is the
+//!   state backend's).
 
 pub mod backoff;
 pub mod daemon;
 pub mod engine;
 pub mod links;
-pub mod mapping;
 pub mod plan;

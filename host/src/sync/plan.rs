@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::links::{Link, LinkError, LinkState};
-use super::mapping::{self, CompiledMapping};
 use crate::config::{Cause, Preferences, RemoveAction, Rule};
 use crate::directory::Person;
+use crate::mapping::{self, CompiledMapping};
 use crate::runtime::contract::{Attribute, Match, Value};
 
 /// What the planner needs to know about a rule and its connection.

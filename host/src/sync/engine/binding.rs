@@ -8,9 +8,9 @@ use tokio::sync::Semaphore;
 
 use super::Engine;
 use crate::config::{Connection, Rule};
+use crate::mapping::{self, CompiledMapping};
 use crate::runtime::Connector;
 use crate::runtime::contract::Capability;
-use crate::sync::mapping::{self, CompiledMapping};
 use crate::sync::plan::RuleView;
 
 /// Why a connection or a rule cannot be worked on in this pass. Kept with

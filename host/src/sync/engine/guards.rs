@@ -10,8 +10,8 @@ use super::slices::Slices;
 use super::work::Work;
 use super::{Engine, EngineError};
 use crate::directory::Directory;
+use crate::mapping;
 use crate::sync::links::{LinkState, UpdateGuard};
-use crate::sync::mapping;
 use crate::sync::plan::{self, Decision};
 
 /// What a pass makes of a rule's mappings, against those it last wrote

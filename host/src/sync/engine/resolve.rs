@@ -628,8 +628,8 @@ mod tests {
     use super::*;
     use crate::config::rules::{Guard, Scope};
     use crate::config::{Preferences, RemoveAction, RemoveActions, Rule};
+    use crate::mapping::{self, CompiledMapping};
     use crate::runtime::contract::{Mapping, MappingSource};
-    use crate::sync::mapping::{self, CompiledMapping};
     use std::collections::BTreeSet;
 
     fn prefs() -> Preferences {
