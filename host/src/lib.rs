@@ -24,6 +24,8 @@
 //!   authors before they ship it; [`scaffold`] starts a new connector.
 //! - [`cli`] is the thin `provisioner` command line over the modules above.
 //! - [`inert`] makes text from plugins and stores harmless to print.
+//! - [`telemetry`] records what the process observes, for `/metrics`: a
+//!   leaf, so that the broker and the runtime need not know `status`.
 //!
 //! The host has no unsafe code, and keeps it that way: the sandbox's
 //! guarantees rest on wasmtime's, not on anything hand-written here.
@@ -41,3 +43,4 @@ pub mod scaffold;
 pub mod state;
 pub mod status;
 pub mod sync;
+pub mod telemetry;

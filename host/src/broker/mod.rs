@@ -597,7 +597,7 @@ impl Broker {
                 .await
                 .map_err(|e| classify_reqwest(&e, &url, Some(self.limits.request_timeout)))?;
             let status = response.status();
-            crate::status::metrics::target_request(&self.connection, status.as_u16());
+            crate::telemetry::target_request(&self.connection, status.as_u16());
             tracing::debug!(
                 connection = %self.connection,
                 method = ?method,

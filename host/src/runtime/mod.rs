@@ -598,7 +598,7 @@ macro_rules! call_export {
             };
             let result = tokio::time::timeout(plugin.runtime.options.call_timeout, future).await;
             let elapsed = started.elapsed();
-            crate::status::metrics::plugin_call(&plugin.label, $method, elapsed.as_secs_f64());
+            crate::telemetry::plugin_call(&plugin.label, $method, elapsed.as_secs_f64());
             // Everything but the waits on brokered HTTP: instantiation,
             // guest code and the calls across the boundary. The benchmarks
             // sum it to bound what the sandbox costs.

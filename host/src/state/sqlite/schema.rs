@@ -155,7 +155,7 @@ const MIGRATIONS: &[&str] = &[
         refused TEXT NOT NULL               -- JSON array of [file, reason]
     );
 
-    -- What each rule wrote through at its last pass (sync::mapping::
+    -- What each rule wrote through at its last pass (mapping::
     -- fingerprint), and the updates a change of it waits with.
     ALTER TABLE rules ADD COLUMN mappings TEXT;
     CREATE TABLE update_guards (

@@ -32,7 +32,7 @@ impl Engine {
         link.person_seq = person_seq;
         link.attempts = link.attempts.saturating_add(1);
         if matches!(error, StoreError::Transient { .. }) {
-            crate::status::metrics::retry(&link.connection);
+            crate::telemetry::retry(&link.connection);
         }
         link.next_retry = match error {
             StoreError::Transient { retry_after, .. } => Some(backoff::retry_at(
@@ -63,7 +63,7 @@ impl Engine {
                 .or_default()
                 .push(item);
         }
-        crate::status::metrics::queue_depth(by_connection.values().map(Vec::len).sum());
+        crate::telemetry::queue_depth(by_connection.values().map(Vec::len).sum());
         let mut batches = Vec::new();
         let mut connections = Vec::new();
         for (connection, items) in by_connection {
@@ -143,9 +143,9 @@ impl Engine {
                 vec![Err(error); chunk.len()]
             }
         };
-        crate::status::metrics::queue_done(ids.len());
+        crate::telemetry::queue_done(ids.len());
         if let Some((used, max)) = bound.connector.broker().api_usage() {
-            crate::status::metrics::api_usage(&connection, used, max);
+            crate::telemetry::api_usage(&connection, used, max);
         }
         let mut outcomes = Outcomes::default();
         let mut counts = Vec::new();
