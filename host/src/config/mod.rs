@@ -891,7 +891,6 @@ impl Config {
         };
         let raw_span = key.span();
         let raw = raw.get_ref();
-        let mut errors = Vec::new();
         let mut warnings = Vec::new();
         let at = |span: Range<usize>, message: String| self.diagnostic(Some(span), message);
 
@@ -934,79 +933,166 @@ impl Config {
             }
             return Err(vec![at(raw.plugin.span(), message)]);
         };
-        let descriptor = plugin.descriptor();
-        let plugin_label = format!("plugin {} {}", descriptor.name, descriptor.version);
-        let table = format!("[connections.{name}.secrets]");
+        let mut check = Check {
+            config: self,
+            name,
+            raw,
+            span: raw_span.clone(),
+            descriptor: plugin.descriptor(),
+            plugin_label: format!(
+                "plugin {} {}",
+                plugin.descriptor().name,
+                plugin.descriptor().version
+            ),
+            table: format!("[connections.{name}.secrets]"),
+            errors: Vec::new(),
+            warnings,
+        };
+        let settings = check.settings();
+        let (secret_values, secret_sources) = check.secrets(secrets);
+        check.authentication();
+        let choices = check.egress(&settings);
+        let preferences = check.preferences();
+        let Check {
+            errors, warnings, ..
+        } = check;
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Connection {
+            name: name.to_string(),
+            description: raw.description.clone(),
+            plugin: plugin.clone(),
+            settings,
+            secrets: secret_values,
+            sources: secret_sources,
+            preferences,
+            choices,
+            warnings,
+        })
+    }
+}
 
+/// One connection being checked against its plugin: the diagnostics found
+/// so far, and what every part of the check names in its messages.
+struct Check<'a> {
+    config: &'a Config,
+    name: &'a str,
+    raw: &'a RawConnection,
+    /// The connection's table, for problems of the whole connection.
+    span: Range<usize>,
+    descriptor: &'a Descriptor,
+    plugin_label: String,
+    /// Where the connection's secrets are referenced.
+    table: String,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Check<'_> {
+    fn at(&self, span: Range<usize>, message: String) -> Diagnostic {
+        self.config.diagnostic(Some(span), message)
+    }
+
+    /// Settings: declared, non-secret, of the right kind; defaults filled
+    /// in, required ones present.
+    fn settings(&mut self) -> BTreeMap<String, String> {
+        let (name, label, table) = (self.name, self.plugin_label.clone(), self.table.clone());
         // Settings: declared, non-secret, of the right kind.
         let mut settings = BTreeMap::new();
-        for (key, value) in &raw.settings {
+        for (key, value) in &self.raw.settings {
             let setting_name = key.get_ref();
-            let Some(spec) = descriptor.setting(setting_name) else {
-                errors.push(at(
+            let Some(spec) = self.descriptor.setting(setting_name) else {
+                self.errors.push(self.at(
                     key.span(),
-                    unknown("setting", setting_name, &plugin_label, descriptor, false),
+                    unknown(
+                        "setting",
+                        setting_name,
+                        &self.plugin_label,
+                        self.descriptor,
+                        false,
+                    ),
                 ));
                 continue;
             };
             if spec.secret {
-                errors.push(at(
-                    key.span(),
-                    format!(
-                        "{setting_name} is a secret: reference it under {table} as {{ env = \"VARIABLE\" }} or {{ secrets_file = \"key\" }}, never in plain settings"
-                    ),
-                ));
+                self.errors.push(self.at(
+                key.span(),
+                format!(
+                    "{setting_name} is a secret: reference it under {table} as {{ env = \"VARIABLE\" }} or {{ secrets_file = \"key\" }}, never in plain settings"
+                ),
+            ));
                 continue;
             }
             match setting_text(&spec.kind, value.get_ref()) {
                 Ok(text) => {
                     settings.insert(setting_name.clone(), text);
                 }
-                Err(reason) => errors.push(at(
-                    value.span(),
-                    format!("setting {setting_name}: {reason}"),
-                )),
+                Err(reason) => self
+                    .errors
+                    .push(self.at(value.span(), format!("setting {setting_name}: {reason}"))),
             }
         }
-        for spec in descriptor.settings.iter().filter(|s| !s.secret) {
-            if settings.contains_key(&spec.name) || raw.settings.contains_key(spec.name.as_str()) {
+        for spec in self.descriptor.settings.iter().filter(|s| !s.secret) {
+            if settings.contains_key(&spec.name)
+                || self.raw.settings.contains_key(spec.name.as_str())
+            {
                 continue;
             }
             match &spec.default_value {
-                Some(default) => {
-                    settings.insert(spec.name.clone(), default.clone());
-                }
-                None if spec.required => errors.push(at(
-                    raw_span.clone(),
-                    format!(
-                        "connection {name} is missing required setting {} ({}) for {plugin_label}; add it under [connections.{name}.settings]",
-                        spec.name, spec.description
-                    ),
-                )),
-                None => {}
+            Some(default) => {
+                settings.insert(spec.name.clone(), default.clone());
             }
+            None if spec.required => self.errors.push(self.at(
+                self.span.clone(),
+                format!(
+                    "connection {name} is missing required setting {} ({}) for {label}; add it under [connections.{name}.settings]",
+                    spec.name, spec.description
+                ),
+            )),
+            None => {}
+        }
         }
 
+        settings
+    }
+
+    /// Secrets: declared secret, resolvable; the values, and where each
+    /// came from.
+    fn secrets(
+        &mut self,
+        secrets: &SecretStore,
+    ) -> (
+        BTreeMap<String, SecretString>,
+        BTreeMap<String, secrets::Source>,
+    ) {
+        let (name, label, table) = (self.name, self.plugin_label.clone(), self.table.clone());
         // Secrets: declared secret, resolvable.
         let mut secret_values = BTreeMap::new();
         let mut secret_sources = BTreeMap::new();
-        for (key, reference) in &raw.secrets {
+        for (key, reference) in &self.raw.secrets {
             let secret_name = key.get_ref();
-            match descriptor.setting(secret_name) {
+            match self.descriptor.setting(secret_name) {
                 Some(spec) if spec.secret => {}
                 Some(_) => {
-                    errors.push(at(
-                        key.span(),
-                        format!(
-                            "{secret_name} is not a secret for {plugin_label}; put it under [connections.{name}.settings]"
-                        ),
-                    ));
+                    self.errors.push(self.at(
+                    key.span(),
+                    format!(
+                        "{secret_name} is not a secret for {label}; put it under [connections.{name}.settings]"
+                    ),
+                ));
                     continue;
                 }
                 None => {
-                    errors.push(at(
+                    self.errors.push(self.at(
                         key.span(),
-                        unknown("secret", secret_name, &plugin_label, descriptor, true),
+                        unknown(
+                            "secret",
+                            secret_name,
+                            &self.plugin_label,
+                            self.descriptor,
+                            true,
+                        ),
                     ));
                     continue;
                 }
@@ -1026,67 +1112,82 @@ impl Config {
                     secret_values.insert(secret_name.clone(), value);
                     secret_sources.insert(secret_name.clone(), source);
                 }
-                Err(message) => errors.push(at(reference.span(), message)),
+                Err(message) => self.errors.push(self.at(reference.span(), message)),
             }
         }
-        for spec in descriptor
+        for spec in self
+            .descriptor
             .settings
             .iter()
             .filter(|s| s.secret && s.required)
         {
-            if !raw.secrets.contains_key(spec.name.as_str())
-                && !raw.settings.contains_key(spec.name.as_str())
+            if !self.raw.secrets.contains_key(spec.name.as_str())
+                && !self.raw.settings.contains_key(spec.name.as_str())
             {
-                errors.push(at(
-                    raw_span.clone(),
-                    format!(
-                        "connection {name} is missing required secret {} ({}) for {plugin_label}; reference it under {table}",
-                        spec.name, spec.description
-                    ),
-                ));
+                self.errors.push(self.at(
+                self.span.clone(),
+                format!(
+                    "connection {name} is missing required secret {} ({}) for {label}; reference it under {table}",
+                    spec.name, spec.description
+                ),
+            ));
             }
         }
-        if let AuthScheme::OAuth2 { .. } = descriptor.auth {
-            let has = |n: &str| raw.secrets.contains_key(n);
+        (secret_values, secret_sources)
+    }
+
+    /// Whether the connection can authenticate at all, and a bearer token
+    /// left unset.
+    fn authentication(&mut self) {
+        let (name, table) = (self.name, self.table.clone());
+        if let AuthScheme::OAuth2 { .. } = self.descriptor.auth {
+            let has = |n: &str| self.raw.secrets.contains_key(n);
             let can_authenticate = has("access_token")
                 || has("refresh_token")
                 || (has("client_id") && has("client_secret"));
             if !can_authenticate {
-                errors.push(at(
-                    raw_span.clone(),
-                    format!(
-                        "connection {name} has no way to authenticate: OAuth 2.0 needs an access_token, a refresh_token, or client_id and client_secret under {table}"
-                    ),
-                ));
+                self.errors.push(self.at(
+                self.span.clone(),
+                format!(
+                    "connection {name} has no way to authenticate: OAuth 2.0 needs an access_token, a refresh_token, or client_id and client_secret under {table}"
+                ),
+            ));
             }
         }
 
-        if let Some(message) = unset_bearer(name, descriptor, &raw.secrets, &plugin_label) {
-            warnings.push(Diagnostic {
+        if let Some(message) =
+            unset_bearer(name, self.descriptor, &self.raw.secrets, &self.plugin_label)
+        {
+            self.warnings.push(Diagnostic {
                 severity: Severity::Warning,
-                ..at(raw_span.clone(), message)
+                ..self.at(self.span.clone(), message)
             });
         }
+    }
 
+    /// Egress: who chose each origin, and what the operator approved.
+    fn egress(&mut self, settings: &BTreeMap<String, String>) -> Choices {
+        let (name, label) = (self.name, self.plugin_label.clone());
         // Egress: who chose each origin, and what the operator approved.
         let mut choices = Choices {
-            written: raw
+            written: self
+                .raw
                 .settings
                 .keys()
                 .map(|k| k.get_ref().clone())
                 .filter(|k| settings.contains_key(k))
                 .collect(),
-            insecure_loopback: raw.allow_insecure_loopback,
+            insecure_loopback: self.raw.allow_insecure_loopback,
             ..Choices::default()
         };
         for (list, key, into) in [
             (
-                &raw.approved_egress,
+                &self.raw.approved_egress,
                 "approved_egress",
                 &mut choices.approved,
             ),
             (
-                &raw.credential_origins,
+                &self.raw.credential_origins,
                 "credential_origins",
                 &mut choices.trusted,
             ),
@@ -1094,69 +1195,67 @@ impl Config {
             for entry in list {
                 match Origin::parse_operator(entry.get_ref()) {
                     Ok(origin) => into.push(origin),
-                    Err(reason) => errors.push(at(entry.span(), format!("{key}: {reason}"))),
+                    Err(reason) => self
+                        .errors
+                        .push(self.at(entry.span(), format!("{key}: {reason}"))),
                 }
             }
         }
-        match EgressPolicy::new(&descriptor.egress, &settings, &choices) {
+        match EgressPolicy::new(&self.descriptor.egress, settings, &choices) {
             Ok(policy) => {
                 for (template, origin) in policy.unapproved() {
-                    errors.push(at(
-                        raw_span.clone(),
-                        format!(
-                            "connection {name}: {plugin_label} wants to reach {origin} (egress template {template:?}), a host it chose itself, not one from your settings; if you trust it, approve it under [connections.{name}] with approved_egress = [\"{origin}\"] (it never receives credentials)"
-                        ),
-                    ));
+                    self.errors.push(self.at(
+                    self.span.clone(),
+                    format!(
+                        "connection {name}: {label} wants to reach {origin} (egress template {template:?}), a host it chose itself, not one from your settings; if you trust it, approve it under [connections.{name}] with approved_egress = [\"{origin}\"] (it never receives credentials)"
+                    ),
+                ));
                 }
                 for origin in policy.unused_choices() {
-                    warnings.push(Diagnostic {
-                        severity: Severity::Warning,
-                        ..at(
-                            raw_span.clone(),
-                            format!(
-                                "connection {name}: {origin} is approved or trusted, but {plugin_label} declares no egress template that fills to it or vouches for it"
-                            ),
-                        )
-                    });
+                    self.warnings.push(Diagnostic {
+                    severity: Severity::Warning,
+                    ..self.at(
+                        self.span.clone(),
+                        format!(
+                            "connection {name}: {origin} is approved or trusted, but {label} declares no egress template that fills to it or vouches for it"
+                        ),
+                    )
+                });
                 }
-                if let AuthScheme::OAuth2 { token_url } = &descriptor.auth
-                    && errors.is_empty()
-                    && let Err(reason) = policy.token_url(token_url, &settings)
+                if let AuthScheme::OAuth2 { token_url } = &self.descriptor.auth
+                    && self.errors.is_empty()
+                    && let Err(reason) = policy.token_url(token_url, settings)
                 {
-                    errors.push(at(raw_span.clone(), format!("token URL: {reason}")));
+                    self.errors
+                        .push(self.at(self.span.clone(), format!("token URL: {reason}")));
                 }
             }
-            Err(error) => errors.push(at(raw_span.clone(), error.to_string())),
+            Err(error) => self
+                .errors
+                .push(self.at(self.span.clone(), error.to_string())),
         }
 
-        let (preferences, findings) = raw.preferences.resolve(descriptor);
+        choices
+    }
+
+    /// The preferences, checked against the plugin's capabilities.
+    fn preferences(&mut self) -> Preferences {
+        let name = self.name;
+        let (preferences, findings) = self.raw.preferences.resolve(self.descriptor);
         for finding in findings {
-            let mut diagnostic = self.diagnostic(
-                finding.span.or(Some(raw_span.clone())),
+            let mut diagnostic = self.config.diagnostic(
+                finding.span.or(Some(self.span.clone())),
                 format!("connection {name}: {}", finding.message),
             );
             if finding.warning {
                 diagnostic.severity = Severity::Warning;
-                warnings.push(diagnostic);
+                self.warnings.push(diagnostic);
             } else {
-                errors.push(diagnostic);
+                self.errors.push(diagnostic);
             }
         }
 
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(Connection {
-            name: name.to_string(),
-            description: raw.description.clone(),
-            plugin: plugin.clone(),
-            settings,
-            secrets: secret_values,
-            sources: secret_sources,
-            preferences,
-            choices,
-            warnings,
-        })
+        preferences
     }
 }
 
