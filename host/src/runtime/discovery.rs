@@ -208,6 +208,24 @@ pub fn check_value(kind: &SettingKind, value: &str) -> Result<(), String> {
 /// as confusing failures. Returns it with duplicate capabilities removed.
 pub(crate) fn check_descriptor(mut descriptor: Descriptor) -> Result<Descriptor, String> {
     let d = &descriptor;
+    check_identity(d)?;
+    check_settings(d)?;
+    check_egress(d)?;
+    check_auth(d)?;
+    check_capabilities(d)?;
+    check_attributes(d)?;
+    let mut capabilities = Vec::new();
+    for capability in descriptor.capabilities.drain(..) {
+        if !capabilities.contains(&capability) {
+            capabilities.push(capability);
+        }
+    }
+    descriptor.capabilities = capabilities;
+    Ok(descriptor)
+}
+
+/// A plugin name, and a semver version.
+fn check_identity(d: &Descriptor) -> Result<(), String> {
     if !is_plugin_name(&d.name) {
         return Err(format!(
             "describes itself as {:?}; a plugin name is 1 to 64 lower-case letters, digits and dashes",
@@ -220,6 +238,12 @@ pub(crate) fn check_descriptor(mut descriptor: Descriptor) -> Result<Descriptor,
             d.name, d.version
         )
     })?;
+    Ok(())
+}
+
+/// Settings: snake_case names, each once, choices that offer some, and
+/// defaults of their kind.
+fn check_settings(d: &Descriptor) -> Result<(), String> {
     let mut seen = BTreeSet::new();
     for setting in &d.settings {
         if !is_setting_name(&setting.name) {
@@ -251,6 +275,11 @@ pub(crate) fn check_descriptor(mut descriptor: Descriptor) -> Result<Descriptor,
             })?;
         }
     }
+    Ok(())
+}
+
+/// Egress templates: well formed, filled only from non-secret settings.
+fn check_egress(d: &Descriptor) -> Result<(), String> {
     for raw in &d.egress {
         let template = Template::parse(raw).map_err(|e| format!("plugin {}: {e}", d.name))?;
         for placeholder in template.placeholders() {
@@ -271,6 +300,12 @@ pub(crate) fn check_descriptor(mut descriptor: Descriptor) -> Result<Descriptor,
             }
         }
     }
+    Ok(())
+}
+
+/// The auth scheme: a token URL under an egress template, and its
+/// secrets declared secret.
+fn check_auth(d: &Descriptor) -> Result<(), String> {
     match &d.auth {
         AuthScheme::None => {}
         AuthScheme::OAuth2 { token_url } => {
@@ -302,6 +337,12 @@ pub(crate) fn check_descriptor(mut descriptor: Descriptor) -> Result<Descriptor,
             }
         }
     }
+    Ok(())
+}
+
+/// What some capabilities need: `convert` a `record_type` setting, and
+/// `lookup` a match attribute.
+fn check_capabilities(d: &Descriptor) -> Result<(), String> {
     // A conversion names the type to become by the target connection's
     // `record_type`, as the contract defines it: the host knows no store's
     // types.
@@ -313,6 +354,18 @@ pub(crate) fn check_descriptor(mut descriptor: Descriptor) -> Result<Descriptor,
             d.name
         ));
     }
+    if d.has(Capability::Lookup) && d.match_attribute.trim().is_empty() {
+        return Err(format!(
+            "plugin {} declares lookup but no match attribute",
+            d.name
+        ));
+    }
+    Ok(())
+}
+
+/// Declared attributes: each once, the match attribute text, and a
+/// default mapping of several templates only into a list.
+fn check_attributes(d: &Descriptor) -> Result<(), String> {
     let mut declared = BTreeSet::new();
     for attribute in &d.attributes {
         if attribute.name.trim().is_empty() || !declared.insert(attribute.name.to_ascii_lowercase())
@@ -345,20 +398,7 @@ pub(crate) fn check_descriptor(mut descriptor: Descriptor) -> Result<Descriptor,
             ));
         }
     }
-    if d.has(Capability::Lookup) && d.match_attribute.trim().is_empty() {
-        return Err(format!(
-            "plugin {} declares lookup but no match attribute",
-            d.name
-        ));
-    }
-    let mut capabilities = Vec::new();
-    for capability in descriptor.capabilities.drain(..) {
-        if !capabilities.contains(&capability) {
-            capabilities.push(capability);
-        }
-    }
-    descriptor.capabilities = capabilities;
-    Ok(descriptor)
+    Ok(())
 }
 
 /// Classifies a file by its header before handing it to the compiler, so
