@@ -197,6 +197,53 @@ impl RawPreferences {
             false,
         );
 
+        let (remove_action, written_any, spans) =
+            self.remove_actions(descriptor, &plugin, &mut findings);
+
+        let allow_deprovision = match &self.allow_deprovision {
+            Some(value) if *value.get_ref() && !remove_action.any() => {
+                if !written_any {
+                    findings.push(Finding {
+                        span: Some(value.span()),
+                        message: format!(
+                            "allow_deprovision = true, but {plugin} can neither disable nor delete records"
+                        ),
+                        warning: false,
+                    });
+                }
+                false
+            }
+            Some(value) => *value.get_ref(),
+            None => remove_action.any(),
+        };
+
+        if allow_deprovision
+            && let Some(finding) = self.blocked(&remove_action, allow_delete, allow_disable, &spans)
+        {
+            findings.push(finding);
+        }
+
+        let preferences = Preferences {
+            allow_create,
+            allow_update,
+            allow_disable,
+            allow_deprovision,
+            allow_delete,
+            remove_action,
+            deprovision_on_rule_deletion: self.deprovision_on_rule_deletion.unwrap_or(false),
+        };
+        (preferences, findings)
+    }
+
+    /// The remove action of each cause: the general one, then each cause's
+    /// own where one is written, each checked against the capabilities.
+    /// Also whether any was written, and where.
+    fn remove_actions(
+        &self,
+        descriptor: &Descriptor,
+        plugin: &str,
+        findings: &mut Vec<Finding>,
+    ) -> (RemoveActions, bool, Vec<std::ops::Range<usize>>) {
         // The general action, then each cause's own where one is written.
         let check = |action: &Spanned<RemoveAction>, key: &str, findings: &mut Vec<Finding>| {
             let capability = action.get_ref().capability();
@@ -218,7 +265,7 @@ impl RawPreferences {
             None
         };
         let general = match &self.remove_action {
-            Some(action) => check(action, "remove_action", &mut findings),
+            Some(action) => check(action, "remove_action", findings),
             None if descriptor.has(Capability::Disable) => Some(RemoveAction::Disable),
             None if descriptor.has(Capability::Delete) => Some(RemoveAction::Delete),
             None => None,
@@ -232,71 +279,50 @@ impl RawPreferences {
             (Cause::LeftScope, &self.remove_action_left_scope),
         ] {
             if let Some(action) = raw {
-                remove_action.set(cause, check(action, cause.key(), &mut findings));
+                remove_action.set(cause, check(action, cause.key(), findings));
                 spans.push(action.span());
             }
         }
         let written_any = written_any || !spans.is_empty();
+        (remove_action, written_any, spans)
+    }
 
-        let allow_deprovision = match &self.allow_deprovision {
-            Some(value) if *value.get_ref() && !remove_action.any() => {
-                if !written_any {
-                    findings.push(Finding {
-                        span: Some(value.span()),
-                        message: format!(
-                            "allow_deprovision = true, but {plugin} can neither disable nor delete records"
-                        ),
-                        warning: false,
-                    });
-                }
-                false
-            }
-            Some(value) => *value.get_ref(),
-            None => remove_action.any(),
-        };
-
-        if allow_deprovision {
-            let blocked: Vec<String> = Cause::ALL
-                .iter()
-                .filter_map(|cause| {
-                    let why = match remove_action.of(*cause) {
-                        Some(RemoveAction::Delete) if !allow_delete => {
-                            "its remove action is \"delete\" but allow_delete is false"
-                        }
-                        Some(RemoveAction::Disable) if !allow_disable => {
-                            "its remove action is \"disable\" but allow_disable is false"
-                        }
-                        _ => return None,
-                    };
-                    Some(format!("a person {}: {why}", cause.describe()))
-                })
-                .collect();
-            if !blocked.is_empty() {
-                findings.push(Finding {
-                    span: self
-                        .remove_action
-                        .as_ref()
-                        .map(|a| a.span())
-                        .or_else(|| spans.first().cloned()),
-                    message: format!(
-                        "removals will be reported but never sent for {}; set allow_deprovision = false to make that explicit",
-                        blocked.join("; ")
-                    ),
-                    warning: true,
-                });
-            }
-        }
-
-        let preferences = Preferences {
-            allow_create,
-            allow_update,
-            allow_disable,
-            allow_deprovision,
-            allow_delete,
-            remove_action,
-            deprovision_on_rule_deletion: self.deprovision_on_rule_deletion.unwrap_or(false),
-        };
-        (preferences, findings)
+    /// A warning when deprovisioning is on but a cause's removals can never
+    /// be sent, because its action is not allowed.
+    fn blocked(
+        &self,
+        remove_action: &RemoveActions,
+        allow_delete: bool,
+        allow_disable: bool,
+        spans: &[std::ops::Range<usize>],
+    ) -> Option<Finding> {
+        let blocked: Vec<String> = Cause::ALL
+            .iter()
+            .filter_map(|cause| {
+                let why = match remove_action.of(*cause) {
+                    Some(RemoveAction::Delete) if !allow_delete => {
+                        "its remove action is \"delete\" but allow_delete is false"
+                    }
+                    Some(RemoveAction::Disable) if !allow_disable => {
+                        "its remove action is \"disable\" but allow_disable is false"
+                    }
+                    _ => return None,
+                };
+                Some(format!("a person {}: {why}", cause.describe()))
+            })
+            .collect();
+        (!blocked.is_empty()).then(|| Finding {
+            span: self
+                .remove_action
+                .as_ref()
+                .map(|a| a.span())
+                .or_else(|| spans.first().cloned()),
+            message: format!(
+                "removals will be reported but never sent for {}; set allow_deprovision = false to make that explicit",
+                blocked.join("; ")
+            ),
+            warning: true,
+        })
     }
 }
 
