@@ -518,11 +518,14 @@ impl Broker {
         }
     }
 
-    async fn send_unscrubbed(
+    /// Checks a request before anything is sent: its headers, its body
+    /// credential's placeholder, its URL against the egress policy, and
+    /// where a credential would be spliced. Returns the headers to send,
+    /// the URL, and whether the request carries a credential.
+    fn prepare(
         &self,
-        request: HttpRequest,
-        call: &CallScope,
-    ) -> Result<HttpResponse, HttpError> {
+        request: &HttpRequest,
+    ) -> Result<(reqwest::header::HeaderMap, Url, bool), HttpError> {
         let mut headers = checked_headers(&request.headers)?;
         headers.insert(
             reqwest::header::ACCEPT_ENCODING,
@@ -538,7 +541,7 @@ impl Broker {
                 "a body credential needs a placeholder of at least {MIN_PLACEHOLDER} characters and an expired marker"
             )));
         }
-        let mut url = Url::parse(&request.url).map_err(|e| {
+        let url = Url::parse(&request.url).map_err(|e| {
             HttpError::InvalidRequest(format!("{:?} is not an absolute URL: {e}", request.url))
         })?;
         // A request carries a credential when it asks for one and the
@@ -555,7 +558,43 @@ impl Broker {
             )
             .map_err(HttpError::InvalidRequest)?;
         }
+        Ok((headers, url, credentialed))
+    }
 
+    /// Where a redirect goes, checked as the first request was: a
+    /// credential follows it only to an origin that may have it. Returns
+    /// the next URL, and whether the request becomes a `GET` without a
+    /// body.
+    fn redirect(
+        &self,
+        url: &Url,
+        location: &reqwest::header::HeaderValue,
+        status: reqwest::StatusCode,
+        method: Method,
+        credentialed: bool,
+    ) -> Result<(Url, bool), HttpError> {
+        let location = location.to_str().map_err(|_| {
+            HttpError::Protocol(format!("{url} redirected to a location that is not ASCII"))
+        })?;
+        let next = url
+            .join(location)
+            .map_err(|e| HttpError::Protocol(format!("{url} redirected to {location:?}: {e}")))?;
+        self.check(&next, credentialed).map_err(|denied| {
+            HttpError::Denied(format!("redirect from {url} refused: {denied}"))
+        })?;
+        let becomes_get = status == reqwest::StatusCode::SEE_OTHER
+            || ((status == reqwest::StatusCode::MOVED_PERMANENTLY
+                || status == reqwest::StatusCode::FOUND)
+                && method == Method::Post);
+        Ok((next, becomes_get))
+    }
+
+    async fn send_unscrubbed(
+        &self,
+        request: HttpRequest,
+        call: &CallScope,
+    ) -> Result<HttpResponse, HttpError> {
+        let (headers, mut url, credentialed) = self.prepare(&request)?;
         let mut method = request.method;
         let mut body = request.body;
         let mut token = if credentialed {
@@ -567,32 +606,11 @@ impl Broker {
         let mut hops = 0;
         loop {
             let started = std::time::Instant::now();
-            let mut builder = self
+            let builder = self
                 .client
                 .request(method.as_reqwest(), url.clone())
                 .headers(headers.clone());
-            let mut payload = body.clone();
-            if let Some(token) = &token {
-                match &request.credential {
-                    Credential::AuthorizationHeader => {
-                        builder = builder.bearer_auth(token.value.expose_secret());
-                    }
-                    Credential::Body { placeholder, .. } => {
-                        payload = payload.map(|bytes| {
-                            replace_once(
-                                &bytes,
-                                placeholder.as_bytes(),
-                                token.value.expose_secret().as_bytes(),
-                            )
-                        });
-                    }
-                    Credential::None => {}
-                }
-            }
-            if let Some(payload) = payload {
-                builder = builder.body(payload);
-            }
-            let response = builder
+            let response = attach(builder, &request.credential, token.as_ref(), body.clone())
                 .send()
                 .await
                 .map_err(|e| classify_reqwest(&e, &url, Some(self.limits.request_timeout)))?;
@@ -618,21 +636,8 @@ impl Broker {
                         self.limits.max_redirects
                     )));
                 }
-                let location = location.to_str().map_err(|_| {
-                    HttpError::Protocol(format!("{url} redirected to a location that is not ASCII"))
-                })?;
-                let next = url.join(location).map_err(|e| {
-                    HttpError::Protocol(format!("{url} redirected to {location:?}: {e}"))
-                })?;
-                // Each hop is checked as the first was: a credential
-                // follows a redirect only to an origin that may have it.
-                self.check(&next, token.is_some()).map_err(|denied| {
-                    HttpError::Denied(format!("redirect from {url} refused: {denied}"))
-                })?;
-                let becomes_get = status == reqwest::StatusCode::SEE_OTHER
-                    || ((status == reqwest::StatusCode::MOVED_PERMANENTLY
-                        || status == reqwest::StatusCode::FOUND)
-                        && method == Method::Post);
+                let (next, becomes_get) =
+                    self.redirect(&url, location, status, method, token.is_some())?;
                 if becomes_get {
                     method = Method::Get;
                     body = None;
@@ -641,19 +646,8 @@ impl Broker {
                 continue;
             }
 
-            scrubbable(&response, &url)?;
-            let response_headers: Vec<(String, String)> = response
-                .headers()
-                .iter()
-                .map(|(name, value)| {
-                    (
-                        name.as_str().to_string(),
-                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            let response_body = read_capped(response, &url, self.limits.max_response_bytes).await?;
-            scrubbable_body(&response_body, &url)?;
+            let (response_headers, response_body) =
+                read_answer(response, &url, self.limits.max_response_bytes).await?;
             let rejected = token.is_some()
                 && match &request.credential {
                     Credential::AuthorizationHeader => status == reqwest::StatusCode::UNAUTHORIZED,
@@ -698,6 +692,62 @@ impl Broker {
             });
         }
     }
+}
+
+/// The request with its credential: a bearer token in the header, or the
+/// token spliced into the body at its placeholder.
+fn attach(
+    builder: reqwest::RequestBuilder,
+    credential: &Credential,
+    token: Option<&oauth::Token>,
+    body: Option<Vec<u8>>,
+) -> reqwest::RequestBuilder {
+    let mut builder = builder;
+    let mut payload = body;
+    if let Some(token) = token {
+        match credential {
+            Credential::AuthorizationHeader => {
+                builder = builder.bearer_auth(token.value.expose_secret());
+            }
+            Credential::Body { placeholder, .. } => {
+                payload = payload.map(|bytes| {
+                    replace_once(
+                        &bytes,
+                        placeholder.as_bytes(),
+                        token.value.expose_secret().as_bytes(),
+                    )
+                });
+            }
+            Credential::None => {}
+        }
+    }
+    match payload {
+        Some(payload) => builder.body(payload),
+        None => builder,
+    }
+}
+
+/// An answer's headers and body, read within the cap, refused if the
+/// scrubber could not read them.
+async fn read_answer(
+    response: reqwest::Response,
+    url: &Url,
+    cap: u64,
+) -> Result<(Vec<(String, String)>, Vec<u8>), HttpError> {
+    scrubbable(&response, url)?;
+    let headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = read_capped(response, url, cap).await?;
+    scrubbable_body(&body, url)?;
+    Ok((headers, body))
 }
 
 /// Refuses an answer the scrubber could not read: compressed, partial, or
