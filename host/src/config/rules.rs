@@ -395,95 +395,9 @@ impl RawRule {
         }
         let mut compiled = Vec::new();
         for (index, raw) in self.mappings.iter().enumerate() {
-            let position = index + 1;
-            let target = raw.target.get_ref();
-            let sources = [
-                raw.source.is_some(),
-                raw.constant.is_some(),
-                raw.template.is_some(),
-                raw.templates.is_some(),
-            ];
-            if sources.iter().filter(|s| **s).count() != 1 {
-                problems.push(at(
-                    raw.target.span(),
-                    format!("mapping {position} ({target}) needs exactly one of source, constant, template or templates"),
-                ));
-                continue;
-            }
-            let source = if let Some(source) = &raw.source {
-                if !schema.contains(source.get_ref()) {
-                    problems.push(at(
-                        source.span(),
-                        format!(
-                            "mapping {position} ({target}): {}",
-                            schema.unknown(source.get_ref())
-                        ),
-                    ));
-                    continue;
-                }
-                MappingSource::Attribute(source.get_ref().clone())
-            } else if let Some(template) = &raw.template {
-                match Template::parse(template.get_ref()) {
-                    Ok(parsed) => {
-                        if let Some(unknown) = parsed.attributes().find(|a| !schema.contains(a)) {
-                            problems.push(at(
-                                template.span(),
-                                format!(
-                                    "mapping {position} ({target}): template uses {}",
-                                    schema.unknown(unknown)
-                                ),
-                            ));
-                            continue;
-                        }
-                    }
-                    Err(error) => {
-                        // Point at the character inside the quoted string.
-                        let inside = template
-                            .get_ref()
-                            .char_indices()
-                            .nth(error.position.saturating_sub(1))
-                            .map(|(byte, _)| byte)
-                            .unwrap_or(0);
-                        let mut span = template.span();
-                        span.start += 1 + inside;
-                        problems.push(at(span, format!("mapping {position} ({target}): {error}")));
-                        continue;
-                    }
-                }
-                MappingSource::Template(template.get_ref().clone())
-            } else if let Some(templates) = &raw.templates {
-                let unknown =
-                    templates
-                        .get_ref()
-                        .iter()
-                        .find_map(|text| match Template::parse(text) {
-                            Err(error) => Some(error.to_string()),
-                            Ok(parsed) => parsed
-                                .attributes()
-                                .find(|a| !schema.contains(a))
-                                .map(|a| format!("template {text:?} uses {}", schema.unknown(a))),
-                        });
-                if let Some(problem) = unknown {
-                    problems.push(at(
-                        templates.span(),
-                        format!("mapping {position} ({target}): {problem}"),
-                    ));
-                    continue;
-                }
-                MappingSource::Templates(templates.get_ref().clone())
-            } else {
-                MappingSource::Constant(raw.constant.clone().unwrap_or_default())
-            };
-            match CompiledMapping::compile(&Mapping {
-                target: target.clone(),
-                source,
-                apply_on_update: raw.apply_on_update,
-            }) {
+            match compile_mapping(raw, index + 1, schema) {
                 Ok(mapping) => compiled.push(mapping),
-                Err(error) => problems.push(at(
-                    raw.target.span(),
-                    format!("mapping {position} ({target}): {error}"),
-                )),
+                Err((span, message)) => problems.push(at(span, message)),
             }
         }
         if let Some(from) = &self.convert_from
@@ -522,6 +436,101 @@ impl RawRule {
             update_guard: settings.update_guard.merged(self.update_guard),
         })
     }
+}
+
+/// One of a rule's mappings, the `position`-th: exactly one source, every
+/// attribute it reads in the schema, templates that parse. A problem comes
+/// with where it is.
+fn compile_mapping(
+    raw: &RawMapping,
+    position: usize,
+    schema: &AttributeSchema,
+) -> Result<CompiledMapping, (std::ops::Range<usize>, String)> {
+    let target = raw.target.get_ref();
+    let sources = [
+        raw.source.is_some(),
+        raw.constant.is_some(),
+        raw.template.is_some(),
+        raw.templates.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        return Err((
+            raw.target.span(),
+            format!(
+                "mapping {position} ({target}) needs exactly one of source, constant, template or templates"
+            ),
+        ));
+    }
+    let source = if let Some(source) = &raw.source {
+        if !schema.contains(source.get_ref()) {
+            return Err((
+                source.span(),
+                format!(
+                    "mapping {position} ({target}): {}",
+                    schema.unknown(source.get_ref())
+                ),
+            ));
+        }
+        MappingSource::Attribute(source.get_ref().clone())
+    } else if let Some(template) = &raw.template {
+        match Template::parse(template.get_ref()) {
+            Ok(parsed) => {
+                if let Some(unknown) = parsed.attributes().find(|a| !schema.contains(a)) {
+                    return Err((
+                        template.span(),
+                        format!(
+                            "mapping {position} ({target}): template uses {}",
+                            schema.unknown(unknown)
+                        ),
+                    ));
+                }
+            }
+            Err(error) => {
+                // Point at the character inside the quoted string.
+                let inside = template
+                    .get_ref()
+                    .char_indices()
+                    .nth(error.position.saturating_sub(1))
+                    .map(|(byte, _)| byte)
+                    .unwrap_or(0);
+                let mut span = template.span();
+                span.start += 1 + inside;
+                return Err((span, format!("mapping {position} ({target}): {error}")));
+            }
+        }
+        MappingSource::Template(template.get_ref().clone())
+    } else if let Some(templates) = &raw.templates {
+        let unknown = templates
+            .get_ref()
+            .iter()
+            .find_map(|text| match Template::parse(text) {
+                Err(error) => Some(error.to_string()),
+                Ok(parsed) => parsed
+                    .attributes()
+                    .find(|a| !schema.contains(a))
+                    .map(|a| format!("template {text:?} uses {}", schema.unknown(a))),
+            });
+        if let Some(problem) = unknown {
+            return Err((
+                templates.span(),
+                format!("mapping {position} ({target}): {problem}"),
+            ));
+        }
+        MappingSource::Templates(templates.get_ref().clone())
+    } else {
+        MappingSource::Constant(raw.constant.clone().unwrap_or_default())
+    };
+    CompiledMapping::compile(&Mapping {
+        target: target.clone(),
+        source,
+        apply_on_update: raw.apply_on_update,
+    })
+    .map_err(|error| {
+        (
+            raw.target.span(),
+            format!("mapping {position} ({target}): {error}"),
+        )
+    })
 }
 
 /// The rules of a configuration, by name.
