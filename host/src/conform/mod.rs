@@ -1001,6 +1001,102 @@ impl Subject<'_> {
         let Some(first) = made.first() else {
             return true;
         };
+        self.disable_and_enable(first, report).await;
+        const AFTER: [&str; 2] = ["lookup after delete", "update after delete"];
+        if !self.has(Capability::Delete) {
+            report.skip(
+                "delete",
+                "the connector declares no delete capability; the run's records stay in the store",
+            );
+            for check in AFTER {
+                report.skip(check, "nothing was deleted");
+            }
+            return false;
+        }
+        let operations = made
+            .iter()
+            .map(|m| Operation::Delete { id: m.id.clone() })
+            .collect();
+        let problem = match self.connector.apply(operations).await {
+            Err(error) => Some(format!("deleting the run's records failed: {error}")),
+            Ok(answered) => {
+                let failed: Vec<String> = made
+                    .iter()
+                    .zip(&answered)
+                    .filter_map(|(m, a)| a.as_ref().err().map(|e| format!("{}: {e}", m.key)))
+                    .collect();
+                (!failed.is_empty()).then(|| {
+                    format!(
+                        "a delete of each record must succeed: {}",
+                        failed.join("; ")
+                    )
+                })
+            }
+        };
+        if let Some(problem) = problem {
+            report.fail("delete", problem);
+            for check in AFTER {
+                report.skip(check, "the delete failed");
+            }
+            return false;
+        }
+        report.pass("delete", format!("{} records", made.len()));
+
+        self.after_delete(made, first, report).await;
+        true
+    }
+
+    /// A deleted record must not be found, and an update of it must fail
+    /// as not-found, so that the host creates it again.
+    async fn after_delete(&self, made: &[Made], first: &Made, report: &mut Report) {
+        // In the case they were written in, so that a store that matches
+        // case and all still has its chance to find them.
+        let keys: Vec<String> = made.iter().map(|m| m.key.clone()).collect();
+        let problem = match self.find(&keys, false).await {
+            Err(error) => Some(format!("looking the deleted records up failed: {error}")),
+            Ok(found) => {
+                let still: Vec<&str> = keys
+                    .iter()
+                    .filter(|k| found.get(&k.to_lowercase()).is_some_and(|m| !m.is_empty()))
+                    .map(String::as_str)
+                    .collect();
+                (!still.is_empty()).then(|| {
+                    format!(
+                        "a lookup must not find a deleted record, but finds {}",
+                        still.join(", ")
+                    )
+                })
+            }
+        };
+        report.judge("lookup after delete", problem, "none found");
+        let touch = self.touch(first.n);
+        if !self.has(Capability::Update) || touch.is_empty() {
+            report.skip("update after delete", "there is no update to send");
+            return;
+        }
+        let answer = self
+            .connector
+            .apply(vec![Operation::Update {
+                id: first.id.clone(),
+                attributes: touch,
+                version: None,
+            }])
+            .await;
+        let problem = match single(answer) {
+            Ok(Err(StoreError::NotFound(_))) => None,
+            Ok(Err(error)) => Some(format!(
+                "an update of a deleted record must fail as not-found, so that the host creates it again; it failed as {error}"
+            )),
+            Ok(Ok(_)) => {
+                Some("an update of a deleted record succeeded; it must fail as not-found".into())
+            }
+            Err(problem) => Some(problem),
+        };
+        report.judge("update after delete", problem, "not-found");
+    }
+
+    /// Disable, and enable the disabled record again, where declared.
+    async fn disable_and_enable(&self, first: &Made, report: &mut Report) {
         if self.has(Capability::Disable) {
             let problem = match single(
                 self.connector
@@ -1042,91 +1138,6 @@ impl Subject<'_> {
             report.skip("disable", "the connector declares no disable capability");
             report.skip("enable", "nothing was disabled");
         }
-        const AFTER: [&str; 2] = ["lookup after delete", "update after delete"];
-        if !self.has(Capability::Delete) {
-            report.skip(
-                "delete",
-                "the connector declares no delete capability; the run's records stay in the store",
-            );
-            for check in AFTER {
-                report.skip(check, "nothing was deleted");
-            }
-            return false;
-        }
-        let operations = made
-            .iter()
-            .map(|m| Operation::Delete { id: m.id.clone() })
-            .collect();
-        let problem = match self.connector.apply(operations).await {
-            Err(error) => Some(format!("deleting the run's records failed: {error}")),
-            Ok(answered) => {
-                let failed: Vec<String> = made
-                    .iter()
-                    .zip(&answered)
-                    .filter_map(|(m, a)| a.as_ref().err().map(|e| format!("{}: {e}", m.key)))
-                    .collect();
-                (!failed.is_empty()).then(|| {
-                    format!(
-                        "a delete of each record must succeed: {}",
-                        failed.join("; ")
-                    )
-                })
-            }
-        };
-        if let Some(problem) = problem {
-            report.fail("delete", problem);
-            for check in AFTER {
-                report.skip(check, "the delete failed");
-            }
-            return false;
-        }
-        report.pass("delete", format!("{} records", made.len()));
-
-        // In the case they were written in, so that a store that matches
-        // case and all still has its chance to find them.
-        let keys: Vec<String> = made.iter().map(|m| m.key.clone()).collect();
-        let problem = match self.find(&keys, false).await {
-            Err(error) => Some(format!("looking the deleted records up failed: {error}")),
-            Ok(found) => {
-                let still: Vec<&str> = keys
-                    .iter()
-                    .filter(|k| found.get(&k.to_lowercase()).is_some_and(|m| !m.is_empty()))
-                    .map(String::as_str)
-                    .collect();
-                (!still.is_empty()).then(|| {
-                    format!(
-                        "a lookup must not find a deleted record, but finds {}",
-                        still.join(", ")
-                    )
-                })
-            }
-        };
-        report.judge("lookup after delete", problem, "none found");
-        let touch = self.touch(first.n);
-        if !self.has(Capability::Update) || touch.is_empty() {
-            report.skip("update after delete", "there is no update to send");
-            return true;
-        }
-        let answer = self
-            .connector
-            .apply(vec![Operation::Update {
-                id: first.id.clone(),
-                attributes: touch,
-                version: None,
-            }])
-            .await;
-        let problem = match single(answer) {
-            Ok(Err(StoreError::NotFound(_))) => None,
-            Ok(Err(error)) => Some(format!(
-                "an update of a deleted record must fail as not-found, so that the host creates it again; it failed as {error}"
-            )),
-            Ok(Ok(_)) => {
-                Some("an update of a deleted record succeeded; it must fail as not-found".into())
-            }
-            Err(problem) => Some(problem),
-        };
-        report.judge("update after delete", problem, "not-found");
-        true
     }
 
     /// Looks every tag of the run up once more: whatever is found is
