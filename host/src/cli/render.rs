@@ -11,7 +11,7 @@ use crate::config::rules::Guard;
 use crate::inert::inert;
 use crate::runtime::contract::{AuthScheme, ConnectionReport, MappingSource};
 use crate::runtime::{CallError, Plugin, PluginSet};
-use crate::status::model::{Failure, Overview, PersonStatus, RuleSummary};
+use crate::status::model::{ConnectionHealth, Failure, Overview, PersonStatus, RuleSummary};
 use crate::sync::engine::{PassReport, RuleStatus};
 
 /// Aligned columns. Every cell is made inert first: cells carry plugin and
@@ -457,6 +457,22 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
     if as_json {
         return writeln!(out, "{}", serde_json::to_string_pretty(overview)?);
     }
+    rule_summaries(&mut out, &overview.rules)?;
+    writeln!(out)?;
+    connection_health(&mut out, &overview.connections)?;
+    if overview.failures_total > 0 {
+        writeln!(
+            out,
+            "\n{} failure(s); see `provisioner status --failures`",
+            overview.failures_total
+        )?;
+    }
+    Ok(())
+}
+
+/// Each rule's counts, and under them what holds or stops it and the
+/// guards in force.
+fn rule_summaries(out: &mut impl Write, rules: &[RuleSummary]) -> std::io::Result<()> {
     let mut rows = vec![vec![
         "RULE".to_string(),
         "CONNECTION".into(),
@@ -468,7 +484,7 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
         "PARTIALLY SYNCED".into(),
         "FAILED".into(),
     ]];
-    for rule in &overview.rules {
+    for rule in rules {
         let c = &rule.counts;
         rows.push(vec![
             rule.rule.clone(),
@@ -483,7 +499,7 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
         ]);
     }
     write!(out, "{}", table(&rows))?;
-    for rule in &overview.rules {
+    for rule in rules {
         if let Some(reason) = &rule.reason {
             writeln!(out, "  {} is {}: {}", rule.rule, rule.status, inert(reason))?;
         }
@@ -521,8 +537,7 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
             &update,
         ),
     ] {
-        let guards: Vec<String> = overview
-            .rules
+        let guards: Vec<String> = rules
             .iter()
             .filter_map(|r| {
                 let guard = guard_of(r)?;
@@ -538,14 +553,22 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
             writeln!(out, "  {label}: {}", guards.join(", "))?;
         }
     }
-    writeln!(out)?;
+    Ok(())
+}
+
+/// Each connection's plugin, health and API usage, and the plugin
+/// problems under them.
+fn connection_health(
+    out: &mut impl Write,
+    connections: &[ConnectionHealth],
+) -> std::io::Result<()> {
     let mut rows = vec![vec![
         "CONNECTION".to_string(),
         "PLUGIN".into(),
         "HEALTH".into(),
         "API USAGE".into(),
     ]];
-    for connection in &overview.connections {
+    for connection in connections {
         rows.push(vec![
             connection.connection.clone(),
             match (&connection.plugin_version, &connection.plugin_problem) {
@@ -569,17 +592,10 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
         ]);
     }
     write!(out, "{}", table(&rows))?;
-    for connection in &overview.connections {
+    for connection in connections {
         if let Some(problem) = &connection.plugin_problem {
             writeln!(out, "  {}: {}", connection.connection, inert(problem))?;
         }
-    }
-    if overview.failures_total > 0 {
-        writeln!(
-            out,
-            "\n{} failure(s); see `provisioner status --failures`",
-            overview.failures_total
-        )?;
     }
     Ok(())
 }
