@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::model::{Counts, Overview};
+use super::model::{ConnectionHealth, Counts, Overview, RuleSummary};
 
 /// An RFC 3339 time for a timestamp in milliseconds.
 pub fn when(ms: i64) -> String {
@@ -151,144 +151,170 @@ pub fn render(overview: &Overview, token_configured: bool) -> Markup {
                 }
                 p #message role="status" {}
 
-                h2 { "Rules" }
-                table #rules {
-                    thead { tr {
-                        th { "Rule" } th { "Connection" } th { "Scope" } th { "Status" } th { "Last sync" }
-                        th { "Impacted" } th { "Success" } th { "Unsynced" } th { "Partially synced" } th { "Failed" } th {} th {}
-                    } }
-                    tbody {
-                        @for rule in &overview.rules {
-                            tr data-rule=(rule.rule) {
-                                td { strong { (rule.rule) } }
-                                td { (rule.connection) }
-                                td.muted { (rule.scope) }
-                                td class=(rule.status) {
-                                    (rule.status)
-                                    @if let Some(reason) = &rule.reason { br; span.muted { (reason) } }
-                                }
-                                td.muted { (rule.last_sync.map(when).unwrap_or_else(|| "never".into())) }
-                                td.n data-count="impacted" { (rule.counts.impacted) }
-                                td.n data-count="success" { (rule.counts.success) }
-                                td.n data-count="unsynced" { (rule.counts.unsynced) }
-                                td.n data-count="partially_synced" { (rule.counts.partially_synced) }
-                                td.n data-count="failed" { (rule.counts.failed) }
-                                td { (chart(&rule.counts)) }
-                                td {
-                                    @if rule.pending > 0 {
-                                        span.pending data-pending=(rule.pending) { (rule.pending) " pending" } br;
-                                    }
-                                    @if let Some(guard) = rule.removal_guard {
-                                        span.muted title="A pass that would remove more waits for approval" {
-                                            "removal guard " (guard.max_count) " / " (format!("{:.0}", guard.max_share * 100.0)) " %"
-                                        }
-                                    }
-                                    @if let Some((planned, linked)) = rule.held_updates {
-                                        br; span.muted { (planned) " of " (linked) " updates held after a mapping change " }
-                                        button data-action="approve-updates" data-rule=(rule.rule) { "Approve updates" }
-                                    }
-                                    @if let Some((planned, linked)) = rule.held_removals {
-                                        br; span.muted { (planned) " of " (linked) " removals held " }
-                                        button data-action="approve" data-rule=(rule.rule) { "Approve removals" }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-
-                h2 { "Connections" }
-                table #connections {
-                    thead { tr { th { "Connection" } th { "Plugin" } th { "Health" } th { "API usage" } th {} } }
-                    tbody {
-                        @for connection in &overview.connections {
-                            tr data-connection=(connection.connection) {
-                                td { strong { (connection.connection) } }
-                                td {
-                                    (connection.plugin)
-                                    @if let Some(version) = &connection.plugin_version { " " span.muted { (version) } }
-                                    @else { br; span.failed { "not loaded" } }
-                                    @if let Some(problem) = &connection.plugin_problem { br; span.failed.clash { (problem) } }
-                                }
-                                @if let Some(reason) = &connection.quarantined {
-                                    td.quarantined { "quarantined" br; span.muted { (reason) } }
-                                } @else if connection.health == "ok" {
-                                    td.ok { "ok" }
-                                } @else {
-                                    td.failed data-health=(connection.health) { (connection.health) }
-                                }
-                                td {
-                                    @if let Some(usage) = &connection.api_usage {
-                                        @let share = if usage.max > 0 { 100.0 * usage.used as f64 / usage.max as f64 } else { 0.0 };
-                                        svg.usage width="128" height="10" viewBox="0 0 100 10" role="img" aria-label=(format!("{share:.1} % used")) {
-                                            rect.track x="0" y="0" width="100" height="10" {}
-                                            rect.used x="0" y="0" width=(format!("{:.1}", share.min(100.0))) height="10" {}
-                                        }
-                                        " " (usage.used) " / " (usage.max)
-                                    } @else {
-                                        span.muted { "not reported yet" }
-                                    }
-                                }
-                                td {
-                                    @if connection.quarantined.is_some() {
-                                        button data-action="resume" data-connection=(connection.connection) { "Resume" }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-
-                h2 { "Failures" }
-                @if overview.failures.is_empty() {
-                    p.muted #no-failures { "None." }
-                } @else {
-                    table #failures {
-                        thead { tr {
-                            th { "Rule" } th { "Person" } th { "Error" } th { "Message" } th { "Fields" }
-                            th { "Attempts" } th { "Next retry" } th { "State" } th {}
-                        } }
-                        tbody {
-                            @for failure in &overview.failures {
-                                tr data-failure data-rule=(failure.rule) data-person=(failure.person) {
-                                    td { (failure.rule) }
-                                    td { (failure.person) @if let Some(email) = &failure.email { br; span.muted { (email) } } }
-                                    td { (failure.class) @if let Some(code) = &failure.code { br; code { (code) } } }
-                                    td { (failure.message) }
-                                    td { (failure.fields.join(", ")) }
-                                    td.n { (failure.attempts) }
-                                    td.muted { (failure.next_retry.map(when).unwrap_or_else(|| "when the data changes".into())) }
-                                    td.state.Failed { "Failed" }
-                                    td { button data-action="retry" data-rule=(failure.rule) data-person=(failure.person) { "Retry" } }
-                                }
-                            }
-                        }
-                    }
-                    @if overview.failures_total > overview.failures.len() as u64 {
-                        p.muted #more-failures { "The first " (overview.failures.len()) " of " (overview.failures_total) " failures." }
-                    }
-                }
-
-                h2 { "Recent activity" }
-                table #recent {
-                    thead { tr { th { "When" } th { "Rule" } th { "Person" } th { "Action" } th { "Target" } th { "Outcome" } th { "Error" } } }
-                    tbody {
-                        @for entry in &overview.recent {
-                            tr {
-                                td.muted { (entry["started_at"].as_i64().map(when).unwrap_or_default()) }
-                                td { (entry["rule"].as_str().unwrap_or("")) }
-                                td { (entry["person"].as_str().unwrap_or("")) }
-                                td { (entry["action"].as_str().unwrap_or("")) }
-                                td { code { (entry["target"].as_str().unwrap_or("")) } }
-                                td class=(entry["outcome"].as_str().unwrap_or("")) { (entry["outcome"].as_str().unwrap_or("in flight")) }
-                                td.muted { (entry["error"].as_str().unwrap_or("")) }
-                            }
-                        }
-                    }
-                }
+                (rules(&overview.rules))
+                (connections(&overview.connections))
+                (failures(overview))
+                (recent(&overview.recent))
                 script { (PreEscaped(SCRIPT)) }
             }
         }
+    }
+}
+
+/// Each rule: counts, a chart, what is pending and what its guards hold.
+fn rules(rules: &[RuleSummary]) -> Markup {
+    html! {
+    h2 { "Rules" }
+    table #rules {
+        thead { tr {
+            th { "Rule" } th { "Connection" } th { "Scope" } th { "Status" } th { "Last sync" }
+            th { "Impacted" } th { "Success" } th { "Unsynced" } th { "Partially synced" } th { "Failed" } th {} th {}
+        } }
+        tbody {
+            @for rule in rules {
+                tr data-rule=(rule.rule) {
+                    td { strong { (rule.rule) } }
+                    td { (rule.connection) }
+                    td.muted { (rule.scope) }
+                    td class=(rule.status) {
+                        (rule.status)
+                        @if let Some(reason) = &rule.reason { br; span.muted { (reason) } }
+                    }
+                    td.muted { (rule.last_sync.map(when).unwrap_or_else(|| "never".into())) }
+                    td.n data-count="impacted" { (rule.counts.impacted) }
+                    td.n data-count="success" { (rule.counts.success) }
+                    td.n data-count="unsynced" { (rule.counts.unsynced) }
+                    td.n data-count="partially_synced" { (rule.counts.partially_synced) }
+                    td.n data-count="failed" { (rule.counts.failed) }
+                    td { (chart(&rule.counts)) }
+                    td {
+                        @if rule.pending > 0 {
+                            span.pending data-pending=(rule.pending) { (rule.pending) " pending" } br;
+                        }
+                        @if let Some(guard) = rule.removal_guard {
+                            span.muted title="A pass that would remove more waits for approval" {
+                                "removal guard " (guard.max_count) " / " (format!("{:.0}", guard.max_share * 100.0)) " %"
+                            }
+                        }
+                        @if let Some((planned, linked)) = rule.held_updates {
+                            br; span.muted { (planned) " of " (linked) " updates held after a mapping change " }
+                            button data-action="approve-updates" data-rule=(rule.rule) { "Approve updates" }
+                        }
+                        @if let Some((planned, linked)) = rule.held_removals {
+                            br; span.muted { (planned) " of " (linked) " removals held " }
+                            button data-action="approve" data-rule=(rule.rule) { "Approve removals" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    }
+}
+
+/// Each connection: its plugin, health, API usage, and a Resume button
+/// while it is quarantined.
+fn connections(connections: &[ConnectionHealth]) -> Markup {
+    html! {
+    h2 { "Connections" }
+    table #connections {
+        thead { tr { th { "Connection" } th { "Plugin" } th { "Health" } th { "API usage" } th {} } }
+        tbody {
+            @for connection in connections {
+                tr data-connection=(connection.connection) {
+                    td { strong { (connection.connection) } }
+                    td {
+                        (connection.plugin)
+                        @if let Some(version) = &connection.plugin_version { " " span.muted { (version) } }
+                        @else { br; span.failed { "not loaded" } }
+                        @if let Some(problem) = &connection.plugin_problem { br; span.failed.clash { (problem) } }
+                    }
+                    @if let Some(reason) = &connection.quarantined {
+                        td.quarantined { "quarantined" br; span.muted { (reason) } }
+                    } @else if connection.health == "ok" {
+                        td.ok { "ok" }
+                    } @else {
+                        td.failed data-health=(connection.health) { (connection.health) }
+                    }
+                    td {
+                        @if let Some(usage) = &connection.api_usage {
+                            @let share: f64 = if usage.max > 0 { 100.0 * usage.used as f64 / usage.max as f64 } else { 0.0 };
+                            svg.usage width="128" height="10" viewBox="0 0 100 10" role="img" aria-label=(format!("{share:.1} % used")) {
+                                rect.track x="0" y="0" width="100" height="10" {}
+                                rect.used x="0" y="0" width=(format!("{:.1}", share.min(100.0))) height="10" {}
+                            }
+                            " " (usage.used) " / " (usage.max)
+                        } @else {
+                            span.muted { "not reported yet" }
+                        }
+                    }
+                    td {
+                        @if connection.quarantined.is_some() {
+                            button data-action="resume" data-connection=(connection.connection) { "Resume" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    }
+}
+
+/// The first failures, with a Retry button each.
+fn failures(overview: &Overview) -> Markup {
+    html! {
+    h2 { "Failures" }
+    @if overview.failures.is_empty() {
+        p.muted #no-failures { "None." }
+    } @else {
+        table #failures {
+            thead { tr {
+                th { "Rule" } th { "Person" } th { "Error" } th { "Message" } th { "Fields" }
+                th { "Attempts" } th { "Next retry" } th { "State" } th {}
+            } }
+            tbody {
+                @for failure in &overview.failures {
+                    tr data-failure data-rule=(failure.rule) data-person=(failure.person) {
+                        td { (failure.rule) }
+                        td { (failure.person) @if let Some(email) = &failure.email { br; span.muted { (email) } } }
+                        td { (failure.class) @if let Some(code) = &failure.code { br; code { (code) } } }
+                        td { (failure.message) }
+                        td { (failure.fields.join(", ")) }
+                        td.n { (failure.attempts) }
+                        td.muted { (failure.next_retry.map(when).unwrap_or_else(|| "when the data changes".into())) }
+                        td.state.Failed { "Failed" }
+                        td { button data-action="retry" data-rule=(failure.rule) data-person=(failure.person) { "Retry" } }
+                    }
+                }
+            }
+        }
+        @if overview.failures_total > overview.failures.len() as u64 {
+            p.muted #more-failures { "The first " (overview.failures.len()) " of " (overview.failures_total) " failures." }
+        }
+    }
+    }
+}
+
+/// The journal's latest entries.
+fn recent(entries: &[serde_json::Value]) -> Markup {
+    html! {
+    h2 { "Recent activity" }
+    table #recent {
+        thead { tr { th { "When" } th { "Rule" } th { "Person" } th { "Action" } th { "Target" } th { "Outcome" } th { "Error" } } }
+        tbody {
+            @for entry in entries {
+                tr {
+                    td.muted { (entry["started_at"].as_i64().map(when).unwrap_or_default()) }
+                    td { (entry["rule"].as_str().unwrap_or("")) }
+                    td { (entry["person"].as_str().unwrap_or("")) }
+                    td { (entry["action"].as_str().unwrap_or("")) }
+                    td { code { (entry["target"].as_str().unwrap_or("")) } }
+                    td class=(entry["outcome"].as_str().unwrap_or("")) { (entry["outcome"].as_str().unwrap_or("in flight")) }
+                    td.muted { (entry["error"].as_str().unwrap_or("")) }
+                }
+            }
+        }
+    }
     }
 }
 
