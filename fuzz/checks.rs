@@ -10,9 +10,9 @@ use std::sync::OnceLock;
 use provisioner::config::Config;
 use provisioner::directory::import::{Format, parse};
 use provisioner::directory::{AttributeSchema, Directory};
+use provisioner::mapping::Template;
 use provisioner::runtime::contract::Value;
 use provisioner::state::StateDb;
-use provisioner::sync::mapping::Template;
 use salesforce_leads_contacts::{soap, wire};
 
 /// provisioner.toml: parsing, then everything computed from it.
