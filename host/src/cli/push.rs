@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use super::app::App;
 use super::render;
-use crate::config::rules::{Guard, Scope};
 use crate::config::{Rule, RuleSet};
 use crate::directory::import::{self, Format};
 use crate::directory::{Directory, PersonChange};
@@ -111,17 +110,7 @@ pub(super) async fn push(
             config.path().display()
         );
     };
-    let rule = Rule {
-        name: RULE.into(),
-        connection: connection.to_string(),
-        active: true,
-        scope: Scope::default(),
-        mappings: None,
-        extend_defaults: false,
-        convert_from: None,
-        removal_guard: Guard::default(),
-        update_guard: Guard::default(),
-    };
+    let rule = Rule::everyone(RULE, connection);
     let rules = RuleSet {
         rules: BTreeMap::from([(RULE.to_string(), rule)]),
         broken: Default::default(),

@@ -307,6 +307,23 @@ pub fn check_mappings(mappings: &[Mapping], schema: &AttributeSchema) -> Result<
 }
 
 impl Rule {
+    /// An active rule over everyone enabled, with the connector's default
+    /// mappings and the default guards: what `connections push` runs, and
+    /// what a test starts from.
+    pub fn everyone(name: &str, connection: &str) -> Rule {
+        Rule {
+            name: name.into(),
+            connection: connection.into(),
+            active: true,
+            scope: Scope::default(),
+            mappings: None,
+            extend_defaults: false,
+            convert_from: None,
+            removal_guard: Guard::default(),
+            update_guard: Guard::default(),
+        }
+    }
+
     /// The mappings the rule writes through a connector: its own, the
     /// connector's defaults, or (with `extend_defaults`) the defaults with
     /// the rule's own added and put in place of a default of the same

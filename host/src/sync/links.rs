@@ -44,7 +44,7 @@ impl LinkState {
     /// The state as the state file spells it. Anything else is a state
     /// file this binary did not write as it is: an error naming the text,
     /// never a guess (a guess of `failed` would retry what may be done).
-    pub(crate) fn parse(text: &str) -> Result<LinkState, rusqlite::Error> {
+    pub fn parse(text: &str) -> Result<LinkState, String> {
         match text {
             "synced" => Ok(LinkState::Synced),
             "unsynced" => Ok(LinkState::Unsynced),
@@ -52,11 +52,7 @@ impl LinkState {
             "failed" => Ok(LinkState::Failed),
             "kept" => Ok(LinkState::Kept),
             "disabled" => Ok(LinkState::Disabled),
-            other => Err(rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                format!("unknown link state {other:?}").into(),
-            )),
+            other => Err(format!("unknown link state {other:?}")),
         }
     }
 }

@@ -573,7 +573,7 @@ pub fn resolve(
 mod tests {
     use super::*;
     use crate::config::RemoveActions;
-    use crate::config::rules::{Guard, Scope};
+    use crate::config::rules::Scope;
     use crate::runtime::contract::{Mapping, MappingSource};
     use std::collections::BTreeSet;
 
@@ -591,18 +591,11 @@ mod tests {
 
     fn rule() -> Rule {
         Rule {
-            name: "r".into(),
-            connection: "c".into(),
-            active: true,
             scope: Scope {
                 group: Some("g".into()),
                 ..Scope::default()
             },
-            mappings: None,
-            extend_defaults: false,
-            convert_from: None,
-            removal_guard: Guard::default(),
-            update_guard: Guard::default(),
+            ..Rule::everyone("r", "c")
         }
     }
 

@@ -36,6 +36,14 @@ fn insert_journal(
     ])
 }
 
+/// A link state as stored; text this binary did not write is an error of
+/// the row, naming it.
+fn link_state(text: &str) -> rusqlite::Result<LinkState> {
+    LinkState::parse(text).map_err(|message| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, message.into())
+    })
+}
+
 fn read_link(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
     let written: Option<String> = row.get(4)?;
     let written: BTreeMap<String, Value> = written
@@ -50,7 +58,7 @@ fn read_link(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
         connection: row.get(2)?,
         target_id: row.get(3)?,
         written,
-        state: LinkState::parse(&row.get::<_, String>(5)?)?,
+        state: link_state(&row.get::<_, String>(5)?)?,
         reason: row.get(6)?,
         error: match class {
             Some(class) => Some(LinkError {
@@ -200,7 +208,7 @@ pub(super) fn count_states(db: &StateDb) -> Result<Vec<(String, LinkState, u64)>
         .query_map([], |row| {
             Ok((
                 row.get::<_, String>(0)?,
-                LinkState::parse(&row.get::<_, String>(1)?)?,
+                link_state(&row.get::<_, String>(1)?)?,
                 row.get::<_, i64>(2)?.max(0) as u64,
             ))
         })

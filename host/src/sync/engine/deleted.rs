@@ -4,7 +4,7 @@
 
 use super::report::{RuleReport, RuleStatus};
 use super::sharing::Sharing;
-use super::work::{Work, WorkKind};
+use super::work::Work;
 use super::{Engine, EngineError};
 use crate::config::{Cause, RemoveAction};
 use crate::sync::links::{JournalEntry, LinkState};
@@ -54,12 +54,7 @@ impl Engine {
                     })
                     .filter_map(|link| {
                         let target = link.target_id.clone()?;
-                        let kind = WorkKind::Remove {
-                            target,
-                            action,
-                            cause: Cause::LeftScope,
-                        };
-                        Some(Work::on(link, None, kind))
+                        Some(Work::removal(link, None, target, action, Cause::LeftScope))
                     })
                     .collect();
                 work = self

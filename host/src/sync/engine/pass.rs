@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::binding::RuleBinding;
 use super::execute::Tally;
 use super::guards::Review;
-use super::promotion::{self, RulePlan};
+use super::promotion::{self, Promotion, RulePlan};
 use super::report::{Action, PassReport, RuleReport, RuleStatus, count_answers};
 use super::resolve::{Conversions, Resolved};
 use super::sharing::Sharing;
@@ -31,6 +31,8 @@ struct Pass<'p, 'd> {
     directory: Directory<'d>,
     now: i64,
     bindings: BTreeMap<String, RuleBinding>,
+    /// The promotions the bound rules allow, found once for the pass.
+    promotions: Vec<Promotion>,
     reports: BTreeMap<String, RuleReport>,
     /// Planned removals by rule, sent at the end of the pass once the
     /// removal guard has weighed them all.
@@ -85,6 +87,7 @@ impl Engine {
             directory: Directory::new(&*self.db, self.schema.clone()),
             now: now_ms(),
             bindings: BTreeMap::new(),
+            promotions: Vec::new(),
             reports: BTreeMap::new(),
             removals: BTreeMap::new(),
             linked: BTreeMap::new(),
@@ -202,6 +205,7 @@ impl Engine {
             .filter(|(_, rules)| *rules > 1)
             .map(|(connection, _)| connection.to_string())
             .collect();
+        pass.promotions = promotion::promotions(&pass.bindings);
         Ok(())
     }
 
@@ -240,7 +244,7 @@ impl Engine {
             );
             plans.insert(name.clone(), (planned, rule_links));
         }
-        let conversions = promotion::convert(&promotion::promotions(&pass.bindings), &mut plans);
+        let conversions = promotion::convert(&pass.promotions, &mut plans);
 
         let mut resolved = Vec::with_capacity(plans.len());
         for (name, (planned, rule_links)) in plans {

@@ -167,14 +167,9 @@ pub(super) fn decide(
                 action,
                 cause,
             } => {
-                let kind = WorkKind::Remove {
-                    target,
-                    action,
-                    cause,
-                };
-                resolved
-                    .removals
-                    .push(Work::on(rule.link_of(&person, seq), seq, kind));
+                let base = rule.link_of(&person, seq);
+                let removal = Work::removal(base, seq, target, action, cause);
+                resolved.removals.push(removal);
             }
             Decision::Settle { state, reason } => {
                 report.count(state.into());
@@ -345,14 +340,8 @@ pub(super) fn reclaimed(
                     action,
                     cause,
                 } => {
-                    let kind = WorkKind::Remove {
-                        target,
-                        action,
-                        cause,
-                    };
-                    resolved
-                        .removals
-                        .push(Work::on(link, reclaim.person_seq, kind));
+                    let removal = Work::removal(link, reclaim.person_seq, target, action, cause);
+                    resolved.removals.push(removal);
                 }
                 Decision::Settle { state, reason } => {
                     report.count(state.into());
@@ -626,7 +615,6 @@ fn ambiguous(attribute: &str, key: &str, ids: &[impl AsRef<str>], context: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::rules::{Guard, Scope};
     use crate::config::{Preferences, RemoveAction, RemoveActions, Rule};
     use crate::mapping::{self, CompiledMapping};
     use crate::runtime::contract::{Mapping, MappingSource};
@@ -645,17 +633,7 @@ mod tests {
     }
 
     fn rule() -> Rule {
-        Rule {
-            name: "r".into(),
-            connection: "c".into(),
-            active: true,
-            scope: Scope::default(),
-            mappings: None,
-            extend_defaults: false,
-            convert_from: None,
-            removal_guard: Guard::default(),
-            update_guard: Guard::default(),
-        }
+        Rule::everyone("r", "c")
     }
 
     fn mappings() -> Vec<CompiledMapping> {

@@ -61,6 +61,22 @@ impl Work {
         }
     }
 
+    /// The removal of `target`, `base`'s record, as `action` for `cause`.
+    pub fn removal(
+        base: Link,
+        person_seq: Option<i64>,
+        target: String,
+        action: RemoveAction,
+        cause: Cause,
+    ) -> Work {
+        let kind = WorkKind::Remove {
+            target,
+            action,
+            cause,
+        };
+        Work::on(base, person_seq, kind)
+    }
+
     pub fn operation(&self) -> Operation {
         match &self.kind {
             WorkKind::Create(attributes) => Operation::Create {
