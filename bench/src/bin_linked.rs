@@ -11,8 +11,6 @@ mod linked;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use provisioner::runtime::LinkedStores;
-
 /// The allocator `provisioner` itself uses.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -24,13 +22,13 @@ fn main() -> ExitCode {
     } else {
         OsString::new()
     };
-    let stores = match mode.to_str() {
-        Some("native") => linked::native_stores(),
-        Some("component") => LinkedStores::default(),
+    let link: provisioner::targets::Link = match mode.to_str() {
+        Some("native") => linked::native,
+        Some("component") => provisioner::targets::component,
         _ => {
             eprintln!("usage: provisioner-linked native|component PROVISIONER-ARGS...");
             return ExitCode::from(2);
         }
     };
-    provisioner::cli::main_linked(args, stores)
+    provisioner::cli::main_linked(args, link)
 }

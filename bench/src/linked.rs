@@ -1,15 +1,16 @@
 //! The Salesforce connector's logic compiled natively and served by the
-//! host's broker, as a [`LinkedStore`]: for the side-by-side connector
-//! calls, and for a whole sync with the logic linked into the engine.
+//! host's broker, as a [`Target`]: for the side-by-side connector calls,
+//! and for a whole sync with the logic linked into the engine.
 //! Shared by `provisioner-bench` and `provisioner-linked`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use async_trait::async_trait;
 use provisioner::broker::{self, Broker};
 use provisioner::runtime::contract as host;
-use provisioner::runtime::{CallError, LinkedStore, LinkedStores};
+use provisioner::runtime::{CallError, Connector};
+use provisioner::targets::Target;
 use salesforce_leads_contacts::connector::Salesforce;
 use salesforce_leads_contacts::{contract as guest, http, log, types};
 
@@ -81,85 +82,107 @@ impl salesforce_leads_contacts::Host for BrokerHost {
     }
 }
 
-/// Runtime options' linked logic with the Salesforce connector's in place
-/// of its component's calls.
-pub fn native_stores() -> LinkedStores {
-    let mut stores = LinkedStores::default();
-    stores.link(
-        salesforce_leads_contacts::connector::NAME,
-        Arc::new(NativeSalesforce),
-    );
-    stores
+/// What the engine calls in place of `connector`: for the Salesforce
+/// connector, its logic compiled natively; any other as it is.
+pub fn native(connector: Connector) -> Arc<dyn Target> {
+    if connector.plugin().name() == salesforce_leads_contacts::connector::NAME {
+        Arc::new(NativeSalesforce { connector })
+    } else {
+        Arc::new(connector)
+    }
 }
 
 /// The connector's logic in place of the component's `apply` and
 /// `lookup-records`, run on a blocking thread as the component runs on its
-/// own store.
-pub struct NativeSalesforce;
+/// own store. Test Connection and listing still go to the component.
+pub struct NativeSalesforce {
+    connector: Connector,
+}
 
-impl LinkedStore for NativeSalesforce {
-    fn apply<'a>(
-        &'a self,
-        broker: &'a Arc<Broker>,
-        operations: Vec<host::Operation>,
-    ) -> BoxFuture<'a, Result<Vec<Result<host::Outcome, host::StoreError>>, CallError>> {
-        let host = BrokerHost {
-            broker: broker.clone(),
+impl NativeSalesforce {
+    fn host(&self) -> BrokerHost {
+        BrokerHost {
+            broker: self.connector.broker().clone(),
             runtime: tokio::runtime::Handle::current(),
-        };
-        Box::pin(async move {
-            let operations: Vec<guest::Operation> = operations.into_iter().map(operation).collect();
-            let answers =
-                tokio::task::spawn_blocking(move || Salesforce::new(host).apply(operations))
-                    .await
-                    .map_err(interrupted)?;
-            Ok(answers
-                .into_iter()
-                .map(|answer| {
-                    answer
-                        .map(|outcome| host::Outcome {
-                            id: outcome.id,
-                            version: outcome.version,
-                        })
-                        .map_err(store_error)
-                })
-                .collect())
-        })
+        }
+    }
+}
+
+#[async_trait]
+impl Target for NativeSalesforce {
+    fn plugin(&self) -> &str {
+        Target::plugin(&self.connector)
     }
 
-    fn lookup<'a>(
-        &'a self,
-        broker: &'a Arc<Broker>,
-        attribute: &'a str,
-        values: Vec<String>,
-    ) -> BoxFuture<'a, Result<Vec<host::Match>, CallError>> {
-        let host = BrokerHost {
-            broker: broker.clone(),
-            runtime: tokio::runtime::Handle::current(),
-        };
-        let attribute = attribute.to_string();
-        Box::pin(async move {
-            let found = tokio::task::spawn_blocking(move || {
-                Salesforce::new(host).lookup_records(attribute, values)
-            })
+    fn descriptor(&self) -> &host::Descriptor {
+        Target::descriptor(&self.connector)
+    }
+
+    fn store_key(&self) -> String {
+        self.connector.store_key()
+    }
+
+    fn api_usage(&self) -> Option<(u64, u64)> {
+        Target::api_usage(&self.connector)
+    }
+
+    async fn test_connection(&self) -> Result<host::ConnectionReport, CallError> {
+        Target::test_connection(&self.connector).await
+    }
+
+    async fn list(&self, cursor: Option<String>) -> Result<host::Page, CallError> {
+        Target::list(&self.connector, cursor).await
+    }
+
+    async fn apply(
+        &self,
+        operations: Vec<host::Operation>,
+    ) -> Result<Vec<Result<host::Outcome, host::StoreError>>, CallError> {
+        let host = self.host();
+        let operations: Vec<guest::Operation> = operations.into_iter().map(operation).collect();
+        let answers = tokio::task::spawn_blocking(move || Salesforce::new(host).apply(operations))
             .await
             .map_err(interrupted)?;
-            match found {
-                Ok(found) => Ok(found
-                    .into_iter()
-                    .map(|m| host::Match {
-                        value: m.value,
-                        id: m.id,
-                        attributes: m.attributes.into_iter().map(from_guest).collect(),
-                        version: m.version,
+        Ok(answers
+            .into_iter()
+            .map(|answer| {
+                answer
+                    .map(|outcome| host::Outcome {
+                        id: outcome.id,
+                        version: outcome.version,
                     })
-                    .collect()),
-                Err(error) => Err(CallError::Store {
-                    error: store_error(error),
-                    cause: None,
-                }),
-            }
+                    .map_err(store_error)
+            })
+            .collect())
+    }
+
+    async fn lookup(
+        &self,
+        attribute: &str,
+        values: Vec<String>,
+    ) -> Result<Vec<host::Match>, CallError> {
+        let host = self.host();
+        let attribute = attribute.to_string();
+        let found = tokio::task::spawn_blocking(move || {
+            Salesforce::new(host).lookup_records(attribute, values)
         })
+        .await
+        .map_err(interrupted)?;
+        match found {
+            Ok(found) => Ok(found
+                .into_iter()
+                .map(|m| host::Match {
+                    value: m.value,
+                    id: m.id,
+                    attributes: m.attributes.into_iter().map(from_guest).collect(),
+                    version: m.version,
+                })
+                .collect()),
+            Err(error) => Err(CallError::Store {
+                error: store_error(error),
+                cause: None,
+            }),
+        }
     }
 }
 

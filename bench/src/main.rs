@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use provisioner::directory::{AttributeSchema, Directory, PersonChange};
-use provisioner::runtime::LinkedStores;
 use provisioner::state::StateDb;
+use provisioner::targets::{Link, Target, component};
 use salesforce_emulator::{Emulator, Options};
 use serde_json::{Value, json};
 
@@ -343,27 +343,19 @@ scope = {{ group = "prospects" }}
 
     /// The `leads` connection bound in this process, the way the binary
     /// binds it: for the in-process sandbox workloads.
-    async fn connect(
-        &self,
-        linked: LinkedStores,
-    ) -> anyhow::Result<provisioner::runtime::Connector> {
-        self.connect_from("plugins", linked).await
+    async fn connect(&self, link: Link) -> anyhow::Result<Arc<dyn Target>> {
+        self.connect_from("plugins", link).await
     }
 
     /// The leads connection, bound to the plugin in `plugins` (a directory
     /// of the org's).
-    async fn connect_from(
-        &self,
-        plugins: &str,
-        linked: LinkedStores,
-    ) -> anyhow::Result<provisioner::runtime::Connector> {
+    async fn connect_from(&self, plugins: &str, link: Link) -> anyhow::Result<Arc<dyn Target>> {
         use provisioner::config::Config;
         use provisioner::runtime::{Runtime, RuntimeOptions};
         let config = Config::load(&self.dir.path().join("provisioner.toml"))
             .map_err(|d| anyhow::anyhow!(d.to_string()))?;
         let runtime = Runtime::new(RuntimeOptions {
             cache_dir: Some(self.cache.clone()),
-            linked,
             ..RuntimeOptions::default()
         })?;
         let plugins = runtime.load_dir(&self.dir.path().join(plugins)).await?;
@@ -376,6 +368,7 @@ scope = {{ group = "prospects" }}
             .resolve("leads", &plugins, &secrets)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?
             .connect(config.http_limits(), secrets, None)
+            .map(link)
             .map_err(|e| anyhow::anyhow!("{e:?}"))
     }
 
@@ -652,10 +645,10 @@ async fn side_by_side(
         let component = Org::new(args, provisioner, cache).await?;
         let native = Org::new(args, provisioner, cache).await?;
         let sides = [
-            component.connect(LinkedStores::default()).await?,
-            native.connect(linked::native_stores()).await?,
+            component.connect(provisioner::targets::component).await?,
+            native.connect(linked::native).await?,
         ];
-        out.push(native::calls([&sides[0], &sides[1]], n).await?);
+        out.push(native::calls([&*sides[0], &*sides[1]], n).await?);
         for (side, org) in [("component", &component), ("native", &native)] {
             if org.leads() != n {
                 bail!("the {side} run left {} Leads for {n} people", org.leads());
@@ -729,15 +722,12 @@ async fn sandbox_time(org: &Org, people: usize) -> anyhow::Result<(Duration, Dur
 /// The cost of one call into the component that does no I/O (a lookup of
 /// nothing): instantiation, the calls out for settings, and the way back.
 async fn component_entry(org: &Org, calls: usize) -> anyhow::Result<Duration> {
-    let connector = org.connect(Default::default()).await?;
-    entering(&connector, calls).await
+    let connector = org.connect(component).await?;
+    entering(&*connector, calls).await
 }
 
 /// What a call that does no I/O costs on `connector`, on average.
-async fn entering(
-    connector: &provisioner::runtime::Connector,
-    calls: usize,
-) -> anyhow::Result<Duration> {
+async fn entering(connector: &dyn Target, calls: usize) -> anyhow::Result<Duration> {
     for _ in 0..50 {
         connector.lookup("email", Vec::new()).await?;
     }
@@ -758,17 +748,17 @@ async fn entering_by_contract(
     if !org.dir.path().join("plugins-v0-1").is_dir() {
         return Ok(None);
     }
-    let old = org.connect_from("plugins-v0-1", Default::default()).await?;
-    let new = org.connect(Default::default()).await?;
+    let old = org.connect_from("plugins-v0-1", component).await?;
+    let new = org.connect(component).await?;
     let (mut olds, mut news) = (Vec::new(), Vec::new());
     let per_round = (calls / 6).max(50);
     for round in 0..6 {
         if round % 2 == 0 {
-            olds.push(entering(&old, per_round).await?.as_secs_f64());
-            news.push(entering(&new, per_round).await?.as_secs_f64());
+            olds.push(entering(&*old, per_round).await?.as_secs_f64());
+            news.push(entering(&*new, per_round).await?.as_secs_f64());
         } else {
-            news.push(entering(&new, per_round).await?.as_secs_f64());
-            olds.push(entering(&old, per_round).await?.as_secs_f64());
+            news.push(entering(&*new, per_round).await?.as_secs_f64());
+            olds.push(entering(&*old, per_round).await?.as_secs_f64());
         }
     }
     Ok(Some((
@@ -1219,7 +1209,6 @@ async fn bench() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use provisioner::runtime::LinkedStores;
     use provisioner::runtime::contract::{Attribute, Operation, StoreError, Value as V};
 
     /// Calls into the component so far, from the host's own metrics.
@@ -1256,12 +1245,8 @@ mod tests {
             let org = Org::new(&args, Path::new("unused"), cache.path())
                 .await
                 .unwrap();
-            let stores = if native {
-                linked::native_stores()
-            } else {
-                LinkedStores::default()
-            };
-            let connector = org.connect(stores).await.unwrap();
+            let link: Link = if native { linked::native } else { component };
+            let connector = org.connect(link).await.unwrap();
             let before = apply_calls().await;
             let applied = connector
                 .apply(vec![

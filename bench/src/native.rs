@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use provisioner::runtime::Connector;
 use provisioner::runtime::contract as host;
+use provisioner::targets::Target;
 
 /// Emails per lookup call and records per apply call, as the engine sends.
 const LOOKUP_CHUNK: usize = 1_000;
@@ -60,9 +60,9 @@ pub struct Calls {
 /// so that neither side always meets a cache or a scheduler the other has
 /// just warmed.
 async fn both<'a, T, F>(
-    sides: [&'a Connector; 2],
+    sides: [&'a dyn Target; 2],
     turn: usize,
-    call: impl Fn(&'a Connector) -> F,
+    call: impl Fn(&'a dyn Target) -> F,
 ) -> anyhow::Result<[(T, Duration); 2]>
 where
     F: std::future::Future<Output = anyhow::Result<T>>,
@@ -87,7 +87,7 @@ where
 /// The initial sync's connector calls, made call by call on both sides:
 /// `sides[0]` the component, `sides[1]` the same connector with the native
 /// logic linked in, each against an org of its own.
-pub async fn calls(sides: [&Connector; 2], people: usize) -> anyhow::Result<[Calls; 2]> {
+pub async fn calls(sides: [&dyn Target; 2], people: usize) -> anyhow::Result<[Calls; 2]> {
     let emails = emails(people);
     let mut calls: [Calls; 2] = Default::default();
     let mut turn = 0;

@@ -18,6 +18,9 @@
 //!   the configuration and the planner both use.
 //! - [`sync`] turns people into records: the planner, the engine that
 //!   carries a pass out, links and the journal, and the daemon.
+//! - [`targets`] are the target stores as the engine calls them: one
+//!   trait for the calls, one for binding connections, with the component
+//!   runtime behind both in production.
 //! - [`status`] reports: summaries, failures, per-person traces, the HTTP
 //!   API and page, metrics.
 //! - [`conform`] checks a connector's promises against a live store, for
@@ -43,4 +46,5 @@ pub mod scaffold;
 pub mod state;
 pub mod status;
 pub mod sync;
+pub mod targets;
 pub mod telemetry;

@@ -15,6 +15,7 @@ use crate::directory::AttributeSchema;
 use crate::runtime::{Connector, PluginRegistry, PluginSet, Runtime, RuntimeOptions};
 use crate::state::StateDb;
 use crate::sync::engine::Engine;
+use crate::targets::Components;
 
 /// What one command invocation was started with.
 pub(super) struct App<'g> {
@@ -88,14 +89,13 @@ impl<'g> App<'g> {
         &self,
         config: Option<&Config>,
     ) -> anyhow::Result<(Arc<Runtime>, PluginSet)> {
-        let mut options = match config {
+        let options = match config {
             Some(config) => config.runtime_options(self.cache_dir()),
             None => RuntimeOptions {
                 cache_dir: self.cache_dir(),
                 ..RuntimeOptions::default()
             },
         };
-        options.linked = self.global.linked.clone();
         let runtime = Runtime::new(options)?;
         let plugins = runtime
             .load_dir(&self.plugin_dir(config))
@@ -192,8 +192,11 @@ impl<'g> App<'g> {
         let (runtime, plugins) = self.plugins(Some(&config)).await?;
         let registry = PluginRegistry::fixed(runtime, &self.plugin_dir(Some(&config)), plugins);
         let secrets = self.secrets(&config)?;
-        let engine = Engine::new(Arc::new(db), Arc::new(config), registry, secrets, schema);
-        Ok(engine.with_rules(rules))
+        let config = Arc::new(config);
+        let connect = Components::new(config.clone(), registry.clone(), secrets.clone())
+            .linking(self.global.link);
+        let engine = Engine::new(Arc::new(db), config, registry, secrets, schema);
+        Ok(engine.with_rules(rules).with_connect(Arc::new(connect)))
     }
 }
 

@@ -24,7 +24,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use self::app::App;
 use crate::directory::Directory;
-use crate::runtime::LinkedStores;
+use crate::targets::Link;
 
 /// Provisions identities from a source directory into target identity
 /// stores, through sandboxed WebAssembly connectors.
@@ -68,9 +68,10 @@ struct Global {
     /// More log output: -v for info, -vv for debug. RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// Connector logic linked into this build (see [`main_linked`]).
-    #[arg(skip)]
-    linked: LinkedStores,
+    /// What the engine calls in place of each connector (see
+    /// [`main_linked`]).
+    #[arg(skip = crate::targets::component as Link)]
+    link: Link,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -129,17 +130,15 @@ enum Command {
 
 /// The entry point of the `provisioner` binary.
 pub fn main() -> ExitCode {
-    main_linked(std::env::args_os(), LinkedStores::default())
+    main_linked(std::env::args_os(), crate::targets::component)
 }
 
-/// [`main`] for a build that links some connectors' logic in place of
-/// their components' calls: the benchmarks' measure of the sandbox.
-pub fn main_linked(
-    args: impl IntoIterator<Item = std::ffi::OsString>,
-    linked: LinkedStores,
-) -> ExitCode {
+/// [`main`] for a build whose engine calls `link(connector)` in place of
+/// each connector: the benchmarks link a connector's logic natively, to
+/// measure what the sandbox costs.
+pub fn main_linked(args: impl IntoIterator<Item = std::ffi::OsString>, link: Link) -> ExitCode {
     let mut cli = Cli::parse_from(args);
-    cli.global.linked = linked;
+    cli.global.link = link;
     init_logging(&cli.global, matches!(cli.command, Command::Run(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

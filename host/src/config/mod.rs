@@ -822,7 +822,6 @@ impl Config {
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.call_timeout),
             cache_dir,
-            linked: defaults.linked,
         }
     }
 

@@ -11,7 +11,6 @@
 
 pub mod contract;
 mod discovery;
-mod linked;
 pub mod registry;
 mod sandbox;
 
@@ -35,7 +34,6 @@ use contract::{
 use sandbox::{CallLimits, LogTags, PluginState};
 
 pub use discovery::{RECORD_TYPE, check_value};
-pub use linked::{LinkedStore, LinkedStores};
 pub use registry::{PluginRegistry, ReloadReport};
 
 /// How often the epoch advances; the CPU budget is checked, and a busy
@@ -69,8 +67,6 @@ pub struct RuntimeOptions {
     pub call_timeout: Duration,
     /// Where compiled code is cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
-    /// Logic linked in place of some plugins' calls: benchmarks only.
-    pub linked: LinkedStores,
 }
 
 impl Default for RuntimeOptions {
@@ -80,7 +76,6 @@ impl Default for RuntimeOptions {
             cpu_budget: Duration::from_secs(10),
             call_timeout: Duration::from_secs(300),
             cache_dir: None,
-            linked: LinkedStores::default(),
         }
     }
 }
@@ -297,13 +292,8 @@ impl Runtime {
             .map_err(|e| refuse(format!("failed to describe itself: {e}")))?;
         let descriptor = discovery::check_descriptor(descriptor).map_err(refuse)?;
         core.label = Arc::from(descriptor.name.as_str());
-        let linked = self.options.linked.get(&descriptor.name);
-        if linked.is_some() {
-            tracing::warn!(plugin = %descriptor.name, "records move through logic linked into this build, not through the component");
-        }
         Ok(Plugin {
             core,
-            linked,
             descriptor,
             contract,
             path: path.to_path_buf(),
@@ -396,7 +386,6 @@ pub fn file_suggests(path: &std::path::Path, name: &str) -> bool {
 /// One loaded, validated, pre-instantiated component.
 pub struct Plugin {
     core: PluginCore,
-    linked: Option<Arc<dyn LinkedStore>>,
     descriptor: Descriptor,
     contract: semver::Version,
     path: PathBuf,
@@ -672,14 +661,8 @@ impl Connector {
             return Ok(results.into_iter().flatten().collect());
         }
         let sent = allowed.len();
-        let answers = match &self.plugin.linked {
-            Some(linked) => linked.apply(&self.broker, allowed).await?,
-            None => {
-                let (answers, _cause) = call_export!(self, "apply", |bindings, store| bindings
-                    .apply(store, allowed))?;
-                answers
-            }
-        };
+        let (answers, _cause) = call_export!(self, "apply", |bindings, store| bindings
+            .apply(store, allowed))?;
         if answers.len() != sent {
             return Err(CallError::Contract {
                 plugin: self.plugin.name().to_string(),
@@ -707,9 +690,6 @@ impl Connector {
         attribute: &str,
         values: Vec<String>,
     ) -> Result<Vec<Match>, CallError> {
-        if let Some(linked) = &self.plugin.linked {
-            return linked.lookup(&self.broker, attribute, values).await;
-        }
         let (result, cause) = call_export!(self, "lookup-records", |bindings, store| bindings
             .lookup(store, attribute, &values))?;
         result.map_err(|e| Self::store_error(e, cause))

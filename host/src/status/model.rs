@@ -11,7 +11,7 @@ use crate::config::{Config, RuleSet};
 use crate::directory::{AttributeSchema, Directory, DirectoryError, Person};
 use crate::state::StateError;
 use crate::state::prelude::*;
-use crate::sync::links::{Link, LinkState};
+use crate::sync::links::{Bucket, Link, LinkState};
 
 /// PingOne's buckets for one rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -26,12 +26,12 @@ pub struct Counts {
 impl Counts {
     fn add(&mut self, state: LinkState, count: u64) {
         self.impacted += count;
-        match state {
-            LinkState::Synced | LinkState::Disabled => self.success += count,
-            LinkState::Unsynced => self.unsynced += count,
-            LinkState::Partial | LinkState::Kept => self.partially_synced += count,
-            LinkState::Failed => self.failed += count,
-        }
+        *match state.bucket() {
+            Bucket::Success => &mut self.success,
+            Bucket::Unsynced => &mut self.unsynced,
+            Bucket::PartiallySynced => &mut self.partially_synced,
+            Bucket::Failed => &mut self.failed,
+        } += count;
     }
 }
 

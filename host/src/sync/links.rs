@@ -29,7 +29,39 @@ pub enum LinkState {
     Disabled,
 }
 
+/// PingOne's sync-status buckets, which every link falls in one of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Success,
+    Unsynced,
+    PartiallySynced,
+    Failed,
+}
+
+impl Bucket {
+    /// The bucket as a sync report's summary names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bucket::Success => "success",
+            Bucket::Unsynced => "unsynced",
+            Bucket::PartiallySynced => "partially-synced",
+            Bucket::Failed => "failed",
+        }
+    }
+}
+
 impl LinkState {
+    /// The bucket a person in this state counts in: a disabled record is a
+    /// removal carried out, a kept one a removal left undone.
+    pub fn bucket(self) -> Bucket {
+        match self {
+            LinkState::Synced | LinkState::Disabled => Bucket::Success,
+            LinkState::Unsynced => Bucket::Unsynced,
+            LinkState::Partial | LinkState::Kept => Bucket::PartiallySynced,
+            LinkState::Failed => Bucket::Failed,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             LinkState::Synced => "synced",

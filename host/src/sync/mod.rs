@@ -6,8 +6,10 @@
 //! - [`daemon`]: `provisioner run`, the scheduler.
 //! - [`links`]: what the engine keeps per rule and person (the SQL is the
 //!   state backend's).
+//! - [`clock`]: the time and the jitter a pass reads, fixed in tests.
 
 pub mod backoff;
+pub mod clock;
 pub mod daemon;
 pub mod engine;
 pub mod links;

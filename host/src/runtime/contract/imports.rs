@@ -217,6 +217,37 @@ macro_rules! shared_exports {
                 }
             }
         }
+
+        /// A descriptor's settings, which every version declares alike.
+        fn settings_in(settings: Vec<wit::Setting>) -> Vec<SettingSpec> {
+            settings
+                .into_iter()
+                .map(|s| SettingSpec {
+                    name: s.name,
+                    description: s.description,
+                    kind: match s.kind {
+                        wit::SettingKind::Text => SettingKind::Text,
+                        wit::SettingKind::Boolean => SettingKind::Boolean,
+                        wit::SettingKind::Integer => SettingKind::Integer,
+                        wit::SettingKind::Choice(choices) => SettingKind::Choice(choices),
+                    },
+                    required: s.required,
+                    secret: s.secret,
+                    default_value: s.default_value,
+                })
+                .collect()
+        }
+
+        /// A descriptor's auth scheme, which every version declares alike.
+        fn auth_in(auth: wit::AuthScheme) -> AuthScheme {
+            match auth {
+                wit::AuthScheme::None => AuthScheme::None,
+                wit::AuthScheme::Oauth2(o) => AuthScheme::OAuth2 {
+                    token_url: o.token_url,
+                },
+                wit::AuthScheme::Bearer(secret) => AuthScheme::Bearer { secret },
+            }
+        }
     };
 }
 

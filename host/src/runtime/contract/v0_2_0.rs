@@ -197,23 +197,7 @@ impl From<wit::Descriptor> for Descriptor {
             name: d.name,
             version: d.version,
             description: d.description,
-            settings: d
-                .settings
-                .into_iter()
-                .map(|s| SettingSpec {
-                    name: s.name,
-                    description: s.description,
-                    kind: match s.kind {
-                        wit::SettingKind::Text => SettingKind::Text,
-                        wit::SettingKind::Boolean => SettingKind::Boolean,
-                        wit::SettingKind::Integer => SettingKind::Integer,
-                        wit::SettingKind::Choice(choices) => SettingKind::Choice(choices),
-                    },
-                    required: s.required,
-                    secret: s.secret,
-                    default_value: s.default_value,
-                })
-                .collect(),
+            settings: settings_in(d.settings),
             capabilities: d
                 .capabilities
                 .into_iter()
@@ -231,13 +215,7 @@ impl From<wit::Descriptor> for Descriptor {
                 })
                 .collect(),
             egress: d.egress,
-            auth: match d.auth {
-                wit::AuthScheme::None => AuthScheme::None,
-                wit::AuthScheme::Oauth2(o) => AuthScheme::OAuth2 {
-                    token_url: o.token_url,
-                },
-                wit::AuthScheme::Bearer(secret) => AuthScheme::Bearer { secret },
-            },
+            auth: auth_in(d.auth),
             match_attribute: d.match_attribute,
             default_mappings: d
                 .default_mappings

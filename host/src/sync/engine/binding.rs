@@ -7,22 +7,18 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::Engine;
-use crate::config::{Connection, Rule};
+use crate::config::Rule;
 use crate::mapping::{self, CompiledMapping};
-use crate::runtime::Connector;
 use crate::runtime::contract::Capability;
 use crate::sync::plan::RuleView;
+use crate::targets::{self, ConnectError};
 
 /// Why a connection or a rule cannot be worked on in this pass. Kept with
 /// the binding cache, so it is cheap to clone.
 #[derive(Debug, Clone, thiserror::Error)]
 pub(super) enum BindError {
-    /// The configuration does not resolve against the plugins and secrets
-    /// there are: every problem, in one line.
-    #[error("{}", .0.join("; "))]
-    Unresolved(Vec<String>),
-    #[error("connection {connection}: {reason}")]
-    Connect { connection: String, reason: String },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     /// The rule's mappings do not fit the plugin's descriptor.
     #[error("{0}")]
     Mappings(String),
@@ -30,8 +26,7 @@ pub(super) enum BindError {
 
 /// A connection ready for calls.
 pub(super) struct Bound {
-    pub connection: Connection,
-    pub connector: Connector,
+    pub connection: targets::Bound,
     /// Batches in flight to this connection.
     pub gate: Arc<Semaphore>,
 }
@@ -82,46 +77,33 @@ impl RuleBinding {
     /// Whether records of `from` can be converted in place into this
     /// rule's type: the same connector on the same store, able to convert.
     pub fn converts_from(&self, from: &RuleBinding) -> bool {
-        let (ours, theirs) = (&self.bound.connector, &from.bound.connector);
-        ours.plugin().name() == theirs.plugin().name()
-            && ours.broker().egress_url(0) == theirs.broker().egress_url(0)
-            && theirs.plugin().descriptor().has(Capability::Convert)
+        targets::converts(
+            &*from.bound.connection.target,
+            &*self.bound.connection.target,
+        )
     }
 }
 
 impl Engine {
     /// The bound connection, resolved once per plugin generation.
     pub(super) async fn bind(&self, name: &str) -> Binding {
-        let generation = self.plugins.generation();
+        let generation = self.connect.generation();
         let mut bound = self.bound.lock().await;
         if let Some((at, result)) = bound.get(name)
             && *at == generation
         {
             return result.clone();
         }
-        let plugins = self.plugins.snapshot();
-        let result = match self.config.resolve(name, &plugins, &self.secrets) {
-            Ok(connection) => connection
-                .connect(
-                    self.config.http_limits(),
-                    self.secrets.clone(),
-                    Some(&self.credentials),
-                )
-                .map(|connector| {
-                    Arc::new(Bound {
-                        connection,
-                        connector,
-                        gate: Arc::new(Semaphore::new(self.settings.concurrency)),
-                    })
+        let result = self
+            .connect
+            .connect(name)
+            .map(|connection| {
+                Arc::new(Bound {
+                    connection,
+                    gate: Arc::new(Semaphore::new(self.settings.concurrency)),
                 })
-                .map_err(|error| BindError::Connect {
-                    connection: name.to_string(),
-                    reason: error.to_string(),
-                }),
-            Err(errors) => Err(BindError::Unresolved(
-                errors.iter().map(ToString::to_string).collect(),
-            )),
-        };
+            })
+            .map_err(BindError::from);
         bound.insert(name.to_string(), (generation, result.clone()));
         result
     }
@@ -129,7 +111,7 @@ impl Engine {
     /// Binds a rule: its connection, and the mappings it will use.
     pub(super) async fn bind_rule(&self, rule: &Rule) -> Result<RuleBinding, BindError> {
         let bound = self.bind(&rule.connection).await?;
-        let descriptor = bound.connector.plugin().descriptor();
+        let descriptor = bound.connection.target.descriptor();
         let mappings = rule
             .mappings_for(descriptor, &self.schema)
             .map_err(BindError::Mappings)?;

@@ -13,7 +13,6 @@ use super::{Engine, EngineError};
 use crate::config::RemoveAction;
 use crate::runtime::CallError;
 use crate::runtime::contract::{Operation, StoreError};
-use crate::state::now_ms;
 use crate::sync::backoff;
 use crate::sync::links::{Link, LinkError, LinkState, remember};
 
@@ -36,12 +35,12 @@ impl Engine {
         }
         link.next_retry = match error {
             StoreError::Transient { retry_after, .. } => Some(backoff::retry_at(
-                now_ms(),
+                self.clock.now_ms(),
                 link.attempts,
                 self.settings.retry_base,
                 self.settings.retry_max,
                 *retry_after,
-                rand::random::<f64>(),
+                self.clock.jitter(),
             )),
             _ => None,
         };
@@ -103,7 +102,7 @@ impl Engine {
         // The allowance the connectors last reported, kept once per call
         // rather than once per batch: status reads the latest.
         for bound in connections {
-            if let Some((used, max)) = bound.connector.broker().api_usage() {
+            if let Some((used, max)) = bound.connection.target.api_usage() {
                 let name = &bound.connection.name;
                 self.db.record_usage(name, used, max).await?;
             }
@@ -135,16 +134,16 @@ impl Engine {
             .journal_open(&chunk.iter().map(Work::journal).collect::<Vec<_>>())
             .await?;
         let operations: Vec<Operation> = chunk.iter().map(Work::operation).collect();
-        let answers: Vec<Result<String, StoreError>> = match bound.connector.apply(operations).await
-        {
-            Ok(answers) => answers.into_iter().map(|a| a.map(|o| o.id)).collect(),
-            Err(error) => {
-                let error = call_error(&error);
-                vec![Err(error); chunk.len()]
-            }
-        };
+        let answers: Vec<Result<String, StoreError>> =
+            match bound.connection.target.apply(operations).await {
+                Ok(answers) => answers.into_iter().map(|a| a.map(|o| o.id)).collect(),
+                Err(error) => {
+                    let error = call_error(&error);
+                    vec![Err(error); chunk.len()]
+                }
+            };
         crate::telemetry::queue_done(ids.len());
-        if let Some((used, max)) = bound.connector.broker().api_usage() {
+        if let Some((used, max)) = bound.connection.target.api_usage() {
             crate::telemetry::api_usage(&connection, used, max);
         }
         let mut outcomes = Outcomes::default();

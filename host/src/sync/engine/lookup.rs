@@ -111,7 +111,8 @@ impl Engine {
     ) -> Result<Lookup, EngineError> {
         let error = match binding
             .bound
-            .connector
+            .connection
+            .target
             .lookup(&binding.match_attribute, keys)
             .await
         {

@@ -21,7 +21,6 @@ use super::slices::Slices;
 use super::work::{Outcomes, Work};
 use super::{Engine, EngineError, PassOptions};
 use crate::directory::Directory;
-use crate::state::now_ms;
 use crate::sync::links::{JournalEntry, LinkState, UpdateGuard};
 use crate::sync::plan;
 
@@ -85,7 +84,7 @@ impl Engine {
         let mut pass = Pass {
             options,
             directory: Directory::new(&*self.db, self.schema.clone()),
-            now: now_ms(),
+            now: self.clock.now_ms(),
             bindings: BTreeMap::new(),
             promotions: Vec::new(),
             reports: BTreeMap::new(),

@@ -1,0 +1,269 @@
+//! Whole passes against a store held in memory, with the clock and the
+//! jitter fixed: what the engine does across passes (a retry that waits
+//! for its backoff, an adoption, a removal), in milliseconds, with no
+//! component or network in the way. The integration tests run the same
+//! engine against real components and the emulator.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Action, Engine, PassOptions, PassReport};
+use crate::config::Config;
+use crate::config::secrets::SecretStore;
+use crate::directory::{AttributeSchema, Directory, PersonChange};
+use crate::runtime::contract::{StoreError, Value};
+use crate::runtime::{PluginRegistry, PluginSet, Runtime, RuntimeOptions};
+use crate::state::StateDb;
+use crate::state::prelude::*;
+use crate::sync::clock::FixedClock;
+use crate::sync::links::{Link, LinkState};
+use crate::targets::memory::{MemoryConnections, MemoryStore};
+
+/// Midday on 2026-11-30, in ms since the epoch.
+const NOON: i64 = 1_796_040_000_000;
+
+const CONFIG: &str = r#"
+[connections.people]
+plugin = "memory"
+
+[rules.staff]
+connection = "people"
+scope = { group = "staff" }
+
+[sync]
+retry_base_secs = 60
+"#;
+
+struct Harness {
+    engine: Engine,
+    db: Arc<StateDb>,
+    store: Arc<MemoryStore>,
+    clock: Arc<FixedClock>,
+}
+
+impl Harness {
+    fn new(configure: impl FnOnce(&mut MemoryConnections)) -> Harness {
+        let db = Arc::new(StateDb::in_memory().unwrap());
+        let config = Config::parse(Path::new("provisioner.toml"), CONFIG.into()).unwrap();
+        let schema = config.attribute_schema().unwrap();
+        let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
+        let plugins = PluginRegistry::fixed(runtime, Path::new("plugins"), PluginSet::default());
+        let store = MemoryStore::new();
+        let mut connections = MemoryConnections::new(store.clone(), &["people"]);
+        configure(&mut connections);
+        let clock = Arc::new(FixedClock::at(NOON));
+        let engine = Engine::new(
+            db.clone(),
+            Arc::new(config),
+            plugins,
+            Arc::new(SecretStore::open(None).unwrap()),
+            schema,
+        )
+        .with_connect(Arc::new(connections))
+        .with_clock(clock.clone());
+        Harness {
+            engine,
+            db,
+            store,
+            clock,
+        }
+    }
+
+    async fn people(&self, people: &[(&str, &str, bool)]) {
+        let changes: Vec<PersonChange> = people
+            .iter()
+            .map(|(id, email, staff)| PersonChange {
+                id: id.to_string(),
+                enabled: Some(true),
+                population: None,
+                groups: Some(if *staff {
+                    ["staff".to_string()].into()
+                } else {
+                    Default::default()
+                }),
+                attributes: BTreeMap::from([
+                    ("email".to_string(), Some(email.to_string())),
+                    ("family_name".to_string(), Some(id.to_uppercase())),
+                ]),
+                replace_attributes: true,
+            })
+            .collect();
+        let directory = Directory::new(&*self.db, AttributeSchema::default());
+        directory.upsert(&changes).await.unwrap();
+    }
+
+    async fn pass(&self) -> PassReport {
+        self.engine.pass(&PassOptions::default()).await.unwrap()
+    }
+
+    async fn links(&self) -> BTreeMap<String, Link> {
+        self.db.of_rule("staff").await.unwrap()
+    }
+}
+
+fn count(report: &PassReport, action: Action) -> usize {
+    report
+        .rules
+        .iter()
+        .map(|r| r.actions.get(&action).copied().unwrap_or(0))
+        .sum()
+}
+
+fn text(value: &str) -> Value {
+    Value::Text(value.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_pass_over_unchanged_people_makes_no_call() {
+    let h = Harness::new(|_| {});
+    h.people(&[
+        ("ada", "ada@example.com", true),
+        ("bob", "bob@example.com", true),
+        ("eve", "eve@example.com", false),
+    ])
+    .await;
+
+    let first = h.pass().await;
+    assert_eq!(count(&first, Action::Created), 2);
+    let records = h.store.records();
+    assert_eq!(records.len(), 2, "{records:?}");
+    let emails: Vec<_> = records
+        .values()
+        .map(|r| r.attributes["Email"].clone())
+        .collect();
+    assert_eq!(
+        emails,
+        [text("ada@example.com"), text("bob@example.com")],
+        "only people in scope are created"
+    );
+    let links = h.links().await;
+    assert!(
+        links.values().all(|l| l.state == LinkState::Synced),
+        "{links:?}"
+    );
+
+    let calls = h.store.calls();
+    let second = h.pass().await;
+    assert_eq!(h.store.calls(), calls, "a pass with nothing to do calls");
+    assert_eq!(count(&second, Action::Created), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_made_by_hand_is_adopted_not_duplicated() {
+    let h = Harness::new(|_| {});
+    let id = h.store.insert(
+        &[("Email", "ADA@example.com"), ("LastName", "Old")],
+        "Person",
+    );
+    h.people(&[("ada", "ada@example.com", true)]).await;
+
+    let report = h.pass().await;
+    assert_eq!(count(&report, Action::Created), 0);
+    let records = h.store.records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let links = h.links().await;
+    assert_eq!(links["ada"].target_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        records[&id].attributes["LastName"],
+        text("ADA"),
+        "the adopted record is brought up to date"
+    );
+}
+
+/// A transient failure waits for its backoff: with the jitter fixed at 0,
+/// exactly half the base delay after the failure, and not a millisecond
+/// less.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_failure_is_retried_when_its_backoff_has_passed() {
+    let h = Harness::new(|_| {});
+    h.people(&[("ada", "ada@example.com", true)]).await;
+    h.store.fail_next_apply(StoreError::Transient {
+        message: "busy".into(),
+        retry_after: None,
+    });
+
+    let report = h.pass().await;
+    assert_eq!(count(&report, Action::Failed), 1);
+    let link = &h.links().await["ada"];
+    assert_eq!(link.state, LinkState::Failed);
+    assert_eq!(link.next_retry, Some(NOON + 30_000));
+    assert!(h.store.records().is_empty());
+
+    h.clock.advance(29_999);
+    let due = h.db.due(h.clock_now()).await.unwrap();
+    assert!(due.is_empty(), "not due before its backoff: {due:?}");
+    h.pass().await;
+    assert!(
+        h.store.records().is_empty(),
+        "a pass before the backoff has passed sends nothing"
+    );
+
+    h.clock.advance(1);
+    assert!(h.db.due(h.clock_now()).await.unwrap().contains("ada"));
+    let report = h.pass().await;
+    assert_eq!(count(&report, Action::Created), 1);
+    assert_eq!(h.links().await["ada"].state, LinkState::Synced);
+    assert_eq!(h.store.records().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_who_leaves_the_scope_is_disabled_not_deleted() {
+    let h = Harness::new(|_| {});
+    h.people(&[("ada", "ada@example.com", true)]).await;
+    h.pass().await;
+    h.people(&[("ada", "ada@example.com", false)]).await;
+
+    let report = h.pass().await;
+    assert_eq!(count(&report, Action::Disabled), 1, "{report:?}");
+    let records = h.store.records();
+    assert_eq!(records.len(), 1);
+    assert!(records.values().all(|r| !r.active));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_may_not_create_adopts_and_creates_nothing() {
+    let h = Harness::new(|connections| {
+        for preferences in connections.connections.values_mut() {
+            preferences.allow_create = false;
+        }
+    });
+    let id = h.store.insert(&[("Email", "ada@example.com")], "Person");
+    h.people(&[
+        ("ada", "ada@example.com", true),
+        ("bob", "bob@example.com", true),
+    ])
+    .await;
+
+    h.pass().await;
+    let records = h.store.records();
+    assert_eq!(records.keys().collect::<Vec<_>>(), [&id]);
+    let links = h.links().await;
+    assert_eq!(links["ada"].target_id.as_deref(), Some(id.as_str()));
+    assert_eq!(links["bob"].target_id, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_sends_and_writes_nothing() {
+    let h = Harness::new(|_| {});
+    h.people(&[("ada", "ada@example.com", true)]).await;
+    let report = h
+        .engine
+        .pass(&PassOptions {
+            dry_run: true,
+            ..PassOptions::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(count(&report, Action::CreateOrAdopt), 1);
+    assert_eq!(h.store.calls().apply, 0);
+    assert!(h.store.records().is_empty());
+    assert!(h.links().await.is_empty());
+}
+
+impl Harness {
+    fn clock_now(&self) -> i64 {
+        use crate::sync::clock::Clock;
+        self.clock.now_ms()
+    }
+}
