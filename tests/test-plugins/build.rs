@@ -79,6 +79,7 @@ const PLUGINS: &[(&str, &str, Option<&str>, &str)] = &[
         Some("snoop"),
         "misbehaving_connector.wasm",
     ),
+    ("SCIM2", "scim2-connector", None, "scim2_connector.wasm"),
     ("PROBE", "probe-connector", None, "probe_connector.wasm"),
     (
         "HOSTILE",
@@ -112,6 +113,8 @@ fn main() {
         "sdk/Cargo.toml",
         "plugins/salesforce-leads-contacts/src",
         "plugins/salesforce-leads-contacts/Cargo.toml",
+        "plugins/scim2/src",
+        "plugins/scim2/Cargo.toml",
         "tests/misbehaving-connector/src",
         "tests/misbehaving-connector/wit-v0.3.0",
         "tests/misbehaving-connector/Cargo.toml",

@@ -536,11 +536,16 @@ impl Subject<'_> {
         mapping::attributes(self.mappings, attributes, true)
     }
 
-    /// One attribute to update a record with, not the match attribute.
+    /// One attribute to update a record with: not the match attribute,
+    /// and one whose changed value differs from the first, so that writing
+    /// either changes the record (a mapping may write the match value
+    /// twice, as SCIM's userName and work email).
     fn touch(&self, n: usize) -> Vec<Attribute> {
+        let original = self.kept(&person(self.run, n));
         self.kept(&changed(self.run, n))
             .into_iter()
             .filter(|a| !a.name.eq_ignore_ascii_case(self.matched) && a.value != Value::Null)
+            .filter(|a| !original.contains(a))
             .take(1)
             .collect()
     }

@@ -21,5 +21,6 @@ mod rules;
 mod salesforce;
 mod sandbox;
 mod scaffold;
+mod scim;
 mod status;
 mod sync;

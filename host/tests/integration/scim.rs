@@ -1,0 +1,237 @@
+//! The SCIM 2.0 connector through the real binary, against the reference
+//! SCIM server (`scim2-server`, installed by `tests/setup.sh`): a
+//! person's whole life as the sync engine drives it, adoption of a user
+//! an administrator made by hand, and `plugins conform`.
+
+use crate::common;
+
+use common::world::{actions, summary};
+use common::*;
+use scim_reference::{Options, ScimServer};
+use serde_json::{Value, json};
+
+const TOKEN_SECRET: &str = "scim-test-token-0123456789";
+
+/// The reference server, started off the async worker threads (its client
+/// and its start are blocking).
+fn start(features: Option<Value>) -> ScimServer {
+    tokio::task::block_in_place(|| {
+        ScimServer::start(Options {
+            token: TOKEN_SECRET.into(),
+            features,
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn users(server: &ScimServer) -> Vec<Value> {
+    tokio::task::block_in_place(|| server.users())
+}
+
+fn fixture(server: &ScimServer, preferences: &str) -> Fixture {
+    let fixture = Fixture::new(&[test_plugins::SCIM2]);
+    fixture.write_config(&format!(
+        r#"{HEADER}
+[connections.scim]
+plugin = "scim2"
+allow_insecure_loopback = true
+
+[connections.scim.settings]
+host = "{host}"
+base_path = "{base}"
+
+[connections.scim.secrets]
+token = {{ secrets_file = "scim_token" }}
+
+[connections.scim.preferences]
+{preferences}
+
+[rules.staff]
+connection = "scim"
+scope = {{ group = "staff" }}
+"#,
+        host = server.host(),
+        base = scim_reference::BASE_PATH,
+    ));
+    fixture.write_secrets(&format!("scim_token = \"{TOKEN_SECRET}\"\n"));
+    fixture
+}
+
+fn person(id: &str, title: &str, groups: &[&str]) -> Value {
+    json!({ "id": id, "groups": groups, "given_name": "Ada", "family_name": id,
+            "email": format!("{id}@example.com"), "title": title, "department": "Research" })
+}
+
+async fn import(fixture: &Fixture, people: Value) {
+    std::fs::write(fixture.path().join("people.json"), people.to_string()).unwrap();
+    let run = fixture
+        .provisioner(&["people", "import", "people.json"], &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+}
+
+async fn sync(fixture: &Fixture) -> Value {
+    let run = fixture.provisioner(&["sync", "--json"], &[]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_no_secret(&run.all());
+    assert!(!run.all().contains(TOKEN_SECRET), "{run:?}");
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+fn user<'a>(users: &'a [Value], user_name: &str) -> &'a Value {
+    users
+        .iter()
+        .find(|u| u["userName"] == user_name)
+        .unwrap_or_else(|| panic!("no user {user_name}: {users:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_is_created_updated_disabled_and_deleted_in_the_reference_server() {
+    let server = start(None);
+    let fixture = fixture(
+        &server,
+        "allow_delete = true\nremove_action_deleted = \"delete\"",
+    );
+    import(
+        &fixture,
+        json!([
+            person("ada", "Engineer", &["staff"]),
+            person("bob", "Clerk", &["staff"]),
+            person("eve", "Spy", &[])
+        ]),
+    )
+    .await;
+
+    let report = sync(&fixture).await;
+    assert_eq!(actions(&report, "staff", "created"), 2, "{report}");
+    let all = users(&server);
+    assert_eq!(all.len(), 2, "only people in scope: {all:?}");
+    let ada = user(&all, "ada@example.com");
+    assert_eq!(ada["name"]["familyName"], "ada");
+    assert_eq!(ada["displayName"], "Ada ada");
+    assert_eq!(
+        ada["emails"][0],
+        json!({"type": "work", "value": "ada@example.com"})
+    );
+    assert_eq!(
+        ada[scim2_connector::wire::ENTERPRISE]["department"],
+        "Research"
+    );
+    assert_eq!(ada["active"], true);
+
+    // Nothing changed: nothing is sent, and everyone is a success.
+    let report = sync(&fixture).await;
+    assert_eq!(summary(&report, "staff", "success"), 2, "{report}");
+    assert_eq!(actions(&report, "staff", "updated"), 0, "{report}");
+
+    // A change of title is one update, of that user only.
+    import(
+        &fixture,
+        json!([
+            person("ada", "Countess", &["staff"]),
+            person("bob", "Clerk", &["staff"]),
+            person("eve", "Spy", &[])
+        ]),
+    )
+    .await;
+    let report = sync(&fixture).await;
+    assert_eq!(actions(&report, "staff", "updated"), 1, "{report}");
+    assert_eq!(
+        user(&users(&server), "ada@example.com")["title"],
+        "Countess"
+    );
+
+    // Bob leaves the scope: disabled, as the connection's default remove
+    // action says; then deleted from the directory: deleted there too.
+    import(
+        &fixture,
+        json!([
+            person("ada", "Countess", &["staff"]),
+            person("bob", "Clerk", &[]),
+            person("eve", "Spy", &[])
+        ]),
+    )
+    .await;
+    let report = sync(&fixture).await;
+    assert_eq!(actions(&report, "staff", "disabled"), 1, "{report}");
+    assert_eq!(user(&users(&server), "bob@example.com")["active"], false);
+
+    let run = fixture.provisioner(&["people", "delete", "ada"], &[]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report = sync(&fixture).await;
+    assert_eq!(actions(&report, "staff", "removed"), 1, "{report}");
+    let left: Vec<_> = users(&server)
+        .iter()
+        .map(|u| u["userName"].clone())
+        .collect();
+    assert_eq!(left, vec![json!("bob@example.com")]);
+}
+
+/// A user an administrator made by hand is found by its userName and
+/// adopted, brought up to date, never duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_made_by_hand_is_adopted() {
+    let server = start(Some(scim_reference::without_bulk()));
+    let existing = tokio::task::block_in_place(|| {
+        server.create_user(json!({
+            "schemas": [scim2_connector::wire::USER],
+            "userName": "ADA@example.com",
+            "title": "Intern",
+        }))
+    });
+    let fixture = fixture(&server, "");
+    import(&fixture, json!([person("ada", "Engineer", &["staff"])])).await;
+    let report = sync(&fixture).await;
+    assert_eq!(actions(&report, "staff", "adopted"), 1, "{report}");
+    let all = users(&server);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["id"], existing.as_str());
+    assert_eq!(all[0]["title"], "Engineer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scim_connector_conforms_against_the_reference_server() {
+    let server = start(None);
+    let fixture = fixture(&server, "allow_delete = true");
+    let run = fixture
+        .provisioner(&["plugins", "conform", "scim", "--json"], &[])
+        .await;
+    let report: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}): {run:?}"));
+    assert_eq!(run.code, Some(0), "{report:#}");
+    let failed: Vec<_> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["verdict"] == "fail")
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    // Every check applies to a SCIM provider; none may be skipped.
+    for check in [
+        "test-connection refuses wrong credentials",
+        "create",
+        "lookup",
+        "read back as written",
+        "update",
+        "versions",
+        "list",
+        "batch with a bad operation",
+        "disable",
+        "enable",
+        "delete",
+        "lookup after delete",
+        "update after delete",
+        "transient answers",
+    ] {
+        let verdict = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == check)
+            .map(|c| c["verdict"].clone());
+        assert_eq!(verdict, Some(json!("pass")), "{check}: {report:#}");
+    }
+    assert_eq!(report["left"], json!([]));
+    assert!(users(&server).is_empty(), "conform left users behind");
+    assert!(!run.all().contains(TOKEN_SECRET));
+}
