@@ -7,15 +7,8 @@
 set -euo pipefail
 rustup target add wasm32-wasip2
 
-# The SCIM connector is tested against a server no one here wrote. The
-# version is pinned, so that a new release cannot change what the tests
-# check; tests/scim-reference finds it at this path.
-SCIM_SERVER_VERSION=0.8.3
-scim_venv="${PROVISIONER_SCIM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/provisioner/scim2-server-$SCIM_SERVER_VERSION}"
-if [ ! -x "$scim_venv/bin/scim2-server" ]; then
-    python3 -m venv "$scim_venv"
-    "$scim_venv/bin/pip" install --quiet --disable-pip-version-check "scim2-server==$SCIM_SERVER_VERSION"
-fi
+# The SCIM connector is tested against a server no one here wrote.
+bash "$(dirname "$0")/scim-server.sh" > /dev/null
 
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
     exit 0

@@ -93,7 +93,7 @@ pub fn executable() -> PathBuf {
                 .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
                 .unwrap_or_else(|| PathBuf::from("."));
             cache
-                .join("provisioner")
+                .join("provisioner-test-tools")
                 .join(format!("scim2-server-{VERSION}"))
         });
     venv.join("bin").join("scim2-server")
