@@ -134,6 +134,20 @@ impl Target for NativeSalesforce {
         Target::list(&self.connector, cursor).await
     }
 
+    async fn apply_groups(
+        &self,
+        operations: Vec<host::GroupOperation>,
+    ) -> Result<Vec<Result<host::Outcome, host::StoreError>>, CallError> {
+        Target::apply_groups(&self.connector, operations).await
+    }
+
+    async fn lookup_groups(
+        &self,
+        display_names: Vec<String>,
+    ) -> Result<Vec<host::Group>, CallError> {
+        Target::lookup_groups(&self.connector, display_names).await
+    }
+
     async fn apply(
         &self,
         operations: Vec<host::Operation>,

@@ -404,6 +404,13 @@ pub(super) fn sync_report(
                     line.detail.clone(),
                 ]
             })
+            .chain(rule.groups.iter().map(|line| {
+                vec![
+                    format!("  group {}", inert(&line.group)),
+                    line.action.to_string(),
+                    inert(&line.detail).into_owned(),
+                ]
+            }))
             .collect();
         write!(out, "{}", table(&rows))?;
     }

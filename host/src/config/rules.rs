@@ -96,6 +96,8 @@ pub(crate) struct RawRule {
     #[serde(default)]
     extend_defaults: bool,
     convert_from: Option<Spanned<String>>,
+    #[serde(default)]
+    push_groups: Vec<Spanned<String>>,
     removal_guard: Option<RawGuard>,
     update_guard: Option<RawGuard>,
 }
@@ -260,6 +262,9 @@ pub struct Rule {
     /// A rule whose records, when a person moves from it to this one, are
     /// converted in place rather than removed and created again.
     pub convert_from: Option<String>,
+    /// Directory groups the rule keeps in its target, each with the
+    /// members the rule syncs: PingOne's group provisioning.
+    pub push_groups: Vec<String>,
     pub removal_guard: Guard,
     /// Holds the updates a change of the rule's mappings causes.
     pub update_guard: Guard,
@@ -319,6 +324,7 @@ impl Rule {
             mappings: None,
             extend_defaults: false,
             convert_from: None,
+            push_groups: Vec::new(),
             removal_guard: Guard::default(),
             update_guard: Guard::default(),
         }
@@ -428,6 +434,19 @@ impl RawRule {
                 ),
             ));
         }
+        let mut push_groups: Vec<String> = Vec::new();
+        for group in &self.push_groups {
+            if let Err(reason) = crate::directory::check_group(group.get_ref()) {
+                problems.push(at(group.span(), format!("push_groups: {reason}")));
+            } else if push_groups.contains(group.get_ref()) {
+                problems.push(at(
+                    group.span(),
+                    format!("push_groups names {:?} twice", group.get_ref()),
+                ));
+            } else {
+                push_groups.push(group.get_ref().clone());
+            }
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -449,6 +468,7 @@ impl RawRule {
             mappings: (!self.mappings.is_empty()).then_some(compiled),
             extend_defaults: self.extend_defaults,
             convert_from: self.convert_from.as_ref().map(|c| c.get_ref().clone()),
+            push_groups,
             removal_guard: settings.removal_guard.merged(self.removal_guard),
             update_guard: settings.update_guard.merged(self.update_guard),
         })

@@ -27,8 +27,8 @@ pub use store::{
 /// crate::state::prelude::*`.
 pub mod prelude {
     pub use super::store::{
-        DirectoryStore, GuardStore, HealthStore, JournalStore, LinkStore, RuleStore, StatusStore,
-        Store,
+        DirectoryStore, GroupLinkStore, GuardStore, HealthStore, JournalStore, LinkStore,
+        RuleStore, StatusStore, Store,
     };
 }
 

@@ -12,7 +12,7 @@ use serde_json::Value as Json;
 
 use super::StateError;
 use crate::directory::{Person, PersonChange, UpsertReport};
-use crate::sync::links::{JournalEntry, Link, LinkState, PluginRecord, UpdateGuard};
+use crate::sync::links::{GroupLink, JournalEntry, Link, LinkState, PluginRecord, UpdateGuard};
 
 /// What became of a batch's journal entries: the record id an answer gave,
 /// or the error text.
@@ -147,6 +147,22 @@ pub trait RuleStore: Send + Sync {
     async fn record_mappings(&self, rule: &str, mappings: &str) -> Result<(), StateError>;
 }
 
+/// The directory groups rules push to their targets, one link each.
+#[async_trait]
+pub trait GroupLinkStore: Send + Sync {
+    /// A rule's group links, by group.
+    async fn group_links(&self, rule: &str) -> Result<BTreeMap<String, GroupLink>, StateError>;
+    /// Writes group links and drops (rule, group) links, in one
+    /// transaction.
+    async fn commit_groups(
+        &self,
+        save: &[GroupLink],
+        drop: &[(String, String)],
+    ) -> Result<(), StateError>;
+    /// Group links by rule and state, for status.
+    async fn count_group_states(&self) -> Result<Vec<(String, LinkState, u64)>, StateError>;
+}
+
 /// The source directory's people, their groups and the change sequence.
 /// Validation is the directory's (`crate::directory::Directory`); a
 /// backend stores what it is given.
@@ -175,6 +191,8 @@ pub trait DirectoryStore: Send + Sync {
     /// Some people by id, tombstones included, unknown ids skipped.
     async fn people_among(&self, ids: &BTreeSet<String>) -> Result<Vec<Person>, StateError>;
     async fn live_ids(&self) -> Result<BTreeSet<String>, StateError>;
+    /// The ids of a group's members, live or not.
+    async fn members_of(&self, group: &str) -> Result<BTreeSet<String>, StateError>;
     /// The newest change's sequence number (0 for an empty directory).
     async fn last_seq(&self) -> Result<i64, StateError>;
     async fn changed_since(&self, seq: i64) -> Result<BTreeSet<String>, StateError>;
@@ -222,12 +240,20 @@ pub trait StatusStore: Send + Sync {
 
 /// The whole storage interface.
 pub trait Store:
-    LinkStore + JournalStore + HealthStore + GuardStore + RuleStore + DirectoryStore + StatusStore
+    LinkStore
+    + GroupLinkStore
+    + JournalStore
+    + HealthStore
+    + GuardStore
+    + RuleStore
+    + DirectoryStore
+    + StatusStore
 {
 }
 
 impl<T> Store for T where
     T: LinkStore
+        + GroupLinkStore
         + JournalStore
         + HealthStore
         + GuardStore

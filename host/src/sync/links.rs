@@ -3,7 +3,7 @@
 //! standing. The SQL that stores them is the state backend's
 //! (`state/sqlite/links.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -167,6 +167,39 @@ pub struct Link {
     /// rejected link waits until it moves.
     pub person_seq: Option<i64>,
     pub updated_at: i64,
+}
+
+/// Rule x directory group -> the group a rule pushes to its target: the
+/// group's record there, and the members the host last wrote, as the
+/// target's record ids. A group's state reads as a person's: synced,
+/// unsynced (not created, as creating is not allowed), partial (members
+/// differ, as updating is not allowed) or failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupLink {
+    pub rule: String,
+    pub group: String,
+    pub connection: String,
+    pub target_id: Option<String>,
+    pub members: BTreeSet<String>,
+    pub state: LinkState,
+    /// Why the group is not synced: the refusal, or the store's error.
+    pub reason: Option<String>,
+    pub updated_at: i64,
+}
+
+impl GroupLink {
+    pub fn new(rule: &str, group: &str, connection: &str) -> GroupLink {
+        GroupLink {
+            rule: rule.into(),
+            group: group.into(),
+            connection: connection.into(),
+            target_id: None,
+            members: BTreeSet::new(),
+            state: LinkState::Unsynced,
+            reason: None,
+            updated_at: crate::state::now_ms(),
+        }
+    }
 }
 
 impl Link {

@@ -17,8 +17,8 @@ use super::{Bound, Connect, ConnectError, Target};
 use crate::config::{Preferences, RemoveAction, RemoveActions};
 use crate::runtime::CallError;
 use crate::runtime::contract::{
-    Attribute, AuthScheme, Capability, ConnectionReport, Descriptor, Mapping, MappingSource, Match,
-    Operation, Outcome, Page, StoreError, StoredRecord, Value,
+    Attribute, AuthScheme, Capability, ConnectionReport, Descriptor, Group, GroupOperation,
+    Mapping, MappingSource, Match, Operation, Outcome, Page, StoreError, StoredRecord, Value,
 };
 
 /// The attribute records are matched on.
@@ -35,9 +35,12 @@ pub struct Record {
 #[derive(Default)]
 struct Inner {
     records: BTreeMap<String, Record>,
+    groups: BTreeMap<String, Group>,
     next_id: u64,
     /// Errors the next batches answer with, one batch each.
     failures: VecDeque<StoreError>,
+    /// An error the next batch of group operations answers with.
+    group_failure: Option<StoreError>,
     calls: Calls,
 }
 
@@ -47,6 +50,8 @@ pub struct Calls {
     pub apply: usize,
     pub lookup: usize,
     pub operations: usize,
+    pub apply_groups: usize,
+    pub lookup_groups: usize,
 }
 
 /// The store, shared by every connection bound to it.
@@ -68,6 +73,7 @@ impl MemoryStore {
                 Capability::Disable,
                 Capability::Delete,
                 Capability::Convert,
+                Capability::Groups,
             ],
             AuthScheme::None,
         );
@@ -121,8 +127,32 @@ impl MemoryStore {
         self.inner().failures.push_back(error);
     }
 
+    /// The next batch of group operations answers with `error`.
+    pub fn fail_group_batch_next(&self, error: StoreError) {
+        self.inner().group_failure = Some(error);
+    }
+
     pub fn calls(&self) -> Calls {
         self.inner().calls
+    }
+
+    /// Every group, by id.
+    pub fn groups(&self) -> BTreeMap<String, Group> {
+        self.inner().groups.clone()
+    }
+
+    /// A group put there behind the engine's back; its id.
+    pub fn insert_group(&self, display_name: &str, members: &[&str]) -> String {
+        let mut inner = self.inner();
+        let id = inner.new_id();
+        let group = Group {
+            id: id.clone(),
+            display_name: display_name.into(),
+            members: members.iter().map(|m| m.to_string()).collect(),
+            version: None,
+        };
+        inner.groups.insert(id.clone(), group);
+        id
     }
 }
 
@@ -189,6 +219,57 @@ impl Inner {
             }
         };
         Ok(Outcome { id, version: None })
+    }
+
+    fn apply_group(&mut self, operation: GroupOperation) -> Result<Outcome, StoreError> {
+        let id = match operation {
+            GroupOperation::Create {
+                display_name,
+                members,
+            } => {
+                let id = self.new_id();
+                let group = Group {
+                    id: id.clone(),
+                    display_name,
+                    members,
+                    version: None,
+                };
+                self.groups.insert(id.clone(), group);
+                id
+            }
+            GroupOperation::Rename {
+                id, display_name, ..
+            } => {
+                self.group(&id)?.display_name = display_name;
+                id
+            }
+            GroupOperation::Delete { id } => {
+                self.groups
+                    .remove(&id)
+                    .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+                id
+            }
+            GroupOperation::AddMembers { id, members } => {
+                let group = self.group(&id)?;
+                for member in members {
+                    if !group.members.contains(&member) {
+                        group.members.push(member);
+                    }
+                }
+                id
+            }
+            GroupOperation::RemoveMembers { id, members } => {
+                self.group(&id)?.members.retain(|m| !members.contains(m));
+                id
+            }
+        };
+        Ok(Outcome { id, version: None })
+    }
+
+    fn group(&mut self, id: &str) -> Result<&mut Group, StoreError> {
+        self.groups
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))
     }
 
     fn record(&mut self, id: &str) -> Result<&mut Record, StoreError> {
@@ -271,6 +352,36 @@ impl Target for MemoryStore {
             }
         }
         Ok(found)
+    }
+
+    async fn apply_groups(
+        &self,
+        operations: Vec<GroupOperation>,
+    ) -> Result<Vec<Result<Outcome, StoreError>>, CallError> {
+        let mut inner = self.inner();
+        inner.calls.apply_groups += 1;
+        if let Some(error) = inner.group_failure.take() {
+            return Ok(operations.iter().map(|_| Err(error.clone())).collect());
+        }
+        Ok(operations
+            .into_iter()
+            .map(|operation| inner.apply_group(operation))
+            .collect())
+    }
+
+    async fn lookup_groups(&self, display_names: Vec<String>) -> Result<Vec<Group>, CallError> {
+        let mut inner = self.inner();
+        inner.calls.lookup_groups += 1;
+        Ok(inner
+            .groups
+            .values()
+            .filter(|g| {
+                display_names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&g.display_name))
+            })
+            .cloned()
+            .collect())
     }
 
     async fn list(&self, _cursor: Option<String>) -> Result<Page, CallError> {

@@ -22,7 +22,8 @@ use crate::broker::CredentialPool;
 use crate::config::secrets::SecretStore;
 use crate::config::{Config, Preferences};
 use crate::runtime::contract::{
-    Capability, ConnectionReport, Descriptor, Match, Operation, Outcome, Page, StoreError,
+    Capability, ConnectionReport, Descriptor, Group, GroupOperation, Match, Operation, Outcome,
+    Page, StoreError,
 };
 use crate::runtime::{CallError, Connector, PluginRegistry};
 
@@ -59,6 +60,16 @@ pub trait Target: Send + Sync {
 
     /// One page of every record the connection manages.
     async fn list(&self, cursor: Option<String>) -> Result<Page, CallError>;
+
+    /// Applies a batch of group operations; one result per operation, in
+    /// order (the `groups` capability).
+    async fn apply_groups(
+        &self,
+        operations: Vec<GroupOperation>,
+    ) -> Result<Vec<Result<Outcome, StoreError>>, CallError>;
+
+    /// Groups by display name, compared as the store compares them.
+    async fn lookup_groups(&self, display_names: Vec<String>) -> Result<Vec<Group>, CallError>;
 }
 
 #[async_trait]
@@ -96,6 +107,17 @@ impl Target for Connector {
 
     async fn list(&self, cursor: Option<String>) -> Result<Page, CallError> {
         Connector::list(self, cursor).await
+    }
+
+    async fn apply_groups(
+        &self,
+        operations: Vec<GroupOperation>,
+    ) -> Result<Vec<Result<Outcome, StoreError>>, CallError> {
+        Connector::apply_groups(self, operations).await
+    }
+
+    async fn lookup_groups(&self, display_names: Vec<String>) -> Result<Vec<Group>, CallError> {
+        Connector::lookup_groups(self, display_names).await
     }
 }
 

@@ -246,6 +246,14 @@ pub(super) fn live_ids(db: &StateDb) -> Result<BTreeSet<String>, StateError> {
     ids(db, "SELECT id FROM people WHERE deleted = 0", [])
 }
 
+pub(super) fn members_of(db: &StateDb, group: &str) -> Result<BTreeSet<String>, StateError> {
+    ids(
+        db,
+        "SELECT person_id FROM members WHERE group_name = ?1",
+        params![group],
+    )
+}
+
 pub(super) fn last_seq(db: &StateDb) -> Result<i64, StateError> {
     db.lock()
         .query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {

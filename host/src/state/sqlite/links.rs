@@ -38,7 +38,7 @@ fn insert_journal(
 
 /// A link state as stored; text this binary did not write is an error of
 /// the row, naming it.
-fn link_state(text: &str) -> rusqlite::Result<LinkState> {
+pub(super) fn link_state(text: &str) -> rusqlite::Result<LinkState> {
     LinkState::parse(text).map_err(|message| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, message.into())
     })

@@ -9,6 +9,7 @@
 //! so that other tasks move to other threads meanwhile.
 
 mod directory;
+mod groups;
 mod links;
 mod schema;
 mod status;

@@ -171,6 +171,20 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX links_failed ON links (rule, person_id) WHERE state = 'failed';
     "#,
+    // 8: the directory groups rules push, and the members last written.
+    r#"
+    CREATE TABLE group_links (
+        rule       TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        connection TEXT NOT NULL,
+        target_id  TEXT,
+        members    TEXT NOT NULL,          -- JSON array of record ids
+        state      TEXT NOT NULL,
+        reason     TEXT,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (rule, group_name)
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -6,14 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
-use super::{StateDb, directory, links, status};
+use super::{StateDb, directory, groups, links, status};
 use crate::directory::{Person, PersonChange, UpsertReport};
 use crate::state::StateError;
 use crate::state::store::{
-    DirectoryStore, GuardStore, HealthStore, JournalOutcome, JournalStore, LinkStore, PersonEdit,
-    RuleRun, RuleStore, StatusStore,
+    DirectoryStore, GroupLinkStore, GuardStore, HealthStore, JournalOutcome, JournalStore,
+    LinkStore, PersonEdit, RuleRun, RuleStore, StatusStore,
 };
-use crate::sync::links::{JournalEntry, Link, LinkState, PluginRecord, UpdateGuard};
+use crate::sync::links::{GroupLink, JournalEntry, Link, LinkState, PluginRecord, UpdateGuard};
 
 #[async_trait]
 impl LinkStore for StateDb {
@@ -139,6 +139,25 @@ impl HealthStore for StateDb {
 }
 
 #[async_trait]
+impl GroupLinkStore for StateDb {
+    async fn group_links(&self, rule: &str) -> Result<BTreeMap<String, GroupLink>, StateError> {
+        self.blocking(|db| groups::of_rule(db, rule))
+    }
+
+    async fn commit_groups(
+        &self,
+        save: &[GroupLink],
+        drop: &[(String, String)],
+    ) -> Result<(), StateError> {
+        self.blocking(|db| groups::commit(db, save, drop))
+    }
+
+    async fn count_group_states(&self) -> Result<Vec<(String, LinkState, u64)>, StateError> {
+        self.blocking(groups::count_states)
+    }
+}
+
+#[async_trait]
 impl GuardStore for StateDb {
     async fn guard(&self, rule: &str) -> Result<Option<bool>, StateError> {
         self.blocking(|db| links::guard(db, rule))
@@ -248,6 +267,10 @@ impl DirectoryStore for StateDb {
 
     async fn live_ids(&self) -> Result<BTreeSet<String>, StateError> {
         self.blocking(directory::live_ids)
+    }
+
+    async fn members_of(&self, group: &str) -> Result<BTreeSet<String>, StateError> {
+        self.blocking(|db| directory::members_of(db, group))
     }
 
     async fn last_seq(&self) -> Result<i64, StateError> {

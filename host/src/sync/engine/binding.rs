@@ -112,6 +112,13 @@ impl Engine {
     pub(super) async fn bind_rule(&self, rule: &Rule) -> Result<RuleBinding, BindError> {
         let bound = self.bind(&rule.connection).await?;
         let descriptor = bound.connection.target.descriptor();
+        if !rule.push_groups.is_empty() && !descriptor.has(Capability::Groups) {
+            return Err(BindError::Mappings(format!(
+                "the rule pushes groups ({}), but plugin {} has no groups capability",
+                rule.push_groups.join(", "),
+                descriptor.name
+            )));
+        }
         let mappings = rule
             .mappings_for(descriptor, &self.schema)
             .map_err(BindError::Mappings)?;

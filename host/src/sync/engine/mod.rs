@@ -26,6 +26,7 @@
 mod binding;
 mod deleted;
 mod execute;
+mod groups;
 mod guards;
 mod lookup;
 mod pass;
@@ -43,7 +44,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use self::binding::Binding;
-pub use self::report::{Action, PassReport, PlanLine, RuleReport, RuleStatus};
+pub use self::report::{Action, GroupLine, PassReport, PlanLine, RuleReport, RuleStatus};
 use crate::config::secrets::SecretStore;
 use crate::config::{Config, RuleSet, SyncSettings};
 use crate::directory::AttributeSchema;

@@ -126,6 +126,7 @@ impl Engine {
             }
         }
         self.send(&mut pass, work, &tally).await?;
+        self.groups(&mut pass).await?;
         if !options.dry_run {
             self.finish(&pass).await?;
         }
@@ -312,6 +313,22 @@ impl Engine {
         }
         let answers = self.execute(work, tally).await?;
         count_answers(&mut pass.reports, answers);
+        Ok(())
+    }
+
+    /// The groups each rule pushes, once its people's work is answered:
+    /// a person created in this pass joins their groups in this pass.
+    async fn groups(&self, pass: &mut Pass<'_, '_>) -> Result<(), EngineError> {
+        for (name, binding) in &pass.bindings {
+            if self.stopping() {
+                break;
+            }
+            let Some(report) = pass.reports.get_mut(name).filter(|r| r.active()) else {
+                continue;
+            };
+            self.push_groups(binding, pass.options.dry_run, pass.now, report)
+                .await?;
+        }
         Ok(())
     }
 

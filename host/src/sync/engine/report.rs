@@ -125,6 +125,24 @@ pub struct PlanLine {
     pub detail: String,
 }
 
+/// What a pass did, or would do, to one group a rule pushes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupLine {
+    pub group: String,
+    pub action: Action,
+    pub detail: String,
+}
+
+impl GroupLine {
+    pub(super) fn new(group: &str, action: Action, detail: &str) -> GroupLine {
+        GroupLine {
+            group: group.to_string(),
+            action,
+            detail: detail.to_string(),
+        }
+    }
+}
+
 /// What one pass did to one rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RuleReport {
@@ -133,6 +151,9 @@ pub struct RuleReport {
     pub status: Option<RuleStatus>,
     pub actions: BTreeMap<Action, usize>,
     pub plan: Vec<PlanLine>,
+    /// The groups the rule pushes (`push_groups`), one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupLine>,
 }
 
 impl RuleReport {

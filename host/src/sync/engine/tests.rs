@@ -44,8 +44,12 @@ struct Harness {
 
 impl Harness {
     fn new(configure: impl FnOnce(&mut MemoryConnections)) -> Harness {
+        Harness::over(CONFIG, configure)
+    }
+
+    fn over(config: &str, configure: impl FnOnce(&mut MemoryConnections)) -> Harness {
         let db = Arc::new(StateDb::in_memory().unwrap());
-        let config = Config::parse(Path::new("provisioner.toml"), CONFIG.into()).unwrap();
+        let config = Config::parse(Path::new("provisioner.toml"), config.into()).unwrap();
         let schema = config.attribute_schema().unwrap();
         let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
         let plugins = PluginRegistry::fixed(runtime, Path::new("plugins"), PluginSet::default());
@@ -71,17 +75,22 @@ impl Harness {
     }
 
     async fn people(&self, people: &[(&str, &str, bool)]) {
+        let grouped: Vec<(&str, &str, Vec<&str>)> = people
+            .iter()
+            .map(|(id, email, staff)| (*id, *email, if *staff { vec!["staff"] } else { vec![] }))
+            .collect();
+        self.grouped(&grouped).await;
+    }
+
+    /// People with their groups: `(id, email, groups)`.
+    async fn grouped(&self, people: &[(&str, &str, Vec<&str>)]) {
         let changes: Vec<PersonChange> = people
             .iter()
-            .map(|(id, email, staff)| PersonChange {
+            .map(|(id, email, groups)| PersonChange {
                 id: id.to_string(),
                 enabled: Some(true),
                 population: None,
-                groups: Some(if *staff {
-                    ["staff".to_string()].into()
-                } else {
-                    Default::default()
-                }),
+                groups: Some(groups.iter().map(|g| g.to_string()).collect()),
                 attributes: BTreeMap::from([
                     ("email".to_string(), Some(email.to_string())),
                     ("family_name".to_string(), Some(id.to_uppercase())),
@@ -265,5 +274,281 @@ impl Harness {
     fn clock_now(&self) -> i64 {
         use crate::sync::clock::Clock;
         self.clock.now_ms()
+    }
+}
+
+const GROUPS: &str = r#"
+[connections.people]
+plugin = "memory"
+
+[rules.staff]
+connection = "people"
+scope = { group = "staff" }
+push_groups = ["eng"]
+"#;
+
+/// The members of the store's group named `name`, as the emails of
+/// their records.
+fn group_members(store: &MemoryStore, name: &str) -> Vec<String> {
+    let records = store.records();
+    let groups = store.groups();
+    let group = groups
+        .values()
+        .find(|g| g.display_name == name)
+        .unwrap_or_else(|| panic!("no group {name} in {groups:?}"));
+    let mut emails: Vec<String> = group
+        .members
+        .iter()
+        .map(|id| match &records[id].attributes["Email"] {
+            Value::Text(email) => email.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    emails.sort();
+    emails
+}
+
+fn group_actions(report: &PassReport) -> Vec<(String, Action)> {
+    report
+        .rules
+        .iter()
+        .flat_map(|r| r.groups.iter().map(|g| (g.group.clone(), g.action)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_group_holds_the_records_of_its_members_the_rule_syncs() {
+    let h = Harness::over(GROUPS, |_| {});
+    h.grouped(&[
+        ("ada", "ada@example.com", vec!["staff", "eng"]),
+        ("bob", "bob@example.com", vec!["staff", "eng"]),
+        // In the group, but not in the rule's scope: no record, no member.
+        ("eve", "eve@example.com", vec!["eng"]),
+        ("dan", "dan@example.com", vec!["staff"]),
+    ])
+    .await;
+    let report = h.pass().await;
+    assert_eq!(
+        group_actions(&report),
+        [("eng".to_string(), Action::Created)]
+    );
+    assert_eq!(
+        group_members(&h.store, "eng"),
+        ["ada@example.com", "bob@example.com"]
+    );
+
+    // Nothing changed: no group call at all.
+    let calls = h.store.calls();
+    let report = h.pass().await;
+    assert_eq!(h.store.calls().apply_groups, calls.apply_groups);
+    assert_eq!(
+        group_actions(&report),
+        [("eng".to_string(), Action::Unchanged)]
+    );
+
+    // Bob leaves the group, and Carl joins the directory in it: Carl's
+    // record is created and he joins the group in the same pass.
+    h.grouped(&[
+        ("ada", "ada@example.com", vec!["staff", "eng"]),
+        ("bob", "bob@example.com", vec!["staff"]),
+        ("eve", "eve@example.com", vec!["eng"]),
+        ("dan", "dan@example.com", vec!["staff"]),
+        ("carl", "carl@example.com", vec!["staff", "eng"]),
+    ])
+    .await;
+    h.pass().await;
+    assert_eq!(
+        group_members(&h.store, "eng"),
+        ["ada@example.com", "carl@example.com"]
+    );
+    assert_eq!(
+        h.store.groups().len(),
+        1,
+        "the group is kept, not made again"
+    );
+
+    // Ada leaves the rule's scope: her record is disabled, and she leaves
+    // the group.
+    h.grouped(&[
+        ("ada", "ada@example.com", vec!["eng"]),
+        ("bob", "bob@example.com", vec!["staff"]),
+        ("eve", "eve@example.com", vec!["eng"]),
+        ("dan", "dan@example.com", vec!["staff"]),
+        ("carl", "carl@example.com", vec!["staff", "eng"]),
+    ])
+    .await;
+    h.pass().await;
+    assert_eq!(group_members(&h.store, "eng"), ["carl@example.com"]);
+    let links = h.db.group_links("staff").await.unwrap();
+    assert_eq!(links["eng"].state, LinkState::Synced);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_already_in_the_store_is_adopted_and_set_to_the_rules_members() {
+    let h = Harness::over(GROUPS, |_| {});
+    let existing = h.store.insert_group("ENG", &["someone-else"]);
+    h.grouped(&[("ada", "ada@example.com", vec!["staff", "eng"])])
+        .await;
+    let report = h.pass().await;
+    let actions = group_actions(&report);
+    assert!(
+        actions.contains(&("eng".to_string(), Action::Adopted)),
+        "{actions:?}"
+    );
+    let groups = h.store.groups();
+    assert_eq!(groups.keys().collect::<Vec<_>>(), [&existing]);
+    assert_eq!(group_members(&h.store, "ENG"), ["ada@example.com"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_follow_the_preferences() {
+    // Creating forbidden: the group is not made, and says why.
+    let h = Harness::over(GROUPS, |c| {
+        for p in c.connections.values_mut() {
+            p.allow_create = false;
+        }
+    });
+    h.grouped(&[("ada", "ada@example.com", vec!["staff", "eng"])])
+        .await;
+    h.store.insert(&[("Email", "ada@example.com")], "Person");
+    let report = h.pass().await;
+    assert_eq!(
+        group_actions(&report),
+        [("eng".to_string(), Action::Unsynced)]
+    );
+    assert!(h.store.groups().is_empty());
+    assert_eq!(
+        h.db.group_links("staff").await.unwrap()["eng"].state,
+        LinkState::Unsynced
+    );
+
+    // Updating forbidden: a member who joins is held, and the link says
+    // the group is partially synced.
+    let h = Harness::over(GROUPS, |c| {
+        for p in c.connections.values_mut() {
+            p.allow_update = false;
+        }
+    });
+    h.grouped(&[("ada", "ada@example.com", vec!["staff", "eng"])])
+        .await;
+    h.pass().await;
+    h.grouped(&[
+        ("ada", "ada@example.com", vec!["staff", "eng"]),
+        ("bob", "bob@example.com", vec!["staff", "eng"]),
+    ])
+    .await;
+    let report = h.pass().await;
+    assert_eq!(
+        group_actions(&report),
+        [("eng".to_string(), Action::Partial)]
+    );
+    assert_eq!(group_members(&h.store, "eng"), ["ada@example.com"]);
+    assert_eq!(
+        h.db.group_links("staff").await.unwrap()["eng"].state,
+        LinkState::Partial
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_taken_out_of_the_rule_is_deleted_only_if_the_connection_says_so() {
+    for (deprovision, deleted) in [(true, true), (false, false)] {
+        let h = Harness::over(GROUPS, |c| {
+            for p in c.connections.values_mut() {
+                p.allow_delete = true;
+                p.deprovision_on_rule_deletion = deprovision;
+            }
+        });
+        h.grouped(&[("ada", "ada@example.com", vec!["staff", "eng"])])
+            .await;
+        h.pass().await;
+        assert_eq!(h.store.groups().len(), 1);
+        let h = Harness {
+            engine: h.engine.with_rules(
+                Config::parse(Path::new("provisioner.toml"), CONFIG.into())
+                    .unwrap()
+                    .rules(&AttributeSchema::default()),
+            ),
+            ..h
+        };
+        let report = h.pass().await;
+        let expected = if deleted {
+            Action::Removed
+        } else {
+            Action::Kept
+        };
+        assert_eq!(group_actions(&report), [("eng".to_string(), expected)]);
+        assert_eq!(h.store.groups().is_empty(), deleted);
+        assert!(
+            h.db.group_links("staff").await.unwrap().is_empty(),
+            "the link is gone either way"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_shows_group_actions_and_sends_none() {
+    let h = Harness::over(GROUPS, |_| {});
+    h.grouped(&[("ada", "ada@example.com", vec!["staff", "eng"])])
+        .await;
+    let report = h
+        .engine
+        .pass(&PassOptions {
+            dry_run: true,
+            ..PassOptions::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        group_actions(&report),
+        [("eng".to_string(), Action::CreateOrAdopt)]
+    );
+    assert_eq!(h.store.calls().apply_groups, 0);
+    assert_eq!(h.store.calls().lookup_groups, 0);
+    assert!(h.db.group_links("staff").await.unwrap().is_empty());
+}
+
+/// A failed membership change leaves the link failed with what the store
+/// said, and the next pass sends it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_group_change_is_sent_again_next_pass() {
+    let h = Harness::over(GROUPS, |_| {});
+    h.grouped(&[("ada", "ada@example.com", vec!["staff", "eng"])])
+        .await;
+    h.pass().await;
+    h.grouped(&[
+        ("ada", "ada@example.com", vec!["staff", "eng"]),
+        ("bob", "bob@example.com", vec!["staff", "eng"]),
+    ])
+    .await;
+    // Bob's create goes first, then the group change fails.
+    h.pass_with_group_failure().await;
+    let link = &h.db.group_links("staff").await.unwrap()["eng"];
+    assert_eq!(link.state, LinkState::Failed);
+    assert!(
+        link.reason.as_deref().unwrap_or_default().contains("busy"),
+        "{link:?}"
+    );
+    assert_eq!(group_members(&h.store, "eng"), ["ada@example.com"]);
+
+    h.pass().await;
+    assert_eq!(
+        group_members(&h.store, "eng"),
+        ["ada@example.com", "bob@example.com"]
+    );
+    assert_eq!(
+        h.db.group_links("staff").await.unwrap()["eng"].state,
+        LinkState::Synced
+    );
+}
+
+impl Harness {
+    /// A pass whose people's batch succeeds and whose group batch fails.
+    async fn pass_with_group_failure(&self) {
+        // The people's batch of this pass is answered first.
+        self.store.fail_group_batch_next(StoreError::Transient {
+            message: "busy".into(),
+            retry_after: None,
+        });
+        self.pass().await;
     }
 }

@@ -1,0 +1,604 @@
+//! Groups a rule pushes (`push_groups`): each directory group is kept in
+//! the rule's target as a group whose members are the records of the
+//! group's members that the rule has there. A person the rule has not
+//! created yet joins once their record exists, which is why this step runs
+//! after the pass has sent its people's work.
+//!
+//! The preferences apply as they do to people: creating a group needs
+//! `allow_create` (without it, a group already in the store is still
+//! adopted), changing its members needs `allow_update`, and a group taken
+//! out of `push_groups` is deleted from the store only with
+//! `deprovision_on_rule_deletion` and `allow_delete`; otherwise the host
+//! forgets it and leaves it there.
+//!
+//! [`plan`] is pure: from the groups pushed, the members wanted and the
+//! group links, the steps. The engine looks up, sends one batch of group
+//! operations per rule, and records the links.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::binding::RuleBinding;
+use super::report::{Action, GroupLine, RuleReport};
+use super::{Engine, EngineError};
+use crate::config::Preferences;
+use crate::runtime::contract::{GroupOperation, StoreError};
+use crate::sync::links::{GroupLink, LinkState};
+
+/// What becomes of one group this pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Not linked yet: found by its name and adopted, else created when
+    /// `create` allows it.
+    Find {
+        group: String,
+        members: BTreeSet<String>,
+        create: bool,
+    },
+    /// Linked, with members to add and remove.
+    Change {
+        link: GroupLink,
+        add: BTreeSet<String>,
+        remove: BTreeSet<String>,
+    },
+    /// Linked, and as wanted.
+    Same { link: GroupLink },
+    /// Linked, and its members differ, but updating is not allowed.
+    Hold { link: GroupLink, differ: usize },
+    /// No longer pushed, and removal allowed: deleted from the store.
+    Delete { link: GroupLink },
+    /// No longer pushed: the link is dropped and the group left.
+    Forget { link: GroupLink, why: &'static str },
+}
+
+/// The steps for a rule's groups: `pushed` are the groups it pushes,
+/// `wanted` their members as record ids, `links` what the host last wrote.
+pub(super) fn plan(
+    pushed: &[String],
+    wanted: &BTreeMap<String, BTreeSet<String>>,
+    links: &BTreeMap<String, GroupLink>,
+    preferences: &Preferences,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for group in pushed {
+        let members = wanted.get(group).cloned().unwrap_or_default();
+        let Some(link) = links.get(group).filter(|l| l.target_id.is_some()) else {
+            steps.push(Step::Find {
+                group: group.clone(),
+                members,
+                create: preferences.allow_create,
+            });
+            continue;
+        };
+        let add: BTreeSet<String> = members.difference(&link.members).cloned().collect();
+        let remove: BTreeSet<String> = link.members.difference(&members).cloned().collect();
+        let link = link.clone();
+        steps.push(if add.is_empty() && remove.is_empty() {
+            Step::Same { link }
+        } else if !preferences.allow_update {
+            Step::Hold {
+                link,
+                differ: add.len() + remove.len(),
+            }
+        } else {
+            Step::Change { link, add, remove }
+        });
+    }
+    for (group, link) in links {
+        if pushed.contains(group) {
+            continue;
+        }
+        steps.push(match (&link.target_id, preferences) {
+            (Some(_), p) if p.deprovision_on_rule_deletion && p.allow_delete => Step::Delete {
+                link: link.clone(),
+            },
+            (Some(_), p) if p.deprovision_on_rule_deletion => Step::Forget {
+                link: link.clone(),
+                why: "no longer pushed; deleting groups is not allowed on this connection, so it stays",
+            },
+            _ => Step::Forget {
+                link: link.clone(),
+                why: "no longer pushed; it stays, as deprovision_on_rule_deletion is off",
+            },
+        });
+    }
+    steps
+}
+
+/// What the step says in a dry run, which sends nothing.
+fn planned(step: &Step) -> GroupLine {
+    let (group, action, detail) = match step {
+        Step::Find {
+            group,
+            members,
+            create,
+        } => (
+            group,
+            if *create {
+                Action::CreateOrAdopt
+            } else {
+                Action::AdoptIfFound
+            },
+            format!("{} members, after a lookup by name", members.len()),
+        ),
+        Step::Change { link, add, remove } => (
+            &link.group,
+            Action::Update,
+            format!("add {}, remove {} members", add.len(), remove.len()),
+        ),
+        Step::Same { link } => (&link.group, Action::Unchanged, String::new()),
+        Step::Hold { link, differ } => (
+            &link.group,
+            Action::Partial,
+            format!("{differ} members differ, but updating is not allowed on this connection"),
+        ),
+        Step::Delete { link } => (&link.group, Action::Delete, "no longer pushed".into()),
+        Step::Forget { link, why } => (&link.group, Action::Kept, why.to_string()),
+    };
+    GroupLine {
+        group: group.clone(),
+        action,
+        detail,
+    }
+}
+
+/// What a group operation does to the link's members once it succeeds.
+#[derive(Debug)]
+enum Delta {
+    Create(BTreeSet<String>),
+    Add(BTreeSet<String>),
+    Remove(BTreeSet<String>),
+    Delete,
+}
+
+/// A group operation to send, and the link it updates.
+struct Sent {
+    link: GroupLink,
+    delta: Delta,
+    operation: GroupOperation,
+}
+
+impl Sent {
+    fn action(&self) -> Action {
+        match self.delta {
+            Delta::Create(_) => Action::Created,
+            Delta::Add(_) | Delta::Remove(_) => Action::Updated,
+            Delta::Delete => Action::Removed,
+        }
+    }
+}
+
+impl Engine {
+    /// Keeps the groups `binding`'s rule pushes: plans, looks up, sends
+    /// one batch, records the links and reports each group.
+    pub(super) async fn push_groups(
+        &self,
+        binding: &RuleBinding,
+        dry_run: bool,
+        now: i64,
+        report: &mut RuleReport,
+    ) -> Result<(), EngineError> {
+        let rule = &binding.rule;
+        let links = self.db.group_links(&rule.name).await?;
+        if rule.push_groups.is_empty() && links.is_empty() {
+            return Ok(());
+        }
+        let mut wanted = BTreeMap::new();
+        for group in &rule.push_groups {
+            wanted.insert(group.clone(), self.record_ids(&rule.name, group).await?);
+        }
+        let steps = plan(
+            &rule.push_groups,
+            &wanted,
+            &links,
+            &binding.bound.connection.preferences,
+        );
+        if dry_run {
+            report.groups.extend(steps.iter().map(planned));
+            return Ok(());
+        }
+        let target = &binding.bound.connection.target;
+        let finding: Vec<String> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Find { group, .. } => Some(group.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut found = BTreeMap::new();
+        if !finding.is_empty() {
+            match target.lookup_groups(finding).await {
+                Ok(groups) => {
+                    for group in groups {
+                        found
+                            .entry(group.display_name.to_lowercase())
+                            .or_insert(group);
+                    }
+                }
+                Err(error) => {
+                    return self
+                        .groups_failed(rule, &steps, &error.to_string(), now, report)
+                        .await;
+                }
+            }
+        }
+        let mut save = Vec::new();
+        let mut drop = Vec::new();
+        let mut sent = Vec::new();
+        for step in steps {
+            let connection = &rule.connection;
+            match step {
+                Step::Find {
+                    group,
+                    members,
+                    create,
+                } => {
+                    let mut link = links
+                        .get(&group)
+                        .cloned()
+                        .unwrap_or_else(|| GroupLink::new(&rule.name, &group, connection));
+                    link.updated_at = now;
+                    if let Some(existing) = found.get(&group.to_lowercase()) {
+                        // Adopted: its members as the store has them, then
+                        // changed to what the rule wants.
+                        link.target_id = Some(existing.id.clone());
+                        link.members = existing.members.iter().cloned().collect();
+                        link.state = LinkState::Synced;
+                        link.reason = None;
+                        report
+                            .groups
+                            .push(GroupLine::new(&group, Action::Adopted, ""));
+                        let add: BTreeSet<String> =
+                            members.difference(&link.members).cloned().collect();
+                        let remove: BTreeSet<String> =
+                            link.members.difference(&members).cloned().collect();
+                        if add.is_empty() && remove.is_empty() {
+                            save.push(link);
+                        } else if binding.bound.connection.preferences.allow_update {
+                            sent.extend(changes(link, add, remove));
+                        } else {
+                            link.state = LinkState::Partial;
+                            link.reason =
+                                Some("members differ, but updating is not allowed".into());
+                            save.push(link);
+                        }
+                    } else if create {
+                        sent.push(Sent {
+                            operation: GroupOperation::Create {
+                                display_name: group.clone(),
+                                members: members.iter().cloned().collect(),
+                            },
+                            delta: Delta::Create(members),
+                            link,
+                        });
+                    } else {
+                        link.state = LinkState::Unsynced;
+                        link.reason = Some(
+                            "not in the store, and creating is not allowed on this connection"
+                                .into(),
+                        );
+                        report.groups.push(GroupLine::new(
+                            &group,
+                            Action::Unsynced,
+                            link.reason.as_deref().unwrap_or_default(),
+                        ));
+                        save.push(link);
+                    }
+                }
+                Step::Change { link, add, remove } => sent.extend(changes(link, add, remove)),
+                Step::Same { mut link } => {
+                    if link.state != LinkState::Synced {
+                        link.state = LinkState::Synced;
+                        link.reason = None;
+                        link.updated_at = now;
+                        save.push(link.clone());
+                    }
+                    report
+                        .groups
+                        .push(GroupLine::new(&link.group, Action::Unchanged, ""));
+                }
+                Step::Hold { mut link, differ } => {
+                    let line = planned(&Step::Hold {
+                        link: link.clone(),
+                        differ,
+                    });
+                    link.state = LinkState::Partial;
+                    link.reason = Some(line.detail.clone());
+                    link.updated_at = now;
+                    report.groups.push(line);
+                    save.push(link);
+                }
+                Step::Delete { link } => {
+                    let id = link.target_id.clone().unwrap_or_default();
+                    sent.push(Sent {
+                        delta: Delta::Delete,
+                        operation: GroupOperation::Delete { id },
+                        link,
+                    });
+                }
+                Step::Forget { link, why } => {
+                    report
+                        .groups
+                        .push(GroupLine::new(&link.group, Action::Kept, why));
+                    drop.push((link.rule.clone(), link.group.clone()));
+                }
+            }
+        }
+        self.send_groups(binding, sent, now, &mut save, &mut drop, report)
+            .await?;
+        self.db.commit_groups(&save, &drop).await?;
+        Ok(())
+    }
+
+    /// The record ids of a directory group's members that the rule has in
+    /// its target: records that exist and that the rule still holds (not
+    /// disabled, not kept after the person left its scope).
+    async fn record_ids(&self, rule: &str, group: &str) -> Result<BTreeSet<String>, EngineError> {
+        let members = self.db.members_of(group).await?;
+        if members.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let links = self.db.of_rule_among(rule, &members).await?;
+        Ok(links
+            .into_values()
+            .filter(|l| !matches!(l.state, LinkState::Disabled | LinkState::Kept))
+            .filter_map(|l| l.target_id)
+            .collect())
+    }
+
+    /// Sends the group operations in batches and records their answers:
+    /// a group's link takes what its operations that succeeded did, and
+    /// is failed if any of them failed, so that the next pass sends again
+    /// what did not happen.
+    async fn send_groups(
+        &self,
+        binding: &RuleBinding,
+        sent: Vec<Sent>,
+        now: i64,
+        save: &mut Vec<GroupLink>,
+        drop: &mut Vec<(String, String)>,
+        report: &mut RuleReport,
+    ) -> Result<(), EngineError> {
+        let target = &binding.bound.connection.target;
+        let mut after: BTreeMap<String, GroupLink> = BTreeMap::new();
+        let mut failed: BTreeMap<String, String> = BTreeMap::new();
+        let mut gone: BTreeSet<String> = BTreeSet::new();
+        let mut sent = sent.into_iter().peekable();
+        while sent.peek().is_some() {
+            let chunk: Vec<Sent> = sent.by_ref().take(self.settings.batch_size).collect();
+            let operations = chunk.iter().map(|s| s.operation.clone()).collect();
+            let answers: Vec<Result<String, StoreError>> =
+                match target.apply_groups(operations).await {
+                    Ok(answers) => answers.into_iter().map(|a| a.map(|o| o.id)).collect(),
+                    Err(error) => vec![Err(super::execute::call_error(&error)); chunk.len()],
+                };
+            for (item, answer) in chunk.into_iter().zip(answers) {
+                let action = item.action();
+                let group = item.link.group.clone();
+                let link = after.entry(group.clone()).or_insert(item.link);
+                link.updated_at = now;
+                match (answer, item.delta) {
+                    (Ok(_), Delta::Delete) | (Err(StoreError::NotFound(_)), Delta::Delete) => {
+                        gone.insert(group.clone());
+                        report.groups.push(GroupLine::new(&group, action, ""));
+                    }
+                    (Ok(id), delta) => {
+                        match delta {
+                            Delta::Create(members) => {
+                                link.target_id = Some(id);
+                                link.members = members;
+                            }
+                            Delta::Add(members) => link.members.extend(members),
+                            Delta::Remove(members) => {
+                                link.members.retain(|m| !members.contains(m));
+                            }
+                            Delta::Delete => {}
+                        }
+                        report.groups.push(GroupLine::new(&group, action, ""));
+                    }
+                    (Err(StoreError::NotFound(message)), _) if action != Action::Created => {
+                        // Gone from the store: found or created again next
+                        // pass.
+                        link.target_id = None;
+                        link.members.clear();
+                        let reason = format!("not found in the store: {message}");
+                        report
+                            .groups
+                            .push(GroupLine::new(&group, Action::Unsynced, &reason));
+                        link.state = LinkState::Unsynced;
+                        link.reason = Some(reason);
+                    }
+                    (Err(error), _) => {
+                        report.groups.push(GroupLine::new(
+                            &group,
+                            Action::Failed,
+                            &error.to_string(),
+                        ));
+                        failed.insert(group, error.to_string());
+                    }
+                }
+            }
+        }
+        for (group, mut link) in after {
+            if gone.contains(&group) {
+                drop.push((link.rule.clone(), group));
+                continue;
+            }
+            if let Some(reason) = failed.remove(&group) {
+                link.state = LinkState::Failed;
+                link.reason = Some(reason);
+            } else if link.target_id.is_some() {
+                link.state = LinkState::Synced;
+                link.reason = None;
+            }
+            save.push(link);
+        }
+        Ok(())
+    }
+
+    /// A lookup that failed fails every group that needed it; the others
+    /// wait for the next pass too, so that the rule's groups move together.
+    async fn groups_failed(
+        &self,
+        rule: &crate::config::Rule,
+        steps: &[Step],
+        reason: &str,
+        now: i64,
+        report: &mut RuleReport,
+    ) -> Result<(), EngineError> {
+        let links = self.db.group_links(&rule.name).await?;
+        let mut save = Vec::new();
+        for step in steps {
+            if let Step::Find { group, .. } = step {
+                let mut link = links
+                    .get(group)
+                    .cloned()
+                    .unwrap_or_else(|| GroupLink::new(&rule.name, group, &rule.connection));
+                link.state = LinkState::Failed;
+                link.reason = Some(format!("looking groups up failed: {reason}"));
+                link.updated_at = now;
+                report.groups.push(GroupLine::new(
+                    group,
+                    Action::Failed,
+                    link.reason.as_deref().unwrap_or_default(),
+                ));
+                save.push(link);
+            }
+        }
+        self.db.commit_groups(&save, &[]).await?;
+        Ok(())
+    }
+}
+
+/// The operations that add `add` to a linked group and take `remove`
+/// out: one each, carrying only the members that change.
+fn changes(link: GroupLink, add: BTreeSet<String>, remove: BTreeSet<String>) -> Vec<Sent> {
+    let id = link.target_id.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    if !add.is_empty() {
+        out.push(Sent {
+            link: link.clone(),
+            operation: GroupOperation::AddMembers {
+                id: id.clone(),
+                members: add.iter().cloned().collect(),
+            },
+            delta: Delta::Add(add),
+        });
+    }
+    if !remove.is_empty() {
+        out.push(Sent {
+            link,
+            operation: GroupOperation::RemoveMembers {
+                id,
+                members: remove.iter().cloned().collect(),
+            },
+            delta: Delta::Remove(remove),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RemoveAction, RemoveActions};
+
+    fn preferences() -> Preferences {
+        Preferences {
+            allow_create: true,
+            allow_update: true,
+            allow_disable: true,
+            allow_deprovision: true,
+            allow_delete: true,
+            remove_action: RemoveActions::all(Some(RemoveAction::Disable)),
+            deprovision_on_rule_deletion: true,
+        }
+    }
+
+    fn set(ids: &[&str]) -> BTreeSet<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn linked(group: &str, members: &[&str]) -> GroupLink {
+        GroupLink {
+            target_id: Some(format!("g-{group}")),
+            members: set(members),
+            state: LinkState::Synced,
+            ..GroupLink::new("r", group, "c")
+        }
+    }
+
+    #[test]
+    fn an_unlinked_group_is_found_or_created_with_its_members() {
+        let wanted = BTreeMap::from([("eng".to_string(), set(&["1", "2"]))]);
+        let steps = plan(&["eng".into()], &wanted, &BTreeMap::new(), &preferences());
+        assert_eq!(
+            steps,
+            vec![Step::Find {
+                group: "eng".into(),
+                members: set(&["1", "2"]),
+                create: true
+            }]
+        );
+        let mut no_create = preferences();
+        no_create.allow_create = false;
+        let steps = plan(&["eng".into()], &wanted, &BTreeMap::new(), &no_create);
+        assert!(matches!(&steps[0], Step::Find { create: false, .. }));
+    }
+
+    #[test]
+    fn only_the_members_that_change_are_sent() {
+        let links = BTreeMap::from([("eng".to_string(), linked("eng", &["1", "2"]))]);
+        let wanted = BTreeMap::from([("eng".to_string(), set(&["2", "3"]))]);
+        let steps = plan(&["eng".into()], &wanted, &links, &preferences());
+        match &steps[0] {
+            Step::Change { add, remove, .. } => {
+                assert_eq!((add, remove), (&set(&["3"]), &set(&["1"])));
+            }
+            other => panic!("{other:?}"),
+        }
+        let sent = match steps.into_iter().next() {
+            Some(Step::Change { link, add, remove }) => changes(link, add, remove),
+            _ => unreachable!(),
+        };
+        assert_eq!(sent.len(), 2);
+        assert!(
+            matches!(&sent[0].operation, GroupOperation::AddMembers { members, .. } if members == &["3"])
+        );
+        assert!(
+            matches!(&sent[1].operation, GroupOperation::RemoveMembers { members, .. } if members == &["1"])
+        );
+    }
+
+    #[test]
+    fn members_that_differ_are_held_when_updating_is_not_allowed() {
+        let links = BTreeMap::from([("eng".to_string(), linked("eng", &["1"]))]);
+        let wanted = BTreeMap::from([("eng".to_string(), set(&["1", "2"]))]);
+        let mut preferences = preferences();
+        preferences.allow_update = false;
+        let steps = plan(&["eng".into()], &wanted, &links, &preferences);
+        assert!(
+            matches!(&steps[0], Step::Hold { differ: 1, .. }),
+            "{steps:?}"
+        );
+        let wanted = BTreeMap::from([("eng".to_string(), set(&["1"]))]);
+        let steps = plan(&["eng".into()], &wanted, &links, &preferences);
+        assert!(matches!(&steps[0], Step::Same { .. }), "{steps:?}");
+    }
+
+    #[test]
+    fn a_group_no_longer_pushed_is_deleted_only_when_both_preferences_allow() {
+        let links = BTreeMap::from([("old".to_string(), linked("old", &["1"]))]);
+        let steps = plan(&[], &BTreeMap::new(), &links, &preferences());
+        assert!(matches!(&steps[0], Step::Delete { .. }), "{steps:?}");
+        for (deprovision, delete) in [(true, false), (false, true), (false, false)] {
+            let mut p = preferences();
+            p.deprovision_on_rule_deletion = deprovision;
+            p.allow_delete = delete;
+            let steps = plan(&[], &BTreeMap::new(), &links, &p);
+            assert!(
+                matches!(&steps[0], Step::Forget { .. }),
+                "{deprovision} {delete}: {steps:?}"
+            );
+        }
+    }
+}
