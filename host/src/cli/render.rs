@@ -11,7 +11,9 @@ use crate::config::rules::Guard;
 use crate::inert::inert;
 use crate::runtime::contract::{AuthScheme, ConnectionReport, MappingSource};
 use crate::runtime::{CallError, Plugin, PluginSet};
-use crate::status::model::{ConnectionHealth, Failure, Overview, PersonStatus, RuleSummary};
+use crate::status::model::{
+    ConnectionHealth, Failure, GroupStatus, Overview, PersonStatus, RuleSummary,
+};
 use crate::sync::engine::{PassReport, RuleStatus};
 
 /// Aligned columns. Every cell is made inert first: cells carry plugin and
@@ -477,6 +479,81 @@ pub(super) fn overview(overview: &Overview, as_json: bool) -> std::io::Result<()
     Ok(())
 }
 
+/// `status group NAME`.
+pub(super) fn group_status(status: &GroupStatus, as_json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        return writeln!(out, "{}", serde_json::to_string_pretty(status)?);
+    }
+    writeln!(
+        out,
+        "group {}: {} member(s) in the directory",
+        inert(&status.group),
+        status.members
+    )?;
+    if status.rules.is_empty() {
+        writeln!(out, "  no rule pushes it")?;
+    }
+    for rule in &status.rules {
+        let pushed = if rule.pushed {
+            ""
+        } else {
+            " (no longer pushed)"
+        };
+        write!(out, "  rule {} -> {}{pushed}: ", rule.rule, rule.connection)?;
+        match &rule.link {
+            None => writeln!(out, "not reached by a pass yet")?,
+            Some(link) => {
+                writeln!(
+                    out,
+                    "{}, {} member(s) written, group {}, at {}",
+                    link.state.as_str(),
+                    link.members.len(),
+                    link.target_id
+                        .as_deref()
+                        .map(inert)
+                        .unwrap_or("none yet".into()),
+                    when(Some(link.updated_at))
+                )?;
+                if let Some(reason) = &link.reason {
+                    writeln!(out, "    {}", inert(reason))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// PingOne's Group Sync Summary, for the rules that push groups.
+fn group_summaries(out: &mut impl Write, rules: &[RuleSummary]) -> std::io::Result<()> {
+    let mut rows = vec![vec![
+        "GROUPS OF RULE".to_string(),
+        "IMPACTED".into(),
+        "SUCCESS".into(),
+        "UNSYNCED".into(),
+        "PARTIALLY SYNCED".into(),
+        "FAILED".into(),
+    ]];
+    for rule in rules {
+        let Some(c) = &rule.group_counts else {
+            continue;
+        };
+        rows.push(vec![
+            rule.rule.clone(),
+            c.impacted.to_string(),
+            c.success.to_string(),
+            c.unsynced.to_string(),
+            c.partially_synced.to_string(),
+            c.failed.to_string(),
+        ]);
+    }
+    if rows.len() > 1 {
+        writeln!(out)?;
+        write!(out, "{}", table(&rows))?;
+    }
+    Ok(())
+}
+
 /// Each rule's counts, and under them what holds or stops it and the
 /// guards in force.
 fn rule_summaries(out: &mut impl Write, rules: &[RuleSummary]) -> std::io::Result<()> {
@@ -506,6 +583,7 @@ fn rule_summaries(out: &mut impl Write, rules: &[RuleSummary]) -> std::io::Resul
         ]);
     }
     write!(out, "{}", table(&rows))?;
+    group_summaries(out, rules)?;
     for rule in rules {
         if let Some(reason) = &rule.reason {
             writeln!(out, "  {} is {}: {}", rule.rule, rule.status, inert(reason))?;

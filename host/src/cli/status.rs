@@ -36,6 +36,16 @@ pub(super) enum StatusCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One directory group in every rule that pushes it, or did: its
+    /// members in the directory, its group in the target, the members the
+    /// host last wrote there, and its state and why.
+    Group {
+        /// The directory group's name.
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +76,10 @@ pub(super) async fn status(app: &App<'_>, args: StatusArgs) -> anyhow::Result<Ex
             };
             let status = model::person(&db, &rules, person).await?;
             render::person_status(&status, args.json || json)?;
+        }
+        Some(StatusCommand::Group { name, json }) => {
+            let status = model::group(&db, &rules, &name).await?;
+            render::group_status(&status, args.json || json)?;
         }
         None if args.failures => {
             let failures = model::failures(&db, &schema, model::FAILURES_LISTED).await?;

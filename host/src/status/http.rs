@@ -239,6 +239,7 @@ pub fn router(state: Shared, guard: Guard) -> Router {
         .route("/api/status", get(status))
         .route("/api/failures", get(failures))
         .route("/api/people/{id}", get(person))
+        .route("/api/groups/{name}", get(group))
         .route("/api/audit", get(audit))
         .layer(middleware::from_fn_with_state(
             (state.clone(), guard.clone()),
@@ -340,6 +341,13 @@ async fn person(State(state): State<Shared>, Path(id): Path<String>) -> Response
             Err(error) => internal(error),
         },
         Ok(None) => problem(StatusCode::NOT_FOUND, format!("no person {id:?}")),
+        Err(error) => internal(error),
+    }
+}
+
+async fn group(State(state): State<Shared>, Path(name): Path<String>) -> Response {
+    match model::group(&*state.db, &state.rules, &name).await {
+        Ok(status) => Json(status).into_response(),
         Err(error) => internal(error),
     }
 }

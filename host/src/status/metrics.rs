@@ -6,7 +6,8 @@
 //!   plugin call latency;
 //! - what the state file knows, read at scrape time so that restarts lose
 //!   nothing: actions by connection, kind and result (the journal itself),
-//!   quarantine state, links by rule and state.
+//!   quarantine state, links by rule and state, and those of the groups
+//!   rules push.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -75,6 +76,18 @@ pub async fn render(db: &dyn Store, connections: &[String]) -> Result<String, St
         quarantined,
     );
     registry.register("links", "Links by rule and state", links);
+    let group_links: Family<LinkLabels, Gauge> = Family::default();
+    for (rule, state, count) in db.count_group_states().await? {
+        let state = state.as_str().to_string();
+        group_links
+            .get_or_create(&LinkLabels { rule, state })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "group_links",
+        "Links of pushed groups by rule and state",
+        group_links,
+    );
 
     let mut text = String::new();
     encode(&mut text, &registry).map_err(|e| StateError::Io {

@@ -62,6 +62,9 @@ pub struct RuleSummary {
     /// them, and people in scope it has not reached: work not yet done,
     /// whether a pass is due or the rule cannot run.
     pub pending: u64,
+    /// PingOne's Group Sync Summary: the groups the rule pushes, in the
+    /// same buckets; `None` for a rule that pushes none.
+    pub group_counts: Option<Counts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -184,7 +187,11 @@ pub async fn overview(
 ) -> Result<Overview, DirectoryError> {
     let (counts, pending) = counts(db, schema, rules).await?;
     let quarantine = db.quarantines().await?;
-    let summaries = summaries(db, rules, &counts, &pending, &quarantine).await?;
+    let mut summaries = summaries(db, rules, &counts, &pending, &quarantine).await?;
+    let groups = group_counts(db, rules).await?;
+    for summary in &mut summaries {
+        summary.group_counts = groups.get(&summary.rule).cloned();
+    }
     let connections = connections(db, config, &quarantine).await?;
     Ok(Overview {
         rules: summaries,
@@ -229,6 +236,35 @@ async fn counts(
     Ok((counts, pending))
 }
 
+/// The Group Sync Summary of each rule that pushes groups, or has group
+/// links left: a pushed group no pass has reached yet is unsynced, so
+/// that the buckets add up to the groups the rule is for.
+async fn group_counts(
+    db: &dyn Store,
+    rules: &RuleSet,
+) -> Result<BTreeMap<String, Counts>, StateError> {
+    let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
+    for (rule, state, count) in db.count_group_states().await? {
+        counts.entry(rule).or_default().add(state, count);
+    }
+    for (name, rule) in rules
+        .rules
+        .iter()
+        .filter(|(_, r)| !r.push_groups.is_empty())
+    {
+        let linked = db.group_links(name).await?;
+        let waiting = rule
+            .push_groups
+            .iter()
+            .filter(|g| !linked.contains_key(*g))
+            .count() as u64;
+        let counts = counts.entry(name.clone()).or_default();
+        counts.impacted += waiting;
+        counts.unsynced += waiting;
+    }
+    Ok(counts)
+}
+
 /// Each rule's line: its standing and why, its last pass, its counts and
 /// its guards; a broken rule's too.
 async fn summaries(
@@ -266,6 +302,7 @@ async fn summaries(
             held_updates: held_updates.get(name).copied(),
             update_guard: Some(rule.update_guard),
             pending: pending.get(name).copied().unwrap_or_default(),
+            group_counts: None,
         });
     }
     for name in &rules.broken {
@@ -282,6 +319,7 @@ async fn summaries(
             held_updates: None,
             update_guard: None,
             pending: pending.get(name).copied().unwrap_or_default(),
+            group_counts: None,
         });
     }
     Ok(summaries)
@@ -518,4 +556,60 @@ mod tests {
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].person, "p1");
     }
+}
+
+/// One directory group as `status group` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupStatus {
+    pub group: String,
+    /// Its members in the directory.
+    pub members: usize,
+    /// Each rule that pushes it, or has a link for it left.
+    pub rules: Vec<GroupRule>,
+}
+
+/// A group in one rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupRule {
+    pub rule: String,
+    pub connection: String,
+    /// Whether the rule pushes it now.
+    pub pushed: bool,
+    /// The link, once a pass reached the group.
+    pub link: Option<crate::sync::links::GroupLink>,
+}
+
+/// A directory group in every rule that pushes it, or did.
+pub async fn group(db: &dyn Store, rules: &RuleSet, name: &str) -> Result<GroupStatus, StateError> {
+    let members = db.members_of(name).await?.len();
+    let mut out = Vec::new();
+    let mut names: Vec<String> = rules.rules.keys().cloned().collect();
+    for rule in db.known_rules().await?.into_keys() {
+        if !names.contains(&rule) {
+            names.push(rule);
+        }
+    }
+    for rule in names {
+        let mut links = db.group_links(&rule).await?;
+        let link = links.remove(name);
+        let config = rules.rules.get(&rule);
+        let pushed = config.is_some_and(|r| r.push_groups.iter().any(|g| g == name));
+        if !pushed && link.is_none() {
+            continue;
+        }
+        out.push(GroupRule {
+            connection: config
+                .map(|r| r.connection.clone())
+                .or_else(|| link.as_ref().map(|l| l.connection.clone()))
+                .unwrap_or_default(),
+            rule,
+            pushed,
+            link,
+        });
+    }
+    Ok(GroupStatus {
+        group: name.to_string(),
+        members,
+        rules: out,
+    })
 }

@@ -152,6 +152,7 @@ pub fn render(overview: &Overview, token_configured: bool) -> Markup {
                 p #message role="status" {}
 
                 (rules(&overview.rules))
+                (groups(&overview.rules))
                 (connections(&overview.connections))
                 (failures(overview))
                 (recent(&overview.recent))
@@ -204,6 +205,37 @@ fn rules(rules: &[RuleSummary]) -> Markup {
                             br; span.muted { (planned) " of " (linked) " removals held " }
                             button data-action="approve" data-rule=(rule.rule) { "Approve removals" }
                         }
+                    }
+                }
+            }
+        }
+    }
+    }
+}
+
+/// PingOne's Group Sync Summary, for the rules that push groups.
+fn groups(rules: &[RuleSummary]) -> Markup {
+    let pushing: Vec<(&str, &Counts)> = rules
+        .iter()
+        .filter_map(|r| r.group_counts.as_ref().map(|c| (r.rule.as_str(), c)))
+        .collect();
+    html! {
+    @if !pushing.is_empty() {
+        h2 { "Groups" }
+        table #groups {
+            thead { tr {
+                th { "Rule" } th { "Impacted" } th { "Success" } th { "Unsynced" } th { "Partially synced" } th { "Failed" } th {}
+            } }
+            tbody {
+                @for (rule, counts) in pushing {
+                    tr data-rule=(rule) {
+                        td { strong { (rule) } }
+                        td.n data-count="impacted" { (counts.impacted) }
+                        td.n data-count="success" { (counts.success) }
+                        td.n data-count="unsynced" { (counts.unsynced) }
+                        td.n data-count="partially_synced" { (counts.partially_synced) }
+                        td.n data-count="failed" { (counts.failed) }
+                        td { (chart(counts)) }
                     }
                 }
             }
@@ -345,6 +377,7 @@ mod tests {
                 held_updates: None,
                 update_guard: None,
                 pending: 0,
+                group_counts: None,
             }],
             connections: Vec::new(),
             failures: vec![Failure {

@@ -29,6 +29,11 @@ fn users(server: &ScimServer) -> Vec<Value> {
 }
 
 fn fixture(server: &ScimServer, preferences: &str) -> Fixture {
+    fixture_with(server, preferences, "")
+}
+
+/// The fixture, with `rule` added to the `staff` rule's table.
+fn fixture_with(server: &ScimServer, preferences: &str, rule: &str) -> Fixture {
     let fixture = Fixture::new(&[test_plugins::SCIM2]);
     fixture.write_config(&format!(
         r#"{HEADER}
@@ -49,6 +54,7 @@ token = {{ secrets_file = "scim_token" }}
 [rules.staff]
 connection = "scim"
 scope = {{ group = "staff" }}
+{rule}
 "#,
         host = server.host(),
         base = scim_reference::BASE_PATH,
@@ -234,4 +240,97 @@ async fn the_scim_connector_conforms_against_the_reference_server() {
     assert_eq!(report["left"], json!([]));
     assert!(users(&server).is_empty(), "conform left users behind");
     assert!(!run.all().contains(TOKEN_SECRET));
+}
+
+fn groups(server: &ScimServer) -> Vec<Value> {
+    tokio::task::block_in_place(|| server.groups())
+}
+
+/// The userNames of a group's members in the server.
+fn members(server: &ScimServer, group: &str) -> Vec<String> {
+    let all = users(server);
+    let groups = groups(server);
+    let group = groups
+        .iter()
+        .find(|g| g["displayName"] == group)
+        .unwrap_or_else(|| panic!("no group {group}: {groups:?}"));
+    let mut names: Vec<String> = group["members"]
+        .as_array()
+        .map(|m| m.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let id = m["value"].as_str().unwrap_or_default();
+            all.iter()
+                .find(|u| u["id"] == id)
+                .and_then(|u| u["userName"].as_str())
+                .unwrap_or(id)
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Groups pushed through the real binary into the reference server: made
+/// with the members the rule has there, kept equal to the directory's
+/// group as people join, leave and leave the rule's scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_groups_follow_the_directory_in_the_reference_server() {
+    let server = start(None);
+    let fixture = fixture_with(&server, "", "push_groups = [\"engineering\", \"sales\"]");
+    import(
+        &fixture,
+        json!([
+            person("ada", "Engineer", &["staff", "engineering"]),
+            person("bob", "Engineer", &["staff", "engineering"]),
+            person("cy", "Seller", &["staff", "sales"]),
+            person("eve", "Outsider", &["engineering"]),
+        ]),
+    )
+    .await;
+    let report = sync(&fixture).await;
+    let lines = report["pass"]["rules"][0]["groups"].clone();
+    assert_eq!(
+        lines,
+        json!([
+            {"group": "engineering", "action": "created", "detail": ""},
+            {"group": "sales", "action": "created", "detail": ""},
+        ]),
+        "{report}"
+    );
+    assert_eq!(
+        members(&server, "engineering"),
+        ["ada@example.com", "bob@example.com"]
+    );
+    assert_eq!(members(&server, "sales"), ["cy@example.com"]);
+
+    // Bob moves to sales; Dee joins engineering and the directory at once.
+    import(
+        &fixture,
+        json!([
+            person("ada", "Engineer", &["staff", "engineering"]),
+            person("bob", "Seller", &["staff", "sales"]),
+            person("cy", "Seller", &["staff", "sales"]),
+            person("dee", "Engineer", &["staff", "engineering"]),
+            person("eve", "Outsider", &["engineering"]),
+        ]),
+    )
+    .await;
+    sync(&fixture).await;
+    assert_eq!(
+        members(&server, "engineering"),
+        ["ada@example.com", "dee@example.com"]
+    );
+    assert_eq!(
+        members(&server, "sales"),
+        ["bob@example.com", "cy@example.com"]
+    );
+    assert_eq!(groups(&server).len(), 2, "groups are kept, not made again");
+
+    // The dry run of a pass with nothing to do says so, group by group.
+    let run = fixture.provisioner(&["sync", "--dry-run"], &[]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("group engineering"), "{}", run.stdout);
+    assert!(run.stdout.contains("unchanged"), "{}", run.stdout);
 }

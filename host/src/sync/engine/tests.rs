@@ -381,6 +381,22 @@ async fn a_pushed_group_holds_the_records_of_its_members_the_rule_syncs() {
     assert_eq!(group_members(&h.store, "eng"), ["carl@example.com"]);
     let links = h.db.group_links("staff").await.unwrap();
     assert_eq!(links["eng"].state, LinkState::Synced);
+
+    // Status counts the group as PingOne's Group Sync Summary does, and
+    // /metrics exports its link.
+    let config = Config::parse(Path::new("provisioner.toml"), GROUPS.into()).unwrap();
+    let schema = AttributeSchema::default();
+    let rules = config.rules(&schema);
+    let overview = crate::status::model::overview(&*h.db, &schema, &config, &rules)
+        .await
+        .unwrap();
+    let counts = overview.rules[0].group_counts.clone().unwrap();
+    assert_eq!((counts.impacted, counts.success), (1, 1));
+    let metrics = crate::status::metrics::render(&*h.db, &[]).await.unwrap();
+    assert!(
+        metrics.contains("provisioner_group_links{rule=\"staff\",state=\"synced\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
