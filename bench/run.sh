@@ -14,7 +14,11 @@ components="$target/wasm32-wasip2/release"
 cargo build --release --target wasm32-wasip2 -p salesforce-leads-contacts --features contract-0-1
 cp "$components/salesforce_leads_contacts.wasm" "$components/salesforce_leads_contacts_v0_1.wasm"
 cargo build --release --target wasm32-wasip2 -p salesforce-leads-contacts
+# The SCIM workload runs against the reference SCIM server.
+cargo build --release --target wasm32-wasip2 -p scim2-connector
+bash tests/scim-server.sh > /dev/null
 exec "$target/release/provisioner-bench" \
     --component "$components/salesforce_leads_contacts.wasm" \
     --component-v0-1 "$components/salesforce_leads_contacts_v0_1.wasm" \
+    --scim-component "$components/scim2_connector.wasm" \
     --command "bash bench/run.sh${*:+ $*}" "$@"

@@ -10,6 +10,7 @@
 
 mod linked;
 mod native;
+mod scim;
 mod scrub;
 
 /// The allocator `provisioner` itself uses, so that the connector calls
@@ -65,6 +66,10 @@ struct Args {
     /// contract 0.2 costs against 0.1.
     #[arg(long)]
     component_v0_1: Option<PathBuf>,
+    /// The SCIM connector component: with it, the SCIM workload runs
+    /// against the reference SCIM server (`tests/scim-server.sh`).
+    #[arg(long)]
+    scim_component: Option<PathBuf>,
     /// Where the report goes.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
@@ -76,6 +81,9 @@ struct Args {
     /// working on the connector's speed.
     #[arg(long)]
     calls_only: bool,
+    /// Only the SCIM workload, printed and not written to the report.
+    #[arg(long)]
+    scim_only: bool,
     /// Only what scrubbing credentials out of answers costs, beside parsing
     /// the same answers as JSON, printed and not written to the report.
     #[arg(long)]
@@ -894,6 +902,20 @@ async fn bench() -> anyhow::Result<()> {
         .await?;
     let runs = args.runs.max(1);
     let n = args.people;
+    if args.scim_only {
+        let Some(component) = args.scim_component.clone() else {
+            bail!("--scim-only needs --scim-component");
+        };
+        let (cache, people) = (cache.path().to_path_buf(), args.people);
+        let scim = tokio::task::spawn_blocking(move || {
+            scim::workload(&provisioner, &component, &cache, people)
+        })
+        .await??;
+        let mut out = String::new();
+        scim_section(&mut out, &scim)?;
+        print!("{out}");
+        return Ok(());
+    }
     if args.calls_only {
         let runs = side_by_side(&args, &provisioner, cache.path(), runs).await?;
         for (what, kind) in CALL_KINDS {
@@ -1002,6 +1024,19 @@ async fn bench() -> anyhow::Result<()> {
         let noop = noop_pass(&org).await?;
         large = Some((sync, noop));
     }
+
+    let scim = match args.scim_component.clone() {
+        Some(component) => {
+            let (provisioner, cache, people) = (provisioner.clone(), cache.path().to_path_buf(), n);
+            Some(
+                tokio::task::spawn_blocking(move || {
+                    scim::workload(&provisioner, &component, &cache, people)
+                })
+                .await??,
+            )
+        }
+        None => None,
+    };
 
     let rate = |r: &SyncRun, people: usize| people as f64 / r.wall.as_secs_f64();
     let our_rate = median(ours.iter().map(|r| rate(r, n)).collect());
@@ -1158,6 +1193,9 @@ async fn bench() -> anyhow::Result<()> {
         )?;
     }
     writeln!(out)?;
+    if let Some(scim) = &scim {
+        scim_section(&mut out, scim)?;
+    }
     writeln!(out, "## Targets\n")?;
     writeln!(out, "| target | measured | |")?;
     writeln!(out, "|---|---|---|")?;
@@ -1201,9 +1239,69 @@ async fn bench() -> anyhow::Result<()> {
             "| host peak RSS ≤ 300 MB at 100,000 people | not run | |"
         )?,
     }
+    if let Some(scim) = &scim {
+        let per_person = scim.bulk.requests as f64 / scim.people as f64;
+        writeln!(
+            out,
+            "| SCIM: ≤ 0.02 requests per person with /Bulk, initial sync | {per_person:.4} | {} |",
+            met(per_person <= 0.02)
+        )?;
+        let (leave, join) = (
+            scim.leave - scim.config_reads.min(scim.leave),
+            scim.join - scim.config_reads.min(scim.join),
+        );
+        writeln!(
+            out,
+            "| SCIM: one member of a {}-member group changed costs one request | {leave} leaving, {join} joining (plus {} read of the provider's configuration per one-shot sync) | {} |",
+            scim.people,
+            scim.config_reads,
+            met(leave == 1 && join == 1)
+        )?;
+    }
     std::fs::write(&args.out, &out).with_context(|| format!("writing {}", args.out.display()))?;
     print!("{out}");
     Ok(())
+}
+
+/// The SCIM workload's section of the report.
+fn scim_section(out: &mut String, scim: &scim::Figures) -> std::fmt::Result {
+    let n = scim.people;
+    writeln!(
+        out,
+        "## SCIM 2.0: initial sync of {n} people into the reference server\n"
+    )?;
+    writeln!(
+        out,
+        "The reference server is `scim2-server` {} (Python, in memory) on loopback; it counts the requests in its own log. One run each, the server without /Bulk first, each a fresh server; the rule pushes one group of everyone.\n",
+        scim_reference::VERSION
+    )?;
+    writeln!(out, "| | with /Bulk | without /Bulk | ratio |")?;
+    writeln!(out, "|---|---:|---:|---:|")?;
+    writeln!(
+        out,
+        "| requests | {} | {} | {:.3} |",
+        scim.bulk.requests,
+        scim.single.requests,
+        scim.bulk.requests as f64 / scim.single.requests.max(1) as f64
+    )?;
+    writeln!(
+        out,
+        "| requests per person | {:.4} | {:.4} | |",
+        scim.bulk.requests as f64 / n as f64,
+        scim.single.requests as f64 / n as f64
+    )?;
+    writeln!(
+        out,
+        "| wall time | {:.1} s | {:.1} s | {:.3} |\n",
+        scim.bulk.wall.as_secs_f64(),
+        scim.single.wall.as_secs_f64(),
+        scim.bulk.wall.as_secs_f64() / scim.single.wall.as_secs_f64().max(f64::EPSILON)
+    )?;
+    writeln!(
+        out,
+        "Without /Bulk the floor is one request per write ({n} creates), plus the lookups before them and one for the group. The pushed group of {n} members: the pass after one member left cost {} request(s), the pass after they joined again {}, each counting {} read of `/ServiceProviderConfig`, which a one-shot `sync` makes once per process and `provisioner run` keeps for ten minutes.\n",
+        scim.leave, scim.join, scim.config_reads
+    )
 }
 
 #[cfg(test)]

@@ -43,9 +43,13 @@ const VERSION: &str = stamped(
 /// The work email, as a path; also what `match_by = "email"` filters on.
 pub const WORK_EMAIL: &str = r#"emails[type eq "work"].value"#;
 
-/// Values per lookup request: a filter of 50 `or` terms stays well within
-/// any URL length limit.
-const LOOKUP_CHUNK: usize = 50;
+/// Values per lookup request, at most: one `or` filter of them, in one
+/// page of results.
+const LOOKUP_CHUNK: usize = 100;
+
+/// The longest filter a lookup sends, in characters before encoding: the
+/// URL stays under the 8 KiB that many servers and proxies take.
+const LOOKUP_FILTER_CHARS: usize = 4000;
 
 /// How long the provider's configuration is trusted before it is read
 /// again.
@@ -209,7 +213,8 @@ impl Connector for Scim2 {
     fn lookup(&self, _attribute: String, values: Vec<String>) -> Result<Vec<Match>, StoreError> {
         let mut records = Vec::new();
         let one_by_one = cache::get(NO_OR_KEY).is_some();
-        for chunk in values.chunks(if one_by_one { 1 } else { LOOKUP_CHUNK }) {
+        let most = if one_by_one { 1 } else { LOOKUP_CHUNK };
+        for chunk in lookup_chunks(&values, self.match_on, most) {
             match self.find(&self.users, self.match_on, chunk) {
                 Ok(found) => records.extend(found),
                 Err(StoreError::Rejected(r)) if chunk.len() > 1 && r.code == "invalidFilter" => {
@@ -596,17 +601,18 @@ impl Scim2 {
     }
 
     /// Every resource at `path` that `filter` selects, over as many pages
-    /// as it takes.
+    /// as it takes; pages large enough for a lookup's values to fit in one.
     fn query(&self, path: &str, filter: &str) -> Result<Vec<Json>, StoreError> {
         let mut out = Vec::new();
         let mut start = 1;
+        let count = self.page_size.max(LOOKUP_CHUNK as u32).to_string();
         loop {
             let page: ListResponse = self
                 .client
                 .get(path)
                 .query("filter", filter)
                 .query("startIndex", &start.to_string())
-                .query("count", &self.page_size.to_string())
+                .query("count", &count)
                 .send_json()?;
             let next = page.next_start(start);
             out.extend(page.resources);
@@ -746,6 +752,27 @@ impl Scim2 {
     }
 }
 
+/// `values` in runs of at most `most` whose `or` filter on `attribute`
+/// stays within [`LOOKUP_FILTER_CHARS`]; a value too long for that goes
+/// alone.
+fn lookup_chunks<'v>(values: &'v [String], attribute: &str, most: usize) -> Vec<&'v [String]> {
+    let mut out = Vec::new();
+    let (mut start, mut chars) = (0, 0);
+    for (index, value) in values.iter().enumerate() {
+        // `attribute eq "value" or `, with room for escapes.
+        let term = attribute.len() + value.len() + 12;
+        if index > start && (index - start >= most.max(1) || chars + term > LOOKUP_FILTER_CHARS) {
+            out.push(&values[start..index]);
+            (start, chars) = (index, 0);
+        }
+        chars += term;
+    }
+    if start < values.len() {
+        out.push(&values[start..]);
+    }
+    out
+}
+
 /// The last segment of a resource path: the id of `/Users/{id}`.
 fn id_of(path: &str) -> String {
     path.rsplit('/').next().unwrap_or_default().to_string()
@@ -786,3 +813,34 @@ fn chunks(
 }
 
 provisioner_connector::export_connector!(Scim2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_go_in_chunks_of_a_hundred_or_of_a_safe_filter_length() {
+        let short: Vec<String> = (0..250).map(|i| format!("p{i}@x.test")).collect();
+        let sizes: Vec<usize> = lookup_chunks(&short, "userName", LOOKUP_CHUNK)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        let long: Vec<String> = (0..10)
+            .map(|i| format!("{i}{}", "x".repeat(1500)))
+            .collect();
+        let chunks = lookup_chunks(&long, "userName", LOOKUP_CHUNK);
+        assert!(
+            chunks.iter().all(|c| c.len() <= 2),
+            "{:?}",
+            chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
+        );
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 10);
+        assert_eq!(
+            lookup_chunks(&short, "userName", 1).len(),
+            250,
+            "one by one"
+        );
+        assert!(lookup_chunks(&[], "userName", LOOKUP_CHUNK).is_empty());
+    }
+}

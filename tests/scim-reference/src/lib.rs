@@ -76,7 +76,7 @@ pub struct ScimServer {
     address: SocketAddr,
     token: String,
     http: reqwest::blocking::Client,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// The `scim2-server` executable: `PROVISIONER_SCIM_SERVER`, or where
@@ -122,12 +122,16 @@ impl ScimServer {
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port()?;
+            // The server logs one line per request on stderr: the count of
+            // requests a client made, read by [`ScimServer::requests`].
+            let log = std::fs::File::create(dir.path().join("requests.log"))
+                .map_err(|e| e.to_string())?;
             let mut child = Command::new(&executable)
                 .args(&args)
                 .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(log)
                 .spawn()
                 .map_err(|e| format!("starting {}: {e}", executable.display()))?;
             let address = SocketAddr::from(([127, 0, 0, 1], port));
@@ -138,7 +142,7 @@ impl ScimServer {
                         address,
                         token: options.token,
                         http: reqwest::blocking::Client::new(),
-                        _dir: dir,
+                        dir,
                     });
                 }
                 Err(reason) => {
@@ -158,6 +162,25 @@ impl ScimServer {
 
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// Requests the server has answered so far, by its own log: a
+    /// client's count of requests, witnessed by the server. Reads made
+    /// through [`ScimServer::get`] count too.
+    pub fn requests(&self) -> usize {
+        self.requests_to("")
+    }
+
+    /// Requests so far whose request line holds `fragment`, e.g.
+    /// `"PATCH /v2/Groups"` or `"/ServiceProviderConfig"`.
+    pub fn requests_to(&self, fragment: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join("requests.log"))
+            .map(|log| {
+                log.lines()
+                    .filter(|l| l.contains("\" ") && l.contains(" HTTP/1.") && l.contains(fragment))
+                    .count()
+            })
+            .unwrap_or(0)
     }
 
     /// A resource or listing read straight from the server, outside the
