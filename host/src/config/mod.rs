@@ -741,6 +741,21 @@ impl Config {
                 };
                 out.push(self.diagnostic(Some(key.span()), message));
             }
+            let descriptor = plugin.descriptor();
+            if !rule.push_groups.is_empty()
+                && !descriptor.has(crate::runtime::contract::Capability::Groups)
+            {
+                out.push(self.diagnostic(
+                    Some(key.span()),
+                    format!(
+                        "rule {}: push_groups needs a connector with the groups capability, and plugin {} {} has none (it can: {})",
+                        rule.name,
+                        descriptor.name,
+                        descriptor.version,
+                        descriptor.capability_list()
+                    ),
+                ));
+            }
         }
         out
     }

@@ -334,3 +334,22 @@ async fn pushed_groups_follow_the_directory_in_the_reference_server() {
     assert!(run.stdout.contains("group engineering"), "{}", run.stdout);
     assert!(run.stdout.contains("unchanged"), "{}", run.stdout);
 }
+
+/// `check` refuses a rule that pushes groups through a connector that
+/// cannot keep them, naming the rule, the plugin and what it can do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_refuses_push_groups_without_the_groups_capability() {
+    let fixture = Fixture::new(&[test_plugins::JSON_STORE]);
+    fixture.write_config(&format!(
+        "{HEADER}{}\n[rules.staff]\nconnection = \"store\"\nscope = {{}}\npush_groups = [\"engineering\"]\n",
+        json_store_connection("store", "127.0.0.1:9")
+    ));
+    fixture.write_secrets(&json_store_secrets());
+    let run = fixture.provisioner(&["check"], &[]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.all().contains("rule staff: push_groups needs a connector with the groups capability, and plugin json-store"),
+        "{}",
+        run.all()
+    );
+}

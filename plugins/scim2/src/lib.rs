@@ -25,9 +25,9 @@ use std::time::Duration;
 use provisioner_connector::http::{Client, Response};
 use provisioner_connector::{
     Attribute, AttributeType, Capability, ConnectionReport, Connector, Descriptor,
-    DescriptorBuilder, Group, GroupMembers, GroupOperation, GroupPage, GroupRename, Match,
-    NewGroup, Operation, Outcome, Page, Source, StoreError, StoredRecord, Update, Value, cache,
-    pair_matches, settings, stamped,
+    DescriptorBuilder, Group, GroupOperation, GroupPage, GroupRename, Match, NewGroup, Operation,
+    Outcome, Page, Source, StoreError, StoredRecord, Update, Value, cache, pair_matches, settings,
+    stamped,
 };
 use serde_json::{Value as Json, json};
 
@@ -252,10 +252,25 @@ impl Connector for Scim2 {
             Ok(features) => self.style_for(&features),
             Err(error) => return operations.iter().map(|_| Err(error.clone())).collect(),
         };
-        operations
-            .into_iter()
-            .map(|operation| self.apply_group(operation, style))
-            .collect()
+        // A group's members added and removed in one batch go out as one
+        // PATCH, both answered by it.
+        let mut results = Vec::with_capacity(operations.len());
+        let mut operations = operations.into_iter().peekable();
+        while let Some(operation) = operations.next() {
+            let Some(id) = membership_of(&operation).filter(|_| style == Style::Patch) else {
+                results.push(self.apply_group(operation, style));
+                continue;
+            };
+            let mut changes = membership_patch(&operation);
+            let mut answered = 1;
+            while let Some(next) = operations.next_if(|next| membership_of(next) == Some(id)) {
+                changes.extend(membership_patch(&next));
+                answered += 1;
+            }
+            let result = self.patch_group(id, changes, None);
+            results.extend(std::iter::repeat_n(result, answered));
+        }
+        results
     }
 
     fn lookup_groups(&self, display_names: Vec<String>) -> Result<Vec<Group>, StoreError> {
@@ -646,19 +661,24 @@ impl Scim2 {
         Ok((page.resources, next))
     }
 
+    /// One PATCH of a group.
+    fn patch_group(
+        &self,
+        id: &str,
+        operations: Vec<Json>,
+        version: Option<&str>,
+    ) -> Result<Outcome, StoreError> {
+        let response = self
+            .client
+            .patch(&self.group(id))
+            .json(&json!({ "schemas": [wire::PATCH_OP], "Operations": operations }))
+            .header("content-type", wire::MEDIA_TYPE)
+            .if_match(version)
+            .send()?;
+        written(id, &response)
+    }
+
     fn apply_group(&self, operation: GroupOperation, style: Style) -> Result<Outcome, StoreError> {
-        let send_patch = |id: &str, operations: Vec<Json>, version: Option<&str>| {
-            let response = self
-                .client
-                .patch(&self.group(id))
-                .json(&json!({ "schemas": [wire::PATCH_OP], "Operations": operations }))
-                .header("content-type", wire::MEDIA_TYPE)
-                .if_match(version)
-                .send()?;
-            written(id, &response)
-        };
-        let members =
-            |ids: &[String]| -> Json { ids.iter().map(|id| json!({ "value": id })).collect() };
         match (operation, style) {
             (
                 GroupOperation::Create(NewGroup {
@@ -667,7 +687,7 @@ impl Scim2 {
                 }),
                 _,
             ) => {
-                let body = json!({ "schemas": [wire::GROUP], "displayName": display_name, "members": members(&ids) });
+                let body = json!({ "schemas": [wire::GROUP], "displayName": display_name, "members": member_values(&ids) });
                 let resource: Json = self
                     .client
                     .post(&self.groups)
@@ -687,24 +707,17 @@ impl Scim2 {
                     version,
                 }),
                 Style::Patch,
-            ) => send_patch(
+            ) => self.patch_group(
                 &id,
                 vec![json!({ "op": "replace", "path": "displayName", "value": display_name })],
                 version.as_deref(),
             ),
-            (GroupOperation::AddMembers(GroupMembers { id, members: ids }), Style::Patch) => {
-                send_patch(
-                    &id,
-                    vec![json!({ "op": "add", "path": "members", "value": members(&ids) })],
-                    None,
-                )
-            }
-            (GroupOperation::RemoveMembers(GroupMembers { id, members: ids }), Style::Patch) => {
-                let operations = ids
-                    .iter()
-                    .map(|m| json!({ "op": "remove", "path": format!("members[value eq {}]", wire::quote(m)) }))
-                    .collect();
-                send_patch(&id, operations, None)
+            (
+                operation @ (GroupOperation::AddMembers(_) | GroupOperation::RemoveMembers(_)),
+                Style::Patch,
+            ) => {
+                let id = membership_of(&operation).unwrap_or_default().to_string();
+                self.patch_group(&id, membership_patch(&operation), None)
             }
             (operation, Style::Put) => self.put_group(operation),
         }
@@ -771,6 +784,36 @@ fn lookup_chunks<'v>(values: &'v [String], attribute: &str, most: usize) -> Vec<
         out.push(&values[start..]);
     }
     out
+}
+
+fn member_values(ids: &[String]) -> Json {
+    ids.iter().map(|id| json!({ "value": id })).collect()
+}
+
+/// The group whose members `operation` adds or removes.
+fn membership_of(operation: &GroupOperation) -> Option<&str> {
+    match operation {
+        GroupOperation::AddMembers(m) | GroupOperation::RemoveMembers(m) => Some(&m.id),
+        _ => None,
+    }
+}
+
+/// The PATCH operations of a membership change: `add` on `members`, or a
+/// `remove` of each member by its value (RFC 7644 §3.5.2.2).
+fn membership_patch(operation: &GroupOperation) -> Vec<Json> {
+    match operation {
+        GroupOperation::AddMembers(m) => {
+            vec![json!({ "op": "add", "path": "members", "value": member_values(&m.members) })]
+        }
+        GroupOperation::RemoveMembers(m) => m
+            .members
+            .iter()
+            .map(|member| {
+                json!({ "op": "remove", "path": format!("members[value eq {}]", wire::quote(member)) })
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The last segment of a resource path: the id of `/Users/{id}`.

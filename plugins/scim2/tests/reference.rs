@@ -389,6 +389,56 @@ fn groups_are_created_renamed_changed_and_deleted() {
     assert!(server.groups().is_empty());
 }
 
+/// Members added and removed in one batch are one PATCH of the group.
+#[test]
+fn a_groups_joiners_and_leavers_are_one_patch() {
+    let server = server(None);
+    let host = host(&server, &[("bulk", "off")]);
+    let ids: Vec<String> = apply(
+        &host,
+        (0..3)
+            .map(|i| Operation::Create(person(&format!("m{i}@example.com"), "Member")))
+            .collect(),
+    )
+    .into_iter()
+    .map(|r| r.unwrap().id)
+    .collect();
+    let groups = |operations| {
+        host.call(|c: &Scim2| Ok(c.apply_groups(operations)))
+            .unwrap()
+    };
+    let created = groups(vec![GroupOperation::Create(NewGroup {
+        display_name: "Ops".into(),
+        members: vec![ids[0].clone()],
+    })])
+    .remove(0)
+    .unwrap();
+    let before = server.requests_to("PATCH /v2/Groups");
+    let answers = groups(vec![
+        GroupOperation::AddMembers(GroupMembers {
+            id: created.id.clone(),
+            members: vec![ids[1].clone(), ids[2].clone()],
+        }),
+        GroupOperation::RemoveMembers(GroupMembers {
+            id: created.id.clone(),
+            members: vec![ids[0].clone()],
+        }),
+    ]);
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    assert_eq!(server.requests_to("PATCH /v2/Groups") - before, 1);
+    let stored = server.get(&format!("/Groups/{}", created.id));
+    let mut members: Vec<String> = stored["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap().to_string())
+        .collect();
+    members.sort();
+    let mut expected = vec![ids[1].clone(), ids[2].clone()];
+    expected.sort();
+    assert_eq!(members, expected);
+}
+
 /// Against a server without PATCH, a membership change reads the group
 /// and writes it back whole.
 #[test]

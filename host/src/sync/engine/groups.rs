@@ -23,6 +23,7 @@ use super::{Engine, EngineError};
 use crate::config::Preferences;
 use crate::runtime::contract::{GroupOperation, StoreError};
 use crate::sync::links::{GroupLink, LinkState};
+use crate::targets::Target;
 
 /// What becomes of one group this pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,8 +324,76 @@ impl Engine {
                 }
             }
         }
-        self.send_groups(binding, sent, now, &mut save, &mut drop, report)
+        let target = &*binding.bound.connection.target;
+        self.send_groups(target, sent, now, &mut save, &mut drop, report)
             .await?;
+        self.db.commit_groups(&save, &drop).await?;
+        Ok(())
+    }
+
+    /// The groups a rule deleted from the configuration pushed: deleted
+    /// from the store with `deprovision_on_rule_deletion` and
+    /// `allow_delete`, as when a group is taken out of a rule; else let
+    /// go. Either way their links go.
+    pub(super) async fn deleted_rule_groups(
+        &self,
+        rule: &str,
+        connection: &str,
+        dry_run: bool,
+        now: i64,
+        report: &mut RuleReport,
+    ) -> Result<(), EngineError> {
+        let links = self.db.group_links(rule).await?;
+        if links.is_empty() {
+            return Ok(());
+        }
+        let bound = self.bind(connection).await.ok();
+        let steps = match &bound {
+            Some(bound) => plan(&[], &BTreeMap::new(), &links, &bound.connection.preferences),
+            None => links
+                .values()
+                .map(|link| Step::Forget {
+                    link: link.clone(),
+                    why: "the rule was deleted and its connection cannot be used; the group stays",
+                })
+                .collect(),
+        };
+        if dry_run {
+            report.groups.extend(steps.iter().map(planned));
+            return Ok(());
+        }
+        let mut sent = Vec::new();
+        let mut drop = Vec::new();
+        for step in steps {
+            match step {
+                Step::Delete { link } => {
+                    let id = link.target_id.clone().unwrap_or_default();
+                    sent.push(Sent {
+                        delta: Delta::Delete,
+                        operation: GroupOperation::Delete { id },
+                        link,
+                    });
+                }
+                other => {
+                    report.groups.push(planned(&other));
+                    if let Step::Forget { link, .. } = other {
+                        drop.push((link.rule, link.group));
+                    }
+                }
+            }
+        }
+        let mut save = Vec::new();
+        if let Some(bound) = &bound {
+            self.send_groups(
+                &*bound.connection.target,
+                sent,
+                now,
+                &mut save,
+                &mut drop,
+                report,
+            )
+            .await?;
+        }
         self.db.commit_groups(&save, &drop).await?;
         Ok(())
     }
@@ -351,14 +420,13 @@ impl Engine {
     /// what did not happen.
     async fn send_groups(
         &self,
-        binding: &RuleBinding,
+        target: &dyn Target,
         sent: Vec<Sent>,
         now: i64,
         save: &mut Vec<GroupLink>,
         drop: &mut Vec<(String, String)>,
         report: &mut RuleReport,
     ) -> Result<(), EngineError> {
-        let target = &binding.bound.connection.target;
         let mut after: BTreeMap<String, GroupLink> = BTreeMap::new();
         let mut failed: BTreeMap<String, String> = BTreeMap::new();
         let mut gone: BTreeSet<String> = BTreeSet::new();

@@ -118,9 +118,17 @@ impl Engine {
                 if self.rules.knows(&rule) {
                     continue;
                 }
-                let (report, removals) = self
+                let (mut report, removals) = self
                     .rule_deleted(&rule, &connection, options.dry_run, &mut pass.sharing)
                     .await?;
+                self.deleted_rule_groups(
+                    &rule,
+                    &connection,
+                    options.dry_run,
+                    pass.now,
+                    &mut report,
+                )
+                .await?;
                 pass.reports.insert(rule, report);
                 work.extend(removals);
             }

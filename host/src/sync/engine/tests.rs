@@ -501,6 +501,40 @@ async fn a_group_taken_out_of_the_rule_is_deleted_only_if_the_connection_says_so
     }
 }
 
+/// A rule deleted from the configuration takes its groups with it only
+/// when the connection deprovisions on rule deletion and may delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_rules_groups_follow_deprovision_on_rule_deletion() {
+    for (deprovision, deleted) in [(true, true), (false, false)] {
+        let h = Harness::over(GROUPS, |c| {
+            for p in c.connections.values_mut() {
+                p.allow_delete = true;
+                p.deprovision_on_rule_deletion = deprovision;
+            }
+        });
+        h.grouped(&[("ada", "ada@example.com", vec!["staff", "eng"])])
+            .await;
+        h.pass().await;
+        let h = Harness {
+            engine: h.engine.with_rules(crate::config::RuleSet::default()),
+            ..h
+        };
+        let report = h.pass().await;
+        let expected = if deleted {
+            Action::Removed
+        } else {
+            Action::Kept
+        };
+        assert_eq!(group_actions(&report), [("eng".to_string(), expected)]);
+        assert_eq!(
+            h.store.groups().is_empty(),
+            deleted,
+            "deprovision: {deprovision}"
+        );
+        assert!(h.db.group_links("staff").await.unwrap().is_empty());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_shows_group_actions_and_sends_none() {
     let h = Harness::over(GROUPS, |_| {});
