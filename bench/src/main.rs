@@ -1299,7 +1299,7 @@ fn scim_section(out: &mut String, scim: &scim::Figures) -> std::fmt::Result {
     )?;
     writeln!(
         out,
-        "Without /Bulk the floor is one request per write ({n} creates), plus the lookups before them and one for the group. The pushed group of {n} members: the pass after one member left cost {} request(s), the pass after they joined again {}, each counting {} read of `/ServiceProviderConfig`, which a one-shot `sync` makes once per process and `provisioner run` keeps for ten minutes.\n",
+        "The wall times are the reference server's own: in memory and in Python, it checks each new user's uniqueness and evaluates each filter over every user, so its time, not the host's or the number of requests, decides them on loopback. Without /Bulk the floor is one request per write ({n} creates), plus the lookups before them and one for the group. The pushed group of {n} members: the pass after one member left cost {} request(s), the pass after they joined again {}, each counting {} read of `/ServiceProviderConfig`, which a one-shot `sync` makes once per process and `provisioner run` keeps for ten minutes.\n",
         scim.leave, scim.join, scim.config_reads
     )
 }
