@@ -21,7 +21,7 @@ use super::binding::RuleBinding;
 use super::report::{Action, GroupLine, RuleReport};
 use super::{Engine, EngineError};
 use crate::config::Preferences;
-use crate::runtime::contract::{GroupOperation, StoreError};
+use crate::runtime::contract::{Group, GroupOperation, StoreError};
 use crate::sync::links::{GroupLink, LinkState};
 use crate::targets::Target;
 
@@ -222,112 +222,21 @@ impl Engine {
                 }
             }
         }
-        let mut save = Vec::new();
-        let mut drop = Vec::new();
-        let mut sent = Vec::new();
+        let allow_update = binding.bound.connection.preferences.allow_update;
+        let fresh = |group: &str| {
+            links
+                .get(group)
+                .cloned()
+                .unwrap_or_else(|| GroupLink::new(&rule.name, group, &rule.connection))
+        };
+        let mut out = Settled::default();
         for step in steps {
-            let connection = &rule.connection;
-            match step {
-                Step::Find {
-                    group,
-                    members,
-                    create,
-                } => {
-                    let mut link = links
-                        .get(&group)
-                        .cloned()
-                        .unwrap_or_else(|| GroupLink::new(&rule.name, &group, connection));
-                    link.updated_at = now;
-                    if let Some(existing) = found.get(&group.to_lowercase()) {
-                        // Adopted: its members as the store has them, then
-                        // changed to what the rule wants.
-                        link.target_id = Some(existing.id.clone());
-                        link.members = existing.members.iter().cloned().collect();
-                        link.state = LinkState::Synced;
-                        link.reason = None;
-                        report
-                            .groups
-                            .push(GroupLine::new(&group, Action::Adopted, ""));
-                        let add: BTreeSet<String> =
-                            members.difference(&link.members).cloned().collect();
-                        let remove: BTreeSet<String> =
-                            link.members.difference(&members).cloned().collect();
-                        if add.is_empty() && remove.is_empty() {
-                            save.push(link);
-                        } else if binding.bound.connection.preferences.allow_update {
-                            sent.extend(changes(link, add, remove));
-                        } else {
-                            link.state = LinkState::Partial;
-                            link.reason =
-                                Some("members differ, but updating is not allowed".into());
-                            save.push(link);
-                        }
-                    } else if create {
-                        sent.push(Sent {
-                            operation: GroupOperation::Create {
-                                display_name: group.clone(),
-                                members: members.iter().cloned().collect(),
-                            },
-                            delta: Delta::Create(members),
-                            link,
-                        });
-                    } else {
-                        link.state = LinkState::Unsynced;
-                        link.reason = Some(
-                            "not in the store, and creating is not allowed on this connection"
-                                .into(),
-                        );
-                        report.groups.push(GroupLine::new(
-                            &group,
-                            Action::Unsynced,
-                            link.reason.as_deref().unwrap_or_default(),
-                        ));
-                        save.push(link);
-                    }
-                }
-                Step::Change { link, add, remove } => sent.extend(changes(link, add, remove)),
-                Step::Same { mut link } => {
-                    if link.state != LinkState::Synced {
-                        link.state = LinkState::Synced;
-                        link.reason = None;
-                        link.updated_at = now;
-                        save.push(link.clone());
-                    }
-                    report
-                        .groups
-                        .push(GroupLine::new(&link.group, Action::Unchanged, ""));
-                }
-                Step::Hold { mut link, differ } => {
-                    let line = planned(&Step::Hold {
-                        link: link.clone(),
-                        differ,
-                    });
-                    link.state = LinkState::Partial;
-                    link.reason = Some(line.detail.clone());
-                    link.updated_at = now;
-                    report.groups.push(line);
-                    save.push(link);
-                }
-                Step::Delete { link } => {
-                    let id = link.target_id.clone().unwrap_or_default();
-                    sent.push(Sent {
-                        delta: Delta::Delete,
-                        operation: GroupOperation::Delete { id },
-                        link,
-                    });
-                }
-                Step::Forget { link, why } => {
-                    report
-                        .groups
-                        .push(GroupLine::new(&link.group, Action::Kept, why));
-                    drop.push((link.rule.clone(), link.group.clone()));
-                }
-            }
+            settle(step, &found, &fresh, allow_update, now, report, &mut out);
         }
         let target = &*binding.bound.connection.target;
-        self.send_groups(target, sent, now, &mut save, &mut drop, report)
+        self.send_groups(target, out.sent, now, &mut out.save, &mut out.drop, report)
             .await?;
-        self.db.commit_groups(&save, &drop).await?;
+        self.db.commit_groups(&out.save, &out.drop).await?;
         Ok(())
     }
 
@@ -362,27 +271,16 @@ impl Engine {
             report.groups.extend(steps.iter().map(planned));
             return Ok(());
         }
-        let mut sent = Vec::new();
-        let mut drop = Vec::new();
+        let mut out = Settled::default();
+        let fresh = |group: &str| GroupLink::new(rule, group, connection);
         for step in steps {
-            match step {
-                Step::Delete { link } => {
-                    let id = link.target_id.clone().unwrap_or_default();
-                    sent.push(Sent {
-                        delta: Delta::Delete,
-                        operation: GroupOperation::Delete { id },
-                        link,
-                    });
-                }
-                other => {
-                    report.groups.push(planned(&other));
-                    if let Step::Forget { link, .. } = other {
-                        drop.push((link.rule, link.group));
-                    }
-                }
-            }
+            settle(step, &BTreeMap::new(), &fresh, false, now, report, &mut out);
         }
-        let mut save = Vec::new();
+        let Settled {
+            mut save,
+            mut drop,
+            sent,
+        } = out;
         if let Some(bound) = &bound {
             self.send_groups(
                 &*bound.connection.target,
@@ -534,6 +432,129 @@ impl Engine {
         }
         self.db.commit_groups(&save, &[]).await?;
         Ok(())
+    }
+}
+
+/// What a pass writes and sends for a rule's groups.
+#[derive(Default)]
+struct Settled {
+    save: Vec<GroupLink>,
+    drop: Vec<(String, String)>,
+    sent: Vec<Sent>,
+}
+
+/// Where a step leaves its group: a link to write or to drop, or
+/// operations to send. `found` holds what the lookup found, by name in
+/// lower case; `fresh` gives the link of a group not linked yet.
+fn settle(
+    step: Step,
+    found: &BTreeMap<String, Group>,
+    fresh: &dyn Fn(&str) -> GroupLink,
+    allow_update: bool,
+    now: i64,
+    report: &mut RuleReport,
+    out: &mut Settled,
+) {
+    match step {
+        Step::Find {
+            group,
+            members,
+            create,
+        } => {
+            let mut link = fresh(&group);
+            link.updated_at = now;
+            let existing = found.get(&group.to_lowercase());
+            settle_find(link, members, create, existing, allow_update, report, out);
+        }
+        Step::Change { link, add, remove } => out.sent.extend(changes(link, add, remove)),
+        Step::Same { mut link } => {
+            if link.state != LinkState::Synced {
+                link.state = LinkState::Synced;
+                link.reason = None;
+                link.updated_at = now;
+                out.save.push(link.clone());
+            }
+            report
+                .groups
+                .push(GroupLine::new(&link.group, Action::Unchanged, ""));
+        }
+        Step::Hold { mut link, differ } => {
+            let line = planned(&Step::Hold {
+                link: link.clone(),
+                differ,
+            });
+            link.state = LinkState::Partial;
+            link.reason = Some(line.detail.clone());
+            link.updated_at = now;
+            report.groups.push(line);
+            out.save.push(link);
+        }
+        Step::Delete { link } => {
+            let id = link.target_id.clone().unwrap_or_default();
+            out.sent.push(Sent {
+                delta: Delta::Delete,
+                operation: GroupOperation::Delete { id },
+                link,
+            });
+        }
+        Step::Forget { link, why } => {
+            report
+                .groups
+                .push(GroupLine::new(&link.group, Action::Kept, why));
+            out.drop.push((link.rule, link.group));
+        }
+    }
+}
+
+/// A group the host had no link for, after the lookup: adopted when the
+/// store has it (its members then changed to the rule's), else created
+/// when `create` allows, else unsynced.
+fn settle_find(
+    mut link: GroupLink,
+    members: BTreeSet<String>,
+    create: bool,
+    existing: Option<&Group>,
+    allow_update: bool,
+    report: &mut RuleReport,
+    out: &mut Settled,
+) {
+    let group = link.group.clone();
+    if let Some(existing) = existing {
+        link.target_id = Some(existing.id.clone());
+        link.members = existing.members.iter().cloned().collect();
+        link.state = LinkState::Synced;
+        link.reason = None;
+        report
+            .groups
+            .push(GroupLine::new(&group, Action::Adopted, ""));
+        let add: BTreeSet<String> = members.difference(&link.members).cloned().collect();
+        let remove: BTreeSet<String> = link.members.difference(&members).cloned().collect();
+        if add.is_empty() && remove.is_empty() {
+            out.save.push(link);
+        } else if allow_update {
+            out.sent.extend(changes(link, add, remove));
+        } else {
+            link.state = LinkState::Partial;
+            link.reason = Some("members differ, but updating is not allowed".into());
+            out.save.push(link);
+        }
+    } else if create {
+        out.sent.push(Sent {
+            operation: GroupOperation::Create {
+                display_name: group,
+                members: members.iter().cloned().collect(),
+            },
+            delta: Delta::Create(members),
+            link,
+        });
+    } else {
+        let reason = "not in the store, and creating is not allowed on this connection";
+        link.state = LinkState::Unsynced;
+        link.reason = Some(reason.into());
+        report
+            .groups
+            .push(GroupLine::new(&group, Action::Unsynced, reason));
+        out.save.push(link);
     }
 }
 
