@@ -1,7 +1,7 @@
 //! The connector run natively, through the SDK's stand-in broker, against
 //! the reference SCIM server (`scim2-server`, which no one here wrote) on
 //! loopback. Each test says what the reference server checks; what it
-//! cannot (429 answers) is left to the host's integration tests.
+//! cannot be made to do (refuse `or`, answer 429) is in `stand_in.rs`.
 
 use provisioner_connector::testing::StandIn;
 use provisioner_connector::{
