@@ -86,19 +86,8 @@ pub(super) fn commit(
 }
 
 pub(super) fn count_states(db: &StateDb) -> Result<Vec<(String, LinkState, u64)>, StateError> {
-    let connection = db.lock();
-    let mut statement = connection
-        .prepare_cached("SELECT rule, state, COUNT(*) FROM group_links GROUP BY rule, state")
-        .map_err(|e| db.error(e))?;
-    statement
-        .query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                link_state(&row.get::<_, String>(1)?)?,
-                row.get::<_, i64>(2)?.max(0) as u64,
-            ))
-        })
-        .map_err(|e| db.error(e))?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(|e| db.error(e))
+    super::links::count_by_rule_and_state(
+        db,
+        "SELECT rule, state, COUNT(*) FROM group_links GROUP BY rule, state",
+    )
 }

@@ -200,10 +200,20 @@ pub(super) fn other_holders(
 /// How many links each rule has in each state, counted by SQLite: a
 /// summary that costs the same at any size.
 pub(super) fn count_states(db: &StateDb) -> Result<Vec<(String, LinkState, u64)>, StateError> {
+    count_by_rule_and_state(
+        db,
+        "SELECT rule, state, COUNT(*) FROM links GROUP BY rule, state",
+    )
+}
+
+/// `(rule, state, count)` rows of `sql`, for the links of people and of
+/// groups alike.
+pub(super) fn count_by_rule_and_state(
+    db: &StateDb,
+    sql: &str,
+) -> Result<Vec<(String, LinkState, u64)>, StateError> {
     let connection = db.lock();
-    let mut statement = connection
-        .prepare_cached("SELECT rule, state, COUNT(*) FROM links GROUP BY rule, state")
-        .map_err(|e| db.error(e))?;
+    let mut statement = connection.prepare_cached(sql).map_err(|e| db.error(e))?;
     statement
         .query_map([], |row| {
             Ok((
