@@ -520,6 +520,20 @@ pub(super) fn group_status(status: &GroupStatus, as_json: bool) -> std::io::Resu
                 }
             }
         }
+        for entry in &rule.trace {
+            let text = |key: &str| entry[key].as_str().unwrap_or_default().to_string();
+            let mut line = format!(
+                "    {} {} ({} members) {}",
+                when(entry["started_at"].as_i64()),
+                text("action"),
+                entry["detail"]["members"],
+                text("outcome")
+            );
+            if let Some(error) = entry["detail"]["error"].as_str() {
+                line.push_str(&format!(": {error}"));
+            }
+            writeln!(out, "{}", inert(&line))?;
+        }
     }
     Ok(())
 }

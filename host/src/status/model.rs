@@ -559,7 +559,7 @@ mod tests {
 }
 
 /// One directory group as `status group` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupStatus {
     pub group: String,
     /// Its members in the directory.
@@ -569,7 +569,7 @@ pub struct GroupStatus {
 }
 
 /// A group in one rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupRule {
     pub rule: String,
     pub connection: String,
@@ -577,7 +577,14 @@ pub struct GroupRule {
     pub pushed: bool,
     /// The link, once a pass reached the group.
     pub link: Option<crate::sync::links::GroupLink>,
+    /// The last operations on the group, newest first.
+    pub trace: Vec<serde_json::Value>,
 }
+
+/// Journal entries a rule reads when looking for one group's trace.
+const GROUP_TRACE_SCAN: usize = 1000;
+/// Entries a group's trace shows.
+const GROUP_TRACE: usize = 10;
 
 /// A directory group in every rule that pushes it, or did.
 pub async fn group(db: &dyn Store, rules: &RuleSet, name: &str) -> Result<GroupStatus, StateError> {
@@ -597,7 +604,15 @@ pub async fn group(db: &dyn Store, rules: &RuleSet, name: &str) -> Result<GroupS
         if !pushed && link.is_none() {
             continue;
         }
+        let trace = db
+            .journal(None, Some(&rule), None, GROUP_TRACE_SCAN)
+            .await?
+            .into_iter()
+            .filter(|entry| entry["detail"]["group"] == name)
+            .take(GROUP_TRACE)
+            .collect();
         out.push(GroupRule {
+            trace,
             connection: config
                 .map(|r| r.connection.clone())
                 .or_else(|| link.as_ref().map(|l| l.connection.clone()))

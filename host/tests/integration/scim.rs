@@ -305,6 +305,41 @@ async fn pushed_groups_follow_the_directory_in_the_reference_server() {
     );
     assert_eq!(members(&server, "sales"), ["cy@example.com"]);
 
+    // The Group Sync Summary, and one group's standing and trace.
+    let run = fixture.provisioner(&["status", "--json"], &[]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        status["rules"][0]["group_counts"],
+        json!({"impacted": 2, "success": 2, "unsynced": 0, "partially_synced": 0, "failed": 0}),
+        "{status:#}"
+    );
+    let run = fixture.provisioner(&["status"], &[]).await;
+    assert!(run.stdout.contains("GROUPS OF RULE"), "{}", run.stdout);
+    let run = fixture
+        .provisioner(&["status", "group", "engineering", "--json"], &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let group: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(group["members"], 3, "ada, bob and eve, in the directory");
+    let standing = &group["rules"][0];
+    assert_eq!(standing["link"]["state"], "synced", "{group:#}");
+    assert_eq!(
+        standing["link"]["members"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(standing["trace"][0]["action"], "group-create", "{group:#}");
+    assert_eq!(standing["trace"][0]["outcome"], "ok");
+    assert_eq!(standing["trace"][0]["detail"]["members"], 2);
+    let run = fixture
+        .provisioner(&["status", "group", "engineering"], &[])
+        .await;
+    assert!(
+        run.stdout.contains("group-create (2 members) ok"),
+        "{}",
+        run.stdout
+    );
+
     // Bob moves to sales; Dee joins engineering and the directory at once.
     import(
         &fixture,

@@ -22,7 +22,7 @@ use super::report::{Action, GroupLine, RuleReport};
 use super::{Engine, EngineError};
 use crate::config::Preferences;
 use crate::runtime::contract::{Group, GroupOperation, StoreError};
-use crate::sync::links::{GroupLink, LinkState};
+use crate::sync::links::{GroupLink, JournalEntry, LinkState};
 use crate::targets::Target;
 
 /// What becomes of one group this pass.
@@ -340,6 +340,7 @@ impl Engine {
             for (item, answer) in chunk.into_iter().zip(answers) {
                 let action = item.action();
                 let group = item.link.group.clone();
+                self.journal_group(&item, &answer).await?;
                 let link = after.entry(group.clone()).or_insert(item.link);
                 link.updated_at = now;
                 match (answer, item.delta) {
@@ -398,6 +399,40 @@ impl Engine {
             }
             save.push(link);
         }
+        Ok(())
+    }
+
+    /// One group operation in the journal, with what it answered: `audit`
+    /// and `status group` show it beside the people's actions.
+    async fn journal_group(
+        &self,
+        item: &Sent,
+        answer: &Result<String, StoreError>,
+    ) -> Result<(), EngineError> {
+        let (action, members) = match &item.delta {
+            Delta::Create(members) => ("group-create", members.len()),
+            Delta::Add(members) => ("group-add-members", members.len()),
+            Delta::Remove(members) => ("group-remove-members", members.len()),
+            Delta::Delete => ("group-delete", 0),
+        };
+        let mut detail = serde_json::json!({ "group": item.link.group, "members": members });
+        let target_id = match answer {
+            Ok(id) => Some(id.clone()),
+            Err(error) => {
+                detail["error"] = serde_json::Value::from(error.to_string());
+                item.link.target_id.clone()
+            }
+        };
+        let entry = JournalEntry {
+            rule: Some(item.link.rule.clone()),
+            person_id: None,
+            connection: item.link.connection.clone(),
+            action: action.into(),
+            target_id,
+            detail,
+        };
+        let outcome = if answer.is_ok() { "ok" } else { "failed" };
+        self.db.journal_note(&entry, outcome).await?;
         Ok(())
     }
 

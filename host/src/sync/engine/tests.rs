@@ -578,6 +578,18 @@ async fn a_failed_group_change_is_sent_again_next_pass() {
         link.reason.as_deref().unwrap_or_default().contains("busy"),
         "{link:?}"
     );
+    let journal = h.db.journal(None, Some("staff"), None, 10).await.unwrap();
+    let failed = journal
+        .iter()
+        .find(|e| e["action"] == "group-add-members")
+        .unwrap_or_else(|| panic!("{journal:?}"));
+    assert_eq!(failed["outcome"], "failed");
+    assert!(
+        failed["detail"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("busy")
+    );
     assert_eq!(group_members(&h.store, "eng"), ["ada@example.com"]);
 
     h.pass().await;
