@@ -23,7 +23,7 @@
 //! A mapping that names an unknown attribute, or a template that does not
 //! parse, is refused with the rule's name and the file position.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -263,7 +263,8 @@ pub struct Rule {
     /// converted in place rather than removed and created again.
     pub convert_from: Option<String>,
     /// Directory groups the rule keeps in its target, each with the
-    /// members the rule syncs: PingOne's group provisioning.
+    /// members the rule syncs: PingOne's group provisioning. A name may
+    /// end in `*`, for every group whose name starts with what precedes it.
     pub push_groups: Vec<String>,
     pub removal_guard: Guard,
     /// Holds the updates a change of the rule's mappings causes.
@@ -311,7 +312,46 @@ pub fn check_mappings(mappings: &[Mapping], schema: &AttributeSchema) -> Result<
     Ok(())
 }
 
+/// A `push_groups` entry: a group's name, or a prefix and `*`.
+fn check_pushed(entry: &str) -> Result<(), String> {
+    let name = entry.strip_suffix('*').unwrap_or(entry);
+    if name.contains('*') {
+        return Err(format!(
+            "{entry:?}: `*` may only end a name, for every group whose name starts with what precedes it"
+        ));
+    }
+    if name.is_empty() {
+        // `*` alone: every group.
+        return Ok(());
+    }
+    crate::directory::check_group(name)
+}
+
 impl Rule {
+    /// Whether the rule pushes the directory group `group`.
+    pub fn pushes(&self, group: &str) -> bool {
+        self.push_groups
+            .iter()
+            .any(|entry| match entry.strip_suffix('*') {
+                Some(prefix) => group.starts_with(prefix),
+                None => entry == group,
+            })
+    }
+
+    /// The groups the rule pushes, of those the directory has (`known`):
+    /// each named one, whether the directory has it or not, and each known
+    /// one a prefix selects.
+    pub fn pushed_groups(&self, known: &BTreeSet<String>) -> Vec<String> {
+        let mut out: BTreeSet<String> = self
+            .push_groups
+            .iter()
+            .filter(|entry| !entry.ends_with('*'))
+            .cloned()
+            .collect();
+        out.extend(known.iter().filter(|g| self.pushes(g)).cloned());
+        out.into_iter().collect()
+    }
+
     /// An active rule over everyone enabled, with the connector's default
     /// mappings and the default guards: what `connections push` runs, and
     /// what a test starts from.
@@ -436,7 +476,7 @@ impl RawRule {
         }
         let mut push_groups: Vec<String> = Vec::new();
         for group in &self.push_groups {
-            if let Err(reason) = crate::directory::check_group(group.get_ref()) {
+            if let Err(reason) = check_pushed(group.get_ref()) {
                 problems.push(at(group.span(), format!("push_groups: {reason}")));
             } else if push_groups.contains(group.get_ref()) {
                 problems.push(at(
@@ -576,7 +616,33 @@ pub type Rules = BTreeMap<String, Rule>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
+
+    #[test]
+    fn pushed_groups_are_names_or_prefixes() {
+        let rule = Rule {
+            push_groups: vec!["sales".into(), "team-*".into()],
+            ..Rule::everyone("r", "c")
+        };
+        let known: BTreeSet<String> = ["team-a", "team-b", "teams", "other"]
+            .iter()
+            .map(|g| g.to_string())
+            .collect();
+        // A named group is pushed even before anyone is in it.
+        assert_eq!(rule.pushed_groups(&known), ["sales", "team-a", "team-b"]);
+        assert!(rule.pushes("team-zz") && rule.pushes("sales"));
+        assert!(!rule.pushes("teams") && !rule.pushes("sales-eu"));
+        let everything = Rule {
+            push_groups: vec!["*".into()],
+            ..Rule::everyone("r", "c")
+        };
+        assert_eq!(everything.pushed_groups(&known).len(), 4);
+        for bad in ["te*am", "**", "a b*"] {
+            assert!(check_pushed(bad).is_err(), "{bad}");
+        }
+        for good in ["*", "team-*", "sales"] {
+            assert!(check_pushed(good).is_ok(), "{good}");
+        }
+    }
 
     fn person(groups: &[&str], attributes: &[(&str, &str)]) -> Person {
         Person {

@@ -193,6 +193,8 @@ pub trait DirectoryStore: Send + Sync {
     async fn live_ids(&self) -> Result<BTreeSet<String>, StateError>;
     /// The ids of a group's members, live or not.
     async fn members_of(&self, group: &str) -> Result<BTreeSet<String>, StateError>;
+    /// The groups that have members.
+    async fn group_names(&self) -> Result<BTreeSet<String>, StateError>;
     /// The newest change's sequence number (0 for an empty directory).
     async fn last_seq(&self) -> Result<i64, StateError>;
     async fn changed_since(&self, seq: i64) -> Result<BTreeSet<String>, StateError>;

@@ -247,6 +247,7 @@ async fn group_counts(
     for (rule, state, count) in db.count_group_states().await? {
         counts.entry(rule).or_default().add(state, count);
     }
+    let known = db.group_names().await?;
     for (name, rule) in rules
         .rules
         .iter()
@@ -254,7 +255,7 @@ async fn group_counts(
     {
         let linked = db.group_links(name).await?;
         let waiting = rule
-            .push_groups
+            .pushed_groups(&known)
             .iter()
             .filter(|g| !linked.contains_key(*g))
             .count() as u64;
@@ -600,7 +601,7 @@ pub async fn group(db: &dyn Store, rules: &RuleSet, name: &str) -> Result<GroupS
         let mut links = db.group_links(&rule).await?;
         let link = links.remove(name);
         let config = rules.rules.get(&rule);
-        let pushed = config.is_some_and(|r| r.push_groups.iter().any(|g| g == name));
+        let pushed = config.is_some_and(|r| r.pushes(name));
         if !pushed && link.is_none() {
             continue;
         }

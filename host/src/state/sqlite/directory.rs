@@ -254,6 +254,10 @@ pub(super) fn members_of(db: &StateDb, group: &str) -> Result<BTreeSet<String>, 
     )
 }
 
+pub(super) fn group_names(db: &StateDb) -> Result<BTreeSet<String>, StateError> {
+    ids(db, "SELECT DISTINCT group_name FROM members", [])
+}
+
 pub(super) fn last_seq(db: &StateDb) -> Result<i64, StateError> {
     db.lock()
         .query_row("SELECT COALESCE(MAX(seq), 0) FROM changes", [], |r| {

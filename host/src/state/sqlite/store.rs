@@ -273,6 +273,10 @@ impl DirectoryStore for StateDb {
         self.blocking(|db| directory::members_of(db, group))
     }
 
+    async fn group_names(&self) -> Result<BTreeSet<String>, StateError> {
+        self.blocking(directory::group_names)
+    }
+
     async fn last_seq(&self) -> Result<i64, StateError> {
         self.blocking(directory::last_seq)
     }

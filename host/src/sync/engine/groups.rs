@@ -1,4 +1,5 @@
-//! Groups a rule pushes (`push_groups`): each directory group is kept in
+//! Groups a rule pushes (`push_groups`, names or prefixes that end in
+//! `*`): each directory group is kept in
 //! the rule's target as a group whose members are the records of the
 //! group's members that the rule has there. A person the rule has not
 //! created yet joins once their record exists, which is why this step runs
@@ -183,12 +184,13 @@ impl Engine {
         if rule.push_groups.is_empty() && links.is_empty() {
             return Ok(());
         }
+        let pushed = rule.pushed_groups(&self.db.group_names().await?);
         let mut wanted = BTreeMap::new();
-        for group in &rule.push_groups {
+        for group in &pushed {
             wanted.insert(group.clone(), self.record_ids(&rule.name, group).await?);
         }
         let steps = plan(
-            &rule.push_groups,
+            &pushed,
             &wanted,
             &links,
             &binding.bound.connection.preferences,

@@ -535,6 +535,29 @@ async fn a_deleted_rules_groups_follow_deprovision_on_rule_deletion() {
     }
 }
 
+/// `team-*` pushes every directory group whose name starts with `team-`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_pushes_every_group_it_selects() {
+    let config = GROUPS.replace(r#"push_groups = ["eng"]"#, r#"push_groups = ["team-*"]"#);
+    let h = Harness::over(&config, |_| {});
+    h.grouped(&[
+        ("ada", "ada@example.com", vec!["staff", "team-a"]),
+        ("bob", "bob@example.com", vec!["staff", "team-b", "other"]),
+    ])
+    .await;
+    let report = h.pass().await;
+    assert_eq!(
+        group_actions(&report),
+        [
+            ("team-a".to_string(), Action::Created),
+            ("team-b".to_string(), Action::Created)
+        ]
+    );
+    assert_eq!(group_members(&h.store, "team-a"), ["ada@example.com"]);
+    assert_eq!(group_members(&h.store, "team-b"), ["bob@example.com"]);
+    assert_eq!(h.store.groups().len(), 2, "other is not pushed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_shows_group_actions_and_sends_none() {
     let h = Harness::over(GROUPS, |_| {});
