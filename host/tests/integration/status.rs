@@ -282,7 +282,11 @@ async fn metrics_parse_and_match_the_journal() {
             .text()
             .await
             .unwrap();
-        if text.contains("provisioner_retries_total{connection=\"leads\"} 1") {
+        // The retry is scheduled before the batch's answers are
+        // committed: wait for the journal entry to close as well.
+        if text.contains("provisioner_retries_total{connection=\"leads\"} 1")
+            && !text.contains("result=\"pending\"")
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
