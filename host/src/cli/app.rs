@@ -193,10 +193,10 @@ impl<'g> App<'g> {
         let registry = PluginRegistry::fixed(runtime, &self.plugin_dir(Some(&config)), plugins);
         let secrets = self.secrets(&config)?;
         let config = Arc::new(config);
-        let connect = Components::new(config.clone(), registry.clone(), secrets.clone())
-            .linking(self.global.link);
-        let engine = Engine::new(Arc::new(db), config, registry, secrets, schema);
-        Ok(engine.with_rules(rules).with_connect(Arc::new(connect)))
+        let connect =
+            Components::new(config.clone(), registry.clone(), secrets).linking(self.global.link);
+        let engine = Engine::new(Arc::new(db), config, registry, schema, Arc::new(connect));
+        Ok(engine.with_rules(rules))
     }
 }
 

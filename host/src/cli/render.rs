@@ -12,7 +12,7 @@ use crate::inert::inert;
 use crate::runtime::contract::{AuthScheme, ConnectionReport, MappingSource};
 use crate::runtime::{CallError, Plugin, PluginSet};
 use crate::status::model::{
-    ConnectionHealth, Failure, GroupStatus, Overview, PersonStatus, RuleSummary,
+    ConnectionHealth, Counts, Failure, GroupStatus, Overview, PersonStatus, RuleSummary,
 };
 use crate::sync::engine::{PassReport, RuleStatus};
 
@@ -416,14 +416,13 @@ pub(super) fn sync_report(
             .collect();
         write!(out, "{}", table(&rows))?;
     }
-    let mut rows = vec![vec![
-        "RULE".to_string(),
-        "IMPACTED".into(),
-        "SUCCESS".into(),
-        "UNSYNCED".into(),
-        "PARTIALLY SYNCED".into(),
-        "FAILED".into(),
-    ]];
+    let mut rows = vec![
+        ["RULE"]
+            .into_iter()
+            .chain(BUCKETS)
+            .map(String::from)
+            .collect(),
+    ];
     for (rule, counts) in buckets {
         let n = |k: &str| counts.get(k).copied().unwrap_or(0).to_string();
         rows.push(vec![
@@ -538,28 +537,46 @@ pub(super) fn group_status(status: &GroupStatus, as_json: bool) -> std::io::Resu
     Ok(())
 }
 
+/// PingOne's buckets, as the status tables head them.
+const BUCKETS: [&str; 5] = [
+    "IMPACTED",
+    "SUCCESS",
+    "UNSYNCED",
+    "PARTIALLY SYNCED",
+    "FAILED",
+];
+
+/// A row's bucket cells, in the order of [`BUCKETS`].
+fn bucket_cells(c: &Counts) -> [String; 5] {
+    [
+        c.impacted,
+        c.success,
+        c.unsynced,
+        c.partially_synced,
+        c.failed,
+    ]
+    .map(|n| n.to_string())
+}
+
 /// PingOne's Group Sync Summary, for the rules that push groups.
 fn group_summaries(out: &mut impl Write, rules: &[RuleSummary]) -> std::io::Result<()> {
-    let mut rows = vec![vec![
-        "GROUPS OF RULE".to_string(),
-        "IMPACTED".into(),
-        "SUCCESS".into(),
-        "UNSYNCED".into(),
-        "PARTIALLY SYNCED".into(),
-        "FAILED".into(),
-    ]];
+    let mut rows = vec![
+        ["GROUPS OF RULE"]
+            .into_iter()
+            .chain(BUCKETS)
+            .map(String::from)
+            .collect(),
+    ];
     for rule in rules {
         let Some(c) = &rule.group_counts else {
             continue;
         };
-        rows.push(vec![
-            rule.rule.clone(),
-            c.impacted.to_string(),
-            c.success.to_string(),
-            c.unsynced.to_string(),
-            c.partially_synced.to_string(),
-            c.failed.to_string(),
-        ]);
+        rows.push(
+            [rule.rule.clone()]
+                .into_iter()
+                .chain(bucket_cells(c))
+                .collect(),
+        );
     }
     if rows.len() > 1 {
         writeln!(out)?;
@@ -571,30 +588,21 @@ fn group_summaries(out: &mut impl Write, rules: &[RuleSummary]) -> std::io::Resu
 /// Each rule's counts, and under them what holds or stops it and the
 /// guards in force.
 fn rule_summaries(out: &mut impl Write, rules: &[RuleSummary]) -> std::io::Result<()> {
-    let mut rows = vec![vec![
-        "RULE".to_string(),
-        "CONNECTION".into(),
-        "STATUS".into(),
-        "LAST SYNC".into(),
-        "IMPACTED".into(),
-        "SUCCESS".into(),
-        "UNSYNCED".into(),
-        "PARTIALLY SYNCED".into(),
-        "FAILED".into(),
-    ]];
+    let head = ["RULE", "CONNECTION", "STATUS", "LAST SYNC"];
+    let mut rows = vec![head.into_iter().chain(BUCKETS).map(String::from).collect()];
     for rule in rules {
-        let c = &rule.counts;
-        rows.push(vec![
+        let named = [
             rule.rule.clone(),
             rule.connection.clone(),
             rule.status.clone(),
             when(rule.last_sync),
-            c.impacted.to_string(),
-            c.success.to_string(),
-            c.unsynced.to_string(),
-            c.partially_synced.to_string(),
-            c.failed.to_string(),
-        ]);
+        ];
+        rows.push(
+            named
+                .into_iter()
+                .chain(bucket_cells(&rule.counts))
+                .collect(),
+        );
     }
     write!(out, "{}", table(&rows))?;
     group_summaries(out, rules)?;

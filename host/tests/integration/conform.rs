@@ -20,7 +20,7 @@ async fn conform(fixture: &Fixture, connection: &str, extra: &[&str]) -> (Option
     (run.code, report)
 }
 
-fn verdict<'r>(report: &'r Value, check: &str) -> &'r str {
+pub(crate) fn verdict<'r>(report: &'r Value, check: &str) -> &'r str {
     report["checks"]
         .as_array()
         .unwrap()

@@ -19,9 +19,10 @@ use crate::targets::{self, ConnectError};
 pub(super) enum BindError {
     #[error(transparent)]
     Connect(#[from] ConnectError),
-    /// The rule's mappings do not fit the plugin's descriptor.
+    /// The rule does not fit the plugin's descriptor: its mappings, or
+    /// the groups it pushes.
     #[error("{0}")]
-    Mappings(String),
+    Unfit(String),
 }
 
 /// A connection ready for calls.
@@ -113,7 +114,7 @@ impl Engine {
         let bound = self.bind(&rule.connection).await?;
         let descriptor = bound.connection.target.descriptor();
         if !rule.push_groups.is_empty() && !descriptor.has(Capability::Groups) {
-            return Err(BindError::Mappings(format!(
+            return Err(BindError::Unfit(format!(
                 "the rule pushes groups ({}), but plugin {} has no groups capability",
                 rule.push_groups.join(", "),
                 descriptor.name
@@ -121,7 +122,7 @@ impl Engine {
         }
         let mappings = rule
             .mappings_for(descriptor, &self.schema)
-            .map_err(BindError::Mappings)?;
+            .map_err(BindError::Unfit)?;
         let match_attribute = descriptor.match_attribute.clone();
         let can_enable = descriptor.has(Capability::Enable);
         Ok(RuleBinding {

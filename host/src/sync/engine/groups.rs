@@ -172,19 +172,33 @@ impl Sent {
 impl Engine {
     /// Keeps the groups `binding`'s rule pushes: plans, looks up, sends
     /// one batch, records the links and reports each group.
+    ///
+    /// A rule that pushes no groups lets go of those it pushed before in a
+    /// pass over everyone only, so that the daemon's passes over a few
+    /// changed people cost it nothing here.
     pub(super) async fn push_groups(
         &self,
         binding: &RuleBinding,
+        whole: bool,
         dry_run: bool,
         now: i64,
         report: &mut RuleReport,
     ) -> Result<(), EngineError> {
         let rule = &binding.rule;
+        if rule.push_groups.is_empty() && !whole {
+            return Ok(());
+        }
         let links = self.db.group_links(&rule.name).await?;
         if rule.push_groups.is_empty() && links.is_empty() {
             return Ok(());
         }
-        let pushed = rule.pushed_groups(&self.db.group_names().await?);
+        // The directory's groups are read only for a prefix to select from.
+        let known = if rule.push_groups.iter().any(|g| g.ends_with('*')) {
+            self.db.group_names().await?
+        } else {
+            BTreeSet::new()
+        };
+        let pushed = rule.pushed_groups(&known);
         let mut wanted = BTreeMap::new();
         for group in &pushed {
             wanted.insert(group.clone(), self.record_ids(&rule.name, group).await?);
@@ -219,7 +233,7 @@ impl Engine {
                 }
                 Err(error) => {
                     return self
-                        .groups_failed(rule, &steps, &error.to_string(), now, report)
+                        .groups_failed(rule, &links, &steps, &error.to_string(), now, report)
                         .await;
                 }
             }
@@ -443,12 +457,12 @@ impl Engine {
     async fn groups_failed(
         &self,
         rule: &crate::config::Rule,
+        links: &BTreeMap<String, GroupLink>,
         steps: &[Step],
         reason: &str,
         now: i64,
         report: &mut RuleReport,
     ) -> Result<(), EngineError> {
-        let links = self.db.group_links(&rule.name).await?;
         let mut save = Vec::new();
         for step in steps {
             if let Step::Find { group, .. } = step {

@@ -45,13 +45,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use self::binding::Binding;
 pub use self::report::{Action, GroupLine, PassReport, PlanLine, RuleReport, RuleStatus};
-use crate::config::secrets::SecretStore;
 use crate::config::{Config, RuleSet, SyncSettings};
 use crate::directory::AttributeSchema;
 use crate::runtime::PluginRegistry;
 use crate::state::{StateError, Store};
 use crate::sync::clock::{Clock, SystemClock};
-use crate::targets::{Components, Connect};
+use crate::targets::Connect;
 
 /// People looked up per call to the connector.
 const LOOKUP_CHUNK: usize = 1000;
@@ -100,16 +99,18 @@ pub struct Engine {
 pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
 impl Engine {
+    /// The engine over one configuration, binding its connections through
+    /// `connect`: the plugins in production (`targets::Components`), a
+    /// store held in memory in the engine's tests.
     pub fn new(
         db: Arc<dyn Store>,
         config: Arc<Config>,
         plugins: Arc<PluginRegistry>,
-        secrets: Arc<SecretStore>,
         schema: AttributeSchema,
+        connect: Arc<dyn Connect>,
     ) -> Engine {
         let rules = config.rules(&schema);
         let settings = config.sync_settings();
-        let connect = Arc::new(Components::new(config.clone(), plugins.clone(), secrets));
         Engine {
             db,
             config,
@@ -129,14 +130,6 @@ impl Engine {
     /// over rules that exist for one command only.
     pub fn with_rules(mut self, rules: RuleSet) -> Engine {
         self.rules = rules;
-        self
-    }
-
-    /// The engine binding its connections through `connect` in place of
-    /// the plugins: the benchmarks link a connector's logic natively, and
-    /// the engine's tests bind a store held in memory.
-    pub fn with_connect(mut self, connect: Arc<dyn Connect>) -> Engine {
-        self.connect = connect;
         self
     }
 

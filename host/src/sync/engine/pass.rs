@@ -334,7 +334,8 @@ impl Engine {
             let Some(report) = pass.reports.get_mut(name).filter(|r| r.active()) else {
                 continue;
             };
-            self.push_groups(binding, pass.options.dry_run, pass.now, report)
+            let whole = pass.options.people.is_none();
+            self.push_groups(binding, whole, pass.options.dry_run, pass.now, report)
                 .await?;
         }
         Ok(())

@@ -10,13 +10,12 @@ use std::sync::Arc;
 
 use super::{Action, Engine, PassOptions, PassReport};
 use crate::config::Config;
-use crate::config::secrets::SecretStore;
 use crate::directory::{AttributeSchema, Directory, PersonChange};
 use crate::runtime::contract::{StoreError, Value};
 use crate::runtime::{PluginRegistry, PluginSet, Runtime, RuntimeOptions};
 use crate::state::StateDb;
 use crate::state::prelude::*;
-use crate::sync::clock::FixedClock;
+use crate::sync::clock::{Clock, FixedClock};
 use crate::sync::links::{Link, LinkState};
 use crate::targets::memory::{MemoryConnections, MemoryStore};
 
@@ -61,10 +60,9 @@ impl Harness {
             db.clone(),
             Arc::new(config),
             plugins,
-            Arc::new(SecretStore::open(None).unwrap()),
             schema,
+            Arc::new(connections),
         )
-        .with_connect(Arc::new(connections))
         .with_clock(clock.clone());
         Harness {
             engine,
@@ -200,7 +198,7 @@ async fn a_transient_failure_is_retried_when_its_backoff_has_passed() {
     assert!(h.store.records().is_empty());
 
     h.clock.advance(29_999);
-    let due = h.db.due(h.clock_now()).await.unwrap();
+    let due = h.db.due(h.clock.now_ms()).await.unwrap();
     assert!(due.is_empty(), "not due before its backoff: {due:?}");
     h.pass().await;
     assert!(
@@ -209,7 +207,7 @@ async fn a_transient_failure_is_retried_when_its_backoff_has_passed() {
     );
 
     h.clock.advance(1);
-    assert!(h.db.due(h.clock_now()).await.unwrap().contains("ada"));
+    assert!(h.db.due(h.clock.now_ms()).await.unwrap().contains("ada"));
     let report = h.pass().await;
     assert_eq!(count(&report, Action::Created), 1);
     assert_eq!(h.links().await["ada"].state, LinkState::Synced);
@@ -268,13 +266,6 @@ async fn a_dry_run_sends_and_writes_nothing() {
     assert_eq!(h.store.calls().apply, 0);
     assert!(h.store.records().is_empty());
     assert!(h.links().await.is_empty());
-}
-
-impl Harness {
-    fn clock_now(&self) -> i64 {
-        use crate::sync::clock::Clock;
-        self.clock.now_ms()
-    }
 }
 
 const GROUPS: &str = r#"
