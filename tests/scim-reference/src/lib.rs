@@ -9,8 +9,9 @@
 //! connector against a provider without `/Bulk` or without PATCH.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
@@ -76,6 +77,8 @@ pub struct ScimServer {
     address: SocketAddr,
     token: String,
     http: reqwest::blocking::Client,
+    /// Probes sent, to tell each one's line in the log.
+    probes: AtomicU64,
     dir: tempfile::TempDir,
 }
 
@@ -135,13 +138,15 @@ impl ScimServer {
                 .spawn()
                 .map_err(|e| format!("starting {}: {e}", executable.display()))?;
             let address = SocketAddr::from(([127, 0, 0, 1], port));
-            match wait_listening(&mut child, address) {
+            let log = dir.path().join("requests.log");
+            match wait_listening(&mut child, address, &log) {
                 Ok(()) => {
                     return Ok(ScimServer {
                         child,
                         address,
                         token: options.token,
                         http: reqwest::blocking::Client::new(),
+                        probes: AtomicU64::new(0),
                         dir,
                     });
                 }
@@ -173,11 +178,26 @@ impl ScimServer {
 
     /// Requests so far whose request line holds `fragment`, e.g.
     /// `"PATCH /v2/Groups"` or `"/ServiceProviderConfig"`.
+    ///
+    /// The server logs a request after it has answered it, so a client
+    /// can have its answer before the line is written. A probe first, and
+    /// its own line awaited, lets the requests answered before it reach
+    /// the log.
     pub fn requests_to(&self, fragment: &str) -> usize {
-        std::fs::read_to_string(self.dir.path().join("requests.log"))
+        let log = self.dir.path().join("requests.log");
+        let nonce = format!("n{}", self.probes.fetch_add(1, Ordering::Relaxed));
+        let started = Instant::now();
+        while !probe(&self.http, self.address, &log, &nonce) {
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "the reference SCIM server logged no probe within {START_TIMEOUT:?}"
+            );
+        }
+        std::fs::read_to_string(log)
             .map(|log| {
                 log.lines()
                     .filter(|l| l.contains("\" ") && l.contains(" HTTP/1.") && l.contains(fragment))
+                    .filter(|l| !l.contains(PROBE))
                     .count()
             })
             .unwrap_or(0)
@@ -250,14 +270,46 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Waits until the server accepts a connection, or says why not.
-fn wait_listening(child: &mut Child, address: SocketAddr) -> Result<(), String> {
+/// Marks the requests that only check which server listens, or that the
+/// log has caught up; they are not counted.
+const PROBE: &str = "__probe=";
+
+/// Sends a probe marked `nonce` to `address`, and says whether `log` has
+/// it soon after: whether the server that answered is the one that
+/// writes `log`.
+fn probe(http: &reqwest::blocking::Client, address: SocketAddr, log: &Path, nonce: &str) -> bool {
+    let url = format!("http://{address}{BASE_PATH}/ServiceProviderConfig?{PROBE}{nonce}");
+    if http.get(&url).send().is_err() {
+        return false;
+    }
+    // The answer comes before the log line; wait for the line, a while.
+    let answered = Instant::now();
+    while answered.elapsed() < Duration::from_secs(2) {
+        if std::fs::read_to_string(log).is_ok_and(|text| text.contains(nonce)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// Waits until this server answers on `address`, or says why not. A
+/// connection alone proves nothing: when two tests draw the same free
+/// port, the one whose server did not bind it would reach the other's.
+/// So a probe carries a token of this start, and counts only once this
+/// server's own log has it.
+fn wait_listening(child: &mut Child, address: SocketAddr, log: &Path) -> Result<(), String> {
     let started = Instant::now();
+    let nonce = format!("{}-{:?}", std::process::id(), started);
+    let nonce: String = nonce.chars().filter(char::is_ascii_alphanumeric).collect();
+    let http = reqwest::blocking::Client::new();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("it exited with {status}"));
         }
-        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
+            && probe(&http, address, log, &nonce)
+        {
             return Ok(());
         }
         if started.elapsed() > START_TIMEOUT {
