@@ -397,6 +397,9 @@ pub struct Choices {
     pub trusted: Vec<Origin>,
     /// Plain HTTP to loopback hosts (`allow_insecure_loopback`).
     pub insecure_loopback: bool,
+    /// Where the host obtains the bearer token of a connector that takes a
+    /// static one, by the client-credentials grant (`[connections.NAME.oauth2]`).
+    pub token_endpoint: Option<super::TokenEndpoint>,
 }
 
 /// One filled template.
@@ -979,6 +982,7 @@ mod tests {
                 approved: row.approved.iter().map(|o| origin(o)).collect(),
                 trusted: row.trusted.iter().map(|o| origin(o)).collect(),
                 insecure_loopback: false,
+                token_endpoint: None,
             };
             let p = policy_with(&[row.template], row.settings, &choices);
             let got = p.check(&url(row.request));

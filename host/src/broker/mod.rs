@@ -19,6 +19,8 @@ mod oauth;
 pub mod scrub;
 mod splice;
 
+pub use oauth::{ClientAuth, TokenEndpoint};
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -296,24 +298,38 @@ impl Broker {
                 );
             }
         }
-        let auth = match &descriptor.auth {
-            AuthScheme::None => Auth::None,
-            // The contract's word: a connection without credentials sends
-            // none. A required secret that is missing never gets here (the
-            // configuration is refused), and `check` warns of an optional
-            // one left unset.
-            AuthScheme::Bearer { secret } => match secrets.remove(secret) {
-                Some(value) => Auth::Bearer(value),
-                None => Auth::None,
-            },
-            AuthScheme::OAuth2 { token_url } => {
+        // The operator's token endpoint, written whole, replaces a static
+        // bearer token; a plugin's own endpoint must be at an origin the
+        // operator chose.
+        let endpoint = match (&descriptor.auth, choices.token_endpoint.clone()) {
+            (AuthScheme::Bearer { .. }, Some(endpoint)) => Some((endpoint, false)),
+            (_, Some(_)) => {
+                return Err(BrokerError::TokenUrl(format!(
+                    "connection {connection}: a token endpoint of the operator's replaces a static bearer token, and {} takes none",
+                    descriptor.name
+                )));
+            }
+            (AuthScheme::OAuth2 { token_url }, None) => {
                 let url = policy
                     .token_url(token_url, &settings)
                     .map_err(BrokerError::TokenUrl)?;
+                let endpoint = TokenEndpoint {
+                    url,
+                    scope: None,
+                    client_auth: ClientAuth::Post,
+                };
+                Some((endpoint, true))
+            }
+            (AuthScheme::None | AuthScheme::Bearer { .. }, None) => None,
+        };
+        let auth = match (&descriptor.auth, endpoint) {
+            (_, Some((endpoint, learns_instance))) => {
+                let key = format!("{}|{}", endpoint.url, shared.as_ref().map_or("", |s| &s.1));
                 let make = |secrets: &mut BTreeMap<String, SecretString>| {
                     Arc::new(oauth::OAuth2::new(
                         connection,
-                        url.clone(),
+                        endpoint,
+                        learns_instance,
                         secrets,
                         Arc::new(Held::new(all_secrets.clone())),
                         sink.clone(),
@@ -321,17 +337,26 @@ impl Broker {
                     ))
                 };
                 let state = match shared {
-                    Some((pool, key)) => pool
+                    Some((pool, _)) => pool
                         .states
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .entry(format!("{url}|{key}"))
+                        .entry(key)
                         .or_insert_with(|| make(&mut secrets))
                         .clone(),
                     None => make(&mut secrets),
                 };
                 Auth::OAuth2(state)
             }
+            // The contract's word: a connection without credentials sends
+            // none. A required secret that is missing never gets here (the
+            // configuration is refused), and `check` warns of an optional
+            // one left unset.
+            (AuthScheme::Bearer { secret }, None) => match secrets.remove(secret) {
+                Some(value) => Auth::Bearer(value),
+                None => Auth::None,
+            },
+            (AuthScheme::None | AuthScheme::OAuth2 { .. }, None) => Auth::None,
         };
         // Connections sharing a credential set share what it held.
         let held = match &auth {

@@ -27,6 +27,12 @@
 //!
 //! Only a 2xx answer counts as the store accepting a token: any other
 //! answer could come from a path that never looked at it.
+//!
+//! A token endpoint that does say when its token expires (`expires_in`, as
+//! identity providers issuing client-credentials tokens do) gets asked for
+//! the next token shortly before then, so that no request has to be
+//! refused first. If that early exchange fails, the token in hand keeps
+//! serving until the store refuses it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +57,121 @@ pub(crate) const EXCHANGES_PER_HOUR: usize = 60;
 
 /// How long a refused exchange is answered from memory.
 pub(crate) const FAILURE_MEMORY: Duration = Duration::from_secs(60);
+
+/// The least time a token is used before it is renewed ahead of its
+/// expiry: a token endpoint issuing very short-lived tokens must not use
+/// up the hourly cap in minutes. A token that does expire sooner is
+/// replaced when the store refuses it.
+pub(crate) const RENEWAL_FLOOR: Duration = Duration::from_secs(60);
+
+/// How the client proves itself to the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-encoded client id and secret: the method
+    /// every authorization server must support.
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` in the form body, as Salesforce
+    /// expects.
+    Post,
+}
+
+/// A token endpoint the operator configured for a connector that takes a
+/// static bearer token (`[connections.NAME.oauth2]`): the host obtains the
+/// bearer token with the client-credentials grant (RFC 6749 §4.4) instead,
+/// and renews it. The plugin neither knows nor can tell.
+#[derive(Debug, Clone)]
+pub struct TokenEndpoint {
+    /// Written whole by the operator: the plugin chose none of it.
+    pub url: Url,
+    /// Sent with the grant when set; many identity providers require it.
+    pub scope: Option<String>,
+    pub client_auth: ClientAuth,
+}
+
+impl TokenEndpoint {
+    /// Checks a token URL the operator wrote: it receives the client
+    /// secret, so it must be HTTPS (plain HTTP only to a loopback host, and
+    /// only where the connection allows it), with no user name, password or
+    /// fragment.
+    pub fn parse(
+        text: &str,
+        scope: Option<String>,
+        client_auth: ClientAuth,
+        insecure_loopback: bool,
+    ) -> Result<TokenEndpoint, String> {
+        let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => return Err(format!("{text:?} has no host")),
+        };
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback && insecure_loopback => {}
+            "http" if loopback => {
+                return Err(format!(
+                    "{text:?} is plain HTTP; the token endpoint receives the client secret, so it must be https:// (plain HTTP to a loopback host needs allow_insecure_loopback = true on the connection)"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "{text:?} must be an https:// URL: the token endpoint receives the client secret"
+                ));
+            }
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "{text:?} carries a user name or password; put the client id and secret under the connection's secrets"
+            ));
+        }
+        if url.fragment().is_some() {
+            return Err(format!(
+                "{text:?} has a fragment (#...), which a token URL cannot use"
+            ));
+        }
+        if scope
+            .as_deref()
+            .is_some_and(|s| s.trim().is_empty() || s.chars().any(char::is_control))
+        {
+            return Err(
+                "scope must be space-separated scope names, without control characters".into(),
+            );
+        }
+        Ok(TokenEndpoint {
+            url,
+            scope,
+            client_auth,
+        })
+    }
+}
+
+/// When a token that expires `expires_in` after it was obtained is renewed:
+/// a minute before it expires, or a tenth of its life for a short one, and
+/// never sooner than [`RENEWAL_FLOOR`].
+pub(crate) fn renewal_delay(expires_in: Duration) -> Duration {
+    let lead = (expires_in / 10).min(Duration::from_secs(60));
+    expires_in.saturating_sub(lead).max(RENEWAL_FLOOR)
+}
+
+/// `expires_in` as a number of seconds, or as a string of one, which
+/// some token endpoints send.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Seconds {
+    Number(u64),
+    Text(String),
+}
+
+impl Seconds {
+    fn get(&self) -> Option<Duration> {
+        match self {
+            Seconds::Number(n) => Some(Duration::from_secs(*n)),
+            Seconds::Text(t) => t.trim().parse().ok().map(Duration::from_secs),
+        }
+    }
+}
 
 /// The exchanges of the last hour, at most [`EXCHANGES_PER_HOUR`].
 #[derive(Debug, Default)]
@@ -106,6 +227,9 @@ struct TokenState {
     obtained: Option<Instant>,
     /// When the last exchange was started.
     last_exchange: Option<Instant>,
+    /// When the current token is renewed ahead of its expiry; `None` when
+    /// the token endpoint did not say when it expires.
+    renew_at: Option<Instant>,
 }
 
 impl TokenState {
@@ -123,7 +247,12 @@ impl TokenState {
 
 pub(crate) struct OAuth2 {
     connection: String,
-    token_url: Url,
+    endpoint: TokenEndpoint,
+    /// Whether an `instance_url` in the token endpoint's answer is
+    /// considered: only for a plugin that declared the endpoint itself,
+    /// and so vouches for the instances with its egress templates. An
+    /// identity provider the operator named says nothing about the store.
+    learns_instance: bool,
     client_id: Option<SecretString>,
     client_secret: Option<SecretString>,
     state: tokio::sync::Mutex<TokenState>,
@@ -141,6 +270,7 @@ struct TokenResponse {
     access_token: Option<String>,
     refresh_token: Option<String>,
     instance_url: Option<String>,
+    expires_in: Option<Seconds>,
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -150,7 +280,8 @@ impl OAuth2 {
     /// hold every one of them.
     pub(crate) fn new(
         connection: &str,
-        token_url: Url,
+        endpoint: TokenEndpoint,
+        learns_instance: bool,
         secrets: &mut std::collections::BTreeMap<String, SecretString>,
         held: Arc<Held>,
         sink: Arc<dyn SecretSink>,
@@ -158,7 +289,8 @@ impl OAuth2 {
     ) -> OAuth2 {
         OAuth2 {
             connection: connection.into(),
-            token_url,
+            endpoint,
+            learns_instance,
             client_id: secrets.remove("client_id"),
             client_secret: secrets.remove("client_secret"),
             state: tokio::sync::Mutex::new(TokenState {
@@ -169,6 +301,7 @@ impl OAuth2 {
                 recent: Default::default(),
                 obtained: None,
                 last_exchange: None,
+                renew_at: None,
             }),
             accepted: AtomicU64::new(0),
             held,
@@ -178,7 +311,7 @@ impl OAuth2 {
     }
 
     pub(crate) fn token_url(&self) -> &Url {
-        &self.token_url
+        &self.endpoint.url
     }
 
     /// The credentials of this set, for scrubbing.
@@ -196,10 +329,21 @@ impl OAuth2 {
     /// The current access token, exchanging for one if there is none yet.
     pub(crate) async fn current(&self, client: &reqwest::Client) -> Result<Grant, HttpError> {
         let mut state = self.state.lock().await;
-        if let Some(grant) = state.held() {
+        let Some(grant) = state.held() else {
+            return self.exchange(&mut state, client).await;
+        };
+        if state.renew_at.is_none_or(|at| Instant::now() < at) {
             return Ok(grant);
         }
-        self.exchange(&mut state, client).await
+        match self.exchange(&mut state, client).await {
+            Ok(fresh) => Ok(fresh),
+            // The exchange logged its failure, and remembers it for a
+            // while; the token in hand has not expired yet.
+            Err(_) => {
+                state.access = Some(grant.token.value.clone());
+                Ok(grant)
+            }
+        }
     }
 
     /// A fresh access token after `stale` was answered with 401.
@@ -261,7 +405,7 @@ impl OAuth2 {
         state.last_exchange = Some(Instant::now());
         let result = self.request_token(state, client).await;
         match result {
-            Ok((access, rotated, instance_url)) => {
+            Ok((access, rotated, instance_url, expires_in)) => {
                 self.held.add(&access);
                 if let Some(rotated) = &rotated {
                     self.held.add(rotated);
@@ -270,6 +414,7 @@ impl OAuth2 {
                 state.access = Some(access.clone());
                 state.failure = None;
                 state.obtained = Some(Instant::now());
+                state.renew_at = expires_in.map(|life| Instant::now() + renewal_delay(life));
                 if let Some(rotated) = rotated {
                     if let Err(error) =
                         self.sink
@@ -293,7 +438,7 @@ impl OAuth2 {
                         generation: state.generation,
                         value: access,
                     },
-                    instance_url,
+                    instance_url: instance_url.filter(|_| self.learns_instance),
                 })
             }
             Err(error) => {
@@ -314,7 +459,7 @@ impl OAuth2 {
         &self,
         state: &TokenState,
         client: &reqwest::Client,
-    ) -> Result<(SecretString, Option<SecretString>, Option<String>), HttpError> {
+    ) -> Result<Exchanged, HttpError> {
         let client_id = self.client_id.as_ref().map(|s| s.expose_secret());
         let client_secret = self.client_secret.as_ref().map(|s| s.expose_secret());
         let mut form: Vec<(&str, &str)> = Vec::new();
@@ -323,7 +468,12 @@ impl OAuth2 {
                 form.push(("grant_type", "refresh_token"));
                 form.push(("refresh_token", refresh.expose_secret()));
             }
-            (None, Some(_), Some(_)) => form.push(("grant_type", "client_credentials")),
+            (None, Some(_), Some(_)) => {
+                form.push(("grant_type", "client_credentials"));
+                if let Some(scope) = &self.endpoint.scope {
+                    form.push(("scope", scope));
+                }
+            }
             _ => {
                 return Err(HttpError::Unauthorized(
                     "no usable access token, and neither a refresh token nor client credentials \
@@ -332,34 +482,49 @@ impl OAuth2 {
                 ));
             }
         }
-        if let Some(id) = client_id {
-            form.push(("client_id", id));
-        }
-        if let Some(secret) = client_secret {
-            form.push(("client_secret", secret));
-        }
         let grant = form[0].1;
-        let response = client
-            .post(self.token_url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
+        let url = &self.endpoint.url;
+        let mut request = client
+            .post(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json");
+        match (self.endpoint.client_auth, client_id, client_secret) {
+            (ClientAuth::Basic, Some(id), Some(secret)) => {
+                let encode = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
+                request = request.basic_auth(encode(id), Some(encode(secret)));
+            }
+            (ClientAuth::Basic, Some(id), None) => form.push(("client_id", id)),
+            _ => {
+                if let Some(id) = client_id {
+                    form.push(("client_id", id));
+                }
+                if let Some(secret) = client_secret {
+                    form.push(("client_secret", secret));
+                }
+            }
+        }
+        let response = request
             .form(&form)
             .send()
             .await
-            .map_err(|e| classify_reqwest(&e, &self.token_url, None))?;
+            .map_err(|e| classify_reqwest(&e, url, None))?;
         let status = response.status();
-        let body = super::read_capped(response, &self.token_url, self.max_response_bytes).await?;
+        let body = super::read_capped(response, url, self.max_response_bytes).await?;
         let parsed: Option<TokenResponse> = serde_json::from_slice(&body).ok();
-        let endpoint = format!("the token endpoint {}", self.token_url);
+        let endpoint = format!("the token endpoint {url}");
         match parsed {
             Some(TokenResponse {
                 access_token: Some(access),
                 refresh_token,
                 instance_url,
+                expires_in,
                 ..
             }) if status.is_success() => Ok((
                 SecretString::from(access),
                 refresh_token.map(SecretString::from),
                 instance_url,
+                expires_in.as_ref().and_then(Seconds::get),
             )),
             Some(TokenResponse {
                 error: Some(error),
@@ -382,9 +547,226 @@ impl OAuth2 {
     }
 }
 
+/// A token exchange's yield: the access token, a rotated refresh token,
+/// the `instance_url`, and how long the access token lives.
+type Exchanged = (
+    SecretString,
+    Option<SecretString>,
+    Option<String>,
+    Option<Duration>,
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A token endpoint on loopback that answers with `answers` in turn,
+    /// and records each request's `authorization` header and form.
+    async fn endpoint(
+        answers: Vec<(u16, serde_json::Value)>,
+    ) -> (Url, Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+        use axum::http::{HeaderMap, StatusCode};
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let answers = Arc::new(std::sync::Mutex::new(answers.into_iter()));
+        let recorded = seen.clone();
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move |headers: HeaderMap, body: String| async move {
+                let authorization = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                recorded.lock().unwrap().push((authorization, body));
+                let (status, json) = answers.lock().unwrap().next().expect("an answer left");
+                (StatusCode::from_u16(status).unwrap(), axum::Json(json))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/token", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    fn client_credentials(url: Url, scope: Option<&str>) -> OAuth2 {
+        let mut secrets: std::collections::BTreeMap<String, SecretString> = [
+            ("client_id", "the client"),
+            ("client_secret", "s3cret/with+plus&and=0123456789"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), SecretString::from(v)))
+        .collect();
+        let endpoint = TokenEndpoint::parse(
+            url.as_str(),
+            scope.map(String::from),
+            ClientAuth::Basic,
+            true,
+        )
+        .unwrap();
+        OAuth2::new(
+            "idp",
+            endpoint,
+            false,
+            &mut secrets,
+            Arc::new(Held::new(Vec::new())),
+            Arc::new(super::super::NoSink),
+            1 << 20,
+        )
+    }
+
+    fn value(grant: &Grant) -> &str {
+        grant.token.value.expose_secret()
+    }
+
+    #[tokio::test]
+    async fn client_credentials_go_by_basic_auth_and_the_token_is_renewed_before_it_expires() {
+        let (url, seen) = endpoint(vec![
+            (
+                200,
+                serde_json::json!({"access_token": "first-token", "expires_in": 3600,
+                                     "instance_url": "https://elsewhere.example.com"}),
+            ),
+            (
+                200,
+                serde_json::json!({"access_token": "second-token", "expires_in": "3600"}),
+            ),
+        ])
+        .await;
+        let oauth = client_credentials(url, Some("scim.read scim.write"));
+        let client = reqwest::Client::new();
+
+        let grant = oauth.current(&client).await.unwrap();
+        assert_eq!(value(&grant), "first-token");
+        assert_eq!(
+            grant.instance_url, None,
+            "an identity provider says nothing of the store"
+        );
+        // Not due yet: the token in hand, no exchange.
+        assert_eq!(value(&oauth.current(&client).await.unwrap()), "first-token");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+
+        // Due: renewed before the store has to refuse it.
+        oauth.state.lock().await.renew_at = Some(Instant::now());
+        oauth.state.lock().await.last_exchange = None;
+        assert_eq!(
+            value(&oauth.current(&client).await.unwrap()),
+            "second-token"
+        );
+
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2);
+        for (authorization, form) in &seen {
+            // RFC 6749 2.3.1: id and secret form-encoded, then Basic.
+            let expected = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                "the+client:s3cret%2Fwith%2Bplus%26and%3D0123456789",
+            );
+            assert_eq!(authorization, &format!("Basic {expected}"));
+            assert_eq!(
+                form,
+                "grant_type=client_credentials&scope=scim.read+scim.write"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_early_renewal_keeps_the_token_in_hand() {
+        let (url, seen) = endpoint(vec![
+            (
+                200,
+                serde_json::json!({"access_token": "the-token", "expires_in": 3600}),
+            ),
+            (503, serde_json::json!({"error": "temporarily_unavailable"})),
+        ])
+        .await;
+        let oauth = client_credentials(url, None);
+        let client = reqwest::Client::new();
+        assert_eq!(value(&oauth.current(&client).await.unwrap()), "the-token");
+        oauth.state.lock().await.renew_at = Some(Instant::now());
+        oauth.state.lock().await.last_exchange = None;
+        // The provider is down: the token that has not expired still serves,
+        assert_eq!(value(&oauth.current(&client).await.unwrap()), "the-token");
+        // and the failure is remembered, not asked again by every caller.
+        assert_eq!(value(&oauth.current(&client).await.unwrap()), "the-token");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(
+            seen[1].1, "grant_type=client_credentials",
+            "no scope was configured"
+        );
+    }
+
+    #[test]
+    fn a_token_is_renewed_ahead_of_its_expiry_but_not_in_a_rush() {
+        let secs = Duration::from_secs;
+        assert_eq!(renewal_delay(secs(3600)), secs(3540), "a minute early");
+        assert_eq!(renewal_delay(secs(300)), secs(270), "a tenth early");
+        assert_eq!(
+            renewal_delay(secs(10)),
+            RENEWAL_FLOOR,
+            "never within the floor"
+        );
+        assert_eq!(renewal_delay(secs(0)), RENEWAL_FLOOR);
+    }
+
+    #[test]
+    fn expires_in_reads_as_a_number_or_a_string_of_one() {
+        let read = |json: &str| {
+            serde_json::from_str::<TokenResponse>(json)
+                .unwrap()
+                .expires_in
+                .and_then(|s| s.get())
+        };
+        assert_eq!(
+            read(r#"{"expires_in": 3599}"#),
+            Some(Duration::from_secs(3599))
+        );
+        assert_eq!(
+            read(r#"{"expires_in": "3599"}"#),
+            Some(Duration::from_secs(3599))
+        );
+        assert_eq!(read(r#"{"expires_in": "soon"}"#), None);
+        assert_eq!(read(r#"{}"#), None);
+    }
+
+    #[test]
+    fn an_operator_token_url_is_https_with_nothing_hidden_in_it() {
+        let parse = |url: &str, loopback: bool| {
+            TokenEndpoint::parse(url, None, ClientAuth::Basic, loopback).map(|e| e.url.to_string())
+        };
+        assert_eq!(
+            parse("https://login.example.com/oauth2/v1/token?x=1", false).as_deref(),
+            Ok("https://login.example.com/oauth2/v1/token?x=1")
+        );
+        assert!(parse("http://127.0.0.1:9/token", true).is_ok());
+        for (url, loopback, says) in [
+            (
+                "http://idp.example.com/token",
+                true,
+                "must be an https:// URL",
+            ),
+            ("http://127.0.0.1:9/token", false, "allow_insecure_loopback"),
+            (
+                "https://id:secret@idp.example.com/token",
+                false,
+                "user name or password",
+            ),
+            ("https://idp.example.com/token#frag", false, "fragment"),
+            ("ftp://idp.example.com/token", false, "https://"),
+            ("idp.example.com/token", false, "not a URL"),
+        ] {
+            let error = parse(url, loopback).unwrap_err();
+            assert!(error.contains(says), "{url}: {error}");
+        }
+        let error = TokenEndpoint::parse(
+            "https://i.example/t",
+            Some(" ".into()),
+            ClientAuth::Basic,
+            false,
+        )
+        .unwrap_err();
+        assert!(error.contains("scope"), "{error}");
+    }
 
     #[test]
     fn an_hour_holds_at_most_the_cap_of_exchanges() {

@@ -58,7 +58,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::broker::egress::{Choices, EgressPolicy, Origin};
-use crate::broker::{Broker, BrokerError, BrokerSpec, CredentialPool, HttpLimits, SecretSink};
+use crate::broker::{
+    Broker, BrokerError, BrokerSpec, ClientAuth, CredentialPool, HttpLimits, SecretSink,
+    TokenEndpoint,
+};
 use crate::directory::AttributeSchema;
 use crate::runtime::contract::{AttributeSpec, AttributeType, AuthScheme, Descriptor, SettingKind};
 use crate::runtime::{Connector, Plugin, PluginSet, RuntimeOptions, check_value};
@@ -133,7 +136,34 @@ struct RawConnection {
     secrets: BTreeMap<Spanned<String>, Spanned<SecretRef>>,
     #[serde(default)]
     preferences: RawPreferences,
+    oauth2: Option<Spanned<RawOAuth2>>,
 }
+
+/// `[connections.NAME.oauth2]`: for a plugin that takes a static bearer
+/// token, the host obtains that token from an identity provider by the
+/// client-credentials grant instead, and renews it. The plugin cannot tell.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth2 {
+    token_url: Spanned<String>,
+    scope: Option<String>,
+    #[serde(default)]
+    client_auth: RawClientAuth,
+}
+
+/// How the client id and secret reach the token endpoint, by the names
+/// RFC 7591 gives them.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawClientAuth {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+/// The secrets a connection with `[connections.NAME.oauth2]` holds for the
+/// host's token exchange, not for the plugin.
+const CLIENT_SECRETS: [&str; 2] = ["client_id", "client_secret"];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1087,6 +1117,8 @@ impl Check<'_> {
         for (key, reference) in &self.raw.secrets {
             let secret_name = key.get_ref();
             match self.descriptor.setting(secret_name) {
+                None if self.client_credentials()
+                    && CLIENT_SECRETS.contains(&secret_name.as_str()) => {}
                 Some(spec) if spec.secret => {}
                 Some(_) => {
                     self.errors.push(self.at(
@@ -1129,11 +1161,16 @@ impl Check<'_> {
                 Err(message) => self.errors.push(self.at(reference.span(), message)),
             }
         }
+        // With client credentials, the bearer token is the host's to obtain.
+        let bearer = match &self.descriptor.auth {
+            AuthScheme::Bearer { secret } if self.client_credentials() => Some(secret.as_str()),
+            _ => None,
+        };
         for spec in self
             .descriptor
             .settings
             .iter()
-            .filter(|s| s.secret && s.required)
+            .filter(|s| s.secret && s.required && Some(s.name.as_str()) != bearer)
         {
             if !self.raw.secrets.contains_key(spec.name.as_str())
                 && !self.raw.settings.contains_key(spec.name.as_str())
@@ -1150,10 +1187,63 @@ impl Check<'_> {
         (secret_values, secret_sources)
     }
 
+    /// Whether the operator set up client credentials for a plugin that
+    /// takes a static bearer token.
+    fn client_credentials(&self) -> bool {
+        self.raw.oauth2.is_some() && matches!(self.descriptor.auth, AuthScheme::Bearer { .. })
+    }
+
+    /// `[connections.NAME.oauth2]`: only for a plugin that takes a static
+    /// bearer token, with the client's id and secret, and instead of the
+    /// token.
+    fn client_credentials_fit(&mut self, oauth2: &Spanned<RawOAuth2>) {
+        let (name, label, table) = (self.name, self.plugin_label.clone(), self.table.clone());
+        let problem = match &self.descriptor.auth {
+            AuthScheme::Bearer { secret } => {
+                let clash = CLIENT_SECRETS
+                    .iter()
+                    .find(|n| self.descriptor.setting(n).is_some());
+                let missing: Vec<&str> = CLIENT_SECRETS
+                    .into_iter()
+                    .filter(|n| !self.raw.secrets.contains_key(*n))
+                    .collect();
+                if let Some(clash) = clash {
+                    Some(format!(
+                        "[connections.{name}.oauth2] needs the secrets client_id and client_secret for the host, but {label} declares a setting {clash} of its own"
+                    ))
+                } else if self.raw.secrets.contains_key(secret.as_str()) {
+                    Some(format!(
+                        "connection {name} sets both the bearer token {secret} under {table} and [connections.{name}.oauth2], which obtains that token; keep one"
+                    ))
+                } else if !missing.is_empty() {
+                    Some(format!(
+                        "[connections.{name}.oauth2] needs the client's {} under {table}",
+                        missing.join(" and ")
+                    ))
+                } else {
+                    None
+                }
+            }
+            AuthScheme::OAuth2 { token_url } => Some(format!(
+                "[connections.{name}.oauth2] replaces a static bearer token, but {label} obtains its tokens at its own token endpoint ({token_url}); put client_id and client_secret under {table} instead"
+            )),
+            AuthScheme::None => Some(format!(
+                "[connections.{name}.oauth2] replaces a static bearer token, but {label} sends no credentials"
+            )),
+        };
+        if let Some(message) = problem {
+            self.errors.push(self.at(oauth2.span(), message));
+        }
+    }
+
     /// Whether the connection can authenticate at all, and a bearer token
     /// left unset.
     fn authentication(&mut self) {
         let (name, table) = (self.name, self.table.clone());
+        if let Some(oauth2) = &self.raw.oauth2 {
+            self.client_credentials_fit(oauth2);
+            return;
+        }
         if let AuthScheme::OAuth2 { .. } = self.descriptor.auth {
             let has = |n: &str| self.raw.secrets.contains_key(n);
             let can_authenticate = has("access_token")
@@ -1194,6 +1284,25 @@ impl Check<'_> {
             insecure_loopback: self.raw.allow_insecure_loopback,
             ..Choices::default()
         };
+        if let Some(oauth2) = &self.raw.oauth2 {
+            let oauth2 = oauth2.get_ref();
+            let client_auth = match oauth2.client_auth {
+                RawClientAuth::ClientSecretBasic => ClientAuth::Basic,
+                RawClientAuth::ClientSecretPost => ClientAuth::Post,
+            };
+            match TokenEndpoint::parse(
+                oauth2.token_url.get_ref(),
+                oauth2.scope.clone(),
+                client_auth,
+                self.raw.allow_insecure_loopback,
+            ) {
+                Ok(endpoint) => choices.token_endpoint = Some(endpoint),
+                Err(reason) => self.errors.push(self.at(
+                    oauth2.token_url.span(),
+                    format!("[connections.{name}.oauth2] token_url: {reason}"),
+                )),
+            }
+        }
         for (list, key, into) in [
             (
                 &self.raw.approved_egress,

@@ -383,3 +383,195 @@ async fn check_refuses_push_groups_without_the_groups_capability() {
         run.all()
     );
 }
+
+const CLIENT_SECRET: &str = "idp/secret+with&marks-0123456789";
+/// `scim-client:` and [`CLIENT_SECRET`], each form-encoded, in base64: the
+/// Basic credentials of RFC 6749 2.3.1, worked out apart from the host.
+const BASIC: &str = "Basic c2NpbS1jbGllbnQ6aWRwJTJGc2VjcmV0JTJCd2l0aCUyNm1hcmtzLTAxMjM0NTY3ODk=";
+
+/// An identity provider's token endpoint on loopback: it issues the SCIM
+/// server's token for the client-credentials grant with the right Basic
+/// credentials, refuses anything else as `invalid_client`, and records
+/// each request's `authorization` header and form.
+struct Idp {
+    url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+async fn idp(issues: &str) -> Idp {
+    use axum::http::{HeaderMap, StatusCode};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    let issues = issues.to_string();
+    let app = axum::Router::new().route(
+        "/oauth2/v1/token",
+        axum::routing::post(move |headers: HeaderMap, form: String| async move {
+            let authorization = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let good = authorization == BASIC && form.starts_with("grant_type=client_credentials&");
+            recorded.lock().unwrap().push((authorization, form));
+            if good {
+                let token = json!({"access_token": issues, "token_type": "Bearer",
+                                   "expires_in": 3600, "scope": "scim"});
+                (StatusCode::OK, axum::Json(token))
+            } else {
+                let refusal = json!({"error": "invalid_client",
+                                     "error_description": "client authentication failed"});
+                (StatusCode::UNAUTHORIZED, axum::Json(refusal))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/oauth2/v1/token", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Idp { url, seen }
+}
+
+/// The SCIM connection, its bearer token obtained from `token_url`
+/// (`oauth2`: the rest of the `[connections.scim.oauth2]` table; `secrets`:
+/// `[connections.scim.secrets]`).
+fn oauth2_fixture(server: &ScimServer, oauth2: &str, secrets: &str) -> Fixture {
+    let fixture = Fixture::new(&[test_plugins::SCIM2]);
+    fixture.write_config(&format!(
+        r#"{HEADER}
+[connections.scim]
+plugin = "scim2"
+allow_insecure_loopback = true
+
+[connections.scim.settings]
+host = "{host}"
+base_path = "{base}"
+
+[connections.scim.oauth2]
+{oauth2}
+
+[connections.scim.secrets]
+{secrets}
+
+[rules.staff]
+connection = "scim"
+scope = {{ group = "staff" }}
+"#,
+        host = server.host(),
+        base = scim_reference::BASE_PATH,
+    ));
+    fixture.write_secrets(&format!(
+        "scim_client = \"scim-client\"\nscim_secret = \"{CLIENT_SECRET}\"\nwrong_secret = \"not-the-secret-0123456789\"\nscim_token = \"{TOKEN_SECRET}\"\n"
+    ));
+    fixture
+}
+
+const CLIENT_SECRETS: &str = r#"client_id = { secrets_file = "scim_client" }
+client_secret = { secrets_file = "scim_secret" }"#;
+
+/// A provider behind an identity provider: the host obtains the bearer
+/// token by the client-credentials grant, and the SCIM connector, which
+/// only knows it takes a bearer token, works unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_token_comes_from_an_identity_provider_by_client_credentials() {
+    let server = start(None);
+    let idp = idp(server.token()).await;
+    let fixture = oauth2_fixture(
+        &server,
+        &format!(
+            "token_url = \"{}\"\nscope = \"scim:users scim:groups\"",
+            idp.url
+        ),
+        CLIENT_SECRETS,
+    );
+    import(
+        &fixture,
+        json!([
+            person("ada", "Engineer", &["staff"]),
+            person("bob", "Clerk", &["staff"])
+        ]),
+    )
+    .await;
+    let report = sync(&fixture).await;
+    assert_eq!(actions(&report, "staff", "created"), 2, "{report}");
+    assert_eq!(users(&server).len(), 2);
+
+    let seen = idp.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "one token for the whole sync: {seen:?}");
+    assert_eq!(seen[0].0, BASIC);
+    assert_eq!(
+        seen[0].1, "grant_type=client_credentials&scope=scim%3Ausers+scim%3Agroups",
+        "the secret goes in the Basic credentials, not the form"
+    );
+
+    // The wrong secret: the provider's refusal, in its own words, and
+    // nothing sent to the SCIM server.
+    let requests = tokio::task::block_in_place(|| server.requests());
+    let fixture = oauth2_fixture(
+        &server,
+        &format!("token_url = \"{}\"", idp.url),
+        r#"client_id = { secrets_file = "scim_client" }
+client_secret = { secrets_file = "wrong_secret" }"#,
+    );
+    let run = fixture
+        .provisioner(&["connections", "test", "scim"], &[])
+        .await;
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.all()
+            .contains("refused the client_credentials grant: invalid_client"),
+        "{run:?}"
+    );
+    for secret in [CLIENT_SECRET, "not-the-secret-0123456789", TOKEN_SECRET] {
+        assert!(!run.all().contains(secret), "{run:?}");
+    }
+    assert_eq!(
+        tokio::task::block_in_place(|| server.requests()),
+        requests,
+        "no request reached the SCIM server without a token"
+    );
+}
+
+/// `[connections.NAME.oauth2]` is checked before anything is sent: the
+/// client secret goes to no URL but an HTTPS one the operator wrote whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_refuses_client_credentials_that_would_leak_or_cannot_work() {
+    let server = start(None);
+    let cases = [
+        (
+            "token_url = \"http://idp.example.com/token\"",
+            CLIENT_SECRETS.to_string(),
+            "must be an https:// URL",
+        ),
+        (
+            "token_url = \"https://scim-client:hunter2@idp.example.com/token\"",
+            CLIENT_SECRETS.to_string(),
+            "user name or password",
+        ),
+        (
+            "token_url = \"https://idp.example.com/token\"",
+            format!("{CLIENT_SECRETS}\ntoken = {{ secrets_file = \"scim_token\" }}"),
+            "keep one",
+        ),
+        (
+            "token_url = \"https://idp.example.com/token\"",
+            "client_id = { secrets_file = \"scim_client\" }".to_string(),
+            "needs the client's client_secret",
+        ),
+        (
+            "token_url = \"https://idp.example.com/token\"\naudience = \"scim\"",
+            CLIENT_SECRETS.to_string(),
+            "audience",
+        ),
+        (
+            "token_url = \"https://idp.example.com/token\"\nclient_auth = \"private_key_jwt\"",
+            CLIENT_SECRETS.to_string(),
+            "client_secret_basic",
+        ),
+    ];
+    for (oauth2, secrets, says) in cases {
+        let fixture = oauth2_fixture(&server, oauth2, &secrets);
+        let run = fixture.provisioner(&["check"], &[]).await;
+        assert_ne!(run.code, Some(0), "{oauth2}: {run:?}");
+        assert!(run.stderr.contains(says), "{oauth2}: {run:?}");
+        assert!(!run.all().contains(CLIENT_SECRET), "{run:?}");
+    }
+}
