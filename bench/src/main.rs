@@ -1301,6 +1301,16 @@ fn scim_section(out: &mut String, scim: &scim::Figures) -> std::fmt::Result {
         out,
         "The wall times are the reference server's own: in memory and in Python, it checks each new user's uniqueness and evaluates each filter over every user, so its time, not the host's or the number of requests, decides them on loopback. Without /Bulk the floor is one request per write ({n} creates), plus the lookups before them and one for the group. The pushed group of {n} members: the pass after one member left cost {} request(s), the pass after they joined again {}, each counting {} read of `/ServiceProviderConfig`, which a one-shot `sync` makes once per process and `provisioner run` keeps for ten minutes.\n",
         scim.leave, scim.join, scim.config_reads
+    )?;
+    writeln!(
+        out,
+        "The same two changes synced as the daemon syncs a change, by a pass over the one person who changed (`sync --person`), which keeps only that person's groups: {} and {} request(s), in {:.2} s and {:.2} s, against {:.2} s for a pass over everyone with nothing to do ({} request(s)). Each is a whole process, so the times include starting it and loading the component.\n",
+        scim.leave_one.requests,
+        scim.join_one.requests,
+        scim.leave_one.wall.as_secs_f64(),
+        scim.join_one.wall.as_secs_f64(),
+        scim.idle.wall.as_secs_f64(),
+        scim.idle.requests
     )
 }
 

@@ -30,6 +30,12 @@ pub struct Figures {
     /// Of those, the reads of the provider's configuration, which a
     /// one-shot `sync` makes once per process (the daemon keeps it).
     pub config_reads: usize,
+    /// The same two changes, each synced by a pass over the one person
+    /// who changed (`sync --person`), as the daemon syncs a change.
+    pub leave_one: Sync,
+    pub join_one: Sync,
+    /// A pass over everyone with nothing to do, for scale.
+    pub idle: Sync,
 }
 
 /// A configuration, the component and the people, in a directory of
@@ -180,6 +186,24 @@ pub fn workload(
     let leave = pass(&["groups", "remove-member", "everyone", "p000001"])?;
     let join = pass(&["groups", "add-member", "everyone", "p000001"])?;
     let config_reads = (configs() - before) / 2;
+    // The daemon's way: a pass over whoever changed, which keeps only
+    // their groups, however large.
+    let timed = |args: &[&str], sync: &[&str]| -> anyhow::Result<Sync> {
+        if !args.is_empty() {
+            setup.run(args)?;
+        }
+        let before = server.requests();
+        let started = Instant::now();
+        setup.run(sync)?;
+        Ok(Sync {
+            wall: started.elapsed(),
+            requests: server.requests() - before,
+        })
+    };
+    let one = ["sync", "--person", "p000001"];
+    let leave_one = timed(&["groups", "remove-member", "everyone", "p000001"], &one)?;
+    let join_one = timed(&["groups", "add-member", "everyone", "p000001"], &one)?;
+    let idle = timed(&[], &["sync"])?;
     let members = server.groups()[0]["members"]
         .as_array()
         .map(Vec::len)
@@ -194,5 +218,8 @@ pub fn workload(
         leave,
         join,
         config_reads,
+        leave_one,
+        join_one,
+        idle,
     })
 }

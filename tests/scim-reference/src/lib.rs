@@ -82,6 +82,29 @@ pub struct ScimServer {
     dir: tempfile::TempDir,
 }
 
+/// Runs the reference server's own command line, serving one request at
+/// a time: its server handles each request in a thread of its own and
+/// logs it after answering, so that a request answered before a probe
+/// could be logged after it, and a count read at the probe's line would
+/// miss it. One at a time, every request answered before the probe is in
+/// the log before the probe's line. The server's code is otherwise the
+/// same; its HTTP/1.0 handler closes each connection, so no client holds
+/// another back. Without the virtual environment's Python beside the
+/// executable (`PROVISIONER_SCIM_SERVER` pointing elsewhere), the command
+/// runs as installed.
+fn command(executable: &Path) -> Command {
+    const SERIAL: &str = "import wsgiref.simple_server as s, scim2_server.testserver.cli as c; \
+                          c.ThreadingWSGIServer = s.WSGIServer; c.main()";
+    match executable.parent().map(|bin| bin.join("python")) {
+        Some(python) if python.exists() => {
+            let mut command = Command::new(python);
+            command.args(["-c", SERIAL]);
+            command
+        }
+        _ => Command::new(executable),
+    }
+}
+
 /// The `scim2-server` executable: `PROVISIONER_SCIM_SERVER`, or where
 /// `tests/setup.sh` installs it.
 pub fn executable() -> PathBuf {
@@ -129,7 +152,7 @@ impl ScimServer {
             // requests a client made, read by [`ScimServer::requests`].
             let log = std::fs::File::create(dir.path().join("requests.log"))
                 .map_err(|e| e.to_string())?;
-            let mut child = Command::new(&executable)
+            let mut child = command(&executable)
                 .args(&args)
                 .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
                 .stdin(Stdio::null())

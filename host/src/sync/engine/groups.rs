@@ -173,32 +173,52 @@ impl Engine {
     /// Keeps the groups `binding`'s rule pushes: plans, looks up, sends
     /// one batch, records the links and reports each group.
     ///
-    /// A rule that pushes no groups lets go of those it pushed before in a
-    /// pass over everyone only, so that the daemon's passes over a few
-    /// changed people cost it nothing here.
+    /// A pass over some people (`people`, the daemon's passes over those
+    /// who changed) keeps only the groups those people can have changed
+    /// (see [`Engine::touched`]), so that its cost follows the change and
+    /// not the size of the groups. Only a pass over everyone makes a group
+    /// that nobody is in yet, or lets go of groups a rule no longer
+    /// pushes.
     pub(super) async fn push_groups(
         &self,
         binding: &RuleBinding,
-        whole: bool,
+        people: Option<&BTreeSet<String>>,
         dry_run: bool,
         now: i64,
         report: &mut RuleReport,
     ) -> Result<(), EngineError> {
         let rule = &binding.rule;
-        if rule.push_groups.is_empty() && !whole {
+        if rule.push_groups.is_empty() && people.is_some() {
             return Ok(());
         }
-        let links = self.db.group_links(&rule.name).await?;
+        let mut links = self.db.group_links(&rule.name).await?;
         if rule.push_groups.is_empty() && links.is_empty() {
             return Ok(());
         }
-        // The directory's groups are read only for a prefix to select from.
-        let known = if rule.push_groups.iter().any(|g| g.ends_with('*')) {
-            self.db.group_names().await?
-        } else {
-            BTreeSet::new()
+        let pushed = match people {
+            Some(people) => {
+                let touched = self.touched(&rule.name, people, &links).await?;
+                let mut pushed = rule.pushed_groups(&touched);
+                pushed.retain(|group| touched.contains(group));
+                // A group no longer pushed is let go by a pass over
+                // everyone, not here.
+                links.retain(|group, _| pushed.contains(group));
+                pushed
+            }
+            None => {
+                // The directory's groups are read only for a prefix to
+                // select from.
+                let known = if rule.push_groups.iter().any(|g| g.ends_with('*')) {
+                    self.db.group_names().await?
+                } else {
+                    BTreeSet::new()
+                };
+                rule.pushed_groups(&known)
+            }
         };
-        let pushed = rule.pushed_groups(&known);
+        if pushed.is_empty() && people.is_some() {
+            return Ok(());
+        }
         let mut wanted = BTreeMap::new();
         for group in &pushed {
             wanted.insert(group.clone(), self.record_ids(&rule.name, group).await?);
@@ -310,6 +330,41 @@ impl Engine {
         }
         self.db.commit_groups(&save, &drop).await?;
         Ok(())
+    }
+
+    /// The groups whose members a pass over `people` can have changed:
+    /// the groups they are in, the groups whose members as last written
+    /// hold one of their records (someone who left, or whose record was
+    /// disabled), and the groups whose last change failed, to send again.
+    /// Every other group is as the last pass left it.
+    async fn touched(
+        &self,
+        rule: &str,
+        people: &BTreeSet<String>,
+        links: &BTreeMap<String, GroupLink>,
+    ) -> Result<BTreeSet<String>, EngineError> {
+        let mut touched: BTreeSet<String> = links
+            .iter()
+            .filter(|(_, link)| link.state == LinkState::Failed)
+            .map(|(group, _)| group.clone())
+            .collect();
+        for person in self.db.people_among(people).await? {
+            touched.extend(person.groups);
+        }
+        let records: BTreeSet<String> = self
+            .db
+            .of_rule_among(rule, people)
+            .await?
+            .into_values()
+            .filter_map(|link| link.target_id)
+            .collect();
+        touched.extend(
+            links
+                .iter()
+                .filter(|(_, link)| !link.members.is_disjoint(&records))
+                .map(|(group, _)| group.clone()),
+        );
+        Ok(touched)
     }
 
     /// The record ids of a directory group's members that the rule has in

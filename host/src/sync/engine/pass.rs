@@ -334,8 +334,8 @@ impl Engine {
             let Some(report) = pass.reports.get_mut(name).filter(|r| r.active()) else {
                 continue;
             };
-            let whole = pass.options.people.is_none();
-            self.push_groups(binding, whole, pass.options.dry_run, pass.now, report)
+            let people = pass.options.people.as_ref();
+            self.push_groups(binding, people, pass.options.dry_run, pass.now, report)
                 .await?;
         }
         Ok(())

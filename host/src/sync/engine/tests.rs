@@ -628,3 +628,86 @@ impl Harness {
         self.pass().await;
     }
 }
+
+impl Harness {
+    /// A pass over `ids` only, as the daemon runs one over those who
+    /// changed.
+    async fn pass_over(&self, ids: &[&str]) -> PassReport {
+        let people = ids.iter().map(|id| id.to_string()).collect();
+        self.engine
+            .pass(&PassOptions {
+                people: Some(people),
+                ..PassOptions::default()
+            })
+            .await
+            .unwrap()
+    }
+}
+
+/// A pass over a few people recomputes only the groups they can have
+/// changed, however large the others are; what it does to those is what a
+/// pass over everyone would do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_over_a_few_people_keeps_only_their_groups() {
+    let config = GROUPS.replace(
+        r#"push_groups = ["eng"]"#,
+        r#"push_groups = ["eng", "ops"]"#,
+    );
+    let h = Harness::over(&config, |_| {});
+    h.grouped(&[
+        ("ada", "ada@example.com", vec!["staff", "eng"]),
+        ("bob", "bob@example.com", vec!["staff", "eng"]),
+        ("cat", "cat@example.com", vec!["staff", "ops"]),
+        ("dan", "dan@example.com", vec!["staff"]),
+        ("eve", "eve@example.com", vec!["staff"]),
+    ])
+    .await;
+    h.pass().await;
+    assert_eq!(group_members(&h.store, "ops"), ["cat@example.com"]);
+
+    // Bob leaves eng: his record is in eng's members as written, so eng
+    // is kept; ops is not looked at.
+    h.grouped(&[("bob", "bob@example.com", vec!["staff"])])
+        .await;
+    let report = h.pass_over(&["bob"]).await;
+    assert_eq!(
+        group_actions(&report),
+        [("eng".to_string(), Action::Updated)]
+    );
+    assert_eq!(group_members(&h.store, "eng"), ["ada@example.com"]);
+
+    // Dan joins ops: only ops.
+    h.grouped(&[("dan", "dan@example.com", vec!["staff", "ops"])])
+        .await;
+    let report = h.pass_over(&["dan"]).await;
+    assert_eq!(
+        group_actions(&report),
+        [("ops".to_string(), Action::Updated)]
+    );
+    assert_eq!(
+        group_members(&h.store, "ops"),
+        ["cat@example.com", "dan@example.com"]
+    );
+
+    // Eve is in no pushed group: no group is looked at, and no call made.
+    let calls = h.store.calls();
+    let report = h.pass_over(&["eve"]).await;
+    assert!(group_actions(&report).is_empty(), "{report:?}");
+    assert_eq!(h.store.calls().apply_groups, calls.apply_groups);
+    assert_eq!(h.store.calls().lookup_groups, calls.lookup_groups);
+
+    // Cat leaves the rule's scope: her record is disabled, and she leaves
+    // ops though she is still in it in the directory.
+    h.grouped(&[("cat", "cat@example.com", vec!["ops"])]).await;
+    h.pass_over(&["cat"]).await;
+    assert_eq!(group_members(&h.store, "ops"), ["dan@example.com"]);
+
+    // A pass over everyone finds nothing left to do.
+    let calls = h.store.calls();
+    let report = h.pass().await;
+    assert_eq!(
+        h.store.calls().apply_groups,
+        calls.apply_groups,
+        "{report:?}"
+    );
+}
