@@ -221,3 +221,52 @@ pub fn scrub(data: &[u8]) {
         );
     }
 }
+
+/// SCIM filters and PATCH paths, text straight from an HTTP request:
+/// refused with an error, never a panic or an overflowed stack; a filter
+/// that parses evaluates against a User, and its negation disagrees with
+/// it; a path that parses applies to a User.
+pub fn scim_filter(data: &[u8]) {
+    use provisioner::scim::{filter, patch};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let user = scim_user();
+    let exact = |path: &filter::AttrPath| path.name.eq_ignore_ascii_case("id");
+    if let Ok(parsed) = filter::parse(text) {
+        let _ = parsed.equality();
+        if let Ok(matched) = parsed.matches(user, &exact) {
+            let negated = filter::Filter::Not(Box::new(parsed.clone()));
+            assert_eq!(negated.matches(user, &exact).ok(), Some(!matched), "{text}");
+        }
+    }
+    if let Ok(path) = patch::parse_path(text) {
+        for op in [patch::Op::Add, patch::Op::Replace, patch::Op::Remove] {
+            let mut target = user.clone();
+            let value = serde_json::Value::String("x".into());
+            let _ = patch::apply(&mut target, op, Some(&path), Some(&value), &exact);
+        }
+    }
+    let _ = filter::AttrPath::parse(text);
+}
+
+/// A User with something of every shape: simple, complex, multi-valued,
+/// boolean, and an extension.
+fn scim_user() -> &'static serde_json::Value {
+    static USER: OnceLock<serde_json::Value> = OnceLock::new();
+    USER.get_or_init(|| {
+        serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": "p1",
+            "userName": "ada@example.com",
+            "name": {"givenName": "Ada", "familyName": "Lovelace"},
+            "active": true,
+            "emails": [{"value": "ada@example.com", "type": "work", "primary": true},
+                       {"value": "ada@home.example", "type": "home"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+                "department": "Research", "manager": {"value": "p0"}
+            },
+            "meta": {"version": "W/\"3\"", "lastModified": "2026-11-29T12:00:00Z"}
+        })
+    })
+}

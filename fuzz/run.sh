@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-600}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-for target in config template people_json people_csv salesforce_wire scrub; do
+for target in config template people_json people_csv salesforce_wire scrub scim_filter; do
     echo "== $target for ${seconds}s"
     # New inputs go to a scratch corpus under target/; the seeds in
     # corpus/ stay as committed.

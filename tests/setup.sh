@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # What the tests need beyond cargo, installed if missing: the wasm32-wasip2
-# target for the connector components; the reference SCIM server
-# (scim2-server from the Python package index, in a virtual environment
-# of its own) for the SCIM connector's tests; and Debian's chromium and
+# target for the connector components; the reference SCIM server and a
+# SCIM client (scim2-server and scim2-client from the Python package
+# index, each in a virtual environment of its own) for the SCIM tests; and Debian's chromium and
 # chromium-driver for the status page's browser test. Safe to run again.
 set -euo pipefail
 rustup target add wasm32-wasip2
 
-# The SCIM connector is tested against a server no one here wrote.
+# The SCIM connector is tested against a server no one here wrote, and
+# the SCIM service provider with a client no one here wrote.
 bash "$(dirname "$0")/scim-server.sh" > /dev/null
+bash "$(dirname "$0")/scim-client.sh" > /dev/null
 
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
     exit 0

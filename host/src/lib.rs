@@ -43,6 +43,7 @@ pub mod inert;
 pub mod mapping;
 pub mod runtime;
 pub mod scaffold;
+pub mod scim;
 pub mod state;
 pub mod status;
 pub mod sync;

@@ -20,6 +20,7 @@ pub(super) async fn run(app: &App<'_>) -> anyhow::Result<ExitCode> {
     };
     diagnostics.extend(config.check(&plugins, &secrets));
     diagnostics.extend(config.status_diagnostics(&secrets));
+    diagnostics.extend(config.scim_diagnostics(&secrets));
     match config.attribute_schema() {
         Ok(schema) => {
             let rules = config.rules(&schema);

@@ -34,6 +34,7 @@ pub(super) async fn run(app: &App<'_>, args: RunArgs) -> anyhow::Result<ExitCode
         None => config.status_listen().map_err(diagnostic)?,
     };
     let kick = Arc::new(tokio::sync::Notify::new());
+    let written = Arc::new(tokio::sync::Notify::new());
     let state = Arc::new(StatusState {
         db: engine.shared_db(),
         config: config.clone(),
@@ -47,11 +48,28 @@ pub(super) async fn run(app: &App<'_>, args: RunArgs) -> anyhow::Result<ExitCode
         .await
         .with_context(|| format!("serving status on {listen}"))?;
     tracing::info!("serving status at http://{bound}/");
-    // For scripts and supervisors: where status is served, as the one line
-    // the daemon writes on standard output, in JSON.
+    let mut announcement = serde_json::json!({ "status": format!("http://{bound}/") });
+    let scim = match config.scim_listen().map_err(diagnostic)? {
+        Some(listen) => {
+            let tokens = config.scim_tokens(&secrets).map_err(diagnostic)?;
+            let (db, schema, written) =
+                (engine.shared_db(), engine.schema().clone(), written.clone());
+            let (scim_bound, task) = crate::scim::serve(listen, move |bound| {
+                let base = format!("http://{bound}/scim/v2");
+                crate::scim::ScimState::new(db, schema, tokens, written, base)
+            })
+            .await
+            .with_context(|| format!("serving SCIM on {listen}"))?;
+            tracing::info!("serving SCIM 2.0 at http://{scim_bound}/scim/v2");
+            announcement["scim"] = format!("http://{scim_bound}/scim/v2").into();
+            Some(task)
+        }
+        None => None,
+    };
+    // For scripts and supervisors: where status (and SCIM) is served, as
+    // the one line the daemon writes on standard output, in JSON.
     {
         use std::io::Write;
-        let announcement = serde_json::json!({ "status": format!("http://{bound}/") });
         let mut out = std::io::stdout().lock();
         writeln!(out, "{announcement}")
             .and_then(|()| out.flush())
@@ -63,6 +81,9 @@ pub(super) async fn run(app: &App<'_>, args: RunArgs) -> anyhow::Result<ExitCode
         drift_interval: settings.drift_interval,
         watch_plugins: !args.no_watch,
     };
-    crate::sync::daemon::run(engine, schedule, kick, shutdown).await?;
+    crate::sync::daemon::run(engine, schedule, kick, written, shutdown).await?;
+    if let Some(scim) = scim {
+        scim.abort();
+    }
     Ok(ExitCode::SUCCESS)
 }

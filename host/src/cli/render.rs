@@ -776,6 +776,15 @@ pub(super) fn person_status(status: &PersonStatus, as_json: bool) -> std::io::Re
         },
         p.population.as_deref().unwrap_or("-")
     )?;
+    if let Some(change) = &status.last_change {
+        writeln!(
+            out,
+            "last change: {} by {}, {}",
+            change.kind,
+            inert(change.source.as_deref().unwrap_or("an earlier version")),
+            when(Some(change.at))
+        )?;
+    }
     for rule in &status.rules {
         writeln!(out, "rule {} -> {}", rule.rule, rule.connection)?;
         writeln!(out, "  scope:  {}", rule.scope)?;

@@ -180,6 +180,18 @@ struct RawStatus {
     hosts: Vec<Spanned<String>>,
 }
 
+/// `[scim]`: the SCIM 2.0 service provider that `provisioner run` serves.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScim {
+    /// Where to serve it; none serves nothing.
+    listen: Option<Spanned<String>>,
+    /// Bearer tokens by name; the name is recorded with every change a
+    /// token makes. Several, so that one can be rotated.
+    #[serde(default)]
+    tokens: BTreeMap<Spanned<String>, Spanned<SecretRef>>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDirectory {
@@ -203,6 +215,8 @@ struct RawConfig {
     #[serde(default)]
     status: RawStatus,
     #[serde(default)]
+    scim: RawScim,
+    #[serde(default)]
     connections: BTreeMap<Spanned<String>, Spanned<RawConnection>>,
     #[serde(default)]
     rules: BTreeMap<Spanned<String>, RawRule>,
@@ -220,6 +234,7 @@ pub struct Config {
     runtime: RawRuntime,
     sync: RawSync,
     status: RawStatus,
+    scim: RawScim,
     connections: BTreeMap<Spanned<String>, Spanned<RawConnection>>,
     rules: BTreeMap<Spanned<String>, RawRule>,
 }
@@ -535,6 +550,7 @@ impl Config {
             runtime: raw.runtime,
             sync: raw.sync,
             status: raw.status,
+            scim: raw.scim,
             connections: raw.connections,
             rules: raw.rules,
             source,
@@ -680,6 +696,93 @@ impl Config {
             Ok(_) => {}
         }
         problems
+    }
+
+    /// Where `provisioner run` serves SCIM, if it does. Plain HTTP, so on
+    /// loopback only: the bearer tokens and people's data would cross the
+    /// network in the clear.
+    pub fn scim_listen(&self) -> Result<Option<std::net::SocketAddr>, Diagnostic> {
+        let Some(listen) = &self.scim.listen else {
+            return Ok(None);
+        };
+        let address: std::net::SocketAddr = listen.get_ref().parse().map_err(|_| {
+            self.diagnostic(
+                Some(listen.span()),
+                format!(
+                    "[scim] listen = {:?} is not an address like 127.0.0.1:8481",
+                    listen.get_ref()
+                ),
+            )
+        })?;
+        if !address.ip().is_loopback() {
+            return Err(self.diagnostic(
+                Some(listen.span()),
+                format!(
+                    "[scim] listen = \"{address}\" is beyond loopback, where bearer tokens and people's data would cross the network in plain HTTP; listen on 127.0.0.1 behind a TLS-terminating proxy"
+                ),
+            ));
+        }
+        Ok(Some(address))
+    }
+
+    /// The SCIM bearer tokens by name: at least one when SCIM is served,
+    /// each long enough not to be guessed.
+    pub fn scim_tokens(
+        &self,
+        secrets: &SecretStore,
+    ) -> Result<Vec<(String, SecretString)>, Diagnostic> {
+        let mut tokens = Vec::new();
+        for (name, reference) in &self.scim.tokens {
+            if !is_connection_name(name.get_ref()) {
+                return Err(self.diagnostic(
+                    Some(name.span()),
+                    format!(
+                        "[scim] tokens: {:?} must be a name of letters, digits, - and _ (it is recorded with each change the token makes)",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            let token = reference
+                .get_ref()
+                .source()
+                .and_then(|source| {
+                    secrets
+                        .resolve("[scim]", name.get_ref(), &source)
+                        .map_err(|e| e.to_string())
+                })
+                .and_then(|token| {
+                    use secrecy::ExposeSecret;
+                    if token.expose_secret().chars().count() < MIN_STATUS_TOKEN {
+                        Err(format!(
+                            "the token is shorter than {MIN_STATUS_TOKEN} characters; use a long random one, e.g. from `openssl rand -hex 24`"
+                        ))
+                    } else {
+                        Ok(token)
+                    }
+                })
+                .map_err(|reason| {
+                    self.diagnostic(
+                        Some(reference.span()),
+                        format!("[scim] tokens.{}: {reason}", name.get_ref()),
+                    )
+                })?;
+            tokens.push((name.get_ref().clone(), token));
+        }
+        if tokens.is_empty() && self.scim.listen.is_some() {
+            return Err(self.diagnostic(
+                self.scim.listen.as_ref().map(|l| l.span()),
+                "[scim] listen is set but [scim] tokens has none: every SCIM request needs a bearer token, e.g. tokens = { okta = { env = \"SCIM_TOKEN\" } }".into(),
+            ));
+        }
+        Ok(tokens)
+    }
+
+    /// Problems with `[scim]` that would stop `provisioner run`.
+    pub fn scim_diagnostics(&self, secrets: &SecretStore) -> Vec<Diagnostic> {
+        [self.scim_listen().err(), self.scim_tokens(secrets).err()]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// The operator token for the mutating status endpoints, if configured.

@@ -636,10 +636,10 @@ mod tests {
             ..Rule::everyone("r", "c")
         };
         assert_eq!(everything.pushed_groups(&known).len(), 4);
-        for bad in ["te*am", "**", "a b*"] {
+        for bad in ["te*am", "**", "a;b*", " lead*"] {
             assert!(check_pushed(bad).is_err(), "{bad}");
         }
-        for good in ["*", "team-*", "sales"] {
+        for good in ["*", "team-*", "sales", "Sales EMEA*"] {
             assert!(check_pushed(good).is_ok(), "{good}");
         }
     }

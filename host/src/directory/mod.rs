@@ -20,6 +20,8 @@ use crate::state::{StateError, Store};
 /// Attributes every directory knows, named as SCIM's core schema names them
 /// (snake_case). Others are declared under `[directory] attributes`.
 pub const STANDARD_ATTRIBUTES: &[&str] = &[
+    "user_name",
+    "external_id",
     "given_name",
     "family_name",
     "middle_name",
@@ -133,6 +135,101 @@ pub struct PersonChange {
     pub replace_attributes: bool,
 }
 
+/// The attributes people are found by without reading everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// The SCIM userName, compared without case: `user_name`, or for
+    /// someone without one their email, else their id.
+    UserName,
+    /// `external_id`, exactly.
+    ExternalId,
+}
+
+/// What a conditional write of one person did (see [`Directory::put`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Put {
+    /// Written, as stored now (with its new `changed_seq`).
+    Written(Person),
+    /// Nothing to write: the person already is as asked.
+    Unchanged(Person),
+    /// The person changed since it was read (or exists, or is gone):
+    /// nothing was written.
+    Stale,
+    /// Another live person holds the same `user_name` (the id given).
+    Taken(String),
+}
+
+/// One change of the sequence, with who made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub seq: i64,
+    pub person_id: String,
+    pub kind: String,
+    pub at: i64,
+    /// `cli`, or `scim:TOKEN` for the SCIM service provider; none for
+    /// changes made before sources were recorded.
+    pub source: Option<String>,
+}
+
+/// A directory group known by an id of its own: a SCIM client keeps it
+/// across renames, and it exists before anyone is in it. Groups that only
+/// people name (from a file) have no record, and an id derived from their
+/// name ([`group_id`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupRecord {
+    pub id: String,
+    pub name: String,
+    pub external_id: Option<String>,
+    pub created_at: i64,
+    pub changed_at: i64,
+    pub version: i64,
+}
+
+/// The id of a group that has no record yet: stable, and the one its
+/// record takes when it gets one.
+pub fn group_id(name: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("g-{hex}")
+}
+
+/// The members a group write leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Members {
+    Keep,
+    /// Exactly these people.
+    Replace(BTreeSet<String>),
+    /// These join, those leave.
+    Edit {
+        add: BTreeSet<String>,
+        remove: BTreeSet<String>,
+    },
+}
+
+/// A group's record and members, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct GroupWrite {
+    pub record: GroupRecord,
+    /// The version read, or `None` for a group that has no record yet.
+    pub expected: Option<i64>,
+    /// The name its members know it by now, when it differs.
+    pub renamed_from: Option<String>,
+    pub members: Members,
+}
+
+/// What a group write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupPut {
+    Written(GroupRecord),
+    /// The record changed since it was read.
+    Stale,
+    /// Another group has the name.
+    Taken,
+    /// A member to add is no live person.
+    NoPerson(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
     #[error("person {id:?}: {message}")]
@@ -164,17 +261,22 @@ pub fn check_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A group name: what an identity provider calls a group ("Sales EMEA")
+/// is kept as it is. Only what the directory's own formats give a meaning
+/// is refused: `;` and `|` separate groups in a CSV import, and `*` ends a
+/// prefix in `push_groups`.
 pub fn check_group(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 128
-        && name
+        && name == name.trim()
+        && !name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            .any(|c| c.is_control() || matches!(c, ';' | '|' | '*'));
     if valid {
         Ok(())
     } else {
         Err(format!(
-            "group name {name:?} may use letters, digits, - _ . (1 to 128)"
+            "group name {name:?} must be 1 to 128 bytes, without control characters, surrounding spaces, or ; | *"
         ))
     }
 }
@@ -184,6 +286,8 @@ pub fn check_group(name: &str) -> Result<(), String> {
 pub struct Directory<'a> {
     db: &'a dyn Store,
     schema: AttributeSchema,
+    /// Who makes this directory's changes, recorded with each.
+    source: String,
 }
 
 impl PersonChange {
@@ -232,7 +336,18 @@ impl PersonChange {
 
 impl<'a> Directory<'a> {
     pub fn new(db: &'a dyn Store, schema: AttributeSchema) -> Directory<'a> {
-        Directory { db, schema }
+        Directory {
+            db,
+            schema,
+            source: "cli".into(),
+        }
+    }
+
+    /// The same directory, recording `source` as the maker of its
+    /// changes (`scim:okta`).
+    pub fn with_source(mut self, source: impl Into<String>) -> Directory<'a> {
+        self.source = source.into();
+        self
     }
 
     pub fn schema(&self) -> &AttributeSchema {
@@ -277,7 +392,7 @@ impl<'a> Directory<'a> {
                     message,
                 })?;
         }
-        Ok(self.db.upsert_people(changes).await?)
+        Ok(self.db.upsert_people(changes, &self.source).await?)
     }
 
     async fn modify(
@@ -287,9 +402,81 @@ impl<'a> Directory<'a> {
         edit: impl FnOnce(&mut Person) + Send + 'static,
     ) -> Result<bool, DirectoryError> {
         self.db
-            .modify_person(id, kind, Box::new(edit))
+            .modify_person(id, kind, &self.source, Box::new(edit))
             .await?
             .ok_or_else(|| DirectoryError::NoSuchPerson(id.to_string()))
+    }
+
+    /// Writes `person` whole, if they are still at `expected` (the
+    /// `changed_seq` read, or `None` for someone new) and no other live
+    /// person has their `user_name` as userName (see [`Directory::people_by`]):
+    /// the read-modify-write of a client
+    /// that must lose no concurrent change. Checked as [`validate`] checks
+    /// a change.
+    ///
+    /// [`validate`]: Directory::validate
+    pub async fn put(
+        &self,
+        person: &Person,
+        expected: Option<i64>,
+        kind: &str,
+    ) -> Result<Put, DirectoryError> {
+        let change = PersonChange {
+            id: person.id.clone(),
+            enabled: Some(person.enabled),
+            population: Some(person.population.clone()),
+            groups: Some(person.groups.clone()),
+            attributes: person
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
+            replace_attributes: true,
+        };
+        self.validate(&change)
+            .map_err(|message| DirectoryError::Invalid {
+                id: person.id.clone(),
+                message,
+            })?;
+        Ok(self
+            .db
+            .put_person(person, expected, kind, &self.source)
+            .await?)
+    }
+
+    /// Live people whose SCIM userName is `value`, compared without case
+    /// (their `user_name`, or for someone without one their email, else
+    /// their id), or whose `external_id` is `value` exactly: what an
+    /// identity provider asks before it creates someone, so that it finds
+    /// the people imported from a file.
+    pub async fn people_by(&self, key: Key, value: &str) -> Result<Vec<Person>, DirectoryError> {
+        Ok(self.db.people_by(key, value).await?)
+    }
+
+    /// The change of sequence number `seq`, with who made it.
+    pub async fn change(&self, seq: i64) -> Result<Option<Change>, DirectoryError> {
+        Ok(self.db.change(seq).await?)
+    }
+
+    /// Every group with a record.
+    pub async fn group_records(&self) -> Result<Vec<GroupRecord>, DirectoryError> {
+        Ok(self.db.group_records().await?)
+    }
+
+    /// Writes a group's record and members in one transaction; each
+    /// person who joins, leaves or sees the group renamed is a change.
+    pub async fn put_group(&self, write: &GroupWrite) -> Result<GroupPut, DirectoryError> {
+        check_group(&write.record.name).map_err(|message| DirectoryError::Invalid {
+            id: write.record.id.clone(),
+            message,
+        })?;
+        Ok(self.db.put_group(write, &self.source).await?)
+    }
+
+    /// Deletes a group: its record, and its name from every member.
+    /// Whether there was anything to delete.
+    pub async fn delete_group(&self, id: &str, name: &str) -> Result<bool, DirectoryError> {
+        Ok(self.db.delete_group(id, name, &self.source).await?)
     }
 
     pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<bool, DirectoryError> {
@@ -471,6 +658,169 @@ mod tests {
             "all or nothing"
         );
         assert!(directory.upsert(&[change(" padded", &[])]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_conditional_write_loses_no_change_and_keeps_user_names_unique() {
+        let db = StateDb::in_memory().unwrap();
+        let directory = Directory::new(&db, AttributeSchema::default()).with_source("scim:okta");
+        let mut ada = Person {
+            id: "u1".into(),
+            enabled: true,
+            population: None,
+            groups: BTreeSet::new(),
+            attributes: [("user_name".to_string(), "Ada@x.test".to_string())].into(),
+            deleted: false,
+            changed_seq: 0,
+        };
+        let Put::Written(written) = directory.put(&ada, None, "create").await.unwrap() else {
+            panic!("not written");
+        };
+        // Someone else changed her since: the write is refused, not lost.
+        Directory::new(&db, AttributeSchema::default())
+            .set_enabled("u1", false)
+            .await
+            .unwrap();
+        ada.attributes.insert("title".into(), "Countess".into());
+        assert_eq!(
+            directory
+                .put(&ada, Some(written.changed_seq), "update")
+                .await
+                .unwrap(),
+            Put::Stale
+        );
+        // A second person may not take her userName, in any case; nor the
+        // email of someone without a userName of their own.
+        let mut other = ada.clone();
+        other.id = "u2".into();
+        other
+            .attributes
+            .insert("user_name".into(), "ADA@X.TEST".into());
+        assert_eq!(
+            directory.put(&other, None, "create").await.unwrap(),
+            Put::Taken("u1".into())
+        );
+        directory
+            .upsert(&[change("p3", &[("email", "grace@x.test")])])
+            .await
+            .unwrap();
+        other
+            .attributes
+            .insert("user_name".into(), "Grace@X.test".into());
+        assert_eq!(
+            directory.put(&other, None, "create").await.unwrap(),
+            Put::Taken("p3".into())
+        );
+        let found = directory
+            .people_by(Key::UserName, "ada@x.TEST")
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        let change = directory
+            .change(found[0].changed_seq)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            change.source.as_deref(),
+            Some("cli"),
+            "the last change was set_enabled's"
+        );
+        assert_eq!(
+            directory
+                .change(written.changed_seq)
+                .await
+                .unwrap()
+                .unwrap()
+                .source
+                .as_deref(),
+            Some("scim:okta")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_keeps_its_id_through_a_rename_that_every_member_follows() {
+        let db = StateDb::in_memory().unwrap();
+        let directory = Directory::new(&db, AttributeSchema::default());
+        directory
+            .upsert(&[change("p1", &[]), change("p2", &[])])
+            .await
+            .unwrap();
+        let record = GroupRecord {
+            id: "g-1".into(),
+            name: "Sales EMEA".into(),
+            external_id: None,
+            created_at: 0,
+            changed_at: 0,
+            version: 0,
+        };
+        let write = GroupWrite {
+            record: record.clone(),
+            expected: None,
+            renamed_from: None,
+            members: Members::Replace(["p1".to_string(), "p2".to_string()].into()),
+        };
+        let GroupPut::Written(first) = directory.put_group(&write).await.unwrap() else {
+            panic!("not written");
+        };
+        assert_eq!(first.version, 1);
+        let renamed = GroupWrite {
+            record: GroupRecord {
+                name: "Sales Europe".into(),
+                ..first.clone()
+            },
+            expected: Some(1),
+            renamed_from: Some("Sales EMEA".into()),
+            members: Members::Edit {
+                add: BTreeSet::new(),
+                remove: ["p2".to_string()].into(),
+            },
+        };
+        assert!(matches!(
+            directory.put_group(&renamed).await.unwrap(),
+            GroupPut::Written(_)
+        ));
+        let p1 = directory.person("p1").await.unwrap().unwrap();
+        assert_eq!(p1.groups, ["Sales Europe".to_string()].into());
+        assert!(
+            directory
+                .person("p2")
+                .await
+                .unwrap()
+                .unwrap()
+                .groups
+                .is_empty()
+        );
+        // A write at the old version is refused; a member who is no one
+        // stops the whole write.
+        assert_eq!(
+            directory.put_group(&renamed).await.unwrap(),
+            GroupPut::Stale
+        );
+        let stranger = GroupWrite {
+            expected: Some(2),
+            renamed_from: None,
+            members: Members::Edit {
+                add: ["nobody".to_string()].into(),
+                remove: BTreeSet::new(),
+            },
+            ..renamed.clone()
+        };
+        assert_eq!(
+            directory.put_group(&stranger).await.unwrap(),
+            GroupPut::NoPerson("nobody".into())
+        );
+        assert!(directory.delete_group("g-1", "Sales Europe").await.unwrap());
+        assert!(
+            directory
+                .person("p1")
+                .await
+                .unwrap()
+                .unwrap()
+                .groups
+                .is_empty()
+        );
+        assert!(directory.group_records().await.unwrap().is_empty());
     }
 
     #[test]

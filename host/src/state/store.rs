@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use serde_json::Value as Json;
 
 use super::StateError;
-use crate::directory::{Person, PersonChange, UpsertReport};
+use crate::directory::{
+    Change, GroupPut, GroupRecord, GroupWrite, Key, Person, PersonChange, Put, UpsertReport,
+};
 use crate::sync::links::{GroupLink, JournalEntry, Link, LinkState, PluginRecord, UpdateGuard};
 
 /// What became of a batch's journal entries: the record id an answer gave,
@@ -170,15 +172,42 @@ pub trait GroupLinkStore: Send + Sync {
 pub trait DirectoryStore: Send + Sync {
     /// Applies changes in one transaction, each advancing the change
     /// sequence if it changes anything.
-    async fn upsert_people(&self, changes: &[PersonChange]) -> Result<UpsertReport, StateError>;
+    /// `source` names who made them.
+    async fn upsert_people(
+        &self,
+        changes: &[PersonChange],
+        source: &str,
+    ) -> Result<UpsertReport, StateError>;
     /// Edits one live person in a transaction; `None` if there is none,
     /// else whether anything changed. `kind` names the change.
     async fn modify_person(
         &self,
         id: &str,
         kind: &str,
+        source: &str,
         edit: PersonEdit,
     ) -> Result<Option<bool>, StateError>;
+    /// Writes one person whole in a transaction, if they are still at
+    /// `expected` (`None`: no live person has the id) and no other live
+    /// person has their `user_name` (compared without case).
+    async fn put_person(
+        &self,
+        person: &Person,
+        expected: Option<i64>,
+        kind: &str,
+        source: &str,
+    ) -> Result<Put, StateError>;
+    /// Live people by an indexed attribute.
+    async fn people_by(&self, key: Key, value: &str) -> Result<Vec<Person>, StateError>;
+    /// One change of the sequence.
+    async fn change(&self, seq: i64) -> Result<Option<Change>, StateError>;
+    /// Every group with a record, by name.
+    async fn group_records(&self) -> Result<Vec<GroupRecord>, StateError>;
+    /// Writes a group's record and members in one transaction.
+    async fn put_group(&self, write: &GroupWrite, source: &str) -> Result<GroupPut, StateError>;
+    /// Deletes a group's record (by `id`) and its name (`name`) from every
+    /// member.
+    async fn delete_group(&self, id: &str, name: &str, source: &str) -> Result<bool, StateError>;
     /// Forgets a deleted person for good, once nothing refers to them.
     async fn purge_person(&self, id: &str) -> Result<(), StateError>;
     /// Up to `limit` people (all if `None`), tombstones included, whose ids

@@ -133,6 +133,9 @@ pub struct PersonRule {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PersonStatus {
     pub person: Person,
+    /// The change that last touched them, and who made it (`cli`, or
+    /// `scim:TOKEN`).
+    pub last_change: Option<crate::directory::Change>,
     pub rules: Vec<PersonRule>,
 }
 
@@ -497,7 +500,12 @@ pub async fn person(
             trace: db.journal(Some(&person.id), Some(name), None, 10).await?,
         });
     }
-    Ok(PersonStatus { person, rules: out })
+    let last_change = db.change(person.changed_seq).await?;
+    Ok(PersonStatus {
+        person,
+        last_change,
+        rules: out,
+    })
 }
 
 #[cfg(test)]

@@ -271,11 +271,14 @@ struct Clock {
 }
 
 /// Runs passes until a signal arrives. `kick` asks for a pass over
-/// everyone now (an operator acted on the status page).
+/// everyone now (an operator acted on the status page); `written` says
+/// that this process changed the directory (a SCIM write), for a pass over
+/// whoever changed.
 pub async fn run(
     engine: Arc<Engine>,
     schedule: Schedule,
     kick: Arc<tokio::sync::Notify>,
+    written: Arc<tokio::sync::Notify>,
     shutdown: Shutdown,
 ) -> Result<(), EngineError> {
     let Shutdown {
@@ -299,7 +302,6 @@ pub async fn run(
         hangup,
         swapped.clone(),
     )));
-    let written = Arc::new(tokio::sync::Notify::new());
     let _state_watcher = watch_state(&engine, written.clone());
     tracing::info!(
         interval_s = schedule.interval.as_secs(),

@@ -18,6 +18,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("people_csv", checks::people_csv),
     ("salesforce_wire", checks::salesforce_wire),
     ("scrub", checks::scrub),
+    ("scim_filter", checks::scim_filter),
 ];
 
 fn inputs(target: &str) -> Vec<PathBuf> {

@@ -22,5 +22,6 @@ mod salesforce;
 mod sandbox;
 mod scaffold;
 mod scim;
+mod scim_inbound;
 mod status;
 mod sync;

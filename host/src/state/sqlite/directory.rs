@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{StateDb, write_transaction};
-use crate::directory::{Person, PersonChange, UpsertReport};
+use crate::directory::{
+    Change, GroupPut, GroupRecord, GroupWrite, Key, Members, Person, PersonChange, Put,
+    UpsertReport,
+};
 use crate::state::{READ_ONE_BY_ONE, StateError, now_ms};
 
 fn attributes_json(attributes: &BTreeMap<String, String>) -> String {
@@ -58,16 +61,26 @@ fn load(connection: &Connection, id: &str) -> rusqlite::Result<Option<Person>> {
     Ok(Some(person_of(row, groups)))
 }
 
-fn record_change(transaction: &Transaction<'_>, id: &str, kind: &str) -> rusqlite::Result<i64> {
+fn record_change(
+    transaction: &Transaction<'_>,
+    id: &str,
+    kind: &str,
+    source: &str,
+) -> rusqlite::Result<i64> {
     transaction.execute(
-        "INSERT INTO changes (person_id, kind, at) VALUES (?1, ?2, ?3)",
-        params![id, kind, now_ms()],
+        "INSERT INTO changes (person_id, kind, at, source) VALUES (?1, ?2, ?3, ?4)",
+        params![id, kind, now_ms(), source],
     )?;
     Ok(transaction.last_insert_rowid())
 }
 
-fn write(transaction: &Transaction<'_>, person: &Person, kind: &str) -> rusqlite::Result<i64> {
-    let seq = record_change(transaction, &person.id, kind)?;
+fn write(
+    transaction: &Transaction<'_>,
+    person: &Person,
+    kind: &str,
+    source: &str,
+) -> rusqlite::Result<i64> {
+    let seq = record_change(transaction, &person.id, kind, source)?;
     transaction.execute(
         "INSERT INTO people (id, enabled, population, attributes, deleted, changed_seq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -94,7 +107,11 @@ fn write(transaction: &Transaction<'_>, person: &Person, kind: &str) -> rusqlite
     Ok(seq)
 }
 
-pub(super) fn upsert(db: &StateDb, changes: &[PersonChange]) -> Result<UpsertReport, StateError> {
+pub(super) fn upsert(
+    db: &StateDb,
+    changes: &[PersonChange],
+    source: &str,
+) -> Result<UpsertReport, StateError> {
     let mut connection = db.lock();
     let transaction = write_transaction(&mut connection).map_err(|e| db.error(e))?;
     let mut report = UpsertReport::default();
@@ -105,7 +122,7 @@ pub(super) fn upsert(db: &StateDb, changes: &[PersonChange]) -> Result<UpsertRep
             continue;
         };
         let kind = if created { "create" } else { "update" };
-        write(&transaction, &person, kind).map_err(|e| db.error(e))?;
+        write(&transaction, &person, kind, source).map_err(|e| db.error(e))?;
         if created {
             report.created += 1;
         } else {
@@ -120,6 +137,7 @@ pub(super) fn modify(
     db: &StateDb,
     id: &str,
     kind: &str,
+    source: &str,
     edit: Box<dyn FnOnce(&mut Person) + Send>,
 ) -> Result<Option<bool>, StateError> {
     let mut connection = db.lock();
@@ -135,7 +153,7 @@ pub(super) fn modify(
     if person == before {
         return Ok(Some(false));
     }
-    write(&transaction, &person, kind).map_err(|e| db.error(e))?;
+    write(&transaction, &person, kind, source).map_err(|e| db.error(e))?;
     transaction.commit().map_err(|e| db.error(e))?;
     Ok(Some(true))
 }
@@ -272,4 +290,267 @@ pub(super) fn changed_since(db: &StateDb, seq: i64) -> Result<BTreeSet<String>, 
         "SELECT DISTINCT person_id FROM changes WHERE seq > ?1",
         params![seq],
     )
+}
+
+/// Live people whose SCIM userName is `?1`, compared without case: their
+/// `user_name`, or for someone without one their email, else their id
+/// (see `scim::user::standing_user_name`). Each term has an index.
+const BY_USER_NAME: &str = "SELECT id FROM people WHERE deleted = 0 AND (
+        lower(json_extract(attributes, '$.user_name')) = lower(?1)
+     OR (lower(json_extract(attributes, '$.email')) = lower(?1)
+         AND json_extract(attributes, '$.user_name') IS NULL)
+     OR (id = ?1 AND json_extract(attributes, '$.user_name') IS NULL
+         AND json_extract(attributes, '$.email') IS NULL))";
+
+/// The live person other than `id` whose userName is `user_name`.
+fn holder(connection: &Connection, user_name: &str, id: &str) -> rusqlite::Result<Option<String>> {
+    connection
+        .prepare_cached(&format!("{BY_USER_NAME} AND id <> ?2 LIMIT 1"))?
+        .query_row(params![user_name, id], |r| r.get(0))
+        .optional()
+}
+
+pub(super) fn put(
+    db: &StateDb,
+    person: &Person,
+    expected: Option<i64>,
+    kind: &str,
+    source: &str,
+) -> Result<Put, StateError> {
+    let fail = |e| db.error(e);
+    let mut connection = db.lock();
+    let transaction = write_transaction(&mut connection).map_err(fail)?;
+    let current = load(&transaction, &person.id)
+        .map_err(fail)?
+        .filter(|p| !p.deleted);
+    if current.as_ref().map(|p| p.changed_seq) != expected {
+        return Ok(Put::Stale);
+    }
+    if let Some(current) = &current {
+        let mut same = person.clone();
+        same.changed_seq = current.changed_seq;
+        if &same == current {
+            return Ok(Put::Unchanged(same));
+        }
+    }
+    if !person.deleted
+        && let Some(user_name) = person.attributes.get("user_name")
+        && let Some(other) = holder(&transaction, user_name, &person.id).map_err(fail)?
+    {
+        return Ok(Put::Taken(other));
+    }
+    let seq = write(&transaction, person, kind, source).map_err(fail)?;
+    transaction.commit().map_err(fail)?;
+    let mut written = person.clone();
+    written.changed_seq = seq;
+    Ok(Put::Written(written))
+}
+
+pub(super) fn people_by(db: &StateDb, key: Key, value: &str) -> Result<Vec<Person>, StateError> {
+    let fail = |e| db.error(e);
+    let sql = match key {
+        Key::UserName => BY_USER_NAME,
+        Key::ExternalId => {
+            "SELECT id FROM people WHERE deleted = 0
+             AND json_extract(attributes, '$.external_id') = ?1"
+        }
+    };
+    let found = ids(db, sql, params![value])?;
+    let mut connection = db.lock();
+    let snapshot = connection.transaction().map_err(fail)?;
+    let mut people = Vec::with_capacity(found.len());
+    for id in &found {
+        if let Some(person) = load(&snapshot, id).map_err(fail)?.filter(|p| !p.deleted) {
+            people.push(person);
+        }
+    }
+    Ok(people)
+}
+
+pub(super) fn change(db: &StateDb, seq: i64) -> Result<Option<Change>, StateError> {
+    db.lock()
+        .prepare_cached("SELECT seq, person_id, kind, at, source FROM changes WHERE seq = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![seq], |r| {
+                    Ok(Change {
+                        seq: r.get(0)?,
+                        person_id: r.get(1)?,
+                        kind: r.get(2)?,
+                        at: r.get(3)?,
+                        source: r.get(4)?,
+                    })
+                })
+                .optional()
+        })
+        .map_err(|e| db.error(e))
+}
+
+fn record_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupRecord> {
+    Ok(GroupRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        external_id: row.get(2)?,
+        created_at: row.get(3)?,
+        changed_at: row.get(4)?,
+        version: row.get(5)?,
+    })
+}
+
+const GROUP_COLUMNS: &str = "id, name, external_id, created_at, changed_at, version";
+
+pub(super) fn group_records(db: &StateDb) -> Result<Vec<GroupRecord>, StateError> {
+    let connection = db.lock();
+    let fail = |e| db.error(e);
+    let mut statement = connection
+        .prepare_cached(&format!(
+            "SELECT {GROUP_COLUMNS} FROM directory_groups ORDER BY name"
+        ))
+        .map_err(fail)?;
+    statement
+        .query_map([], record_of)
+        .map_err(fail)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(fail)
+}
+
+/// Edits the groups of one live person, as one change; a person who is
+/// not live is skipped. Whether they were live.
+fn regroup(
+    transaction: &Transaction<'_>,
+    id: &str,
+    kind: &str,
+    source: &str,
+    edit: impl FnOnce(&mut BTreeSet<String>),
+) -> rusqlite::Result<bool> {
+    let Some(mut person) = load(transaction, id)?.filter(|p| !p.deleted) else {
+        return Ok(false);
+    };
+    let before = person.groups.clone();
+    edit(&mut person.groups);
+    if person.groups != before {
+        write(transaction, &person, kind, source)?;
+    }
+    Ok(true)
+}
+
+fn members_in(transaction: &Transaction<'_>, group: &str) -> rusqlite::Result<BTreeSet<String>> {
+    let mut statement =
+        transaction.prepare_cached("SELECT person_id FROM members WHERE group_name = ?1")?;
+    statement
+        .query_map(params![group], |r| r.get::<_, String>(0))?
+        .collect()
+}
+
+pub(super) fn put_group(
+    db: &StateDb,
+    write: &GroupWrite,
+    source: &str,
+) -> Result<GroupPut, StateError> {
+    let fail = |e| db.error(e);
+    let mut connection = db.lock();
+    let transaction = write_transaction(&mut connection).map_err(fail)?;
+    let record = &write.record;
+    let current: Option<GroupRecord> = transaction
+        .prepare_cached(&format!(
+            "SELECT {GROUP_COLUMNS} FROM directory_groups WHERE id = ?1"
+        ))
+        .and_then(|mut s| s.query_row(params![record.id], record_of).optional())
+        .map_err(fail)?;
+    if current.as_ref().map(|r| r.version) != write.expected {
+        return Ok(GroupPut::Stale);
+    }
+    let taken: Option<String> = transaction
+        .prepare_cached("SELECT id FROM directory_groups WHERE name = ?1 AND id <> ?2")
+        .and_then(|mut s| {
+            s.query_row(params![record.name, record.id], |r| r.get(0))
+                .optional()
+        })
+        .map_err(fail)?;
+    if taken.is_some() {
+        return Ok(GroupPut::Taken);
+    }
+    let name = record.name.clone();
+    if let Some(old) = write.renamed_from.as_ref().filter(|old| **old != name) {
+        for id in members_in(&transaction, old).map_err(fail)? {
+            regroup(&transaction, &id, "rename-group", source, |groups| {
+                groups.remove(old);
+                groups.insert(name.clone());
+            })
+            .map_err(fail)?;
+        }
+    }
+    let (add, remove) = match &write.members {
+        Members::Keep => (BTreeSet::new(), BTreeSet::new()),
+        Members::Edit { add, remove } => (add.clone(), remove.clone()),
+        Members::Replace(wanted) => {
+            let now = members_in(&transaction, &name).map_err(fail)?;
+            (
+                wanted.difference(&now).cloned().collect(),
+                now.difference(wanted).cloned().collect(),
+            )
+        }
+    };
+    for id in &add {
+        let joined = regroup(&transaction, id, "join", source, |groups| {
+            groups.insert(name.clone());
+        })
+        .map_err(fail)?;
+        if !joined {
+            return Ok(GroupPut::NoPerson(id.clone()));
+        }
+    }
+    for id in remove.difference(&add) {
+        regroup(&transaction, id, "leave", source, |groups| {
+            groups.remove(&name);
+        })
+        .map_err(fail)?;
+    }
+    let version = current.as_ref().map_or(1, |r| r.version + 1);
+    let written = GroupRecord {
+        version,
+        changed_at: now_ms(),
+        created_at: current.as_ref().map_or(now_ms(), |r| r.created_at),
+        ..record.clone()
+    };
+    transaction
+        .execute(
+            "INSERT INTO directory_groups (id, name, external_id, created_at, changed_at, version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET name = ?2, external_id = ?3, changed_at = ?5, version = ?6",
+            params![
+                written.id,
+                written.name,
+                written.external_id,
+                written.created_at,
+                written.changed_at,
+                written.version
+            ],
+        )
+        .map_err(fail)?;
+    transaction.commit().map_err(fail)?;
+    Ok(GroupPut::Written(written))
+}
+
+pub(super) fn delete_group(
+    db: &StateDb,
+    id: &str,
+    name: &str,
+    source: &str,
+) -> Result<bool, StateError> {
+    let fail = |e| db.error(e);
+    let mut connection = db.lock();
+    let transaction = write_transaction(&mut connection).map_err(fail)?;
+    let mut found = transaction
+        .execute("DELETE FROM directory_groups WHERE id = ?1", params![id])
+        .map_err(fail)?
+        > 0;
+    for person in members_in(&transaction, name).map_err(fail)? {
+        found |= regroup(&transaction, &person, "leave", source, |groups| {
+            groups.remove(name);
+        })
+        .map_err(fail)?;
+    }
+    transaction.commit().map_err(fail)?;
+    Ok(found)
 }

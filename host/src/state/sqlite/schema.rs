@@ -185,6 +185,29 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (rule, group_name)
     );
     "#,
+    // 9: who made each change (`cli`, or `scim:TOKEN` for the SCIM
+    // service provider); people found by the SCIM userName (their own, or
+    // for someone without one their email) and externalId an identity
+    // provider queries by; and the groups known by an id of
+    // their own, which a SCIM client keeps across renames and which exist
+    // before anyone is in them.
+    r#"
+    ALTER TABLE changes ADD COLUMN source TEXT;
+    CREATE INDEX people_user_name
+        ON people (lower(json_extract(attributes, '$.user_name'))) WHERE deleted = 0;
+    CREATE INDEX people_external_id
+        ON people (json_extract(attributes, '$.external_id')) WHERE deleted = 0;
+    CREATE INDEX people_email
+        ON people (lower(json_extract(attributes, '$.email'))) WHERE deleted = 0;
+    CREATE TABLE directory_groups (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        external_id TEXT,
+        created_at  INTEGER NOT NULL,
+        changed_at  INTEGER NOT NULL,
+        version     INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use serde_json::Value as Json;
 
 use super::{StateDb, directory, groups, links, status};
-use crate::directory::{Person, PersonChange, UpsertReport};
+use crate::directory::{
+    Change, GroupPut, GroupRecord, GroupWrite, Key, Person, PersonChange, Put, UpsertReport,
+};
 use crate::state::StateError;
 use crate::state::store::{
     DirectoryStore, GroupLinkStore, GuardStore, HealthStore, JournalOutcome, JournalStore,
@@ -236,17 +238,52 @@ impl RuleStore for StateDb {
 
 #[async_trait]
 impl DirectoryStore for StateDb {
-    async fn upsert_people(&self, changes: &[PersonChange]) -> Result<UpsertReport, StateError> {
-        self.blocking(|db| directory::upsert(db, changes))
+    async fn upsert_people(
+        &self,
+        changes: &[PersonChange],
+        source: &str,
+    ) -> Result<UpsertReport, StateError> {
+        self.blocking(|db| directory::upsert(db, changes, source))
     }
 
     async fn modify_person(
         &self,
         id: &str,
         kind: &str,
+        source: &str,
         edit: PersonEdit,
     ) -> Result<Option<bool>, StateError> {
-        self.blocking(|db| directory::modify(db, id, kind, edit))
+        self.blocking(|db| directory::modify(db, id, kind, source, edit))
+    }
+
+    async fn put_person(
+        &self,
+        person: &Person,
+        expected: Option<i64>,
+        kind: &str,
+        source: &str,
+    ) -> Result<Put, StateError> {
+        self.blocking(|db| directory::put(db, person, expected, kind, source))
+    }
+
+    async fn people_by(&self, key: Key, value: &str) -> Result<Vec<Person>, StateError> {
+        self.blocking(|db| directory::people_by(db, key, value))
+    }
+
+    async fn change(&self, seq: i64) -> Result<Option<Change>, StateError> {
+        self.blocking(|db| directory::change(db, seq))
+    }
+
+    async fn group_records(&self) -> Result<Vec<GroupRecord>, StateError> {
+        self.blocking(directory::group_records)
+    }
+
+    async fn put_group(&self, write: &GroupWrite, source: &str) -> Result<GroupPut, StateError> {
+        self.blocking(|db| directory::put_group(db, write, source))
+    }
+
+    async fn delete_group(&self, id: &str, name: &str, source: &str) -> Result<bool, StateError> {
+        self.blocking(|db| directory::delete_group(db, id, name, source))
     }
 
     async fn purge_person(&self, id: &str) -> Result<(), StateError> {

@@ -236,6 +236,9 @@ pub fn json_store_secrets() -> String {
 pub struct Daemon {
     pub child: tokio::process::Child,
     pub url: String,
+    /// The SCIM service provider's `/scim/v2` URL, when `[scim] listen`
+    /// is set.
+    pub scim: Option<String>,
     pub log: Arc<Mutex<String>>,
 }
 
@@ -271,7 +274,7 @@ impl Daemon {
         let stderr = child.stderr.take().expect("piped stderr");
         let stdout = child.stdout.take().expect("piped stdout");
         let log = Arc::new(Mutex::new(String::new()));
-        let (found, mut url) = tokio::sync::mpsc::channel::<String>(1);
+        let (found, mut url) = tokio::sync::mpsc::channel::<(String, Option<String>)>(1);
         // The address comes as the one JSON line the daemon writes on
         // standard output.
         tokio::spawn(async move {
@@ -284,7 +287,8 @@ impl Daemon {
                     .expect("the announcement names the status URL")
                     .trim_end_matches('/')
                     .replace("//0.0.0.0:", "//127.0.0.1:");
-                let _ = found.try_send(address);
+                let scim = announced["scim"].as_str().map(str::to_string);
+                let _ = found.try_send((address, scim));
             }
         });
         let sink = log.clone();
@@ -296,11 +300,16 @@ impl Daemon {
                 log.push('\n');
             }
         });
-        let url = tokio::time::timeout(Duration::from_secs(60), url.recv())
+        let (url, scim) = tokio::time::timeout(Duration::from_secs(60), url.recv())
             .await
             .expect("the daemon served status within a minute")
             .expect("the daemon announced its address");
-        Daemon { child, url, log }
+        Daemon {
+            child,
+            url,
+            scim,
+            log,
+        }
     }
 
     pub fn log(&self) -> String {

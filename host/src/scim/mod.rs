@@ -1,0 +1,41 @@
+//! The SCIM 2.0 service provider (RFC 7643, 7644) that `provisioner run`
+//! serves under `/scim/v2` when `[scim] listen` is set, so that an
+//! identity provider (PingOne, Entra ID, Okta) can push people and groups
+//! into the directory. It writes through [`crate::directory`], never around
+//! it: a person made over SCIM is the same kind of person as one imported
+//! from a file, and every write advances the change sequence that the
+//! scheduler follows.
+
+mod discovery;
+mod error;
+pub mod filter;
+mod group;
+mod http;
+pub mod patch;
+mod user;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use error::ScimError;
+pub use http::ScimState;
+
+/// SCIM's media type (RFC 7644 §8.1).
+pub const MEDIA_TYPE: &str = "application/scim+json";
+
+/// Serves SCIM on `addr`, plain HTTP, which the configuration allows on
+/// loopback only. Returns the bound address and the server's task.
+pub async fn serve(
+    addr: SocketAddr,
+    state: impl FnOnce(SocketAddr) -> ScimState,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = http::router(Arc::new(state(bound)));
+    let task = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "the SCIM server stopped");
+        }
+    });
+    Ok((bound, task))
+}
