@@ -11,6 +11,7 @@
 mod linked;
 mod native;
 mod scim;
+mod scim_inbound;
 mod scrub;
 
 /// The allocator `provisioner` itself uses, so that the connector calls
@@ -262,6 +263,12 @@ allow_update = true
 [rules.prospects]
 connection = "leads"
 scope = {{ group = "prospects" }}
+
+[scim]
+listen = "127.0.0.1:0"
+
+[scim.tokens]
+bench = {{ secrets_file = "scim_token" }}
 "#
             ),
         )?;
@@ -269,7 +276,8 @@ scope = {{ group = "prospects" }}
         std::fs::write(
             &secrets,
             format!(
-                "client_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nrefresh_token = \"{REFRESH_TOKEN}\"\n"
+                "client_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nrefresh_token = \"{REFRESH_TOKEN}\"\nscim_token = \"{}\"\n",
+                scim_inbound::TOKEN
             ),
         )?;
         use std::os::unix::fs::PermissionsExt;
@@ -971,6 +979,20 @@ async fn bench() -> anyhow::Result<()> {
     eprintln!("steady state: {} changes", args.changes);
     let mut latencies = steady_state(&org, n, args.changes).await?;
     latencies.sort();
+    eprintln!(
+        "SCIM inbound: {SCIM_CREATES} creates from {SCIM_CLIENTS} clients, {} PATCHes",
+        args.changes
+    );
+    let inbound = scim_inbound::workload(
+        &org.emulator,
+        org.daemon_command(&["run", "--listen", "127.0.0.1:0"])?,
+        &org.dir.path().join("stdout.log"),
+        n,
+        SCIM_CLIENTS,
+        SCIM_CREATES,
+        args.changes,
+    )
+    .await?;
     eprintln!("component entry: {} calls", args.entries);
     let entry = component_entry(&org, args.entries).await?;
     let by_contract = entering_by_contract(&org, args.entries).await?;
@@ -1139,6 +1161,7 @@ async fn bench() -> anyhow::Result<()> {
         p99.as_secs_f64() * 1e3,
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
     )?;
+    inbound_section(&mut out, &inbound)?;
     writeln!(out, "## Sandbox\n")?;
     writeln!(
         out,
@@ -1221,6 +1244,21 @@ async fn bench() -> anyhow::Result<()> {
         p99.as_secs_f64() * 1e3,
         met(p99 < Duration::from_millis(100))
     )?;
+    let creates_per_second = inbound.creates as f64 / inbound.create_wall.as_secs_f64();
+    writeln!(
+        out,
+        "| SCIM inbound: ≥ 1,000 creates per second from {} clients | {creates_per_second:.0} | {} |",
+        inbound.clients,
+        met(creates_per_second >= 1000.0)
+    )?;
+    let to_emulator = percentile(&inbound.to_emulator, 0.99);
+    writeln!(
+        out,
+        "| SCIM inbound: p99 < 50 ms from a PATCH to the value in the emulator | {:.1} ms (a PATCH's own p99: {:.1} ms) | {} |",
+        to_emulator.as_secs_f64() * 1e3,
+        percentile(&inbound.patches, 0.99).as_secs_f64() * 1e3,
+        met(to_emulator < Duration::from_millis(50))
+    )?;
     writeln!(
         out,
         "| component vs native wall time ≤ 1.10, workload 1 | {measured_ratio:.3} for the whole sync; {native_ratio:.3} on the connector's calls alone | {} |",
@@ -1261,6 +1299,31 @@ async fn bench() -> anyhow::Result<()> {
     std::fs::write(&args.out, &out).with_context(|| format!("writing {}", args.out.display()))?;
     print!("{out}");
     Ok(())
+}
+
+/// Concurrent SCIM clients creating people, for the inbound workload.
+const SCIM_CLIENTS: usize = 8;
+const SCIM_CREATES: usize = 4000;
+
+/// The SCIM inbound workload's section of the report.
+fn inbound_section(out: &mut String, inbound: &scim_inbound::Figures) -> std::fmt::Result {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    writeln!(out, "## SCIM 2.0 inbound\n")?;
+    writeln!(
+        out,
+        "`provisioner run` serving SCIM over the org synced above. {} creates from {} concurrent clients took {:.2} s: {:.0} creates per second, each committed before its answer. {} PATCHes one after another: p50 {:.1} ms, p99 {:.1} ms. From sending a PATCH of a synced person's title to the new title in the emulator, over {} changes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms.\n",
+        inbound.creates,
+        inbound.clients,
+        inbound.create_wall.as_secs_f64(),
+        inbound.creates as f64 / inbound.create_wall.as_secs_f64(),
+        inbound.patches.len(),
+        ms(percentile(&inbound.patches, 0.50)),
+        ms(percentile(&inbound.patches, 0.99)),
+        inbound.to_emulator.len(),
+        ms(percentile(&inbound.to_emulator, 0.50)),
+        ms(percentile(&inbound.to_emulator, 0.99)),
+        ms(inbound.to_emulator.last().copied().unwrap_or_default()),
+    )
 }
 
 /// The SCIM workload's section of the report.

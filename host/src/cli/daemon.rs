@@ -52,10 +52,11 @@ pub(super) async fn run(app: &App<'_>, args: RunArgs) -> anyhow::Result<ExitCode
     let scim = match config.scim_listen().map_err(diagnostic)? {
         Some(listen) => {
             let tokens = config.scim_tokens(&secrets).map_err(diagnostic)?;
+            let public = config.scim_base_url().map_err(diagnostic)?;
             let (db, schema, written) =
                 (engine.shared_db(), engine.schema().clone(), written.clone());
             let (scim_bound, task) = crate::scim::serve(listen, move |bound| {
-                let base = format!("http://{bound}/scim/v2");
+                let base = public.unwrap_or_else(|| format!("http://{bound}/scim/v2"));
                 crate::scim::ScimState::new(db, schema, tokens, written, base)
             })
             .await

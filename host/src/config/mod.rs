@@ -186,6 +186,9 @@ struct RawStatus {
 struct RawScim {
     /// Where to serve it; none serves nothing.
     listen: Option<Spanned<String>>,
+    /// The URL clients reach `/scim/v2` at, through the proxy in front:
+    /// what `location` and `$ref` say.
+    base_url: Option<Spanned<String>>,
     /// Bearer tokens by name; the name is recorded with every change a
     /// token makes. Several, so that one can be rotated.
     #[serde(default)]
@@ -766,6 +769,18 @@ impl Config {
                         format!("[scim] tokens.{}: {reason}", name.get_ref()),
                     )
                 })?;
+            if let Some((other, _)) = tokens.iter().find(|(_, t): &&(String, SecretString)| {
+                use secrecy::ExposeSecret;
+                t.expose_secret() == token.expose_secret()
+            }) {
+                return Err(self.diagnostic(
+                    Some(reference.span()),
+                    format!(
+                        "[scim] tokens.{} is the same token as tokens.{other}; give each name its own, so that each change says which client made it",
+                        name.get_ref()
+                    ),
+                ));
+            }
             tokens.push((name.get_ref().clone(), token));
         }
         if tokens.is_empty() && self.scim.listen.is_some() {
@@ -777,12 +792,42 @@ impl Config {
         Ok(tokens)
     }
 
+    /// The URL of `/scim/v2` as clients reach it (`[scim] base_url`), if
+    /// set: an `https://` (or `http://`) URL without query or fragment.
+    pub fn scim_base_url(&self) -> Result<Option<String>, Diagnostic> {
+        let Some(base) = &self.scim.base_url else {
+            return Ok(None);
+        };
+        let text = base.get_ref().trim_end_matches('/');
+        match url::Url::parse(text) {
+            Ok(url)
+                if matches!(url.scheme(), "https" | "http")
+                    && url.host().is_some()
+                    && url.query().is_none()
+                    && url.fragment().is_none() =>
+            {
+                Ok(Some(text.to_string()))
+            }
+            _ => Err(self.diagnostic(
+                Some(base.span()),
+                format!(
+                    "[scim] base_url = {:?} is not a URL like https://idp-bridge.example.com/scim/v2 (no query or fragment)",
+                    base.get_ref()
+                ),
+            )),
+        }
+    }
+
     /// Problems with `[scim]` that would stop `provisioner run`.
     pub fn scim_diagnostics(&self, secrets: &SecretStore) -> Vec<Diagnostic> {
-        [self.scim_listen().err(), self.scim_tokens(secrets).err()]
-            .into_iter()
-            .flatten()
-            .collect()
+        [
+            self.scim_listen().err(),
+            self.scim_base_url().err(),
+            self.scim_tokens(secrets).err(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// The operator token for the mutating status endpoints, if configured.
@@ -1513,6 +1558,29 @@ mod tests {
             .to_string();
         assert!(error.contains(":3:"), "{error}");
         assert!(error.contains("allow_insecure_loopbak"), "{error}");
+    }
+
+    #[test]
+    fn scim_is_served_on_loopback_and_says_the_url_clients_use() {
+        let config = parse("[scim]\nlisten = \"127.0.0.1:8481\"\nbase_url = \"https://idp.example.com/scim/v2/\"\n").unwrap();
+        assert_eq!(
+            config.scim_listen().unwrap(),
+            Some("127.0.0.1:8481".parse().unwrap())
+        );
+        assert_eq!(
+            config.scim_base_url().unwrap().as_deref(),
+            Some("https://idp.example.com/scim/v2")
+        );
+        let wide = parse("[scim]\nlisten = \"0.0.0.0:8481\"\n").unwrap();
+        assert!(
+            wide.scim_listen()
+                .unwrap_err()
+                .to_string()
+                .contains("beyond loopback")
+        );
+        let query = parse("[scim]\nbase_url = \"https://h/scim?x=1\"\n").unwrap();
+        assert!(query.scim_base_url().is_err());
+        assert!(parse("[scim]\nlisten = \"127.0.0.1:1\"\nport = 3\n").is_err());
     }
 
     #[test]

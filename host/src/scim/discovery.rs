@@ -131,7 +131,7 @@ fn user_schema() -> Value {
     attributes.push(complex(
         "phoneNumbers",
         true,
-        "A work and a mobile one",
+        "A work and a mobile one, and one of each type declared as TYPE_phone",
         strings(&["value", "type"]),
     ));
     attributes.push(complex(
@@ -173,13 +173,7 @@ fn directory_schema(schema: &AttributeSchema) -> Value {
     let attributes: Vec<Value> = schema
         .names()
         .filter(|n| !standard.contains(n))
-        .map(|n| {
-            attribute(
-                &super::user::camel(n),
-                "string",
-                &format!("[directory] attribute {n}"),
-            )
-        })
+        .map(|n| attribute(n, "string", &format!("[directory] attribute {n}")))
         .collect();
     json!({"schemas": [SCHEMA], "id": DIRECTORY, "name": "DirectoryUser", "description": "Attributes declared under [directory] attributes", "attributes": attributes})
 }

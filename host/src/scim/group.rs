@@ -31,12 +31,19 @@ impl Known {
 
 /// Every group: those with records, and those only people name.
 pub fn known(records: Vec<GroupRecord>, names: BTreeSet<String>) -> Vec<Known> {
+    let held: BTreeSet<String> = records.iter().map(|r| r.id.clone()).collect();
     let mut by_name: BTreeMap<String, Known> = names
         .into_iter()
         .map(|name| {
+            // A record that took this name's id when the group was renamed
+            // keeps it; the name, carried again, gets another.
+            let mut id = group_id(&name);
+            if held.contains(&id) {
+                id = group_id(&format!("{name}\n1"));
+            }
             let known = Known {
                 record: None,
-                id: group_id(&name),
+                id,
                 name: name.clone(),
             };
             (name, known)
@@ -65,7 +72,7 @@ pub fn to_scim(group: &Known, members: &[(String, String)], base: &str) -> Value
     let members: Vec<Value> = members
         .iter()
         .map(|(id, display)| {
-            json!({"value": id, "display": display, "type": "User", "$ref": format!("{base}/Users/{id}")})
+            json!({"value": id, "display": display, "type": "User", "$ref": super::location(base, "Users", id)})
         })
         .collect();
     let mut value = json!({
@@ -76,7 +83,7 @@ pub fn to_scim(group: &Known, members: &[(String, String)], base: &str) -> Value
         "meta": {
             "resourceType": "Group",
             "version": version_tag(group.version()),
-            "location": format!("{base}/Groups/{}", group.id),
+            "location": super::location(base, "Groups", &group.id),
         },
     });
     if let Some(external_id) = group.record.as_ref().and_then(|r| r.external_id.clone()) {

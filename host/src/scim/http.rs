@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
+use sha2::Digest;
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
@@ -106,11 +107,15 @@ async fn authenticate(State(state): State<Shared>, mut request: Request, next: N
     let Some(presented) = presented.filter(|t| !t.is_empty()) else {
         return unauthorized("a bearer token is required");
     };
+    // Digests of equal length: comparing the tokens themselves would
+    // stop early at a difference in length.
+    let digest = |text: &str| sha2::Sha256::digest(text.as_bytes());
+    let presented = digest(&presented);
     let mut matched = None;
     for (name, token) in &state.tokens {
         let same: bool = presented
-            .as_bytes()
-            .ct_eq(token.expose_secret().as_bytes())
+            .as_slice()
+            .ct_eq(digest(token.expose_secret()).as_slice())
             .into();
         if same {
             matched = Some(name.clone());
@@ -224,9 +229,16 @@ fn directory_error(error: DirectoryError) -> ScimError {
 /// Case-exact attributes (RFC 7643): the ids; the rest compare without
 /// case.
 fn exact(path: &AttrPath) -> bool {
-    ["id", "externalId"]
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(&path.name))
+    let is = |name: &str| path.name.eq_ignore_ascii_case(name);
+    let value = || {
+        path.sub
+            .as_deref()
+            .is_none_or(|s| s.eq_ignore_ascii_case("value"))
+    };
+    is("id")
+        || is("externalId")
+        // Members and groups are ids too.
+        || ((is("members") || is("groups")) && value())
         || (path.name.eq_ignore_ascii_case("meta")
             && path
                 .sub
@@ -245,6 +257,22 @@ fn mentions(filter: &Filter, name: &str) -> bool {
         Filter::ValuePath { path, filter } => {
             path.name.eq_ignore_ascii_case(name) || mentions(filter, name)
         }
+    }
+}
+
+/// The conjuncts of `filter` that do not look at members, if any: a
+/// resource they rule out is ruled out by the whole filter.
+fn without_members(filter: &Filter) -> Option<Filter> {
+    match filter {
+        Filter::And(all) => {
+            let rest: Vec<Filter> = all
+                .iter()
+                .filter(|f| !mentions(f, "members"))
+                .cloned()
+                .collect();
+            (!rest.is_empty()).then_some(Filter::And(rest))
+        }
+        other => (!mentions(other, "members")).then(|| other.clone()),
     }
 }
 
@@ -320,12 +348,16 @@ impl ListQuery {
 
     /// Whether `name` is left out of the answer, so need not be read.
     fn leaves_out(&self, name: &str) -> bool {
-        let named = |paths: &[AttrPath]| {
-            paths
-                .iter()
-                .any(|p| p.name.eq_ignore_ascii_case(name) && p.sub.is_none())
-        };
-        named(&self.excluded) || (!self.attributes.is_empty() && !named(&self.attributes))
+        let excluded = self
+            .excluded
+            .iter()
+            .any(|p| p.name.eq_ignore_ascii_case(name) && p.sub.is_none());
+        // `attributes=members.value` asks for the members too.
+        let asked = self
+            .attributes
+            .iter()
+            .any(|p| p.name.eq_ignore_ascii_case(name));
+        excluded || (!self.attributes.is_empty() && !asked)
     }
 }
 
@@ -469,10 +501,26 @@ struct Groups {
 }
 
 impl Groups {
+    /// The groups with records: enough to name a person's groups, since
+    /// any other group has the id its name gives it. Reading every group
+    /// name (a scan of every membership) is for the group endpoints only.
+    async fn records(state: &ScimState) -> Result<Groups, ScimError> {
+        Groups::read(state, false).await
+    }
+
+    /// Every group, those only people name included.
     async fn load(state: &ScimState) -> Result<Groups, ScimError> {
+        Groups::read(state, true).await
+    }
+
+    async fn read(state: &ScimState, every: bool) -> Result<Groups, ScimError> {
         let directory = Directory::new(&*state.db, state.schema.clone());
         let records = directory.group_records().await.map_err(directory_error)?;
-        let names = state.db.group_names().await.map_err(ScimError::internal)?;
+        let names = if every {
+            state.db.group_names().await.map_err(ScimError::internal)?
+        } else {
+            BTreeSet::new()
+        };
         let by_name = group::known(records, names)
             .into_iter()
             .map(|k| (k.name.clone(), k))
@@ -485,10 +533,18 @@ impl Groups {
             .groups
             .iter()
             .map(|name| {
-                let id = self
-                    .by_name
-                    .get(name)
-                    .map_or_else(|| crate::directory::group_id(name), |k| k.id.clone());
+                let id = match self.by_name.get(name) {
+                    Some(known) => known.id.clone(),
+                    // As `group::known` names a group without a record.
+                    None => {
+                        let id = crate::directory::group_id(name);
+                        if self.by_name.values().any(|k| k.id == id) {
+                            crate::directory::group_id(&format!("{name}\n1"))
+                        } else {
+                            id
+                        }
+                    }
+                };
                 (id, name.clone())
             })
             .collect()
@@ -600,7 +656,7 @@ async fn create_user(
     };
     let _writing = state.writes.lock().await;
     let person = write_user(&state, &caller, person, None, "create").await?;
-    let groups = Groups::load(&state).await?;
+    let groups = Groups::records(&state).await?;
     let body = user_json(&state, &person, &groups).await?;
     Ok(answer(
         StatusCode::CREATED,
@@ -616,7 +672,7 @@ async fn get_user(
 ) -> Result<Response, ScimError> {
     let query = ListQuery::parse(&params)?;
     let person = live(&state, &id).await?;
-    let groups = Groups::load(&state).await?;
+    let groups = Groups::records(&state).await?;
     let body = project(user_json(&state, &person, &groups).await?, &query);
     Ok(answer(
         StatusCode::OK,
@@ -639,22 +695,76 @@ async fn replace_user(
         return Err(ScimError::invalid_value("a User needs a userName"));
     }
     let _writing = state.writes.lock().await;
-    let current = live(&state, &id).await?;
-    check_if_match(&headers, &user::version_tag(current.changed_seq))?;
-    let person = Person {
-        enabled: fields.active.unwrap_or(current.enabled),
-        attributes: fields.attributes,
-        ..current.clone()
-    };
-    let person = write_user(&state, &caller, person, Some(current.changed_seq), "update").await?;
-    let groups = Groups::load(&state).await?;
-    let body = user_json(&state, &person, &groups).await?;
+    let person = rewrite(&state, &caller, &id, &headers, |_, _| Ok(fields.clone())).await?;
+    user_answer(&state, &person).await
+}
+
+/// The User as an answer, with its ETag.
+async fn user_answer(state: &ScimState, person: &Person) -> Result<Response, ScimError> {
+    let groups = Groups::records(state).await?;
+    let body = user_json(state, person, &groups).await?;
     Ok(answer(
         StatusCode::OK,
         &body,
         Some(&user::version_tag(person.changed_seq)),
     ))
 }
+
+/// How often a write without `If-Match` is tried again when someone else
+/// (a command in another process) changed the person between its read and
+/// its write.
+const ATTEMPTS: usize = 3;
+
+/// Reads a live person, asks `change` for their new fields (given the
+/// person as read and the User that shows them), and writes them back
+/// conditionally. A person's attributes that the directory no longer
+/// declares cannot be shown over SCIM, so are kept as they are.
+async fn rewrite(
+    state: &ScimState,
+    caller: &Caller,
+    id: &str,
+    headers: &HeaderMap,
+    change: impl Fn(&Person, Value) -> Result<user::UserFields, ScimError>,
+) -> Result<Person, ScimError> {
+    let conditional = headers.contains_key(header::IF_MATCH);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = live(state, id).await?;
+        check_if_match(headers, &user::version_tag(current.changed_seq))?;
+        let (known, unknown): (BTreeMap<_, _>, BTreeMap<_, _>) = current
+            .attributes
+            .clone()
+            .into_iter()
+            .partition(|(name, _)| state.schema.contains(name));
+        let shown = Person {
+            attributes: known,
+            ..current.clone()
+        };
+        let mut resource = user::to_scim(&shown, &[], &state.base, None);
+        if let Value::Object(object) = &mut resource {
+            object.remove("meta");
+        }
+        let mut fields = change(&current, resource)?;
+        fields.attributes.extend(unknown);
+        let person = Person {
+            enabled: fields.active.unwrap_or(current.enabled),
+            attributes: fields.attributes,
+            ..current.clone()
+        };
+        match write_user(state, caller, person, Some(current.changed_seq), "update").await {
+            Err(stale)
+                if stale.status == StatusCode::PRECONDITION_FAILED
+                    && !conditional
+                    && attempt < ATTEMPTS => {}
+            written => return written,
+        }
+    }
+}
+
+/// The most operations, and the most values in all, one PATCH may carry:
+/// applying them holds every other write back.
+const MAX_OPERATIONS: usize = 1000;
 
 /// The operations of a PATCH request, checked.
 fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
@@ -682,6 +792,21 @@ fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
             "a PATCH body needs an Operations array",
         ));
     };
+    if operations.len() > MAX_OPERATIONS {
+        return Err(ScimError::invalid_value(format!(
+            "a PATCH may carry at most {MAX_OPERATIONS} operations"
+        )));
+    }
+    let values: usize = operations
+        .iter()
+        .filter_map(|o| o.as_object().and_then(|o| field(o, "value")))
+        .map(|v| v.as_array().map_or(1, Vec::len))
+        .sum();
+    if values > MAX_OPERATIONS {
+        return Err(ScimError::invalid_value(format!(
+            "a PATCH may carry at most {MAX_OPERATIONS} values (members, emails, ...) in all; send more in several"
+        )));
+    }
     operations
         .iter()
         .map(|operation| {
@@ -755,49 +880,35 @@ async fn patch_user(
 ) -> Result<Response, ScimError> {
     let operations = without_read_only(operations(&body)?, &id);
     let _writing = state.writes.lock().await;
-    let current = live(&state, &id).await?;
-    check_if_match(&headers, &user::version_tag(current.changed_seq))?;
-    // Groups are changed through /Groups: left out, a PATCH cannot touch
-    // them, and one that tries finds nothing there.
-    let mut resource = user::to_scim(&current, &[], &state.base, None);
-    if let Value::Object(object) = &mut resource {
-        object.remove("meta");
-    }
-    apply_all(&mut resource, &operations)?;
-    if resource
-        .as_object()
-        .and_then(|o| field(o, "groups"))
-        .is_some()
-    {
-        return Err(ScimError::bad(
-            "mutability",
-            "a User's groups are read-only; change them through /Groups",
-        ));
-    }
-    let mut fields = user::from_scim(&resource, &state.schema)?;
-    // A userName shown for someone without one stays unwritten unless the
-    // PATCH changed it.
-    let standing = user::standing_user_name(&current);
-    if !current.attributes.contains_key("user_name")
-        && fields.attributes.get("user_name") == Some(&standing)
-    {
-        fields.attributes.remove("user_name");
-    } else if !fields.attributes.contains_key("user_name") {
-        return Err(ScimError::invalid_value("a User needs a userName"));
-    }
-    let person = Person {
-        enabled: fields.active.unwrap_or(current.enabled),
-        attributes: fields.attributes,
-        ..current.clone()
-    };
-    let person = write_user(&state, &caller, person, Some(current.changed_seq), "update").await?;
-    let groups = Groups::load(&state).await?;
-    let body = user_json(&state, &person, &groups).await?;
-    Ok(answer(
-        StatusCode::OK,
-        &body,
-        Some(&user::version_tag(person.changed_seq)),
-    ))
+    let person = rewrite(&state, &caller, &id, &headers, |current, mut resource| {
+        // Groups are changed through /Groups: left out, a PATCH cannot
+        // touch them.
+        apply_all(&mut resource, &operations)?;
+        if resource
+            .as_object()
+            .and_then(|o| field(o, "groups"))
+            .is_some()
+        {
+            return Err(ScimError::bad(
+                "mutability",
+                "a User's groups are read-only; change them through /Groups",
+            ));
+        }
+        let mut fields = user::from_scim(&resource, &state.schema)?;
+        // A userName shown for someone without one stays unwritten unless
+        // the PATCH changed it.
+        let standing = user::standing_user_name(current);
+        if !current.attributes.contains_key("user_name")
+            && fields.attributes.get("user_name") == Some(&standing)
+        {
+            fields.attributes.remove("user_name");
+        } else if !fields.attributes.contains_key("user_name") {
+            return Err(ScimError::invalid_value("a User needs a userName"));
+        }
+        Ok(fields)
+    })
+    .await?;
+    user_answer(&state, &person).await
 }
 
 async fn delete_user(
@@ -826,7 +937,7 @@ async fn list_users(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
     let query = ListQuery::parse(&params)?;
-    let groups = Groups::load(&state).await?;
+    let groups = Groups::records(&state).await?;
     let directory = Directory::new(&*state.db, state.schema.clone());
     let indexed = query
         .filter
@@ -1074,9 +1185,21 @@ async fn list_groups(
         .filter
         .as_ref()
         .is_some_and(|f| mentions(f, "members"));
+    // Entra ID asks `id eq "g" and members[value eq "u"]`: the part that
+    // does not look at members rules out every other group unread.
+    let first = query.filter.as_ref().and_then(without_members);
     let mut total = 0;
     let mut resources = Vec::new();
     for group in groups.by_name.values() {
+        if let Some(first) = first.as_ref().filter(|_| needs_members) {
+            let bare = group::to_scim(group, &[], &state.base);
+            let possible = first
+                .matches(&bare, &exact)
+                .map_err(|e| ScimError::bad("invalidFilter", e.0))?;
+            if !possible {
+                continue;
+            }
+        }
         let resource = if needs_members {
             group_json(&state, group).await?
         } else {
@@ -1245,6 +1368,11 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> ScimError {
     )
 }
 
+/// Outside `/scim/v2`, before any token is checked: nothing said.
+async fn nowhere() -> ScimError {
+    ScimError::new(StatusCode::NOT_FOUND, None, "not found")
+}
+
 /// Turns axum's own refusals (a method not allowed, a bad query string)
 /// into SCIM error bodies.
 async fn scim_errors(request: Request, next: Next) -> Response {
@@ -1298,5 +1426,5 @@ pub fn router(state: Shared) -> Router {
         .layer(middleware::from_fn(scim_errors))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state);
-    Router::new().nest("/scim/v2", api).fallback(not_found)
+    Router::new().nest("/scim/v2", api).fallback(nowhere)
 }

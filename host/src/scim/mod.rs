@@ -20,6 +20,19 @@ use std::sync::Arc;
 pub use error::ScimError;
 pub use http::ScimState;
 
+/// The URL of the resource `id` of `kind` (`Users`, `Groups`) under
+/// `base`: an id imported from a file may hold any character, and goes in
+/// the path as one segment.
+pub(crate) fn location(base: &str, kind: &str, id: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    format!("{base}/{kind}/{}", utf8_percent_encode(id, SEGMENT))
+}
+
 /// SCIM's media type (RFC 7644 §8.1).
 pub const MEDIA_TYPE: &str = "application/scim+json";
 

@@ -13,7 +13,8 @@
 //! | the one address: `streetAddress`, `locality`, `region`, `postalCode`, `country` | `street`, `city`, `region`, `postal_code`, `country` |
 //! | `active` | the enabled flag |
 //! | enterprise `employeeNumber`, `department`, `organization` | `employee_number`, `department`, `company` |
-//! | an attribute declared under `[directory] attributes`, by its camelCase or snake_case name, top-level or in either extension (`costCenter` for `cost_center`; enterprise `manager.value` for `manager`) | that attribute, read back under [`DIRECTORY`] |
+//! | `phoneNumbers` of another type (Entra ID's `fax`) | a declared `TYPE_phone` (`fax_phone`) |
+//! | an attribute declared under `[directory] attributes`, by its camelCase or snake_case name, top-level or in either extension (`costCenter` for `cost_center`; enterprise `manager`, its `value` or the id alone) | that attribute, read back under [`DIRECTORY`] by its own name |
 //!
 //! `name.formatted` and an address's `formatted` are derived values and
 //! are ignored; `id`, `meta` and `groups` are read-only and ignored in a
@@ -75,6 +76,18 @@ fn mapped() -> BTreeSet<&'static str> {
         .collect()
 }
 
+/// A phone type that names an attribute: `fax`, `home`, `pager`.
+fn is_phone_type(kind: &str) -> bool {
+    !kind.is_empty() && kind.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// The phone type a declared attribute `{type}_phone` holds, if it is one.
+fn phone_type(attribute: &str) -> Option<&str> {
+    attribute
+        .strip_suffix("_phone")
+        .filter(|kind| is_phone_type(kind) && *kind != "mobile")
+}
+
 /// `costCenter` as `cost_center`.
 pub fn snake(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
@@ -92,7 +105,8 @@ pub fn snake(name: &str) -> String {
 }
 
 /// `cost_center` as `costCenter`.
-pub fn camel(name: &str) -> String {
+#[cfg(test)]
+fn camel(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut upper = false;
     for c in name.chars() {
@@ -150,10 +164,17 @@ pub fn to_scim(
             json!([{ "value": email, "type": "work", "primary": true }]),
         );
     }
-    let phones: Vec<Value> = PHONES
+    let mut phones: Vec<Value> = PHONES
         .iter()
         .filter_map(|(kind, attribute)| Some(json!({ "value": get(attribute)?, "type": kind })))
         .collect();
+    let known = mapped();
+    phones.extend(
+        attributes
+            .iter()
+            .filter(|(name, _)| !known.contains(name.as_str()))
+            .filter_map(|(name, value)| Some(json!({ "value": value, "type": phone_type(name)? }))),
+    );
     if !phones.is_empty() {
         user.insert("phoneNumbers".into(), Value::Array(phones));
     }
@@ -170,7 +191,7 @@ pub fn to_scim(
         let groups: Vec<Value> = groups
             .iter()
             .map(|(id, name)| {
-                json!({ "value": id, "display": name, "$ref": format!("{base}/Groups/{id}"), "type": "direct" })
+                json!({ "value": id, "display": name, "$ref": super::location(base, "Groups", id), "type": "direct" })
             })
             .collect();
         user.insert("groups".into(), Value::Array(groups));
@@ -183,11 +204,12 @@ pub fn to_scim(
         schemas.push(ENTERPRISE.into());
         user.insert(ENTERPRISE.into(), Value::Object(enterprise));
     }
-    let known = mapped();
+    // Under the directory's own extension by their own names, so that any
+    // declared name reads back as itself.
     let extra: Map<String, Value> = attributes
         .iter()
-        .filter(|(name, _)| !known.contains(name.as_str()))
-        .map(|(name, value)| (camel(name), Value::String(value.clone())))
+        .filter(|(name, _)| !known.contains(name.as_str()) && phone_type(name).is_none())
+        .map(|(name, value)| (name.clone(), Value::String(value.clone())))
         .collect();
     if !extra.is_empty() {
         schemas.push(DIRECTORY.into());
@@ -197,7 +219,7 @@ pub fn to_scim(
     let mut meta = json!({
         "resourceType": "User",
         "version": version_tag(person.changed_seq),
-        "location": format!("{base}/Users/{}", person.id),
+        "location": super::location(base, "Users", &person.id),
     });
     if let Some(at) = last_modified {
         meta["lastModified"] = at.into();
@@ -463,14 +485,23 @@ impl Reader<'_> {
             let kind = field(phone, "type")
                 .and_then(Value::as_str)
                 .unwrap_or("work");
-            let Some((_, attribute)) = PHONES.iter().find(|(k, _)| k.eq_ignore_ascii_case(kind))
-            else {
-                return Err(ScimError::invalid_value(format!(
-                    "the directory keeps a work and a mobile phone number, not one of type {:?}",
-                    crate::inert::inert(kind)
-                )));
+            let attribute = match PHONES.iter().find(|(k, _)| k.eq_ignore_ascii_case(kind)) {
+                Some((_, attribute)) => attribute.to_string(),
+                None => {
+                    // Another type (Entra ID maps `fax`) is kept in a
+                    // declared attribute of its own.
+                    let attribute = format!("{}_phone", kind.to_ascii_lowercase());
+                    if !self.schema.contains(&attribute) || !is_phone_type(kind) {
+                        return Err(ScimError::invalid_value(format!(
+                            "the directory keeps a work and a mobile phone number; declare {:?} under [directory] attributes to keep one of type {:?}",
+                            crate::inert::inert(&attribute),
+                            crate::inert::inert(kind)
+                        )));
+                    }
+                    attribute
+                }
             };
-            if self.fields.attributes.contains_key(*attribute) {
+            if self.fields.attributes.contains_key(&attribute) {
                 return Err(ScimError::invalid_value(format!(
                     "the directory keeps one {kind} phone number per person"
                 )));
@@ -479,7 +510,7 @@ impl Reader<'_> {
                 .map(|v| text(v, "phoneNumbers.value"))
                 .transpose()?
                 .flatten();
-            self.set(attribute, value);
+            self.set(&attribute, value);
         }
         Ok(())
     }
@@ -530,9 +561,16 @@ impl Reader<'_> {
                 Some((scim, attribute)) => self.set(attribute, text(value, scim)?),
                 // The manager is a complex attribute; its `value` is kept.
                 None if enterprise && key.eq_ignore_ascii_case("manager") => {
-                    let manager = match object(value, "manager")? {
-                        Some(manager) => field(manager, "value").cloned().unwrap_or(Value::Null),
-                        None => Value::Null,
+                    // An object with a `value`, or (as Entra ID sends it)
+                    // the id alone.
+                    let manager = match value {
+                        Value::String(_) => value.clone(),
+                        _ => match object(value, "manager")? {
+                            Some(manager) => {
+                                field(manager, "value").cloned().unwrap_or(Value::Null)
+                            }
+                            None => Value::Null,
+                        },
                     };
                     self.declared("manager", &manager, "the enterprise extension")?;
                 }
@@ -568,7 +606,36 @@ mod tests {
     use super::*;
 
     fn schema() -> AttributeSchema {
-        AttributeSchema::with_extra(["cost_center", "manager"]).unwrap()
+        AttributeSchema::with_extra(["cost_center", "manager", "fax_phone", "line_2"]).unwrap()
+    }
+
+    #[test]
+    fn entra_ids_default_mappings_read_into_declared_attributes() {
+        let user = json!({
+            "schemas": [USER], "userName": "a",
+            "phoneNumbers": [{"type": "fax", "value": "+1 999"}, {"type": "work", "value": "+1 555"}],
+            (ENTERPRISE): {"manager": "p0"},
+            (DIRECTORY): {"line_2": "Flat 3"},
+        });
+        let fields = from_scim(&user, &schema()).unwrap();
+        assert_eq!(fields.attributes["fax_phone"], "+1 999");
+        assert_eq!(fields.attributes["manager"], "p0");
+        assert_eq!(fields.attributes["line_2"], "Flat 3");
+        let mut person = person(&[]);
+        person.attributes = fields.attributes.clone();
+        let back = to_scim(&person, &[], "https://h/scim/v2", None);
+        assert_eq!(
+            back["phoneNumbers"][1],
+            json!({"type": "fax", "value": "+1 999"})
+        );
+        assert!(back[DIRECTORY].get("fax_phone").is_none(), "{back:#}");
+        assert_eq!(
+            from_scim(&back, &schema()).unwrap().attributes,
+            fields.attributes
+        );
+        let pager = json!({"schemas": [USER], "userName": "a", "phoneNumbers": [{"type": "pager", "value": "1"}]});
+        let error = from_scim(&pager, &schema()).unwrap_err();
+        assert!(error.detail.contains("pager_phone"), "{error:?}");
     }
 
     fn person(attributes: &[(&str, &str)]) -> Person {
@@ -633,7 +700,7 @@ mod tests {
         );
         assert_eq!(back["meta"]["version"], "W/\"7\"");
         assert_eq!(back["groups"][0]["display"], "staff");
-        assert_eq!(back[DIRECTORY]["costCenter"], "CC-1");
+        assert_eq!(back[DIRECTORY]["cost_center"], "CC-1");
         // What it wrote reads as the same person.
         assert_eq!(
             from_scim(&back, &schema()).unwrap().attributes,

@@ -31,7 +31,7 @@ connection = "leads"
 scope = { group = "prospects" }
 
 [directory]
-attributes = ["cost_center"]
+attributes = ["cost_center", "fax_phone", "manager"]
 
 [scim]
 listen = "127.0.0.1:0"
@@ -405,6 +405,29 @@ async fn every_error_is_a_scim_error_and_changes_nothing() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     expect(status, None, &answer, "method");
 
+    // Outside /scim/v2 nothing is said, token or not.
+    let response = scim
+        .http
+        .get(format!("{}/../../Users", scim.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("/Users"), "{text}");
+    // A PATCH too large to apply while every other write waits.
+    let many: Vec<Value> = (0..1001)
+        .map(|n| json!({"op": "replace", "path": "title", "value": format!("t{n}")}))
+        .collect();
+    let (status, answer) = scim
+        .send("PATCH", &users, Some(patch(Value::Array(many))))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["detail"].as_str().unwrap().contains("at most 1000"),
+        "{answer:#}"
+    );
+
     assert_eq!(
         last_seq(&world).await,
         seq_before,
@@ -517,6 +540,26 @@ async fn entra_ids_documented_sequence() {
         )
         .await;
     assert_eq!(renamed["userName"], "5b50642d@testuser.com");
+    // Entra ID's default mappings: the manager as a bare id, a fax number.
+    let mapped = scim
+        .ok(
+            "PATCH",
+            &user,
+            Some(patch(json!([
+                {"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": "m-42"},
+                {"op": "Add", "path": "phoneNumbers[type eq \"fax\"].value", "value": "+1 555 0100"},
+            ]))),
+        )
+        .await;
+    assert_eq!(
+        mapped["phoneNumbers"][0],
+        json!({"type": "fax", "value": "+1 555 0100"}),
+        "{mapped:#}"
+    );
+    assert_eq!(
+        mapped["urn:provisioner:params:scim:schemas:extension:directory:2.0:User"]["manager"],
+        "m-42"
+    );
     let disabled = scim
         .ok(
             "PATCH",
@@ -577,6 +620,17 @@ async fn entra_ids_documented_sequence() {
         .await;
     assert_eq!(added["displayName"], new_name);
     assert_eq!(added["members"][0]["value"], id.as_str());
+    // Entra ID asks whether a user is a member with a filter on both.
+    let probe = |member: &str| {
+        format!(
+            "/Groups?excludedAttributes=members&filter=id%20eq%20%22{gid}%22%20and%20members%5Bvalue%20eq%20%22{member}%22%5D"
+        )
+    };
+    assert_eq!(scim.ok("GET", &probe(&id), None).await["totalResults"], 1);
+    assert_eq!(
+        scim.ok("GET", &probe("someone-else"), None).await["totalResults"],
+        0
+    );
     // The group's id stayed through the rename, and the person carries it.
     assert_eq!(
         scim.ok("GET", &user, None).await["groups"][0]["value"],
@@ -833,5 +887,52 @@ async fn a_person_imported_from_a_file_is_found_by_their_email() {
     let run = world.run(&["people", "show", "p1"]).await;
     assert!(run.stdout.contains("Admiral"), "{run:?}");
     assert!(!run.stdout.contains("user_name"), "{run:?}");
+    daemon.stop().await;
+}
+
+/// A group that only imported people name is a group too: a SCIM group
+/// renamed onto its name would merge the two, so the rename is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_cannot_take_the_name_people_carry() {
+    let (world, daemon, scim) = world().await;
+    world
+        .import(json!([{"id": "p1", "email": "p1@example.com", "groups": ["admins"]}]))
+        .await;
+    let listed = scim
+        .ok(
+            "GET",
+            "/Groups?filter=displayName%20eq%20%22admins%22",
+            None,
+        )
+        .await;
+    assert_eq!(listed["totalResults"], 1);
+    assert_eq!(listed["Resources"][0]["members"][0]["value"], "p1");
+    let (status, _) = scim
+        .send(
+            "POST",
+            "/Groups",
+            Some(json!({"schemas": [GROUP], "displayName": "admins"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let ops = scim
+        .ok(
+            "POST",
+            "/Groups",
+            Some(json!({"schemas": [GROUP], "displayName": "ops"})),
+        )
+        .await;
+    let rename = patch(json!([{"op": "replace", "path": "displayName", "value": "admins"}]));
+    let (status, answer) = scim
+        .send(
+            "PATCH",
+            &format!("/Groups/{}", ops["id"].as_str().unwrap()),
+            Some(rename),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer:#}");
+    assert_eq!(answer["scimType"], "uniqueness");
+    let run = world.run(&["people", "show", "p1"]).await;
+    assert!(run.stdout.contains("admins"), "{run:?}");
     daemon.stop().await;
 }

@@ -294,12 +294,13 @@ pub(super) fn changed_since(db: &StateDb, seq: i64) -> Result<BTreeSet<String>, 
 
 /// Live people whose SCIM userName is `?1`, compared without case: their
 /// `user_name`, or for someone without one their email, else their id
-/// (see `scim::user::standing_user_name`). Each term has an index.
-const BY_USER_NAME: &str = "SELECT id FROM people WHERE deleted = 0 AND (
-        lower(json_extract(attributes, '$.user_name')) = lower(?1)
-     OR (lower(json_extract(attributes, '$.email')) = lower(?1)
+/// (see `scim::user::standing_user_name`). Each term has an index, and
+/// repeats `deleted = 0` so that SQLite may use the partial ones.
+const BY_USER_NAME: &str = "SELECT id FROM people WHERE (
+        (deleted = 0 AND lower(json_extract(attributes, '$.user_name')) = lower(?1))
+     OR (deleted = 0 AND lower(json_extract(attributes, '$.email')) = lower(?1)
          AND json_extract(attributes, '$.user_name') IS NULL)
-     OR (id = ?1 AND json_extract(attributes, '$.user_name') IS NULL
+     OR (id = ?1 AND deleted = 0 AND json_extract(attributes, '$.user_name') IS NULL
          AND json_extract(attributes, '$.email') IS NULL))";
 
 /// The live person other than `id` whose userName is `user_name`.
@@ -467,7 +468,16 @@ pub(super) fn put_group(
                 .optional()
         })
         .map_err(fail)?;
-    if taken.is_some() {
+    // A name that people carry without a record is a group too: taking
+    // it would merge the two.
+    let renamed = current.as_ref().map(|r| r.name.as_str()) != Some(record.name.as_str())
+        && write.renamed_from.as_deref() != Some(record.name.as_str());
+    let carried = renamed
+        && transaction
+            .prepare_cached("SELECT 1 FROM members WHERE group_name = ?1 LIMIT 1")
+            .and_then(|mut s| s.exists(params![record.name]))
+            .map_err(fail)?;
+    if taken.is_some() || carried {
         return Ok(GroupPut::Taken);
     }
     let name = record.name.clone();
