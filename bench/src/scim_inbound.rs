@@ -97,6 +97,51 @@ pub async fn workload(
     let base = announced(stdout).await?;
     let http = reqwest::Client::new();
 
+    // From a PATCH of a synced person to the Lead's new title. First, so
+    // that the first change, which is not counted, waits out the daemon's
+    // startup pass over everyone, and the creates below meet a daemon at
+    // rest, as a running one is.
+    let leads: std::collections::HashMap<String, String> = emulator
+        .records("Lead")
+        .into_iter()
+        .filter_map(|r| {
+            Some((
+                r.get("Email")?.as_str()?.to_lowercase(),
+                r.get("Id")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let mut to_emulator = Vec::new();
+    for change in 0..=changes {
+        let id = format!("p{:06}", (change * 7_919) % people);
+        let lead = leads
+            .get(&format!("{id}@example.com"))
+            .with_context(|| format!("no Lead for {id}"))?;
+        let value = format!("scim{change}");
+        let sent = Instant::now();
+        let url = format!("{base}/Users/{id}");
+        send(&http, reqwest::Method::PATCH, &url, &title(&value)).await?;
+        loop {
+            let now = emulator.record(lead);
+            if now
+                .as_ref()
+                .and_then(|r| r.get("Title"))
+                .and_then(Value::as_str)
+                == Some(&value)
+            {
+                break;
+            }
+            if sent.elapsed() > Duration::from_secs(60) {
+                bail!("the PATCH of {id} never reached the emulator");
+            }
+            tokio::time::sleep(Duration::from_micros(250)).await;
+        }
+        if change > 0 {
+            to_emulator.push(sent.elapsed());
+        }
+    }
+    to_emulator.sort();
+
     // Creates, from `clients` at once; people in no group, so that the
     // daemon's passes over them send nothing.
     let per_client = creates / clients;
@@ -142,49 +187,6 @@ pub async fn workload(
     }
     patches.sort();
 
-    // From a PATCH of a synced person to the Lead's new title.
-    let leads: std::collections::HashMap<String, String> = emulator
-        .records("Lead")
-        .into_iter()
-        .filter_map(|r| {
-            Some((
-                r.get("Email")?.as_str()?.to_lowercase(),
-                r.get("Id")?.as_str()?.to_string(),
-            ))
-        })
-        .collect();
-    let mut to_emulator = Vec::new();
-    // The first change also waits out the daemon's startup pass; it is not
-    // counted.
-    for change in 0..=changes {
-        let id = format!("p{:06}", (change * 7_919) % people);
-        let lead = leads
-            .get(&format!("{id}@example.com"))
-            .with_context(|| format!("no Lead for {id}"))?;
-        let value = format!("scim{change}");
-        let sent = Instant::now();
-        let url = format!("{base}/Users/{id}");
-        send(&http, reqwest::Method::PATCH, &url, &title(&value)).await?;
-        loop {
-            let now = emulator.record(lead);
-            if now
-                .as_ref()
-                .and_then(|r| r.get("Title"))
-                .and_then(Value::as_str)
-                == Some(&value)
-            {
-                break;
-            }
-            if sent.elapsed() > Duration::from_secs(60) {
-                bail!("the PATCH of {id} never reached the emulator");
-            }
-            tokio::time::sleep(Duration::from_micros(250)).await;
-        }
-        if change > 0 {
-            to_emulator.push(sent.elapsed());
-        }
-    }
-    to_emulator.sort();
     Ok(Figures {
         clients,
         creates: ids.len(),

@@ -656,13 +656,7 @@ async fn create_user(
     };
     let _writing = state.writes.lock().await;
     let person = write_user(&state, &caller, person, None, "create").await?;
-    let groups = Groups::records(&state).await?;
-    let body = user_json(&state, &person, &groups).await?;
-    Ok(answer(
-        StatusCode::CREATED,
-        &body,
-        Some(&user::version_tag(person.changed_seq)),
-    ))
+    user_answer(&state, &person, StatusCode::CREATED, None).await
 }
 
 async fn get_user(
@@ -672,13 +666,7 @@ async fn get_user(
 ) -> Result<Response, ScimError> {
     let query = ListQuery::parse(&params)?;
     let person = live(&state, &id).await?;
-    let groups = Groups::records(&state).await?;
-    let body = project(user_json(&state, &person, &groups).await?, &query);
-    Ok(answer(
-        StatusCode::OK,
-        &body,
-        Some(&user::version_tag(person.changed_seq)),
-    ))
+    user_answer(&state, &person, StatusCode::OK, Some(&query)).await
 }
 
 /// Replaces a User's attributes, keeping their id, groups and (unless
@@ -696,15 +684,23 @@ async fn replace_user(
     }
     let _writing = state.writes.lock().await;
     let person = rewrite(&state, &caller, &id, &headers, |_, _| Ok(fields.clone())).await?;
-    user_answer(&state, &person).await
+    user_answer(&state, &person, StatusCode::OK, None).await
 }
 
-/// The User as an answer, with its ETag.
-async fn user_answer(state: &ScimState, person: &Person) -> Result<Response, ScimError> {
+/// The User as an answer, with its ETag, cut to what `query` asks for.
+async fn user_answer(
+    state: &ScimState,
+    person: &Person,
+    status: StatusCode,
+    query: Option<&ListQuery>,
+) -> Result<Response, ScimError> {
     let groups = Groups::records(state).await?;
-    let body = user_json(state, person, &groups).await?;
+    let mut body = user_json(state, person, &groups).await?;
+    if let Some(query) = query {
+        body = project(body, query);
+    }
     Ok(answer(
-        StatusCode::OK,
+        status,
         &body,
         Some(&user::version_tag(person.changed_seq)),
     ))
@@ -908,7 +904,7 @@ async fn patch_user(
         Ok(fields)
     })
     .await?;
-    user_answer(&state, &person).await
+    user_answer(&state, &person, StatusCode::OK, None).await
 }
 
 async fn delete_user(

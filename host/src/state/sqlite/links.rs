@@ -372,6 +372,9 @@ pub(super) fn journal_note(
 /// behind. Written here, from the open entry, rather than beside every
 /// entry as it opens: the open entry is already on disk before its
 /// create goes out.
+/// The `+` keeps SQLite from reading the journal by person (every entry
+/// has one) rather than by the partial index of open entries: this runs
+/// at the start of every pass.
 pub(super) fn close_interrupted(db: &StateDb) -> Result<usize, StateError> {
     let mut connection = db.lock();
     let transaction = write_transaction(&mut connection).map_err(|e| db.error(e))?;
@@ -381,7 +384,7 @@ pub(super) fn close_interrupted(db: &StateDb) -> Result<usize, StateError> {
             "INSERT INTO links (rule, person_id, connection, state, reason, attempts, updated_at)
              SELECT rule, person_id, connection, 'unsynced', 'a create was sent and its answer was never recorded', 1, ?1
              FROM journal
-             WHERE finished_at IS NULL AND action = 'create' AND rule IS NOT NULL AND person_id IS NOT NULL
+             WHERE finished_at IS NULL AND action = 'create' AND +rule IS NOT NULL AND +person_id IS NOT NULL
              ON CONFLICT (rule, person_id) DO NOTHING",
             params![now],
         )

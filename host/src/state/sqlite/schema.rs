@@ -208,6 +208,11 @@ const MIGRATIONS: &[&str] = &[
         version     INTEGER NOT NULL
     );
     "#,
+    // 10: each rule's linked records counted from an index alone: every
+    // pass asks, and the daemon passes once per change.
+    r#"
+    CREATE INDEX links_linked ON links (rule) WHERE target_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this binary writes.
