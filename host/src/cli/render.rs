@@ -883,6 +883,33 @@ pub(super) fn audit(entries: &[serde_json::Value], as_json: bool) -> std::io::Re
     )
 }
 
+pub(super) fn directory_changes(
+    changes: &[crate::directory::Change],
+    as_json: bool,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        return writeln!(out, "{}", serde_json::to_string_pretty(changes)?);
+    }
+    for change in changes {
+        let line = format!(
+            "{}  {}  {}  {}  by {}",
+            change.seq,
+            when(Some(change.at)),
+            change.person_id,
+            change.kind,
+            change.source.as_deref().unwrap_or("an earlier version")
+        );
+        writeln!(out, "{}", inert(&line))?;
+    }
+    writeln!(
+        out,
+        "{} change{}",
+        changes.len(),
+        if changes.len() == 1 { "" } else { "s" }
+    )
+}
+
 pub(super) fn conform_report(
     report: &crate::conform::Report,
     as_json: bool,

@@ -59,6 +59,10 @@ pub(super) struct AuditArgs {
     since: Option<humantime::Duration>,
     #[arg(long, default_value_t = 100)]
     limit: usize,
+    /// The directory's changes instead of the sync journal: each with who
+    /// made it (cli, or scim:TOKEN for the SCIM service provider).
+    #[arg(long, conflicts_with = "rule")]
+    directory: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -99,6 +103,13 @@ pub(super) async fn audit(app: &App<'_>, args: AuditArgs) -> anyhow::Result<Exit
     let since = args
         .since
         .map(|d| crate::state::now_ms() - d.as_millis() as i64);
+    if args.directory {
+        let changes = db
+            .changes(args.person.as_deref(), since, args.limit)
+            .await?;
+        render::directory_changes(&changes, args.json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let entries = db
         .journal(
             args.person.as_deref(),

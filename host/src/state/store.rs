@@ -201,6 +201,14 @@ pub trait DirectoryStore: Send + Sync {
     async fn people_by(&self, key: Key, value: &str) -> Result<Vec<Person>, StateError>;
     /// One change of the sequence.
     async fn change(&self, seq: i64) -> Result<Option<Change>, StateError>;
+    /// The newest changes first, at most `limit`: of one person, and from
+    /// `since` (milliseconds) on, where given.
+    async fn changes(
+        &self,
+        person: Option<&str>,
+        since: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Change>, StateError>;
     /// Every group with a record, by name.
     async fn group_records(&self) -> Result<Vec<GroupRecord>, StateError>;
     /// Writes a group's record and members in one transaction.

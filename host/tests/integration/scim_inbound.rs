@@ -182,6 +182,28 @@ async fn a_person_pushed_over_scim_reaches_salesforce_and_leaves_it() {
     );
     let text = world.run(&["status", "person", &id]).await;
     assert!(text.stdout.contains("by scim:entra"), "{text:?}");
+    // `audit --directory` lists each change with its maker, newest first.
+    let audit = world
+        .run(&["audit", "--directory", "--person", &id, "--json"])
+        .await;
+    assert_eq!(audit.code, Some(0), "{audit:?}");
+    let changes: Value = serde_json::from_str(&audit.stdout).unwrap();
+    let made: Vec<(&str, &str)> = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["kind"].as_str().unwrap(), c["source"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        made,
+        [
+            ("update", "scim:entra"),
+            ("update", "scim:okta"),
+            ("join", "scim:okta"),
+            ("create", "scim:okta")
+        ],
+        "{changes:#}"
+    );
     for token in [OKTA_TOKEN, ENTRA_TOKEN] {
         assert!(
             !daemon.log().contains(token),

@@ -371,20 +371,41 @@ pub(super) fn people_by(db: &StateDb, key: Key, value: &str) -> Result<Vec<Perso
 pub(super) fn change(db: &StateDb, seq: i64) -> Result<Option<Change>, StateError> {
     db.lock()
         .prepare_cached("SELECT seq, person_id, kind, at, source FROM changes WHERE seq = ?1")
-        .and_then(|mut statement| {
-            statement
-                .query_row(params![seq], |r| {
-                    Ok(Change {
-                        seq: r.get(0)?,
-                        person_id: r.get(1)?,
-                        kind: r.get(2)?,
-                        at: r.get(3)?,
-                        source: r.get(4)?,
-                    })
-                })
-                .optional()
-        })
+        .and_then(|mut statement| statement.query_row(params![seq], change_of).optional())
         .map_err(|e| db.error(e))
+}
+
+fn change_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Change> {
+    Ok(Change {
+        seq: r.get(0)?,
+        person_id: r.get(1)?,
+        kind: r.get(2)?,
+        at: r.get(3)?,
+        source: r.get(4)?,
+    })
+}
+
+pub(super) fn changes(
+    db: &StateDb,
+    person: Option<&str>,
+    since: Option<i64>,
+    limit: usize,
+) -> Result<Vec<Change>, StateError> {
+    let fail = |e| db.error(e);
+    let connection = db.lock();
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT seq, person_id, kind, at, source FROM changes
+             WHERE (?1 IS NULL OR person_id = ?1) AND (?2 IS NULL OR at >= ?2)
+             ORDER BY seq DESC LIMIT ?3",
+        )
+        .map_err(fail)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    statement
+        .query_map(params![person, since, limit], change_of)
+        .map_err(fail)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(fail)
 }
 
 fn record_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<GroupRecord> {

@@ -274,6 +274,15 @@ impl DirectoryStore for StateDb {
         self.blocking(|db| directory::change(db, seq))
     }
 
+    async fn changes(
+        &self,
+        person: Option<&str>,
+        since: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Change>, StateError> {
+        self.blocking(|db| directory::changes(db, person, since, limit))
+    }
+
     async fn group_records(&self) -> Result<Vec<GroupRecord>, StateError> {
         self.blocking(directory::group_records)
     }
