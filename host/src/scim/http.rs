@@ -138,12 +138,34 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ScimError;
 
     async fn from_request(request: Request, state: &S) -> Result<Body, ScimError> {
+        let _ = state;
         let content_type = request
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_ascii_lowercase();
+        let too_large = || {
+            ScimError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                format!("the body is larger than {MAX_BODY} bytes"),
+            )
+        };
+        // Refused from its length alone, unread.
+        if request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            .is_some_and(|n| n > MAX_BODY)
+        {
+            return Err(too_large());
+        }
+        // Read (up to the cap) before any other refusal, so that the
+        // connection stays usable for the client's next request.
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
+            .await
+            .map_err(|_| too_large())?;
         let essence = content_type.split(';').next().unwrap_or_default().trim();
         if essence != MEDIA_TYPE && essence != "application/json" {
             return Err(ScimError::new(
@@ -155,25 +177,6 @@ impl<S: Send + Sync> FromRequest<S> for Body {
                 ),
             ));
         }
-        let too_large = || {
-            ScimError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                None,
-                format!("the body is larger than {MAX_BODY} bytes"),
-            )
-        };
-        if request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-            .is_some_and(|n| n > MAX_BODY)
-        {
-            return Err(too_large());
-        }
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
-            .await
-            .map_err(|_| too_large())?;
-        let _ = state;
         serde_json::from_slice(&bytes).map(Body).map_err(|e| {
             ScimError::bad("invalidSyntax", format!("the body is not valid JSON: {e}"))
         })

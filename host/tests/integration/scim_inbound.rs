@@ -261,12 +261,13 @@ async fn every_error_is_a_scim_error_and_changes_nothing() {
         expect(StatusCode::UNAUTHORIZED, None, &answer, "no token");
     }
 
-    // Bodies: the wrong type, not JSON, too large.
+    // Bodies: the wrong type, not JSON, too large. Each on a connection of
+    // its own: the server refuses them without reading the whole body,
+    // and closes the connection, which a pooled client would reuse.
     let raw = |content_type: &'static str, body: Vec<u8>| {
         let scim = scim.clone();
         async move {
-            let response = scim
-                .http
+            let response = reqwest::Client::new()
                 .post(format!("{}/Users", scim.base))
                 .bearer_auth(scim.token)
                 .header("content-type", content_type)
@@ -292,8 +293,7 @@ async fn every_error_is_a_scim_error_and_changes_nothing() {
     // body, and closes the connection: a client still writing the body
     // may meet the close before it reads the answer. Either way nothing
     // is read past the cap, and nothing changes (checked at the end).
-    let oversized = scim
-        .http
+    let oversized = reqwest::Client::new()
         .post(format!("{}/Users", scim.base))
         .bearer_auth(scim.token)
         .header("content-type", SCIM_JSON)
@@ -311,8 +311,7 @@ async fn every_error_is_a_scim_error_and_changes_nothing() {
     // Without a Content-Length, the body is read up to the cap only.
     let chunks =
         futures_util::stream::iter((0..3).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1 << 20])));
-    let streamed = scim
-        .http
+    let streamed = reqwest::Client::new()
         .post(format!("{}/Users", scim.base))
         .bearer_auth(scim.token)
         .header("content-type", SCIM_JSON)
