@@ -541,6 +541,45 @@ impl Drop for Daemon {
     }
 }
 
+/// The Leads of the emulator by their (lowercased) Email.
+fn lead_ids(emulator: &Emulator) -> std::collections::HashMap<String, String> {
+    emulator
+        .records("Lead")
+        .into_iter()
+        .filter_map(|r| {
+            Some((
+                r.get("Email")?.as_str()?.to_lowercase(),
+                r.get("Id")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Waits until the Lead `lead` has the title `title`, polling the
+/// emulator every 0.25 ms; fails a minute after `since`.
+async fn until_title(
+    emulator: &Emulator,
+    lead: &str,
+    title: &str,
+    since: Instant,
+) -> anyhow::Result<()> {
+    loop {
+        let now = emulator.record(lead);
+        if now
+            .as_ref()
+            .and_then(|r| r.get("Title"))
+            .and_then(Value::as_str)
+            == Some(title)
+        {
+            return Ok(());
+        }
+        if since.elapsed() > Duration::from_secs(60) {
+            bail!("the new title {title:?} never reached the emulator");
+        }
+        tokio::time::sleep(Duration::from_micros(250)).await;
+    }
+}
+
 /// Single-attribute changes with the daemon running: from the moment the
 /// change is committed to the directory until the emulator holds the new
 /// value.
@@ -559,17 +598,7 @@ async fn steady_state(org: &Org, people: usize, changes: usize) -> anyhow::Resul
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let ids: std::collections::HashMap<String, String> = org
-        .emulator
-        .records("Lead")
-        .into_iter()
-        .filter_map(|r| {
-            Some((
-                r.get("Email")?.as_str()?.to_lowercase(),
-                r.get("Id")?.as_str()?.to_string(),
-            ))
-        })
-        .collect();
+    let ids = lead_ids(&org.emulator);
     let db = StateDb::open(&org.dir.path().join("provisioner.db"))?;
     let directory = Directory::new(&db, AttributeSchema::default());
     let mut latencies = Vec::new();
@@ -596,21 +625,9 @@ async fn steady_state(org: &Org, people: usize, changes: usize) -> anyhow::Resul
             }])
             .await?;
         let committed = Instant::now();
-        loop {
-            let now = org.emulator.record(lead);
-            if now
-                .as_ref()
-                .and_then(|r| r.get("Title"))
-                .and_then(Value::as_str)
-                == Some(&title)
-            {
-                break;
-            }
-            if committed.elapsed() > Duration::from_secs(60) {
-                bail!("change {change} never reached the emulator");
-            }
-            tokio::time::sleep(Duration::from_micros(250)).await;
-        }
+        until_title(&org.emulator, lead, &title, committed)
+            .await
+            .with_context(|| format!("change {change}"))?;
         if change > 0 {
             latencies.push(committed.elapsed());
         }

@@ -8,6 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+use crate::Daemon;
 use salesforce_emulator::Emulator;
 use serde_json::{Value, json};
 
@@ -23,16 +25,6 @@ pub struct Figures {
     /// From sending a PATCH of a synced person's title to the new title in
     /// the emulator, sorted.
     pub to_emulator: Vec<Duration>,
-}
-
-/// A running `provisioner run`, stopped on drop.
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The SCIM URL the daemon announces on standard output (`stdout`).
@@ -101,16 +93,7 @@ pub async fn workload(
     // that the first change, which is not counted, waits out the daemon's
     // startup pass over everyone, and the creates below meet a daemon at
     // rest, as a running one is.
-    let leads: std::collections::HashMap<String, String> = emulator
-        .records("Lead")
-        .into_iter()
-        .filter_map(|r| {
-            Some((
-                r.get("Email")?.as_str()?.to_lowercase(),
-                r.get("Id")?.as_str()?.to_string(),
-            ))
-        })
-        .collect();
+    let leads = crate::lead_ids(emulator);
     let mut to_emulator = Vec::new();
     for change in 0..=changes {
         let id = format!("p{:06}", (change * 7_919) % people);
@@ -121,21 +104,9 @@ pub async fn workload(
         let sent = Instant::now();
         let url = format!("{base}/Users/{id}");
         send(&http, reqwest::Method::PATCH, &url, &title(&value)).await?;
-        loop {
-            let now = emulator.record(lead);
-            if now
-                .as_ref()
-                .and_then(|r| r.get("Title"))
-                .and_then(Value::as_str)
-                == Some(&value)
-            {
-                break;
-            }
-            if sent.elapsed() > Duration::from_secs(60) {
-                bail!("the PATCH of {id} never reached the emulator");
-            }
-            tokio::time::sleep(Duration::from_micros(250)).await;
-        }
+        crate::until_title(emulator, lead, &value, sent)
+            .await
+            .with_context(|| format!("the PATCH of {id}"))?;
         if change > 0 {
             to_emulator.push(sent.elapsed());
         }

@@ -745,30 +745,12 @@ impl Config {
                     ),
                 ));
             }
-            let token = reference
-                .get_ref()
-                .source()
-                .and_then(|source| {
-                    secrets
-                        .resolve("[scim]", name.get_ref(), &source)
-                        .map_err(|e| e.to_string())
-                })
-                .and_then(|token| {
-                    use secrecy::ExposeSecret;
-                    if token.expose_secret().chars().count() < MIN_STATUS_TOKEN {
-                        Err(format!(
-                            "the token is shorter than {MIN_STATUS_TOKEN} characters; use a long random one, e.g. from `openssl rand -hex 24`"
-                        ))
-                    } else {
-                        Ok(token)
-                    }
-                })
-                .map_err(|reason| {
-                    self.diagnostic(
-                        Some(reference.span()),
-                        format!("[scim] tokens.{}: {reason}", name.get_ref()),
-                    )
-                })?;
+            let token = self.bearer_token(
+                secrets,
+                ("[scim]", name.get_ref()),
+                &format!("[scim] tokens.{}", name.get_ref()),
+                reference,
+            )?;
             if let Some((other, _)) = tokens.iter().find(|(_, t): &&(String, SecretString)| {
                 use secrecy::ExposeSecret;
                 t.expose_secret() == token.expose_secret()
@@ -835,12 +817,27 @@ impl Config {
         let Some(reference) = &self.status.token else {
             return Ok(None);
         };
+        self.bearer_token(secrets, ("[status]", "token"), "[status] token", reference)
+            .map(Some)
+    }
+
+    /// A bearer token a server of ours requires (`[status] token`, `[scim]
+    /// tokens.NAME`): resolved, and long enough not to be guessed.
+    /// The secret store files it under (table, name); `place` is where the
+    /// configuration says it, for the message.
+    fn bearer_token(
+        &self,
+        secrets: &SecretStore,
+        (table, name): (&str, &str),
+        place: &str,
+        reference: &Spanned<SecretRef>,
+    ) -> Result<SecretString, Diagnostic> {
         reference
             .get_ref()
             .source()
             .and_then(|source| {
                 secrets
-                    .resolve("[status]", "token", &source)
+                    .resolve(table, name, &source)
                     .map_err(|e| e.to_string())
             })
             .and_then(|token| {
@@ -853,9 +850,8 @@ impl Config {
                     Ok(token)
                 }
             })
-            .map(Some)
             .map_err(|reason| {
-                self.diagnostic(Some(reference.span()), format!("[status] token: {reason}"))
+                self.diagnostic(Some(reference.span()), format!("{place}: {reason}"))
             })
     }
 

@@ -536,7 +536,12 @@ impl Parser<'_> {
 /// The value of `key` in `object`: the exact spelling first, then any
 /// spelling, since attribute names are case-insensitive (RFC 7643 §2.1).
 pub(crate) fn get_ci<'a>(object: &'a Value, key: &str) -> Option<&'a Value> {
-    let map = object.as_object()?;
+    field(object.as_object()?, key)
+}
+
+/// The value of `key` in `map`, whose keys compare without case (RFC 7643
+/// §2.1): the exact key first, then any spelling of it.
+pub(crate) fn field<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
     map.get(key).or_else(|| {
         map.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))

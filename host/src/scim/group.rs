@@ -35,15 +35,9 @@ pub fn known(records: Vec<GroupRecord>, names: BTreeSet<String>) -> Vec<Known> {
     let mut by_name: BTreeMap<String, Known> = names
         .into_iter()
         .map(|name| {
-            // A record that took this name's id when the group was renamed
-            // keeps it; the name, carried again, gets another.
-            let mut id = group_id(&name);
-            if held.contains(&id) {
-                id = group_id(&format!("{name}\n1"));
-            }
             let known = Known {
                 record: None,
-                id,
+                id: unrecorded_id(&name, |id| held.contains(id)),
                 name: name.clone(),
             };
             (name, known)
@@ -60,6 +54,18 @@ pub fn known(records: Vec<GroupRecord>, names: BTreeSet<String>) -> Vec<Known> {
         );
     }
     by_name.into_values().collect()
+}
+
+/// The id of a group that has no record: the one its name gives it,
+/// unless a record took that id when the group was renamed (`held`); the
+/// name, carried again, then gets another.
+pub fn unrecorded_id(name: &str, held: impl Fn(&str) -> bool) -> String {
+    let id = group_id(name);
+    if held(&id) {
+        group_id(&format!("{name}\n1"))
+    } else {
+        id
+    }
 }
 
 /// The weak entity tag of a group at `version`.

@@ -364,27 +364,14 @@ impl ListQuery {
     }
 }
 
-/// The object under `path`'s schema in `resource`: the resource itself for
-/// a core schema, else the extension's object.
+/// The object under `path`'s schema in `resource`, as PATCH finds it.
 fn container<'a>(
     resource: &'a mut Value,
     path: &AttrPath,
 ) -> Option<&'a mut serde_json::Map<String, Value>> {
-    let Value::Object(object) = resource else {
-        return None;
-    };
-    match &path.schema {
-        Some(schema)
-            if !schema.eq_ignore_ascii_case(USER) && !schema.eq_ignore_ascii_case(GROUP) =>
-        {
-            let key = object
-                .keys()
-                .find(|k| k.eq_ignore_ascii_case(schema))?
-                .clone();
-            object.get_mut(&key)?.as_object_mut()
-        }
-        _ => Some(object),
-    }
+    patch::container(resource.as_object_mut()?, path, false)
+        .ok()
+        .flatten()
 }
 
 /// `attributes` and `excludedAttributes` (RFC 7644 §3.4.2.5): `id` and
@@ -538,14 +525,8 @@ impl Groups {
             .map(|name| {
                 let id = match self.by_name.get(name) {
                     Some(known) => known.id.clone(),
-                    // As `group::known` names a group without a record.
                     None => {
-                        let id = crate::directory::group_id(name);
-                        if self.by_name.values().any(|k| k.id == id) {
-                            crate::directory::group_id(&format!("{name}\n1"))
-                        } else {
-                            id
-                        }
+                        group::unrecorded_id(name, |id| self.by_name.values().any(|k| k.id == id))
                     }
                 };
                 (id, name.clone())
@@ -956,27 +937,29 @@ async fn list_users(
             };
             (core && path.sub.is_none()).then(|| (key, value.to_string()))
         });
-    let mut matched: Vec<Value> = Vec::new();
+    // Every candidate is matched as the User it reads as; only the page's
+    // people are kept, and read in full (with `lastModified`) at the end.
+    let mut matched: Vec<Person> = Vec::new();
     let mut total = 0;
-    let mut take = |resource: Value, total: &mut usize| {
-        *total += 1;
-        if *total >= query.start && matched.len() < query.count {
-            matched.push(resource);
-        }
-    };
-    match indexed {
-        Some((key, value)) => {
-            let found = directory
-                .people_by(key, &value)
-                .await
-                .map_err(directory_error)?;
-            for person in &found {
-                let resource = user::to_scim(person, &groups.of(person), &state.base, None);
-                if query.matches(&resource)? {
-                    take(resource, &mut total);
+    let mut consider = |people: &[Person]| -> Result<(), ScimError> {
+        for person in people.iter().filter(|p| !p.deleted) {
+            let resource = user::to_scim(person, &groups.of(person), &state.base, None);
+            if query.matches(&resource)? {
+                total += 1;
+                if total >= query.start && matched.len() < query.count {
+                    matched.push(person.clone());
                 }
             }
         }
+        Ok(())
+    };
+    match indexed {
+        Some((key, value)) => consider(
+            &directory
+                .people_by(key, &value)
+                .await
+                .map_err(directory_error)?,
+        )?,
         None => {
             let mut after: Option<String> = None;
             loop {
@@ -988,42 +971,20 @@ async fn list_users(
                 let Some(last) = page.last().map(|p| p.id.clone()) else {
                     break;
                 };
-                for person in page.iter().filter(|p| !p.deleted) {
-                    let resource = user::to_scim(person, &groups.of(person), &state.base, None);
-                    if query.matches(&resource)? {
-                        take(resource, &mut total);
-                    }
-                }
+                consider(&page)?;
                 after = Some(last);
             }
         }
     }
-    let start = query.start;
     let mut resources = Vec::with_capacity(matched.len());
-    for resource in matched {
-        resources.push(project(with_modified(&state, resource).await?, &query));
+    for person in &matched {
+        resources.push(project(user_json(&state, person, &groups).await?, &query));
     }
     Ok(answer(
         StatusCode::OK,
-        &discovery::page(resources, total, start),
+        &discovery::page(resources, total, query.start),
         None,
     ))
-}
-
-/// Adds `meta.lastModified` to a User read for a list.
-async fn with_modified(state: &ScimState, mut resource: Value) -> Result<Value, ScimError> {
-    let seq = resource["meta"]["version"].as_str().and_then(|v| {
-        v.trim_start_matches("W/")
-            .trim_matches('"')
-            .parse::<i64>()
-            .ok()
-    });
-    if let Some(seq) = seq
-        && let Some(change) = state.db.change(seq).await.map_err(ScimError::internal)?
-    {
-        resource["meta"]["lastModified"] = rfc3339(change.at).into();
-    }
-    Ok(resource)
 }
 
 // Groups.

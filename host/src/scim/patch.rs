@@ -213,7 +213,7 @@ fn apply_entry(
     }
     if key.eq_ignore_ascii_case("id") || key.eq_ignore_ascii_case("meta") {
         // Echoed unchanged is harmless; changed is a refusal.
-        return match get_ci(root, key) {
+        return match filter::field(root, key) {
             Some(current) if current == entry => Ok(()),
             _ => Err(read_only(key)),
         };
@@ -244,10 +244,10 @@ fn is_extension_key(root: &Map<String, Value>, key: &str) -> bool {
     if !is_urn || filter::is_core_schema(key) {
         return false;
     }
-    if get_ci(root, key).is_some_and(Value::is_object) {
+    if filter::field(root, key).is_some_and(Value::is_object) {
         return true;
     }
-    let listed = match get_ci(root, "schemas") {
+    let listed = match filter::field(root, "schemas") {
         Some(Value::Array(schemas)) => schemas
             .iter()
             .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(key))),
@@ -316,7 +316,7 @@ fn with_value_sub(attr: &AttrPath) -> AttrPath {
 
 /// The object holding `attr`: the resource, or its extension object,
 /// made when `create` and missing; None when missing and not made.
-fn container<'a>(
+pub(crate) fn container<'a>(
     root: &'a mut Map<String, Value>,
     attr: &AttrPath,
     create: bool,
@@ -515,7 +515,7 @@ fn filtered(
     let name = &path.attr.name;
     let element_exact = |inner: &AttrPath| exact(&path.attr.within(inner));
     let mut matched = Vec::new();
-    match get_ci(container, name) {
+    match filter::field(container, name) {
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 if value_filter
@@ -618,7 +618,7 @@ fn add_element(
             )));
         }
     }
-    if get_ci(container, name).is_none_or(Value::is_null) {
+    if filter::field(container, name).is_none_or(Value::is_null) {
         insert_ci(container, name, Value::Array(Vec::new()));
     }
     let Some(Value::Array(items)) = get_mut_ci(container, name) else {
@@ -691,14 +691,6 @@ fn existing_key(map: &Map<String, Value>, key: &str) -> Option<String> {
         return Some(key.to_string());
     }
     map.keys().find(|k| k.eq_ignore_ascii_case(key)).cloned()
-}
-
-fn get_ci<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    map.get(key).or_else(|| {
-        map.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
 }
 
 fn get_mut_ci<'a>(map: &'a mut Map<String, Value>, key: &str) -> Option<&'a mut Value> {

@@ -244,14 +244,7 @@ pub fn version_tag(seq: i64) -> String {
     format!("W/\"{seq}\"")
 }
 
-/// The value of `key` in `object`, whose keys compare without case (RFC
-/// 7643 §2.1).
-pub fn field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    object
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v)
-}
+pub(super) use super::filter::field;
 
 /// A string value, or none for `null`; anything else is refused.
 fn text(value: &Value, what: &str) -> Result<Option<String>, ScimError> {
