@@ -21,11 +21,20 @@ const SCIM_JSON: &str = "application/scim+json";
 /// A Salesforce world whose daemon serves SCIM, with a rule that makes
 /// Leads of the group `prospects`.
 async fn world() -> (World, Daemon, Scim) {
+    world_with("", &[]).await
+}
+
+/// [`world`] with more configuration after `[scim.tokens]`, and private
+/// files (name, text) written beside it first.
+async fn world_with(extra: &str, files: &[(&str, &str)]) -> (World, Daemon, Scim) {
     let world = World::default().await;
+    for (name, text) in files {
+        write_private(&world.fixture.path().join(name), text);
+    }
     world.configure(
         ALL,
         "",
-        r#"
+        &(r#"
 [rules.prospects]
 connection = "leads"
 scope = { group = "prospects" }
@@ -39,7 +48,9 @@ listen = "127.0.0.1:0"
 [scim.tokens]
 okta = { secrets_file = "scim_okta" }
 entra = { secrets_file = "scim_entra" }
-"#,
+"#
+        .to_string()
+            + extra),
     );
     world.fixture.write_secrets(&format!(
         "{}scim_okta = \"{OKTA_TOKEN}\"\nscim_entra = \"{ENTRA_TOKEN}\"\n",
@@ -988,4 +999,193 @@ async fn a_group_cannot_take_the_name_people_carry() {
     let run = world.run(&["people", "show", "p1"]).await;
     assert!(run.stdout.contains("admins"), "{run:?}");
     daemon.stop().await;
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1: (certificate
+/// PEM, key PEM).
+fn certificate() -> (String, String) {
+    let pair =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    (pair.cert.pem(), pair.signing_key.serialize_pem())
+}
+
+/// A client that trusts only `certificate`.
+fn trusting(certificate: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(certificate.as_bytes()).unwrap()])
+        .build()
+        .unwrap()
+}
+
+/// `[scim.tls]`: HTTPS with the operator's certificate, which a client must
+/// trust; plain HTTP on the same port, and a client that connects and
+/// never starts its handshake, get nothing and hold up no one; a renewed
+/// certificate written over the files is served from the next handshake
+/// on, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_is_served_over_tls_with_a_certificate_renewed_in_place() {
+    let (old_cert, old_key) = certificate();
+    let (world, daemon, scim) = world_with(
+        "\n[scim.tls]\ncertificate = \"scim.crt\"\nkey = \"scim.key\"\n",
+        &[("scim.crt", &old_cert), ("scim.key", &old_key)],
+    )
+    .await;
+    assert!(scim.base.starts_with("https://127.0.0.1:"), "{}", scim.base);
+    let port = scim.base["https://127.0.0.1:".len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // A client that connects and says nothing, held open throughout.
+    let silent = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+
+    let scim = Scim {
+        http: trusting(&old_cert),
+        ..scim
+    };
+    // Served while the silent client holds its connection: well before
+    // the handshake limit would let a server that handshakes in its accept
+    // loop move on.
+    let ada = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        scim.ok("POST", "/Users", Some(user("ada@example.com", "Ada"))),
+    )
+    .await
+    .expect("a silent client holds up the server");
+    assert!(
+        ada["meta"]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with(&scim.base),
+        "{ada:#}"
+    );
+
+    // A client that does not trust the certificate gets no answer.
+    let untrusting = reqwest::Client::new()
+        .get(format!("{}/Users", scim.base))
+        .bearer_auth(OKTA_TOKEN)
+        .send()
+        .await;
+    assert!(untrusting.is_err(), "{untrusting:?}");
+
+    // Plain HTTP on the TLS port: no HTTP answer, let alone a person.
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/scim/v2/Users"))
+        .bearer_auth(OKTA_TOKEN)
+        .send()
+        .await;
+    assert!(plain.is_err(), "{plain:?}");
+
+    // Renewed in place: a new key and certificate over the old files.
+    let (new_cert, new_key) = certificate();
+    write_private(&world.fixture.path().join("scim.key"), &new_key);
+    write_private(&world.fixture.path().join("scim.crt"), &new_cert);
+    let renewed = Scim {
+        http: trusting(&new_cert),
+        ..scim.clone()
+    };
+    let found = renewed
+        .ok(
+            "GET",
+            "/Users?filter=userName%20eq%20%22ada@example.com%22",
+            None,
+        )
+        .await;
+    assert_eq!(found["totalResults"], 1);
+    let stale = trusting(&old_cert)
+        .get(format!("{}/Users", scim.base))
+        .bearer_auth(OKTA_TOKEN)
+        .send()
+        .await;
+    assert!(
+        stale.is_err(),
+        "the old certificate is still served: {stale:?}"
+    );
+
+    // A key that does not match is not served; the pair in service stays.
+    let (_, stray_key) = certificate();
+    write_private(&world.fixture.path().join("scim.key"), &stray_key);
+    let fresh = Scim {
+        http: trusting(&new_cert),
+        ..scim.clone()
+    };
+    let still = fresh.ok("GET", "/ServiceProviderConfig", None).await;
+    assert!(still["schemas"].is_array());
+    eventually("the refused pair to be logged", async || {
+        daemon.log().contains("cannot be served")
+    })
+    .await;
+
+    drop(silent);
+    daemon.stop().await;
+}
+
+/// `check` refuses a TLS pair that cannot be served, naming the file and
+/// what was expected, before anything listens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_refuses_a_tls_pair_that_cannot_be_served() {
+    let world = World::default().await;
+    let (cert, key) = certificate();
+    let (_, other_key) = certificate();
+    let dir = world.fixture.path();
+    write_private(&dir.join("scim.crt"), &cert);
+    write_private(&dir.join("mine.key"), &key);
+    write_private(&dir.join("other.key"), &other_key);
+    write_private(&dir.join("empty.key"), "not a key\n");
+    write_private(&dir.join("open.key"), &key);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("open.key"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+    }
+    world.fixture.write_secrets(&format!(
+        "{}scim_okta = \"{OKTA_TOKEN}\"\n",
+        json_store_secrets()
+    ));
+    let cases = [
+        (
+            "scim.crt",
+            "other.key",
+            "does not belong to the certificate",
+        ),
+        ("scim.crt", "empty.key", "holds no PEM private key"),
+        ("scim.crt", "open.key", "readable by every user"),
+        ("mine.key", "mine.key", "holds no PEM certificate"),
+        ("missing.crt", "mine.key", "missing.crt"),
+    ];
+    for (certificate, key, expected) in cases {
+        world.configure(
+            ALL,
+            "",
+            &format!(
+                "\n[scim]\nlisten = \"0.0.0.0:0\"\nbase_url = \"https://idp.example.com/scim/v2\"\n[scim.tokens]\nokta = {{ secrets_file = \"scim_okta\" }}\n[scim.tls]\ncertificate = \"{certificate}\"\nkey = \"{key}\"\n"
+            ),
+        );
+        let check = world.run(&["check"]).await;
+        assert_eq!(check.code, Some(1), "{certificate} {key}: {check:?}");
+        let said = format!("{}{}", check.stdout, check.stderr);
+        assert!(
+            said.contains("[scim.tls]") && said.contains(expected),
+            "{certificate} {key}: {said}"
+        );
+        assert!(
+            !said.contains("PRIVATE KEY-----\nM"),
+            "the key leaked: {said}"
+        );
+    }
+    world.configure(
+        ALL,
+        "",
+        "\n[scim]\nlisten = \"0.0.0.0:0\"\nbase_url = \"https://idp.example.com/scim/v2\"\n[scim.tokens]\nokta = { secrets_file = \"scim_okta\" }\n[scim.tls]\ncertificate = \"scim.crt\"\nkey = \"mine.key\"\n",
+    );
+    let check = world.run(&["check"]).await;
+    assert_eq!(
+        check.code,
+        Some(0),
+        "a good pair beyond loopback: {check:?}"
+    );
 }
