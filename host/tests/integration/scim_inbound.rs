@@ -1189,3 +1189,109 @@ async fn check_refuses_a_tls_pair_that_cannot_be_served() {
         "a good pair beyond loopback: {check:?}"
     );
 }
+
+/// A request with `If-Match`: its status, and the answer's `ETag`.
+async fn send_if_match(
+    scim: &Scim,
+    method: &str,
+    path: &str,
+    tag: &str,
+    body: Value,
+) -> (StatusCode, Option<String>) {
+    let response = scim
+        .http
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", scim.base),
+        )
+        .bearer_auth(scim.token)
+        .header("content-type", SCIM_JSON)
+        .header("if-match", tag)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let etag = response
+        .headers()
+        .get("etag")
+        .map(|t| t.to_str().unwrap().to_string());
+    (response.status(), etag)
+}
+
+/// A group's version covers its members however they joined: a client
+/// that read a group before someone joined it from the command line
+/// cannot write its older member list back over them, with or without a
+/// record for the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_written_from_an_older_read_does_not_undo_a_join_made_elsewhere() {
+    let (world, daemon, scim) = world().await;
+    let ada = scim
+        .ok("POST", "/Users", Some(user("ada@example.com", "Ada")))
+        .await;
+    let bob = scim
+        .ok("POST", "/Users", Some(user("bob@example.com", "Bob")))
+        .await;
+    let (ada, bob) = (ada["id"].as_str().unwrap(), bob["id"].as_str().unwrap());
+    let group = scim
+        .ok(
+            "POST",
+            "/Groups",
+            Some(
+                json!({"schemas": [GROUP], "displayName": "analysts", "members": [{"value": ada}]}),
+            ),
+        )
+        .await;
+    let read = group["meta"]["version"].as_str().unwrap().to_string();
+    let path = format!("/Groups/{}", group["id"].as_str().unwrap());
+
+    let run = world
+        .run(&["people", "set", bob, "--group", "analysts"])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let only_ada =
+        json!({"schemas": [GROUP], "displayName": "analysts", "members": [{"value": ada}]});
+    let (status, _) = send_if_match(&scim, "PUT", &path, &read, only_ada.clone()).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    let now = scim.ok("GET", &path, None).await;
+    assert_eq!(now["members"].as_array().unwrap().len(), 2, "{now:#}");
+    let fresh = now["meta"]["version"].as_str().unwrap();
+    assert_ne!(fresh, read);
+    let (status, etag) = send_if_match(&scim, "PUT", &path, fresh, only_ada).await;
+    assert_eq!(status, StatusCode::OK, "the current version is written");
+    assert!(etag.is_some_and(|t| t != fresh));
+
+    // A group only people name, with no record: its version is its members.
+    let run = world
+        .run(&["people", "set", ada, "--group", "readers"])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let listed = scim
+        .ok(
+            "GET",
+            "/Groups?filter=displayName%20eq%20%22readers%22&excludedAttributes=members",
+            None,
+        )
+        .await;
+    let readers = &listed["Resources"][0];
+    let read = readers["meta"]["version"].as_str().unwrap().to_string();
+    let path = format!("/Groups/{}", readers["id"].as_str().unwrap());
+    let got = scim.ok("GET", &path, None).await;
+    assert_eq!(
+        got["meta"]["version"],
+        read.as_str(),
+        "one version, however read"
+    );
+    let run = world
+        .run(&["people", "set", bob, "--group", "readers"])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let leave = patch(json!([{"op": "remove", "path": format!("members[value eq \"{ada}\"]")}]));
+    let (status, _) = send_if_match(&scim, "PATCH", &path, &read, leave.clone()).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    let now = scim.ok("GET", &path, None).await;
+    let fresh = now["meta"]["version"].as_str().unwrap();
+    assert_ne!(fresh, read);
+    let (status, _) = send_if_match(&scim, "PATCH", &path, fresh, leave).await;
+    assert_eq!(status, StatusCode::OK);
+    daemon.stop().await;
+}
