@@ -197,6 +197,9 @@ struct RawScim {
     /// The certificate and key to serve HTTPS with; without them the
     /// server is plain HTTP, on loopback only.
     tls: Option<Spanned<RawTls>>,
+    /// How many people a filter that no index answers may read before it
+    /// is refused with `tooMany`.
+    max_scan: Option<Spanned<i64>>,
 }
 
 /// `[scim.tls]`: PEM files, relative to the configuration file.
@@ -735,6 +738,23 @@ impl Config {
         Ok(Some(files))
     }
 
+    /// `[scim] max_scan`: at least 1, at most what a request should read.
+    pub fn scim_max_scan(&self) -> Result<Option<usize>, Diagnostic> {
+        let Some(max) = &self.scim.max_scan else {
+            return Ok(None);
+        };
+        match usize::try_from(*max.get_ref()) {
+            Ok(n) if (1..=100_000_000).contains(&n) => Ok(Some(n)),
+            _ => Err(self.diagnostic(
+                Some(max.span()),
+                format!(
+                    "[scim] max_scan = {} must be a count of people from 1 to 100000000",
+                    max.get_ref()
+                ),
+            )),
+        }
+    }
+
     /// Where `provisioner run` serves SCIM, if it does. Without
     /// `[scim.tls]` it is plain HTTP, so on loopback only: the bearer
     /// tokens and people's data would cross the network in the clear.
@@ -850,6 +870,7 @@ impl Config {
         [
             self.scim_listen().err(),
             self.scim_tls().err(),
+            self.scim_max_scan().err(),
             self.scim_base_url().err(),
             self.scim_tokens(secrets).err(),
         ]

@@ -48,8 +48,15 @@ pub struct ScimState {
     pub kick: Arc<Notify>,
     /// The URL of `/scim/v2`, for `location` and `$ref`.
     pub base: String,
+    /// How many people a filter that no index answers may read before it
+    /// is refused with `tooMany`.
+    max_scan: usize,
     writes: tokio::sync::Mutex<()>,
 }
+
+/// How many people a filter that no index answers reads at most, unless
+/// `[scim] max_scan` says otherwise: a few seconds' work.
+pub const DEFAULT_MAX_SCAN: usize = 200_000;
 
 impl ScimState {
     pub fn new(
@@ -65,7 +72,17 @@ impl ScimState {
             tokens,
             kick,
             base,
+            max_scan: DEFAULT_MAX_SCAN,
             writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Refuses filters that no index answers once they have read `max`
+    /// people.
+    pub fn scanning_at_most(self, max: usize) -> ScimState {
+        ScimState {
+            max_scan: max,
+            ..self
         }
     }
 
@@ -943,8 +960,11 @@ async fn list_users(
     let mut total = 0;
     let mut consider = |people: &[Person]| -> Result<(), ScimError> {
         for person in people.iter().filter(|p| !p.deleted) {
-            let resource = user::to_scim(person, &groups.of(person), &state.base, None);
-            if query.matches(&resource)? {
+            let matches = query.filter.is_none() || {
+                let resource = user::to_scim(person, &groups.of(person), &state.base, None);
+                query.matches(&resource)?
+            };
+            if matches {
                 total += 1;
                 if total >= query.start && matched.len() < query.count {
                     matched.push(person.clone());
@@ -962,6 +982,7 @@ async fn list_users(
         )?,
         None => {
             let mut after: Option<String> = None;
+            let mut read = 0;
             loop {
                 let page = state
                     .db
@@ -971,6 +992,16 @@ async fn list_users(
                 let Some(last) = page.last().map(|p| p.id.clone()) else {
                     break;
                 };
+                read += page.len();
+                if read > state.max_scan && query.filter.is_some() {
+                    return Err(ScimError::bad(
+                        "tooMany",
+                        format!(
+                            "this filter is answered by reading every User, and there are more than {} ([scim] max_scan); filter by userName eq or externalId eq, which are looked up without reading everyone",
+                            state.max_scan
+                        ),
+                    ));
+                }
                 consider(&page)?;
                 after = Some(last);
             }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::config::tls::TlsFiles;
 pub use error::ScimError;
-pub use http::ScimState;
+pub use http::{DEFAULT_MAX_SCAN, ScimState};
 
 /// The URL of the resource `id` of `kind` (`Users`, `Groups`) under
 /// `base`: an id imported from a file may hold any character, and goes in

@@ -24,7 +24,7 @@ async fn world() -> (World, Daemon, Scim) {
     world_with("", &[]).await
 }
 
-/// [`world`] with more configuration after `[scim.tokens]`, and private
+/// [`world`] with more configuration in `[scim]`, and private
 /// files (name, text) written beside it first.
 async fn world_with(extra: &str, files: &[(&str, &str)]) -> (World, Daemon, Scim) {
     let world = World::default().await;
@@ -44,10 +44,7 @@ attributes = ["cost_center", "fax_phone", "manager"]
 
 [scim]
 listen = "127.0.0.1:0"
-
-[scim.tokens]
-okta = { secrets_file = "scim_okta" }
-entra = { secrets_file = "scim_entra" }
+tokens = { okta = { secrets_file = "scim_okta" }, entra = { secrets_file = "scim_entra" } }
 "#
         .to_string()
             + extra),
@@ -1293,5 +1290,43 @@ async fn a_group_written_from_an_older_read_does_not_undo_a_join_made_elsewhere(
     assert_ne!(fresh, read);
     let (status, _) = send_if_match(&scim, "PATCH", &path, fresh, leave).await;
     assert_eq!(status, StatusCode::OK);
+    daemon.stop().await;
+}
+
+/// A filter that no index answers reads everyone; past `[scim] max_scan`
+/// people it is refused with `tooMany`, naming the filters that are
+/// looked up instead. Lookups by userName, and listing everyone page by
+/// page, still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_that_would_read_everyone_is_refused_past_max_scan() {
+    let (_world, daemon, scim) = world_with("max_scan = 3\n", &[]).await;
+    for n in 0..5 {
+        scim.ok(
+            "POST",
+            "/Users",
+            Some(user(&format!("u{n}@example.com"), "U")),
+        )
+        .await;
+    }
+    let (status, answer) = scim
+        .send("GET", "/Users?filter=title%20eq%20%22Engineer%22", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer:#}");
+    assert_eq!(answer["scimType"], "tooMany", "{answer:#}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("userName eq"),
+        "{answer:#}"
+    );
+    let found = scim
+        .ok(
+            "GET",
+            "/Users?filter=userName%20eq%20%22U3@example.com%22",
+            None,
+        )
+        .await;
+    assert_eq!(found["totalResults"], 1);
+    let page = scim.ok("GET", "/Users?startIndex=2&count=2", None).await;
+    assert_eq!(page["totalResults"], 5);
+    assert_eq!(page["Resources"].as_array().unwrap().len(), 2);
     daemon.stop().await;
 }
