@@ -11,12 +11,14 @@
 //! [`store`], one per concern; `sqlite` is their backend, and the only
 //! module that knows SQL.
 
+mod postgres;
 mod sqlite;
 mod store;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use postgres::PgState;
 pub use sqlite::{CURRENT_VERSION, StateDb};
 pub use store::{
     DirectoryStore, GuardStore, HealthStore, JournalOutcome, JournalStore, LinkStore, RuleRun,
@@ -54,6 +56,18 @@ pub enum StateError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error(
+        "state database {database} was written by a newer provisioner (schema version {found}; this binary knows up to {known}); upgrade provisioner, or point --state at another database"
+    )]
+    DatabaseTooNew {
+        database: String,
+        found: i64,
+        known: i64,
+    },
+    /// A PostgreSQL failure. `database` is `postgres://user@host:port/db`,
+    /// never with a password; `reason` is the server's message.
+    #[error("state database {database}: {reason}")]
+    Database { database: String, reason: String },
 }
 
 /// Up to this many rows asked for by key, reading them one by one beats
