@@ -14,6 +14,8 @@
 mod postgres;
 mod sqlite;
 mod store;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -20,7 +20,7 @@ mod schema;
 mod status;
 mod store;
 #[cfg(test)]
-pub(crate) mod testing;
+pub(super) mod testing;
 
 use std::str::FromStr;
 
