@@ -55,8 +55,10 @@ struct Global {
     /// $XDG_CACHE_HOME/provisioner or ~/.cache/provisioner.
     #[arg(long, global = true, env = "PROVISIONER_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
-    /// The state file (directory, links, journal). Defaults to `state` in
-    /// the configuration, or provisioner.db beside it.
+    /// The state (directory, links, journal): a file, or a PostgreSQL
+    /// database as postgres://user@host:port/db with the password in
+    /// PGPASSWORD. Defaults to `state` in the configuration, or
+    /// provisioner.db beside it.
     #[arg(long, global = true, env = "PROVISIONER_STATE")]
     state: Option<PathBuf>,
     /// Compile components on every start instead of caching them.
@@ -189,13 +191,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::People(command) => {
             let config = app.config_if_any()?;
-            let (db, schema) = app.state(config.as_ref())?;
-            people::people(&Directory::new(&db, schema), command).await
+            let (db, schema) = app.state(config.as_ref()).await?;
+            people::people(&Directory::new(&*db, schema), command).await
         }
         Command::Groups(command) => {
             let config = app.config_if_any()?;
-            let (db, schema) = app.state(config.as_ref())?;
-            people::groups(&Directory::new(&db, schema), command).await
+            let (db, schema) = app.state(config.as_ref()).await?;
+            people::groups(&Directory::new(&*db, schema), command).await
         }
         Command::Plugins(command) => plugins::run(&app, command).await,
         Command::Connections(command) => connections::run(&app, command).await,

@@ -34,22 +34,22 @@ use crate::state::{StateError, now_ms};
 /// The transaction advisory lock every directory write holds (`'dirs'`).
 const DIRECTORY_LOCK: i64 = 0x6469_7273;
 
-const PERSON_COLUMNS: &str =
-    "id, enabled, population, attributes::text, deleted, changed_seq";
+const PERSON_COLUMNS: &str = "id, enabled, population, attributes::text, deleted, changed_seq";
 
 /// A transaction that holds [`DIRECTORY_LOCK`].
 async fn locked<'c>(db: &PgState, client: &'c mut Object) -> Result<Transaction<'c>, StateError> {
     let transaction = client.transaction().await.map_err(|e| db.error(e))?;
-    db.exec(&transaction, "SELECT pg_advisory_xact_lock($1)", &[&DIRECTORY_LOCK])
-        .await?;
+    db.exec(
+        &transaction,
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&DIRECTORY_LOCK],
+    )
+    .await?;
     Ok(transaction)
 }
 
 /// A read-only transaction over one snapshot.
-async fn snapshot<'c>(
-    db: &PgState,
-    client: &'c mut Object,
-) -> Result<Transaction<'c>, StateError> {
+async fn snapshot<'c>(db: &PgState, client: &'c mut Object) -> Result<Transaction<'c>, StateError> {
     client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
@@ -262,7 +262,14 @@ impl<'t, 'c> Writer<'t, 'c> {
              ON CONFLICT (id) DO UPDATE SET enabled = EXCLUDED.enabled,
              population = EXCLUDED.population, attributes = EXCLUDED.attributes,
              deleted = EXCLUDED.deleted, changed_seq = EXCLUDED.changed_seq",
-            &[&ids, &enabled, &populations, &attributes, &deleted, &changed],
+            &[
+                &ids,
+                &enabled,
+                &populations,
+                &attributes,
+                &deleted,
+                &changed,
+            ],
         )
         .await?;
         db.exec(
@@ -514,10 +521,16 @@ pub(super) async fn put(
     Ok(Put::Written(written))
 }
 
-pub(super) async fn people_by(db: &PgState, key: Key, value: &str) -> Result<Vec<Person>, StateError> {
+pub(super) async fn people_by(
+    db: &PgState,
+    key: Key,
+    value: &str,
+) -> Result<Vec<Person>, StateError> {
     let sql = match key {
         Key::UserName => BY_USER_NAME,
-        Key::ExternalId => "SELECT id FROM people WHERE NOT deleted AND attributes->>'external_id' = $1",
+        Key::ExternalId => {
+            "SELECT id FROM people WHERE NOT deleted AND attributes->>'external_id' = $1"
+        }
     };
     let found = ids(db, sql, &[&value]).await?;
     let mut people = people_among(db, &found).await?;

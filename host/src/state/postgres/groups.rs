@@ -21,8 +21,8 @@ pub(super) async fn of_rule(
     rows.iter()
         .map(|row| {
             let members: String = db.get(row, 4)?;
-            let members: BTreeSet<String> =
-                serde_json::from_str(&members).map_err(|e| db.invalid(format!("group_links.members: {e}")))?;
+            let members: BTreeSet<String> = serde_json::from_str(&members)
+                .map_err(|e| db.invalid(format!("group_links.members: {e}")))?;
             let link = GroupLink {
                 rule: db.get(row, 0)?,
                 group: db.get(row, 1)?,

@@ -64,10 +64,22 @@ pub fn has_password(url: &str) -> bool {
     tokio_postgres::Config::from_str(url).is_ok_and(|config| config.get_password().is_some())
 }
 
+/// `url` as messages show it: `postgres://user@host:port/db`, or only
+/// the scheme if it does not parse, since the password could be anywhere.
+pub fn redacted(url: &str) -> String {
+    match tokio_postgres::Config::from_str(url) {
+        Ok(config) => display_name(&config),
+        Err(_) => "postgres://…".into(),
+    }
+}
+
 /// `postgres://user@host:port/db` of a parsed configuration: enough to
 /// tell databases apart, with no password.
 fn display_name(config: &tokio_postgres::Config) -> String {
-    let user = config.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+    let user = config
+        .get_user()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
     let host = config
         .get_hosts()
         .first()
@@ -93,12 +105,13 @@ impl PgState {
 
     /// The pool, with no connection made yet.
     fn lazy(url: &str) -> Result<PgState, StateError> {
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| StateError::Database {
-            // The URL may be malformed anywhere, password included: name
-            // only its scheme.
-            database: "postgres://…".into(),
-            reason: format!("not a usable PostgreSQL URL: {e}"),
-        })?;
+        let mut config =
+            tokio_postgres::Config::from_str(url).map_err(|e| StateError::Database {
+                // The URL may be malformed anywhere, password included: name
+                // only its scheme.
+                database: "postgres://…".into(),
+                reason: format!("not a usable PostgreSQL URL: {e}"),
+            })?;
         let name = display_name(&config);
         if config.get_password().is_none()
             && let Ok(password) = std::env::var(PASSWORD_VARIABLE)
@@ -137,29 +150,20 @@ impl PgState {
     async fn client(&self) -> Result<Object, StateError> {
         self.pool.get().await.map_err(|e| StateError::Database {
             database: self.name.clone(),
-            reason: format!("cannot connect: {e}"),
+            reason: match e {
+                deadpool_postgres::PoolError::Backend(e) => {
+                    format!("cannot connect: {}", reason(&e))
+                }
+                other => format!("cannot connect: {other}"),
+            },
         })
     }
 
-    /// Wraps a driver error with the database's name. A server error is
-    /// shown with its severity, message and detail; the driver's own
-    /// wording says only "db error".
+    /// Wraps a driver error with the database's name.
     fn error(&self, error: tokio_postgres::Error) -> StateError {
-        let reason = match error.as_db_error() {
-            Some(db) => match db.detail() {
-                Some(detail) => format!("{}: {} ({detail})", db.severity(), db.message()),
-                None => format!("{}: {}", db.severity(), db.message()),
-            },
-            None => match std::error::Error::source(&error) {
-                Some(cause) if !error.to_string().contains(&cause.to_string()) => {
-                    format!("{error}: {cause}")
-                }
-                _ => error.to_string(),
-            },
-        };
         StateError::Database {
             database: self.name.clone(),
-            reason,
+            reason: reason(&error),
         }
     }
 
@@ -183,7 +187,10 @@ impl PgState {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StateError> {
-        let statement = client.prepare_cached(sql).await.map_err(|e| self.error(e))?;
+        let statement = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| self.error(e))?;
         client
             .query(&statement, params)
             .await
@@ -197,7 +204,10 @@ impl PgState {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, StateError> {
-        let statement = client.prepare_cached(sql).await.map_err(|e| self.error(e))?;
+        let statement = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| self.error(e))?;
         client
             .execute(&statement, params)
             .await
@@ -218,6 +228,24 @@ impl PgState {
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StateError> {
         let client = self.client().await?;
         self.exec(&client, sql, params).await
+    }
+}
+
+/// A driver error as operators read it: a server error with its severity,
+/// message and detail (the driver's own wording says only "db error"),
+/// else the error and its cause.
+fn reason(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{}: {} ({detail})", db.severity(), db.message()),
+            None => format!("{}: {}", db.severity(), db.message()),
+        },
+        None => match std::error::Error::source(error) {
+            Some(cause) if !error.to_string().contains(&cause.to_string()) => {
+                format!("{error}: {cause}")
+            }
+            _ => error.to_string(),
+        },
     }
 }
 

@@ -178,7 +178,10 @@ pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 const MIGRATION_LOCK: i64 = 0x6d69_6772;
 
 /// The version the database is at, in the open transaction.
-async fn version(db: &PgState, client: &impl deadpool_postgres::GenericClient) -> Result<i64, StateError> {
+async fn version(
+    db: &PgState,
+    client: &impl deadpool_postgres::GenericClient,
+) -> Result<i64, StateError> {
     db.exec(
         client,
         "CREATE TABLE IF NOT EXISTS schema_version (
@@ -189,7 +192,11 @@ async fn version(db: &PgState, client: &impl deadpool_postgres::GenericClient) -
     )
     .await?;
     let rows = db
-        .rows(client, "SELECT version FROM schema_version WHERE id = 1", &[])
+        .rows(
+            client,
+            "SELECT version FROM schema_version WHERE id = 1",
+            &[],
+        )
         .await?;
     match rows.first() {
         Some(row) => db.get(row, 0),
@@ -203,8 +210,12 @@ async fn version(db: &PgState, client: &impl deadpool_postgres::GenericClient) -
 pub(super) async fn migrate(db: &PgState, client: &mut Object) -> Result<(), StateError> {
     loop {
         let transaction = client.transaction().await.map_err(|e| db.error(e))?;
-        db.exec(&transaction, "SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await?;
+        db.exec(
+            &transaction,
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&MIGRATION_LOCK],
+        )
+        .await?;
         let found = version(db, &transaction).await?;
         if found > CURRENT_VERSION {
             return Err(StateError::DatabaseTooNew {

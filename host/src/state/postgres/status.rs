@@ -19,9 +19,7 @@ pub(super) async fn quarantines(db: &PgState) -> Result<BTreeMap<String, String>
     super::links::text_pairs(db, "SELECT connection, reason FROM quarantine").await
 }
 
-pub(super) async fn usage(
-    db: &PgState,
-) -> Result<BTreeMap<String, (u64, u64, i64)>, StateError> {
+pub(super) async fn usage(db: &PgState) -> Result<BTreeMap<String, (u64, u64, i64)>, StateError> {
     let rows = db
         .query("SELECT connection, used, max, at FROM usage", &[])
         .await?;

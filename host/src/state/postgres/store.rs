@@ -329,7 +329,6 @@ impl DirectoryStore for PgState {
     async fn changed_since(&self, seq: i64) -> Result<BTreeSet<String>, StateError> {
         directory::changed_since(self, seq).await
     }
-
 }
 
 #[async_trait]
