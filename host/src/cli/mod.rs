@@ -14,6 +14,7 @@ mod people;
 mod plugins;
 mod push;
 mod render;
+mod state;
 mod status;
 mod sync;
 
@@ -128,6 +129,10 @@ enum Command {
     /// The source directory's groups.
     #[command(subcommand)]
     Groups(people::GroupsCommand),
+    /// The state itself: copy a state file into PostgreSQL, or check
+    /// either.
+    #[command(subcommand)]
+    State(state::StateCommand),
 }
 
 /// The entry point of the `provisioner` binary.
@@ -200,6 +205,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             people::groups(&Directory::new(&*db, schema), command).await
         }
         Command::Plugins(command) => plugins::run(&app, command).await,
+        Command::State(command) => state::run(&app, command).await,
         Command::Connections(command) => connections::run(&app, command).await,
         Command::Check => check::run(&app).await,
         Command::Run(args) => daemon::run(&app, args).await,

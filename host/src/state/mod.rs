@@ -16,6 +16,7 @@ mod sqlite;
 mod store;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

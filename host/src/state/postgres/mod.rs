@@ -21,6 +21,7 @@ mod status;
 mod store;
 #[cfg(test)]
 pub(super) mod testing;
+mod transfer;
 
 use std::str::FromStr;
 

@@ -193,6 +193,69 @@ impl StateDb {
     }
 }
 
+/// What `state migrate` and `state check` read.
+impl StateDb {
+    /// Every row of a table, in key order.
+    pub(in crate::state) fn read_table(
+        &self,
+        table: &crate::state::transfer::Table,
+    ) -> Result<crate::state::transfer::Rows, StateError> {
+        use crate::state::transfer::Cell;
+        use rusqlite::types::ValueRef;
+        self.blocking(|db| {
+            let connection = db.lock();
+            let mut statement = connection
+                .prepare(&format!(
+                    "SELECT {} FROM {} ORDER BY {}",
+                    table.column_list(),
+                    table.name,
+                    table.key
+                ))
+                .map_err(|e| db.error(e))?;
+            let width = table.columns.len();
+            statement
+                .query_map([], |row| {
+                    (0..width)
+                        .map(|i| {
+                            Ok(match row.get_ref(i)? {
+                                ValueRef::Null => Cell::Null,
+                                ValueRef::Integer(n) => Cell::Int(n),
+                                ValueRef::Real(x) => Cell::Text(x.to_string()),
+                                ValueRef::Text(t) | ValueRef::Blob(t) => {
+                                    Cell::Text(String::from_utf8_lossy(t).into_owned())
+                                }
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(|e| db.error(e))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|e| db.error(e))
+        })
+    }
+
+    pub(in crate::state) fn count_rows(
+        &self,
+        table: &crate::state::transfer::Table,
+    ) -> Result<u64, StateError> {
+        self.blocking(|db| {
+            db.lock()
+                .query_row(&format!("SELECT COUNT(*) FROM {}", table.name), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| u64::try_from(n).unwrap_or_default())
+                .map_err(|e| db.error(e))
+        })
+    }
+
+    /// The file's schema version (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<i64, StateError> {
+        self.lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.error(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
