@@ -394,3 +394,243 @@ pub async fn check_database(db: &PgState) -> Result<CheckReport, StateError> {
         problems,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::directory::{GroupRecord, GroupWrite, Members, PersonChange};
+    use crate::state::prelude::*;
+    use crate::state::testing::TestDatabase;
+    use crate::sync::links::{JournalEntry, Link, LinkError, LinkState, PluginRecord, UpdateGuard};
+
+    /// A state with a row in every table, made through the storage traits
+    /// as the host makes one.
+    async fn populated(db: &dyn Store) {
+        let people: Vec<PersonChange> = (0..1200)
+            .map(|n| PersonChange {
+                id: format!("p{n:04}"),
+                enabled: Some(n % 7 != 0),
+                population: Some((n % 3 == 0).then(|| "emea".to_string())),
+                groups: Some(BTreeSet::from([
+                    "staff".to_string(),
+                    format!("team{}", n % 5),
+                ])),
+                attributes: BTreeMap::from([
+                    ("email".to_string(), Some(format!("p{n}@example.com"))),
+                    ("title".to_string(), Some(format!("Ünal \"{n}\" \\ title"))),
+                ]),
+                replace_attributes: true,
+            })
+            .collect();
+        db.upsert_people(&people, "cli").await.unwrap();
+        db.put_group(
+            &GroupWrite {
+                record: GroupRecord {
+                    id: "g-1".into(),
+                    name: "Sales".into(),
+                    external_id: Some("ext-1".into()),
+                    created_at: 0,
+                    changed_at: 0,
+                    version: 0,
+                },
+                expected: None,
+                renamed_from: None,
+                members: Members::Replace(BTreeSet::from(["p0001".into(), "p0002".into()])),
+            },
+            "scim:okta",
+        )
+        .await
+        .unwrap();
+        db.see_rule("staff", "people").await.unwrap();
+        db.finish_rule("staff", Some("boom")).await.unwrap();
+        db.record_mappings("staff", "fingerprint").await.unwrap();
+        let mut links = Vec::new();
+        for n in 0..1100 {
+            let mut link = Link::new("staff", &format!("p{n:04}"), "people");
+            link.target_id = Some(format!("00Q{n}"));
+            link.state = if n % 10 == 0 {
+                LinkState::Failed
+            } else {
+                LinkState::Synced
+            };
+            link.written.insert(
+                "Title".into(),
+                crate::runtime::contract::Value::Text(format!("t{n}")),
+            );
+            if n % 10 == 0 {
+                link.error = Some(LinkError {
+                    class: "rejected".into(),
+                    code: Some("E1".into()),
+                    message: "no".into(),
+                    fields: vec!["Email".into()],
+                });
+                link.next_retry = Some(5);
+            }
+            link.person_seq = Some(n);
+            links.push(link);
+        }
+        let entries: Vec<JournalEntry> = (0..50)
+            .map(|n| JournalEntry {
+                rule: Some("staff".into()),
+                person_id: Some(format!("p{n:04}")),
+                connection: "people".into(),
+                action: "create".into(),
+                target_id: None,
+                detail: serde_json::json!({"n": n}),
+            })
+            .collect();
+        let ids = db.journal_open(&entries).await.unwrap();
+        let outcomes: Vec<_> = ids[..40]
+            .iter()
+            .map(|id| (*id, Ok(Some(format!("00Q{id}")))))
+            .collect();
+        db.commit(&links, &[], &outcomes).await.unwrap();
+        db.journal_note(&entries[0], "forbidden").await.unwrap();
+        db.quarantine("people", "too many failures").await.unwrap();
+        db.trip_guard("staff", 10, 100).await.unwrap();
+        db.weigh_update_guard("staff", 5, 50, "new", UpdateGuard::Held)
+            .await
+            .unwrap();
+        db.record_usage("people", 10, 1000).await.unwrap();
+        db.record_plugins(
+            &[PluginRecord {
+                name: "memory".into(),
+                version: "1.0.0".into(),
+                contract: "0.1.0".into(),
+                path: "plugins/memory.wasm".into(),
+            }],
+            &BTreeMap::from([(
+                "dup".to_string(),
+                vec!["a.wasm".to_string(), "b.wasm".to_string()],
+            )]),
+            &[("bad.wasm".into(), "not a component".into())],
+        )
+        .await
+        .unwrap();
+        let mut group = crate::sync::links::GroupLink::new("staff", "Sales", "people");
+        group.members.insert("00Q1".into());
+        db.commit_groups(&[group], &[]).await.unwrap();
+    }
+
+    /// Every table is copied row for row: the copy reads as the file does
+    /// through every trait, and the sequences go on after the numbers
+    /// copied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_state_file_is_copied_whole_and_reads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateDb::open(&dir.path().join("p.db")).unwrap();
+        populated(&file).await;
+        let test = TestDatabase::create();
+        let copy = test.state();
+        let report = migrate(&file, &copy, false).await.unwrap();
+        for table in TABLES {
+            assert!(
+                report.tables[table.name].rows > 0,
+                "{} is empty",
+                table.name
+            );
+        }
+        assert_eq!(report.tables["people"].rows, 1200);
+        assert_eq!(report.tables["links"].rows, 1100);
+
+        let (a, b): (&dyn Store, &dyn Store) = (&file, &copy);
+        assert_eq!(
+            a.of_rule("staff").await.unwrap(),
+            b.of_rule("staff").await.unwrap()
+        );
+        assert_eq!(
+            a.people_after(None, None).await.unwrap(),
+            b.people_after(None, None).await.unwrap()
+        );
+        assert_eq!(
+            a.journal(None, None, None, 1000).await.unwrap(),
+            b.journal(None, None, None, 1000).await.unwrap()
+        );
+        assert_eq!(
+            a.changes(None, None, 5000).await.unwrap(),
+            b.changes(None, None, 5000).await.unwrap()
+        );
+        assert_eq!(
+            a.group_records().await.unwrap(),
+            b.group_records().await.unwrap()
+        );
+        assert_eq!(
+            a.count_states().await.unwrap(),
+            b.count_states().await.unwrap()
+        );
+        assert_eq!(
+            a.held_updates().await.unwrap(),
+            b.held_updates().await.unwrap()
+        );
+        assert_eq!(
+            a.plugin_refusals().await.unwrap(),
+            b.plugin_refusals().await.unwrap()
+        );
+        assert_eq!(
+            a.pending_counts().await.unwrap(),
+            b.pending_counts().await.unwrap()
+        );
+        assert_eq!(
+            a.journal_counts().await.unwrap(),
+            b.journal_counts().await.unwrap()
+        );
+        assert_eq!(
+            a.count_group_states().await.unwrap(),
+            b.count_group_states().await.unwrap()
+        );
+        assert_eq!(a.failed(50).await.unwrap(), b.failed(50).await.unwrap());
+        assert_eq!(
+            a.unlinked("staff").await.unwrap(),
+            b.unlinked("staff").await.unwrap()
+        );
+        assert_eq!(a.usage().await.unwrap(), b.usage().await.unwrap());
+        assert_eq!(
+            a.plugin_clashes().await.unwrap(),
+            b.plugin_clashes().await.unwrap()
+        );
+
+        // The next change and the next journal entry take new numbers.
+        let last = copy.last_seq().await.unwrap();
+        assert_eq!(last, file.last_seq().await.unwrap());
+        copy.upsert_people(
+            &[PersonChange {
+                id: "new".into(),
+                ..PersonChange::default()
+            }],
+            "cli",
+        )
+        .await
+        .unwrap();
+        assert_eq!(copy.last_seq().await.unwrap(), last + 1);
+        let ids = copy
+            .journal_open(&[JournalEntry {
+                rule: None,
+                person_id: None,
+                connection: "people".into(),
+                action: "update".into(),
+                target_id: None,
+                detail: serde_json::Value::Null,
+            }])
+            .await
+            .unwrap();
+        assert!(ids[0] > 51, "{ids:?}");
+        let check = check_database(&copy).await.unwrap();
+        assert!(check.problems.is_empty(), "{:?}", check.problems);
+        assert_eq!(check.counts["people"], 1201);
+        assert!(check_file(&file).unwrap().problems.is_empty());
+
+        // A database that holds a state is refused, and left as it was.
+        let error = migrate(&file, &copy, false).await.unwrap_err().to_string();
+        assert!(error.contains("already holds a state"), "{error}");
+        assert!(error.contains("--replace"), "{error}");
+        assert_eq!(copy.live_ids().await.unwrap().len(), 1201);
+        // Unless told to replace it.
+        migrate(&file, &copy, true).await.unwrap();
+        assert_eq!(
+            copy.live_ids().await.unwrap(),
+            file.live_ids().await.unwrap()
+        );
+    }
+}

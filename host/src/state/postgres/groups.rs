@@ -93,7 +93,7 @@ pub(super) async fn count_states(
 ) -> Result<Vec<(String, LinkState, u64)>, StateError> {
     super::links::count_by_rule_and_state(
         db,
-        "SELECT rule, state, COUNT(*) FROM group_links GROUP BY rule, state",
+        "SELECT rule, state, COUNT(*) FROM group_links GROUP BY rule, state ORDER BY rule, state COLLATE \"C\"",
     )
     .await
 }

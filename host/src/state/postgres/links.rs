@@ -162,13 +162,14 @@ pub(super) async fn count_states(
 ) -> Result<Vec<(String, LinkState, u64)>, StateError> {
     count_by_rule_and_state(
         db,
-        "SELECT rule, state, COUNT(*) FROM links GROUP BY rule, state",
+        "SELECT rule, state, COUNT(*) FROM links GROUP BY rule, state ORDER BY rule, state COLLATE \"C\"",
     )
     .await
 }
 
 /// `(rule, state, count)` rows of `sql`, for the links of people and of
-/// groups alike.
+/// groups alike. `sql` orders them, as SQLite's grouping happens to: a
+/// hash aggregate here returns groups in no order.
 pub(super) async fn count_by_rule_and_state(
     db: &PgState,
     sql: &str,

@@ -38,7 +38,8 @@ pub(super) async fn journal_counts(
 ) -> Result<Vec<(String, String, String, u64)>, StateError> {
     let rows = db
         .query(
-            "SELECT connection, action, COALESCE(outcome, 'pending'), COUNT(*) FROM journal GROUP BY 1, 2, 3",
+            "SELECT connection, action, COALESCE(outcome, 'pending'), COUNT(*) FROM journal GROUP BY 1, 2, 3
+             ORDER BY connection, action COLLATE \"C\", COALESCE(outcome, 'pending') COLLATE \"C\"",
             &[],
         )
         .await?;
