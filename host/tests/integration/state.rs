@@ -1,0 +1,205 @@
+//! The state through the real binary on both backends: a state file moved
+//! into PostgreSQL with `state migrate`, both checked with `state check`,
+//! and the directory read the same from either. Needs the PostgreSQL test
+//! server (`bash tests/postgres.sh`, or PROVISIONER_TEST_POSTGRES).
+
+use crate::common;
+
+use common::*;
+
+/// A database of its own on the test server, dropped afterwards.
+struct Database {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+/// Runs `f` on a runtime of its own, so that `Drop` can use it too.
+fn aside<F: Future<Output = ()> + Send + 'static>(f: F) {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    })
+    .join()
+    .unwrap();
+}
+
+async fn admin(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+impl Database {
+    fn create() -> Database {
+        let admin_url = std::env::var("PROVISIONER_TEST_POSTGRES").unwrap_or_else(|_| {
+            let user = match std::env::var("USER") {
+                Ok(user) if !user.is_empty() && user != "root" => user,
+                _ => "postgres".into(),
+            };
+            format!("postgres://{user}@127.0.0.1:54329/postgres")
+        });
+        let name = format!(
+            "provisioner_it_{}_{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let slash = admin_url.rfind('/').expect("a URL with a database");
+        let url = format!("{}/{name}", &admin_url[..slash]);
+        let (a, n) = (admin_url.clone(), name.clone());
+        aside(async move {
+            let client = admin(&a).await.unwrap_or_else(|e| {
+                panic!(
+                    "no PostgreSQL server answers at {a} ({e}); start one with `bash tests/postgres.sh`, or set PROVISIONER_TEST_POSTGRES"
+                )
+            });
+            client
+                .batch_execute(&format!("CREATE DATABASE {n}"))
+                .await
+                .unwrap();
+        });
+        Database {
+            admin: admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let (a, n) = (self.admin.clone(), self.name.clone());
+        aside(async move {
+            if let Ok(client) = admin(&a).await {
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
+                    .await;
+            }
+        });
+    }
+}
+
+fn people(run: &Run) -> serde_json::Value {
+    assert_eq!(run.code, Some(0), "{run:?}");
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_file_moves_into_postgres_and_both_check_out() {
+    let fixture = Fixture::new(&[]);
+    fixture.write_config("[directory]\nattributes = [\"cost_center\"]\n");
+    let sample = repo_root().join("examples/people.json");
+    let run = fixture
+        .provisioner(&["people", "import", sample.to_str().unwrap()], &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = fixture
+        .provisioner(
+            &[
+                "people",
+                "add",
+                "n1",
+                "--attr",
+                "email=nora@example.com",
+                "--group",
+                "vip",
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+
+    let run = fixture.provisioner(&["state", "check"], &[]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.starts_with("sqlite state at "), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("people                    13 rows"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.trim_end().ends_with("ok"), "{}", run.stdout);
+
+    let database = Database::create();
+    let run = fixture
+        .provisioner(&["state", "migrate", "--to", &database.url], &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains("people                    13 rows"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("every table's rows and checksum match the file"),
+        "{}",
+        run.stdout
+    );
+
+    // The directory reads the same from either backend.
+    let from_file = people(
+        &fixture
+            .provisioner(&["people", "list", "--json"], &[])
+            .await,
+    );
+    let from_database = people(
+        &fixture
+            .provisioner(&["--state", &database.url, "people", "list", "--json"], &[])
+            .await,
+    );
+    assert_eq!(from_file, from_database);
+    assert_eq!(from_database.as_array().map(Vec::len), Some(13));
+
+    let run = fixture
+        .provisioner(&["--state", &database.url, "state", "check", "--json"], &[])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let check: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(check["backend"], "postgres");
+    assert_eq!(check["ok"], true);
+    assert_eq!(check["counts"]["people"], 13);
+
+    // A database that holds a state is not written over unless asked.
+    let run = fixture
+        .provisioner(&["state", "migrate", "--to", &database.url], &[])
+        .await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains("already holds a state"),
+        "{}",
+        run.stderr
+    );
+    let run = fixture
+        .provisioner(
+            &["state", "migrate", "--to", &database.url, "--replace"],
+            &[],
+        )
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+
+    // The configuration may name the database; never its password.
+    let with_password = database.url.replacen("@", ":hunter2@", 1);
+    fixture.write_config(&format!(
+        "state = \"{with_password}\"\n[directory]\nattributes = [\"cost_center\"]\n"
+    ));
+    let run = fixture.provisioner(&["people", "list"], &[]).await;
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("state: the PostgreSQL URL holds a password"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.all().contains("hunter2"), "{}", run.all());
+    fixture.write_config(&format!(
+        "state = \"{}\"\n[directory]\nattributes = [\"cost_center\"]\n",
+        database.url
+    ));
+    let run = fixture
+        .provisioner(&["people", "list", "--json"], &[])
+        .await;
+    assert_eq!(people(&run), from_file);
+}
