@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use deadpool_postgres::{GenericClient, Object, Transaction};
 use tokio_postgres::IsolationLevel;
 
-use super::PgState;
+use super::{PgState, Sequence};
 use crate::directory::{
     Change, GroupPut, GroupRecord, GroupWrite, Key, Members, Person, PersonChange, Put,
     UpsertReport,
@@ -210,19 +210,9 @@ impl<'t, 'c> Writer<'t, 'c> {
             return Ok(None);
         }
         let db = self.db;
-        let wanted = i64::try_from(self.pending.len()).unwrap_or(i64::MAX);
-        let rows = db
-            .rows(
-                self.transaction,
-                "SELECT nextval(pg_get_serial_sequence('changes', 'seq')) FROM generate_series(1, $1::bigint)",
-                &[&wanted],
-            )
+        let seqs = db
+            .draw(self.transaction, Sequence::Changes, self.pending.len())
             .await?;
-        let mut seqs = rows
-            .iter()
-            .map(|row| db.get::<i64>(row, 0))
-            .collect::<Result<Vec<_>, _>>()?;
-        seqs.sort_unstable();
         let pending = std::mem::take(&mut self.pending);
         let people: Vec<&str> = pending.iter().map(|(id, _)| id.as_str()).collect();
         let kinds: Vec<&str> = pending.iter().map(|(_, kind)| kind.as_str()).collect();

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value as Json;
 use tokio_postgres::Row;
 
-use super::{PgState, count};
+use super::{PgState, Sequence, count};
 use crate::runtime::contract::Value;
 use crate::state::store::JournalOutcome;
 use crate::state::{StateError, now_ms};
@@ -362,25 +362,15 @@ pub(super) async fn journal_open(
     }
     let mut client = db.client().await?;
     let transaction = client.transaction().await.map_err(|e| db.error(e))?;
-    let wanted = i64::try_from(entries.len()).unwrap_or(i64::MAX);
-    let rows = db
-        .rows(
-            &transaction,
-            "SELECT nextval(pg_get_serial_sequence('journal', 'id')) FROM generate_series(1, $1::bigint)",
-            &[&wanted],
-        )
+    let ids = db
+        .draw(&transaction, Sequence::Journal, entries.len())
         .await?;
-    let mut ids = rows
-        .iter()
-        .map(|row| db.get::<i64>(row, 0))
-        .collect::<Result<Vec<_>, _>>()?;
-    ids.sort_unstable();
     insert_journal(db, &transaction, &ids, entries, now_ms(), None).await?;
     transaction.commit().await.map_err(|e| db.error(e))?;
     Ok(ids)
 }
 
-/// Journal rows with the given ids (`None`: drawn by the table), open or,
+/// Journal rows with the given ids, open or,
 /// with an outcome, finished when they started.
 async fn insert_journal(
     db: &PgState,
@@ -419,21 +409,11 @@ pub(super) async fn journal_note(
     outcome: &str,
 ) -> Result<(), StateError> {
     let client = db.client().await?;
-    let rows = db
-        .rows(
-            &client,
-            "SELECT nextval(pg_get_serial_sequence('journal', 'id'))",
-            &[],
-        )
-        .await?;
-    let id: i64 = match rows.first() {
-        Some(row) => db.get(row, 0)?,
-        None => return Err(db.invalid("the journal's sequence gave no id")),
-    };
+    let ids = db.draw(&client, Sequence::Journal, 1).await?;
     insert_journal(
         db,
         &client,
-        &[id],
+        &ids,
         std::slice::from_ref(entry),
         now_ms(),
         Some(outcome),

@@ -215,6 +215,37 @@ impl PgState {
             .map_err(|e| self.error(e))
     }
 
+    /// `count` numbers of a table's serial column, in increasing order:
+    /// drawn before the rows are inserted, so that rows are numbered in
+    /// the order given whatever order an insert of many goes in.
+    async fn draw<C: GenericClient>(
+        &self,
+        client: &C,
+        sequence: Sequence,
+        count: usize,
+    ) -> Result<Vec<i64>, StateError> {
+        let (table, column) = match sequence {
+            Sequence::Changes => ("changes", "seq"),
+            Sequence::Journal => ("journal", "id"),
+        };
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        let rows = self
+            .rows(
+                client,
+                &format!(
+                    "SELECT nextval(pg_get_serial_sequence('{table}', '{column}')) FROM generate_series(1, $1::bigint)"
+                ),
+                &[&count],
+            )
+            .await?;
+        let mut numbers = rows
+            .iter()
+            .map(|row| self.get::<i64>(row, 0))
+            .collect::<Result<Vec<_>, _>>()?;
+        numbers.sort_unstable();
+        Ok(numbers)
+    }
+
     /// [`PgState::rows`] on a connection of its own.
     async fn query(
         &self,
@@ -248,6 +279,15 @@ fn reason(error: &tokio_postgres::Error) -> String {
             _ => error.to_string(),
         },
     }
+}
+
+/// The serial numbers the state draws.
+#[derive(Debug, Clone, Copy)]
+enum Sequence {
+    /// The directory's change sequence.
+    Changes,
+    /// The journal's entry ids.
+    Journal,
 }
 
 /// A count as stored (BIGINT) to what the traits return.
@@ -321,6 +361,28 @@ mod tests {
         assert!(!has_password("postgres://ops@db/provisioning"));
     }
 
+    /// Eight writers of person p1, each with a title of its own, all at
+    /// `expected`, at once: the people written.
+    async fn race(db: &Arc<PgState>, expected: Option<i64>, kind: &'static str) -> Vec<Person> {
+        let attempts = (0..8).map(|n| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.put_person(&person("p1", &format!("{kind}{n}")), expected, kind, "test")
+                    .await
+                    .unwrap()
+            })
+        });
+        futures_util::future::join_all(attempts)
+            .await
+            .into_iter()
+            .filter_map(|outcome| match outcome.unwrap() {
+                Put::Written(person) => Some(person),
+                Put::Stale => None,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
     /// Two hosts writing the same person at the same version: exactly one
     /// write lands, the others are told they are stale.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -328,43 +390,10 @@ mod tests {
         let test = TestDatabase::create();
         let db = Arc::new(test.state());
         // Creation at "no such person": one of them creates.
-        let attempts = (0..8).map(|n| {
-            let db = db.clone();
-            tokio::spawn(async move {
-                db.put_person(&person("p1", &format!("t{n}")), None, "create", "test")
-                    .await
-                    .unwrap()
-            })
-        });
-        let outcomes = futures_util::future::join_all(attempts).await;
-        let written: Vec<Person> = outcomes
-            .into_iter()
-            .filter_map(|o| match o.unwrap() {
-                Put::Written(person) => Some(person),
-                Put::Stale => None,
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(written.len(), 1, "exactly one create wins");
-        let seq = written[0].changed_seq;
+        let created = race(&db, None, "create").await;
+        assert_eq!(created.len(), 1, "exactly one create wins");
         // An update at the version read: one of them updates.
-        let attempts = (0..8).map(|n| {
-            let db = db.clone();
-            tokio::spawn(async move {
-                db.put_person(&person("p1", &format!("u{n}")), Some(seq), "update", "test")
-                    .await
-                    .unwrap()
-            })
-        });
-        let outcomes = futures_util::future::join_all(attempts).await;
-        let winners: Vec<Person> = outcomes
-            .into_iter()
-            .filter_map(|o| match o.unwrap() {
-                Put::Written(person) => Some(person),
-                Put::Stale => None,
-                other => panic!("{other:?}"),
-            })
-            .collect();
+        let winners = race(&db, Some(created[0].changed_seq), "update").await;
         assert_eq!(winners.len(), 1, "exactly one update wins");
         let stored = db.people_among(&["p1".to_string()].into()).await.unwrap();
         assert_eq!(stored, winners, "the winner is what is stored");
