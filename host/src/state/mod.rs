@@ -192,4 +192,181 @@ mod tests {
             &Location::Postgres("postgres://ops@db/provisioning".into())
         );
     }
+
+    /// What every backend must do alike, beyond what the engine's and the
+    /// directory's tests reach.
+    mod backends {
+        use std::collections::BTreeSet;
+
+        use serde_json::Value as Json;
+
+        use crate::directory::{Key, PersonChange};
+        use crate::state::testing::{Backend, TestState, on_each_backend};
+        use crate::sync::links::{JournalEntry, Link, LinkState};
+
+        fn entry(person: &str, action: &str) -> JournalEntry {
+            JournalEntry {
+                rule: Some("prospects".into()),
+                person_id: Some(person.into()),
+                connection: "leads".into(),
+                action: action.into(),
+                target_id: None,
+                detail: Json::Null,
+            }
+        }
+
+        /// Entries a crash left open close as unknown, and an interrupted
+        /// create leaves a link saying a record may exist, unless the
+        /// person already had one.
+        async fn an_interrupted_create_leaves_a_link_that_says_so(backend: Backend) {
+            let db = TestState::new(backend);
+            let mut known = Link::new("prospects", "p2", "leads");
+            known.target_id = Some("00Q2".into());
+            known.state = LinkState::Synced;
+            db.commit(std::slice::from_ref(&known), &[], &[])
+                .await
+                .unwrap();
+            let opened = db
+                .journal_open(&[
+                    entry("p1", "create"),
+                    entry("p2", "create"),
+                    entry("p3", "update"),
+                ])
+                .await
+                .unwrap();
+            assert!(opened.windows(2).all(|w| w[0] < w[1]), "{opened:?}");
+            let answered = db.journal_open(&[entry("p4", "create")]).await.unwrap();
+            db.commit(&[], &[], &[(answered[0], Err("refused".into()))])
+                .await
+                .unwrap();
+            assert_eq!(db.close_interrupted().await.unwrap(), opened.len());
+            let after = db.of_rule("prospects").await.unwrap();
+            assert_eq!(after["p1"].state, LinkState::Unsynced);
+            assert!(
+                after["p1"]
+                    .reason
+                    .as_deref()
+                    .unwrap()
+                    .contains("never recorded")
+            );
+            assert_eq!(after["p2"].target_id, known.target_id);
+            assert!(!after.contains_key("p3") && !after.contains_key("p4"));
+            assert_eq!(db.close_interrupted().await.unwrap(), 0);
+            let journal = db.journal(None, None, None, 10).await.unwrap();
+            let outcomes: Vec<&str> = journal
+                .iter()
+                .map(|e| e["outcome"].as_str().unwrap())
+                .collect();
+            assert_eq!(outcomes, ["failed", "unknown", "unknown", "unknown"]);
+        }
+
+        /// A commit that names a link twice keeps the last, and one that
+        /// saves and drops a link drops it.
+        async fn a_commit_keeps_the_last_word_on_each_link(backend: Backend) {
+            let db = TestState::new(backend);
+            let mut first = Link::new("r", "p1", "c");
+            first.target_id = Some("old".into());
+            let mut second = first.clone();
+            second.target_id = Some("new".into());
+            let gone = Link::new("r", "p2", "c");
+            db.commit(&[first, second, gone], &[("r".into(), "p2".into())], &[])
+                .await
+                .unwrap();
+            let links = db.of_rule("r").await.unwrap();
+            assert_eq!(links.len(), 1);
+            assert_eq!(links["p1"].target_id.as_deref(), Some("new"));
+        }
+
+        /// Ids order by their bytes on every backend, whatever the
+        /// database's locale: the engine slices people by id ranges.
+        async fn people_are_read_in_byte_order_of_their_ids(backend: Backend) {
+            let db = TestState::new(backend);
+            let ids = ["b", "B", "a", "Z", "ä", "a-1", "a_1", "10", "9", "é"];
+            let changes: Vec<PersonChange> = ids
+                .iter()
+                .map(|id| PersonChange {
+                    id: id.to_string(),
+                    ..PersonChange::default()
+                })
+                .collect();
+            db.upsert_people(&changes, "cli").await.unwrap();
+            let mut expected: Vec<&str> = ids.to_vec();
+            expected.sort();
+            let read: Vec<String> = db
+                .people_after(None, None)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|p| p.id)
+                .collect();
+            assert_eq!(read, expected);
+            let page: Vec<String> = db
+                .people_after(Some("a"), Some(3))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|p| p.id)
+                .collect();
+            assert_eq!(page, ["a-1", "a_1", "b"]);
+            let mut links = Vec::new();
+            for id in ids {
+                links.push(Link::new("r", id, "c"));
+            }
+            db.commit(&links, &[], &[]).await.unwrap();
+            let slice: BTreeSet<String> = db
+                .of_rule_between("r", Some("Z"), Some("b"))
+                .await
+                .unwrap()
+                .into_keys()
+                .collect();
+            assert_eq!(
+                slice,
+                BTreeSet::from(["a", "a-1", "a_1", "b"].map(String::from))
+            );
+        }
+
+        /// A userName is compared without case in ASCII only, as SQLite's
+        /// `lower` folds it, whatever the database's locale.
+        async fn user_names_fold_ascii_letters_only(backend: Backend) {
+            let db = TestState::new(backend);
+            let mut person = crate::directory::Person {
+                id: "u1".into(),
+                enabled: true,
+                population: None,
+                groups: BTreeSet::new(),
+                attributes: [("user_name".to_string(), "Äda@X.test".to_string())].into(),
+                deleted: false,
+                changed_seq: 0,
+            };
+            db.put_person(&person, None, "create", "cli").await.unwrap();
+            let found = |name: &'static str| {
+                let db = &db;
+                async move {
+                    db.people_by(Key::UserName, name)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|p| p.id)
+                        .collect::<Vec<_>>()
+                }
+            };
+            assert_eq!(found("ÄDA@x.TEST").await, ["u1"]);
+            assert!(found("äda@x.test").await.is_empty());
+            person.id = "u2".into();
+            person
+                .attributes
+                .insert("user_name".into(), "äda@x.test".into());
+            assert!(matches!(
+                db.put_person(&person, None, "create", "cli").await.unwrap(),
+                crate::directory::Put::Written(_)
+            ));
+        }
+
+        on_each_backend!(
+            user_names_fold_ascii_letters_only,
+            an_interrupted_create_leaves_a_link_that_says_so,
+            a_commit_keeps_the_last_word_on_each_link,
+            people_are_read_in_byte_order_of_their_ids,
+        );
+    }
 }

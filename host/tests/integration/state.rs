@@ -57,7 +57,9 @@ impl Database {
                 )
             });
             client
-                .batch_execute(&format!("CREATE DATABASE {n}"))
+                .batch_execute(&format!(
+                    "CREATE DATABASE {n} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+                ))
                 .await
                 .unwrap();
         });

@@ -81,8 +81,14 @@ impl TestDatabase {
                         "no PostgreSQL server answers at {a} ({e}); start one with `bash tests/postgres.sh`, or set {URL_VARIABLE}"
                     )
                 });
+                // A linguistic default collation (ICU's en-US, where "B"
+                // sorts beside "b" and lower() folds "Ä"), so that a
+                // statement that leans on the database's locale instead of
+                // byte order fails here rather than at an operator's.
                 client
-                    .batch_execute(&format!("CREATE DATABASE {n}"))
+                    .batch_execute(&format!(
+                        "CREATE DATABASE {n} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+                    ))
                     .await
                     .unwrap_or_else(|e| panic!("creating the test database {n}: {e:?}"));
                 PgState::open(&u)
