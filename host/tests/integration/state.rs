@@ -205,3 +205,76 @@ async fn a_state_file_moves_into_postgres_and_both_check_out() {
         .await;
     assert_eq!(people(&run), from_file);
 }
+
+/// Waits for a condition the daemon should bring about, up to `limit`.
+async fn eventually(limit: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
+/// The real connector and the emulator over a state in PostgreSQL: a sync
+/// creates, a second sends nothing, and the daemon carries a directory
+/// change made by another process to the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_and_the_daemon_run_on_postgres() {
+    use common::world::*;
+    use serde_json::json;
+
+    let database = Database::create();
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    let config = std::fs::read_to_string(world.fixture.config_path()).unwrap();
+    world.fixture.write_config(&format!(
+        "state = \"{}\"\n{}",
+        database.url,
+        config.replace(
+            "retry_base_secs = 60",
+            "retry_base_secs = 60\ninterval_secs = 3600\ndrift_interval_secs = 7200",
+        )
+    ));
+    world
+        .import(json!([
+            prospect("a", "CTO"),
+            prospect("b", "CFO"),
+            prospect("c", "COO")
+        ]))
+        .await;
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "created"), 3, "{report}");
+    assert_eq!(summary(&report, "prospects", "success"), 3, "{report}");
+    assert_eq!(world.leads().len(), 3);
+    let writes = world.writes();
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "created"), 0, "{report}");
+    assert_eq!(world.writes(), writes, "a second pass sends nothing");
+    world.status().await;
+    assert!(
+        !world.fixture.path().join("provisioner.db").exists(),
+        "no state file is made beside the configuration"
+    );
+
+    let daemon = Daemon::start(&world.fixture).await;
+    let run = world
+        .run(&["people", "set", "a", "--attr", "title=Chief Scientist"])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || {
+            world
+                .leads()
+                .iter()
+                .any(|l| l["Title"] == "Chief Scientist")
+        })
+        .await,
+        "the change reached the emulator: {}",
+        daemon.log_tail(20)
+    );
+    let status = daemon.stop().await;
+    assert!(status.success(), "{status:?}");
+}
