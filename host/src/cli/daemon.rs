@@ -53,16 +53,24 @@ pub(super) async fn run(app: &App<'_>, args: RunArgs) -> anyhow::Result<ExitCode
         Some(listen) => {
             let tokens = config.scim_tokens(&secrets).map_err(diagnostic)?;
             let public = config.scim_base_url().map_err(diagnostic)?;
+            let tls = config.scim_tls().map_err(diagnostic)?;
+            let max_scan = config
+                .scim_max_scan()
+                .map_err(diagnostic)?
+                .unwrap_or(crate::scim::DEFAULT_MAX_SCAN);
+            let scheme = if tls.is_some() { "https" } else { "http" };
             let (db, schema, written) =
                 (engine.shared_db(), engine.schema().clone(), written.clone());
-            let (scim_bound, task) = crate::scim::serve(listen, move |bound| {
-                let base = public.unwrap_or_else(|| format!("http://{bound}/scim/v2"));
+            let (scim_bound, task) = crate::scim::serve(listen, tls, move |bound| {
+                let base = public.unwrap_or_else(|| format!("{scheme}://{bound}/scim/v2"));
                 crate::scim::ScimState::new(db, schema, tokens, written, base)
+                    .scanning_at_most(max_scan)
             })
             .await
             .with_context(|| format!("serving SCIM on {listen}"))?;
-            tracing::info!("serving SCIM 2.0 at http://{scim_bound}/scim/v2");
-            announcement["scim"] = format!("http://{scim_bound}/scim/v2").into();
+            let url = format!("{scheme}://{scim_bound}/scim/v2");
+            tracing::info!("serving SCIM 2.0 at {url}");
+            announcement["scim"] = url.into();
             Some(task)
         }
         None => None,

@@ -45,6 +45,7 @@
 mod preferences;
 pub mod rules;
 pub mod secrets;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -193,6 +194,20 @@ struct RawScim {
     /// token makes. Several, so that one can be rotated.
     #[serde(default)]
     tokens: BTreeMap<Spanned<String>, Spanned<SecretRef>>,
+    /// The certificate and key to serve HTTPS with; without them the
+    /// server is plain HTTP, on loopback only.
+    tls: Option<Spanned<RawTls>>,
+    /// How many people a filter that no index answers may read before it
+    /// is refused with `tooMany`.
+    max_scan: Option<Spanned<i64>>,
+}
+
+/// `[scim.tls]`: PEM files, relative to the configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    certificate: String,
+    key: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -712,9 +727,48 @@ impl Config {
         problems
     }
 
-    /// Where `provisioner run` serves SCIM, if it does. Plain HTTP, so on
-    /// loopback only: the bearer tokens and people's data would cross the
-    /// network in the clear.
+    /// The certificate and key SCIM is served with (`[scim.tls]`), paths
+    /// anchored at the configuration file; each pair is loaded and checked
+    /// here, so that `check` reports what `run` would refuse.
+    pub fn scim_tls(&self) -> Result<Option<tls::TlsFiles>, Diagnostic> {
+        let Some(raw) = &self.scim.tls else {
+            return Ok(None);
+        };
+        let base = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let files = tls::TlsFiles {
+            certificate: base.join(&raw.get_ref().certificate),
+            key: base.join(&raw.get_ref().key),
+        };
+        files
+            .load(&tls::provider())
+            .map_err(|e| self.diagnostic(Some(raw.span()), format!("[scim.tls]: {e}")))?;
+        Ok(Some(files))
+    }
+
+    /// `[scim] max_scan`: at least 1, at most what a request should read.
+    pub fn scim_max_scan(&self) -> Result<Option<usize>, Diagnostic> {
+        let Some(max) = &self.scim.max_scan else {
+            return Ok(None);
+        };
+        match usize::try_from(*max.get_ref()) {
+            Ok(n) if (1..=100_000_000).contains(&n) => Ok(Some(n)),
+            _ => Err(self.diagnostic(
+                Some(max.span()),
+                format!(
+                    "[scim] max_scan = {} must be a count of people from 1 to 100000000",
+                    max.get_ref()
+                ),
+            )),
+        }
+    }
+
+    /// Where `provisioner run` serves SCIM, if it does. Without
+    /// `[scim.tls]` it is plain HTTP, so on loopback only: the bearer
+    /// tokens and people's data would cross the network in the clear.
     pub fn scim_listen(&self) -> Result<Option<std::net::SocketAddr>, Diagnostic> {
         let Some(listen) = &self.scim.listen else {
             return Ok(None);
@@ -728,11 +782,11 @@ impl Config {
                 ),
             )
         })?;
-        if !address.ip().is_loopback() {
+        if !address.ip().is_loopback() && self.scim.tls.is_none() {
             return Err(self.diagnostic(
                 Some(listen.span()),
                 format!(
-                    "[scim] listen = \"{address}\" is beyond loopback, where bearer tokens and people's data would cross the network in plain HTTP; listen on 127.0.0.1 behind a TLS-terminating proxy"
+                    "[scim] listen = \"{address}\" is beyond loopback, where bearer tokens and people's data would cross the network in plain HTTP; give [scim.tls] a certificate and key, or listen on 127.0.0.1 behind a TLS-terminating proxy"
                 ),
             ));
         }
@@ -789,6 +843,17 @@ impl Config {
     /// set: an `https://` (or `http://`) URL without query or fragment.
     pub fn scim_base_url(&self) -> Result<Option<String>, Diagnostic> {
         let Some(base) = &self.scim.base_url else {
+            if let Ok(Some(listen)) = self.scim_listen()
+                && listen.ip().is_unspecified()
+            {
+                return Err(self.diagnostic(
+                    self.scim.listen.as_ref().map(|l| l.span()),
+                    format!(
+                        "[scim] listen = \"{listen}\" names no address clients can reach, and every resource's location is a URL; set [scim] base_url to the URL of /scim/v2 as clients reach it, e.g. https://idp-bridge.example.com:{}/scim/v2",
+                        listen.port()
+                    ),
+                ));
+            }
             return Ok(None);
         };
         let text = base.get_ref().trim_end_matches('/');
@@ -815,6 +880,8 @@ impl Config {
     pub fn scim_diagnostics(&self, secrets: &SecretStore) -> Vec<Diagnostic> {
         [
             self.scim_listen().err(),
+            self.scim_tls().err(),
+            self.scim_max_scan().err(),
             self.scim_base_url().err(),
             self.scim_tokens(secrets).err(),
         ]
@@ -1584,6 +1651,27 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("beyond loopback")
+        );
+        let wide_tls = parse(
+            "[scim]\nlisten = \"0.0.0.0:8481\"\n[scim.tls]\ncertificate = \"c.pem\"\nkey = \"k.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            wide_tls.scim_listen().unwrap(),
+            Some("0.0.0.0:8481".parse().unwrap()),
+            "with TLS, any address"
+        );
+        assert!(
+            wide_tls
+                .scim_base_url()
+                .unwrap_err()
+                .message
+                .contains("set [scim] base_url")
+        );
+        let missing = wide_tls.scim_tls().unwrap_err().message;
+        assert!(
+            missing.contains("[scim.tls]") && missing.contains("conf/c.pem"),
+            "{missing}"
         );
         let query = parse("[scim]\nbase_url = \"https://h/scim?x=1\"\n").unwrap();
         assert!(query.scim_base_url().is_err());

@@ -584,6 +584,14 @@ mod tests {
         }
     }
 
+    fn grouped(id: &str, groups: &[&str]) -> PersonChange {
+        PersonChange {
+            id: id.into(),
+            groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+            ..PersonChange::default()
+        }
+    }
+
     async fn changes_advance_the_sequence_only_when_something_changed(backend: Backend) {
         let db = TestState::new(backend);
         let directory = Directory::new(&*db, AttributeSchema::default());
@@ -806,6 +814,29 @@ mod tests {
             directory.put_group(&stranger).await.unwrap(),
             GroupPut::NoPerson("nobody".into())
         );
+        // Joining or leaving another way (an import) advances the version
+        // too, so that a write made from an older read cannot undo it.
+        let version = |records: Vec<GroupRecord>| records[0].version;
+        assert_eq!(version(directory.group_records().await.unwrap()), 2);
+        directory
+            .upsert(&[grouped("p2", &["Sales Europe"])])
+            .await
+            .unwrap();
+        assert_eq!(version(directory.group_records().await.unwrap()), 3);
+        let stale = GroupWrite {
+            expected: Some(2),
+            renamed_from: None,
+            members: Members::Replace(["p1".to_string()].into()),
+            ..renamed.clone()
+        };
+        assert_eq!(directory.put_group(&stale).await.unwrap(), GroupPut::Stale);
+        directory.upsert(&[grouped("p1", &[])]).await.unwrap();
+        assert_eq!(version(directory.group_records().await.unwrap()), 4);
+        directory
+            .upsert(&[grouped("p1", &["Sales Europe"])])
+            .await
+            .unwrap();
+        assert_eq!(version(directory.group_records().await.unwrap()), 5);
         assert!(directory.delete_group("g-1", "Sales Europe").await.unwrap());
         assert!(
             directory

@@ -23,12 +23,6 @@ pub struct Known {
     pub name: String,
 }
 
-impl Known {
-    pub fn version(&self) -> i64 {
-        self.record.as_ref().map_or(0, |r| r.version)
-    }
-}
-
 /// Every group: those with records, and those only people name.
 pub fn known(records: Vec<GroupRecord>, names: BTreeSet<String>) -> Vec<Known> {
     let held: BTreeSet<String> = records.iter().map(|r| r.id.clone()).collect();
@@ -68,13 +62,35 @@ pub fn unrecorded_id(name: &str, held: impl Fn(&str) -> bool) -> String {
     }
 }
 
-/// The weak entity tag of a group at `version`.
-pub fn version_tag(version: i64) -> String {
-    format!("W/\"g{version}\"")
+/// The weak entity tag of a group. A record's version advances whenever
+/// anyone joins or leaves the group, however they did; a group without a
+/// record has only its members (`(id, display)`, read only then), so its
+/// tag is a digest of their ids.
+pub fn version_tag(group: &Known, members: &[(String, String)]) -> String {
+    use sha2::Digest;
+    if let Some(record) = &group.record {
+        return format!("W/\"g{}\"", record.version);
+    }
+    let mut ids: Vec<&str> = members.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort_unstable();
+    let mut digest = sha2::Sha256::new();
+    for id in ids {
+        // Length first: no id can pass for two.
+        digest.update((id.len() as u64).to_le_bytes());
+        digest.update(id.as_bytes());
+    }
+    let hex: String = digest
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("W/\"m{hex}\"")
 }
 
-/// The group as SCIM. `members` are (id, display) of its people.
-pub fn to_scim(group: &Known, members: &[(String, String)], base: &str) -> Value {
+/// The group as SCIM, at the version `tag`. `members` are (id, display) of
+/// its people.
+pub fn to_scim(group: &Known, members: &[(String, String)], base: &str, tag: &str) -> Value {
     let members: Vec<Value> = members
         .iter()
         .map(|(id, display)| {
@@ -88,7 +104,7 @@ pub fn to_scim(group: &Known, members: &[(String, String)], base: &str) -> Value
         "members": members,
         "meta": {
             "resourceType": "Group",
-            "version": version_tag(group.version()),
+            "version": tag,
             "location": super::location(base, "Groups", &group.id),
         },
     });
@@ -222,6 +238,10 @@ mod tests {
     fn a_group_without_a_record_has_the_id_its_record_would_take() {
         let groups = known(Vec::new(), BTreeSet::from(["staff".to_string()]));
         assert_eq!(groups[0].id, group_id("staff"));
-        assert_eq!(groups[0].version(), 0);
+        let member = |id: &str| (id.to_string(), String::new());
+        let tag = version_tag(&groups[0], &[member("a"), member("b")]);
+        assert_eq!(tag, version_tag(&groups[0], &[member("b"), member("a")]));
+        assert_ne!(tag, version_tag(&groups[0], &[member("a")]));
+        assert_ne!(tag, version_tag(&groups[0], &[member("a\0b")]));
     }
 }

@@ -48,8 +48,15 @@ pub struct ScimState {
     pub kick: Arc<Notify>,
     /// The URL of `/scim/v2`, for `location` and `$ref`.
     pub base: String,
+    /// How many people a filter that no index answers may read before it
+    /// is refused with `tooMany`.
+    max_scan: usize,
     writes: tokio::sync::Mutex<()>,
 }
+
+/// How many people a filter that no index answers reads at most, unless
+/// `[scim] max_scan` says otherwise: a few seconds' work.
+pub const DEFAULT_MAX_SCAN: usize = 200_000;
 
 impl ScimState {
     pub fn new(
@@ -65,7 +72,17 @@ impl ScimState {
             tokens,
             kick,
             base,
+            max_scan: DEFAULT_MAX_SCAN,
             writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Refuses filters that no index answers once they have read `max`
+    /// people.
+    pub fn scanning_at_most(self, max: usize) -> ScimState {
+        ScimState {
+            max_scan: max,
+            ..self
         }
     }
 
@@ -943,8 +960,11 @@ async fn list_users(
     let mut total = 0;
     let mut consider = |people: &[Person]| -> Result<(), ScimError> {
         for person in people.iter().filter(|p| !p.deleted) {
-            let resource = user::to_scim(person, &groups.of(person), &state.base, None);
-            if query.matches(&resource)? {
+            let matches = query.filter.is_none() || {
+                let resource = user::to_scim(person, &groups.of(person), &state.base, None);
+                query.matches(&resource)?
+            };
+            if matches {
                 total += 1;
                 if total >= query.start && matched.len() < query.count {
                     matched.push(person.clone());
@@ -962,6 +982,7 @@ async fn list_users(
         )?,
         None => {
             let mut after: Option<String> = None;
+            let mut read = 0;
             loop {
                 let page = state
                     .db
@@ -971,6 +992,16 @@ async fn list_users(
                 let Some(last) = page.last().map(|p| p.id.clone()) else {
                     break;
                 };
+                read += page.len();
+                if read > state.max_scan && query.filter.is_some() {
+                    return Err(ScimError::bad(
+                        "tooMany",
+                        format!(
+                            "this filter is answered by reading every User, and there are more than {} ([scim] max_scan); filter by userName eq or externalId eq, which are looked up without reading everyone",
+                            state.max_scan
+                        ),
+                    ));
+                }
                 consider(&page)?;
                 after = Some(last);
             }
@@ -1025,7 +1056,30 @@ async fn known_group(state: &ScimState, id: &str) -> Result<Known, ScimError> {
 
 async fn group_json(state: &ScimState, group: &Known) -> Result<Value, ScimError> {
     let members = group_members(state, &group.name).await?;
-    Ok(group::to_scim(group, &members, &state.base))
+    let tag = group::version_tag(group, &members);
+    Ok(group::to_scim(group, &members, &state.base, &tag))
+}
+
+/// A group's entity tag; a group without a record is read for it.
+async fn group_tag(state: &ScimState, group: &Known) -> Result<String, ScimError> {
+    if group.record.is_some() {
+        return Ok(group::version_tag(group, &[]));
+    }
+    Ok(group::version_tag(
+        group,
+        &group_members(state, &group.name).await?,
+    ))
+}
+
+/// A group without its members, at its version.
+async fn bare_group(state: &ScimState, group: &Known) -> Result<Value, ScimError> {
+    let tag = group_tag(state, group).await?;
+    Ok(group::to_scim(group, &[], &state.base, &tag))
+}
+
+/// The entity tag a group answer carries.
+fn tag_of(body: &Value) -> Option<&str> {
+    body["meta"]["version"].as_str()
 }
 
 /// Writes a group and answers with it.
@@ -1059,11 +1113,7 @@ async fn write_group(
         record: Some(record),
     };
     let body = group_json(state, &known).await?;
-    Ok(answer(
-        status,
-        &body,
-        Some(&group::version_tag(known.version())),
-    ))
+    Ok(answer(status, &body, tag_of(&body)))
 }
 
 fn record_for(
@@ -1081,7 +1131,9 @@ fn record_for(
             .and_then(|k| k.record.as_ref())
             .map_or(now, |r| r.created_at),
         changed_at: now,
-        version: known.map_or(0, Known::version),
+        version: known
+            .and_then(|k| k.record.as_ref())
+            .map_or(0, |r| r.version),
     }
 }
 
@@ -1124,14 +1176,15 @@ async fn get_group(
     let query = ListQuery::parse(&params)?;
     let group = known_group(&state, &id).await?;
     let body = if query.leaves_out("members") {
-        group::to_scim(&group, &[], &state.base)
+        bare_group(&state, &group).await?
     } else {
         group_json(&state, &group).await?
     };
+    let tag = tag_of(&body).map(str::to_string);
     Ok(answer(
         StatusCode::OK,
         &project(body, &query),
-        Some(&group::version_tag(group.version())),
+        tag.as_deref(),
     ))
 }
 
@@ -1151,8 +1204,11 @@ async fn list_groups(
     let mut total = 0;
     let mut resources = Vec::new();
     for group in groups.by_name.values() {
+        // Filters on `meta` are refused, so a resource is matched without
+        // its tag, which costs a group without a record a read; the page's
+        // resources get theirs.
         if let Some(first) = first.as_ref().filter(|_| needs_members) {
-            let bare = group::to_scim(group, &[], &state.base);
+            let bare = group::to_scim(group, &[], &state.base, "");
             let possible = first
                 .matches(&bare, &exact)
                 .map_err(|e| ScimError::bad("invalidFilter", e.0))?;
@@ -1163,7 +1219,7 @@ async fn list_groups(
         let resource = if needs_members {
             group_json(&state, group).await?
         } else {
-            group::to_scim(group, &[], &state.base)
+            group::to_scim(group, &[], &state.base, "")
         };
         if !query.matches(&resource)? {
             continue;
@@ -1172,8 +1228,10 @@ async fn list_groups(
         if total < query.start || resources.len() >= query.count {
             continue;
         }
-        let resource = if needs_members || query.leaves_out("members") {
+        let resource = if needs_members {
             resource
+        } else if query.leaves_out("members") {
+            bare_group(&state, group).await?
         } else {
             group_json(&state, group).await?
         };
@@ -1196,7 +1254,7 @@ async fn replace_group(
     let fields = group::from_scim(&body)?;
     let _writing = state.writes.lock().await;
     let current = known_group(&state, &id).await?;
-    check_if_match(&headers, &group::version_tag(current.version()))?;
+    check_if_match(&headers, &group_tag(&state, &current).await?)?;
     let write = GroupWrite {
         record: record_for(
             Some(&current),
@@ -1221,7 +1279,7 @@ async fn patch_group(
     let operations = without_read_only(operations(&body)?, &id);
     let _writing = state.writes.lock().await;
     let current = known_group(&state, &id).await?;
-    check_if_match(&headers, &group::version_tag(current.version()))?;
+    check_if_match(&headers, &group_tag(&state, &current).await?)?;
     let before = group_json(&state, &current).await?;
     let mut resource = before.clone();
     if let Value::Object(object) = &mut resource {
@@ -1255,7 +1313,7 @@ async fn delete_group(
 ) -> Result<Response, ScimError> {
     let _writing = state.writes.lock().await;
     let current = known_group(&state, &id).await?;
-    check_if_match(&headers, &group::version_tag(current.version()))?;
+    check_if_match(&headers, &group_tag(&state, &current).await?)?;
     state
         .directory(&caller)
         .delete_group(&current.id, &current.name)

@@ -21,11 +21,20 @@ const SCIM_JSON: &str = "application/scim+json";
 /// A Salesforce world whose daemon serves SCIM, with a rule that makes
 /// Leads of the group `prospects`.
 async fn world() -> (World, Daemon, Scim) {
+    world_with("", &[]).await
+}
+
+/// [`world`] with more configuration in `[scim]`, and private
+/// files (name, text) written beside it first.
+async fn world_with(extra: &str, files: &[(&str, &str)]) -> (World, Daemon, Scim) {
     let world = World::default().await;
+    for (name, text) in files {
+        write_private(&world.fixture.path().join(name), text);
+    }
     world.configure(
         ALL,
         "",
-        r#"
+        &(r#"
 [rules.prospects]
 connection = "leads"
 scope = { group = "prospects" }
@@ -35,11 +44,10 @@ attributes = ["cost_center", "fax_phone", "manager"]
 
 [scim]
 listen = "127.0.0.1:0"
-
-[scim.tokens]
-okta = { secrets_file = "scim_okta" }
-entra = { secrets_file = "scim_entra" }
-"#,
+tokens = { okta = { secrets_file = "scim_okta" }, entra = { secrets_file = "scim_entra" } }
+"#
+        .to_string()
+            + extra),
     );
     world.fixture.write_secrets(&format!(
         "{}scim_okta = \"{OKTA_TOKEN}\"\nscim_entra = \"{ENTRA_TOKEN}\"\n",
@@ -987,5 +995,338 @@ async fn a_group_cannot_take_the_name_people_carry() {
     assert_eq!(answer["scimType"], "uniqueness");
     let run = world.run(&["people", "show", "p1"]).await;
     assert!(run.stdout.contains("admins"), "{run:?}");
+    daemon.stop().await;
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1: (certificate
+/// PEM, key PEM).
+fn certificate() -> (String, String) {
+    let pair =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    (pair.cert.pem(), pair.signing_key.serialize_pem())
+}
+
+/// A client that trusts only `certificate`.
+fn trusting(certificate: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(certificate.as_bytes()).unwrap()])
+        .build()
+        .unwrap()
+}
+
+/// `[scim.tls]`: HTTPS with the operator's certificate, which a client must
+/// trust; plain HTTP on the same port, and a client that connects and
+/// never starts its handshake, get nothing and hold up no one; a renewed
+/// certificate written over the files is served from the next handshake
+/// on, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_is_served_over_tls_with_a_certificate_renewed_in_place() {
+    let (old_cert, old_key) = certificate();
+    let (world, daemon, scim) = world_with(
+        "\n[scim.tls]\ncertificate = \"scim.crt\"\nkey = \"scim.key\"\n",
+        &[("scim.crt", &old_cert), ("scim.key", &old_key)],
+    )
+    .await;
+    assert!(scim.base.starts_with("https://127.0.0.1:"), "{}", scim.base);
+    let port = scim.base["https://127.0.0.1:".len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // A client that connects and says nothing, held open throughout.
+    let silent = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+
+    let scim = Scim {
+        http: trusting(&old_cert),
+        ..scim
+    };
+    // Served while the silent client holds its connection: well before
+    // the handshake limit would let a server that handshakes in its accept
+    // loop move on.
+    let ada = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        scim.ok("POST", "/Users", Some(user("ada@example.com", "Ada"))),
+    )
+    .await
+    .expect("a silent client holds up the server");
+    assert!(
+        ada["meta"]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with(&scim.base),
+        "{ada:#}"
+    );
+
+    // A client that does not trust the certificate gets no answer.
+    let untrusting = reqwest::Client::new()
+        .get(format!("{}/Users", scim.base))
+        .bearer_auth(OKTA_TOKEN)
+        .send()
+        .await;
+    assert!(untrusting.is_err(), "{untrusting:?}");
+
+    // Plain HTTP on the TLS port: no HTTP answer, let alone a person.
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/scim/v2/Users"))
+        .bearer_auth(OKTA_TOKEN)
+        .send()
+        .await;
+    assert!(plain.is_err(), "{plain:?}");
+
+    // Renewed in place: a new key and certificate over the old files.
+    let (new_cert, new_key) = certificate();
+    write_private(&world.fixture.path().join("scim.key"), &new_key);
+    write_private(&world.fixture.path().join("scim.crt"), &new_cert);
+    let renewed = Scim {
+        http: trusting(&new_cert),
+        ..scim.clone()
+    };
+    let found = renewed
+        .ok(
+            "GET",
+            "/Users?filter=userName%20eq%20%22ada@example.com%22",
+            None,
+        )
+        .await;
+    assert_eq!(found["totalResults"], 1);
+    let stale = trusting(&old_cert)
+        .get(format!("{}/Users", scim.base))
+        .bearer_auth(OKTA_TOKEN)
+        .send()
+        .await;
+    assert!(
+        stale.is_err(),
+        "the old certificate is still served: {stale:?}"
+    );
+
+    // A key that does not match is not served; the pair in service stays.
+    let (_, stray_key) = certificate();
+    write_private(&world.fixture.path().join("scim.key"), &stray_key);
+    let fresh = Scim {
+        http: trusting(&new_cert),
+        ..scim.clone()
+    };
+    let still = fresh.ok("GET", "/ServiceProviderConfig", None).await;
+    assert!(still["schemas"].is_array());
+    eventually("the refused pair to be logged", async || {
+        daemon.log().contains("cannot be served")
+    })
+    .await;
+
+    drop(silent);
+    daemon.stop().await;
+}
+
+/// `check` refuses a TLS pair that cannot be served, naming the file and
+/// what was expected, before anything listens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_refuses_a_tls_pair_that_cannot_be_served() {
+    let world = World::default().await;
+    let (cert, key) = certificate();
+    let (_, other_key) = certificate();
+    let dir = world.fixture.path();
+    write_private(&dir.join("scim.crt"), &cert);
+    write_private(&dir.join("mine.key"), &key);
+    write_private(&dir.join("other.key"), &other_key);
+    write_private(&dir.join("empty.key"), "not a key\n");
+    write_private(&dir.join("open.key"), &key);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("open.key"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+    }
+    world.fixture.write_secrets(&format!(
+        "{}scim_okta = \"{OKTA_TOKEN}\"\n",
+        json_store_secrets()
+    ));
+    let cases = [
+        (
+            "scim.crt",
+            "other.key",
+            "does not belong to the certificate",
+        ),
+        ("scim.crt", "empty.key", "holds no PEM private key"),
+        ("scim.crt", "open.key", "readable by every user"),
+        ("mine.key", "mine.key", "holds no PEM certificate"),
+        ("missing.crt", "mine.key", "missing.crt"),
+    ];
+    for (certificate, key, expected) in cases {
+        world.configure(
+            ALL,
+            "",
+            &format!(
+                "\n[scim]\nlisten = \"0.0.0.0:0\"\nbase_url = \"https://idp.example.com/scim/v2\"\n[scim.tokens]\nokta = {{ secrets_file = \"scim_okta\" }}\n[scim.tls]\ncertificate = \"{certificate}\"\nkey = \"{key}\"\n"
+            ),
+        );
+        let check = world.run(&["check"]).await;
+        assert_eq!(check.code, Some(1), "{certificate} {key}: {check:?}");
+        let said = format!("{}{}", check.stdout, check.stderr);
+        assert!(
+            said.contains("[scim.tls]") && said.contains(expected),
+            "{certificate} {key}: {said}"
+        );
+        assert!(
+            !said.contains("PRIVATE KEY-----\nM"),
+            "the key leaked: {said}"
+        );
+    }
+    world.configure(
+        ALL,
+        "",
+        "\n[scim]\nlisten = \"0.0.0.0:0\"\nbase_url = \"https://idp.example.com/scim/v2\"\n[scim.tokens]\nokta = { secrets_file = \"scim_okta\" }\n[scim.tls]\ncertificate = \"scim.crt\"\nkey = \"mine.key\"\n",
+    );
+    let check = world.run(&["check"]).await;
+    assert_eq!(
+        check.code,
+        Some(0),
+        "a good pair beyond loopback: {check:?}"
+    );
+}
+
+/// A request with `If-Match`: its status, and the answer's `ETag`.
+async fn send_if_match(
+    scim: &Scim,
+    method: &str,
+    path: &str,
+    tag: &str,
+    body: Value,
+) -> (StatusCode, Option<String>) {
+    let response = scim
+        .http
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", scim.base),
+        )
+        .bearer_auth(scim.token)
+        .header("content-type", SCIM_JSON)
+        .header("if-match", tag)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let etag = response
+        .headers()
+        .get("etag")
+        .map(|t| t.to_str().unwrap().to_string());
+    (response.status(), etag)
+}
+
+/// A group's version covers its members however they joined: a client
+/// that read a group before someone joined it from the command line
+/// cannot write its older member list back over them, with or without a
+/// record for the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_written_from_an_older_read_does_not_undo_a_join_made_elsewhere() {
+    let (world, daemon, scim) = world().await;
+    let ada = scim
+        .ok("POST", "/Users", Some(user("ada@example.com", "Ada")))
+        .await;
+    let bob = scim
+        .ok("POST", "/Users", Some(user("bob@example.com", "Bob")))
+        .await;
+    let (ada, bob) = (ada["id"].as_str().unwrap(), bob["id"].as_str().unwrap());
+    let group = scim
+        .ok(
+            "POST",
+            "/Groups",
+            Some(
+                json!({"schemas": [GROUP], "displayName": "analysts", "members": [{"value": ada}]}),
+            ),
+        )
+        .await;
+    let read = group["meta"]["version"].as_str().unwrap().to_string();
+    let path = format!("/Groups/{}", group["id"].as_str().unwrap());
+
+    let run = world
+        .run(&["people", "set", bob, "--group", "analysts"])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let only_ada =
+        json!({"schemas": [GROUP], "displayName": "analysts", "members": [{"value": ada}]});
+    let (status, _) = send_if_match(&scim, "PUT", &path, &read, only_ada.clone()).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    let now = scim.ok("GET", &path, None).await;
+    assert_eq!(now["members"].as_array().unwrap().len(), 2, "{now:#}");
+    let fresh = now["meta"]["version"].as_str().unwrap();
+    assert_ne!(fresh, read);
+    let (status, etag) = send_if_match(&scim, "PUT", &path, fresh, only_ada).await;
+    assert_eq!(status, StatusCode::OK, "the current version is written");
+    assert!(etag.is_some_and(|t| t != fresh));
+
+    // A group only people name, with no record: its version is its members.
+    let run = world
+        .run(&["people", "set", ada, "--group", "readers"])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let listed = scim
+        .ok(
+            "GET",
+            "/Groups?filter=displayName%20eq%20%22readers%22&excludedAttributes=members",
+            None,
+        )
+        .await;
+    let readers = &listed["Resources"][0];
+    let read = readers["meta"]["version"].as_str().unwrap().to_string();
+    let path = format!("/Groups/{}", readers["id"].as_str().unwrap());
+    let got = scim.ok("GET", &path, None).await;
+    assert_eq!(
+        got["meta"]["version"],
+        read.as_str(),
+        "one version, however read"
+    );
+    let run = world
+        .run(&["people", "set", bob, "--group", "readers"])
+        .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let leave = patch(json!([{"op": "remove", "path": format!("members[value eq \"{ada}\"]")}]));
+    let (status, _) = send_if_match(&scim, "PATCH", &path, &read, leave.clone()).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    let now = scim.ok("GET", &path, None).await;
+    let fresh = now["meta"]["version"].as_str().unwrap();
+    assert_ne!(fresh, read);
+    let (status, _) = send_if_match(&scim, "PATCH", &path, fresh, leave).await;
+    assert_eq!(status, StatusCode::OK);
+    daemon.stop().await;
+}
+
+/// A filter that no index answers reads everyone; past `[scim] max_scan`
+/// people it is refused with `tooMany`, naming the filters that are
+/// looked up instead. Lookups by userName, and listing everyone page by
+/// page, still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_that_would_read_everyone_is_refused_past_max_scan() {
+    let (_world, daemon, scim) = world_with("max_scan = 3\n", &[]).await;
+    for n in 0..5 {
+        scim.ok(
+            "POST",
+            "/Users",
+            Some(user(&format!("u{n}@example.com"), "U")),
+        )
+        .await;
+    }
+    let (status, answer) = scim
+        .send("GET", "/Users?filter=title%20eq%20%22Engineer%22", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer:#}");
+    assert_eq!(answer["scimType"], "tooMany", "{answer:#}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("userName eq"),
+        "{answer:#}"
+    );
+    let found = scim
+        .ok(
+            "GET",
+            "/Users?filter=userName%20eq%20%22U3@example.com%22",
+            None,
+        )
+        .await;
+    assert_eq!(found["totalResults"], 1);
+    let page = scim.ok("GET", "/Users?startIndex=2&count=2", None).await;
+    assert_eq!(page["totalResults"], 5);
+    assert_eq!(page["Resources"].as_array().unwrap().len(), 2);
     daemon.stop().await;
 }

@@ -119,6 +119,12 @@ struct Writer<'t, 'c> {
     pending: Vec<(String, String)>,
     /// People whose row is to be written.
     dirty: BTreeSet<String>,
+    /// Groups whose members changed, with how many writes changed them:
+    /// a group's version covers its members, so that a client holding a
+    /// group read before someone joined or left it cannot write it back
+    /// over them (`put_group` checks the version). Each write counts
+    /// once per group it joins or leaves, as on SQLite.
+    bumps: BTreeMap<String, i64>,
 }
 
 impl<'t, 'c> Writer<'t, 'c> {
@@ -130,6 +136,7 @@ impl<'t, 'c> Writer<'t, 'c> {
             known: HashMap::new(),
             pending: Vec::new(),
             dirty: BTreeSet::new(),
+            bumps: BTreeMap::new(),
         }
     }
 
@@ -162,8 +169,19 @@ impl<'t, 'c> Writer<'t, 'c> {
         Ok(self.known.get(id).cloned().flatten())
     }
 
-    /// Writes a person whole, as one change of kind `kind`.
+    /// Writes a person whole, as one change of kind `kind`. The person
+    /// was read in this transaction first: their groups before the write
+    /// are the ones known.
     fn write(&mut self, person: Person, kind: &str) {
+        let before = self
+            .known
+            .get(&person.id)
+            .and_then(Option::as_ref)
+            .map(|p| p.groups.clone())
+            .unwrap_or_default();
+        for group in before.symmetric_difference(&person.groups) {
+            *self.bumps.entry(group.clone()).or_default() += 1;
+        }
         self.pending.push((person.id.clone(), kind.to_string()));
         self.dirty.insert(person.id.clone());
         self.known.insert(person.id.clone(), Some(person));
@@ -281,6 +299,18 @@ impl<'t, 'c> Writer<'t, 'c> {
                 self.transaction,
                 "INSERT INTO members (group_name, person_id) SELECT * FROM UNNEST($1::text[], $2::text[])",
                 &[&groups, &members],
+            )
+            .await?;
+        }
+        let bumps = std::mem::take(&mut self.bumps);
+        if !bumps.is_empty() {
+            let names: Vec<&str> = bumps.keys().map(String::as_str).collect();
+            let counts: Vec<i64> = bumps.values().copied().collect();
+            db.exec(
+                self.transaction,
+                "UPDATE directory_groups g SET version = g.version + b.n, changed_at = $3
+                 FROM UNNEST($1::text[], $2::bigint[]) AS b(name, n) WHERE g.name = b.name",
+                &[&names, &counts, &now_ms()],
             )
             .await?;
         }

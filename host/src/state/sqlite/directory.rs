@@ -94,15 +94,23 @@ fn write(
             seq
         ],
     )?;
-    transaction.execute(
-        "DELETE FROM members WHERE person_id = ?1",
-        params![person.id],
-    )?;
+    let before: BTreeSet<String> = transaction
+        .prepare_cached("DELETE FROM members WHERE person_id = ?1 RETURNING group_name")?
+        .query_map(params![person.id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut insert = transaction
+        .prepare_cached("INSERT INTO members (group_name, person_id) VALUES (?1, ?2)")?;
     for group in &person.groups {
-        transaction.execute(
-            "INSERT INTO members (group_name, person_id) VALUES (?1, ?2)",
-            params![group, person.id],
-        )?;
+        insert.execute(params![group, person.id])?;
+    }
+    // A group's version covers its members, so that a client holding a
+    // group read before someone joined or left it cannot write it back
+    // over them (`put_group` checks the version).
+    let mut bump = transaction.prepare_cached(
+        "UPDATE directory_groups SET version = version + 1, changed_at = ?2 WHERE name = ?1",
+    )?;
+    for group in before.symmetric_difference(&person.groups) {
+        bump.execute(params![group, now_ms()])?;
     }
     Ok(seq)
 }
