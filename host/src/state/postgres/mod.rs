@@ -40,6 +40,10 @@ pub const PASSWORD_VARIABLE: &str = "PGPASSWORD";
 /// concurrently, and the status server and the SCIM server read beside it.
 const POOL_SIZE: usize = 16;
 
+/// How long a connection may take to open, unless the URL's
+/// `connect_timeout` says.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A PostgreSQL state database.
 pub struct PgState {
     pool: Pool,
@@ -120,6 +124,11 @@ impl PgState {
             config.password(password);
         }
         config.application_name("provisioner");
+        // An unreachable server is reported in seconds, not after the
+        // operating system's TCP timeout, unless the URL says otherwise.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let manager = Manager::from_config(
             config,
             NoTls,
