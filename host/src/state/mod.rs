@@ -362,7 +362,34 @@ mod tests {
             ));
         }
 
+        /// A store's answer with a NUL character in it (which PostgreSQL's
+        /// text refuses) is kept, and does not fail the commit.
+        async fn a_store_answer_with_a_nul_is_kept(backend: Backend) {
+            let db = TestState::new(backend);
+            let ids = db.journal_open(&[entry("p1", "create")]).await.unwrap();
+            let mut link = Link::new("prospects", "p1", "leads");
+            link.state = LinkState::Failed;
+            link.error = Some(crate::sync::links::LinkError {
+                class: "rejected".into(),
+                code: Some("BAD\0CODE".into()),
+                message: "refused: \0 is not allowed".into(),
+                fields: vec!["Ti\0tle".into()],
+            });
+            db.commit(&[link], &[], &[(ids[0], Err("refused\0".into()))])
+                .await
+                .unwrap();
+            db.quarantine("leads", "stopped\0").await.unwrap();
+            let stored = &db.of_rule("prospects").await.unwrap()["p1"];
+            let error = stored.error.as_ref().unwrap();
+            assert!(error.message.starts_with("refused: "), "{error:?}");
+            assert_eq!(error.fields.len(), 1);
+            let journal = db.journal(None, None, None, 1).await.unwrap();
+            assert!(journal[0]["error"].as_str().unwrap().starts_with("refused"));
+            assert!(db.quarantined("leads").await.unwrap().is_some());
+        }
+
         on_each_backend!(
+            a_store_answer_with_a_nul_is_kept,
             user_names_fold_ascii_letters_only,
             an_interrupted_create_leaves_a_link_that_says_so,
             a_commit_keeps_the_last_word_on_each_link,

@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::PgState;
 use super::links::link_state;
+use super::{PgState, text_of};
 use crate::state::StateError;
 use crate::sync::links::{GroupLink, LinkState};
 
@@ -55,13 +55,19 @@ pub(super) async fn commit(
         let rules: Vec<&str> = last.values().map(|l| l.rule.as_str()).collect();
         let groups: Vec<&str> = last.values().map(|l| l.group.as_str()).collect();
         let connections: Vec<&str> = last.values().map(|l| l.connection.as_str()).collect();
-        let targets: Vec<Option<&str>> = last.values().map(|l| l.target_id.as_deref()).collect();
+        let targets: Vec<Option<String>> = last
+            .values()
+            .map(|l| text_of(l.target_id.as_deref()))
+            .collect();
         let members: Vec<String> = last
             .values()
             .map(|l| serde_json::to_string(&l.members).unwrap_or_else(|_| "[]".into()))
             .collect();
         let states: Vec<&str> = last.values().map(|l| l.state.as_str()).collect();
-        let reasons: Vec<Option<&str>> = last.values().map(|l| l.reason.as_deref()).collect();
+        let reasons: Vec<Option<String>> = last
+            .values()
+            .map(|l| text_of(l.reason.as_deref()))
+            .collect();
         let updated: Vec<i64> = last.values().map(|l| l.updated_at).collect();
         db.exec(
             &transaction,

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value as Json;
 use tokio_postgres::Row;
 
-use super::{PgState, Sequence, count};
+use super::{PgState, Sequence, count, text, text_of};
 use crate::runtime::contract::Value;
 use crate::state::store::JournalOutcome;
 use crate::state::{StateError, now_ms};
@@ -289,8 +289,8 @@ pub(super) async fn commit(
         let mut errors = Vec::with_capacity(last.len());
         for (id, outcome) in last {
             let (outcome, target, error) = match outcome {
-                Ok(target) => ("ok", target.as_deref(), None),
-                Err(error) => ("failed", None, Some(error.as_str())),
+                Ok(target) => ("ok", text_of(target.as_deref()), None),
+                Err(error) => ("failed", None, Some(text(error))),
             };
             ids.push(id);
             outcomes.push(outcome);
@@ -335,13 +335,15 @@ impl LinkColumns {
         self.rule.push(link.rule.clone());
         self.person.push(link.person_id.clone());
         self.connection.push(link.connection.clone());
-        self.target.push(link.target_id.clone());
+        self.target.push(text_of(link.target_id.as_deref()));
         self.written.push(written_json(&link.written));
         self.state.push(link.state.as_str());
-        self.reason.push(link.reason.clone());
-        self.class.push(error.map(|e| e.class.clone()));
-        self.code.push(error.and_then(|e| e.code.clone()));
-        self.message.push(error.map(|e| e.message.clone()));
+        self.reason.push(text_of(link.reason.as_deref()));
+        self.class.push(text_of(error.map(|e| e.class.as_str())));
+        self.code
+            .push(text_of(error.and_then(|e| e.code.as_deref())));
+        self.message
+            .push(text_of(error.map(|e| e.message.as_str())));
         self.fields
             .push(error.map(|e| serde_json::to_string(&e.fields).unwrap_or_default()));
         self.attempts.push(i64::from(link.attempts));
@@ -384,7 +386,10 @@ async fn insert_journal(
     let people: Vec<Option<&str>> = entries.iter().map(|e| e.person_id.as_deref()).collect();
     let connections: Vec<&str> = entries.iter().map(|e| e.connection.as_str()).collect();
     let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
-    let targets: Vec<Option<&str>> = entries.iter().map(|e| e.target_id.as_deref()).collect();
+    let targets: Vec<Option<String>> = entries
+        .iter()
+        .map(|e| text_of(e.target_id.as_deref()))
+        .collect();
     let details: Vec<String> = entries.iter().map(|e| detail_json(&e.detail)).collect();
     let finished = outcome.map(|_| now);
     db.exec(
@@ -469,7 +474,7 @@ pub(super) async fn quarantine(
     db.execute(
         "INSERT INTO quarantine (connection, reason, since) VALUES ($1, $2, $3)
          ON CONFLICT (connection) DO UPDATE SET reason = EXCLUDED.reason",
-        &[&connection, &reason, &now_ms()],
+        &[&connection, &text(reason), &now_ms()],
     )
     .await?;
     Ok(())
@@ -678,7 +683,7 @@ pub(super) async fn finish_rule(
 ) -> Result<(), StateError> {
     db.execute(
         "UPDATE rules SET last_finished = $2, last_error = $3 WHERE name = $1",
-        &[&rule, &now_ms(), &error],
+        &[&rule, &now_ms(), &text_of(error)],
     )
     .await?;
     Ok(())

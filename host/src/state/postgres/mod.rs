@@ -299,6 +299,23 @@ enum Sequence {
     Journal,
 }
 
+/// Text as a TEXT column can hold it. PostgreSQL refuses the NUL
+/// character, which SQLite keeps and a store's answer may carry (a
+/// message, a record id): each becomes U+FFFD, so that no answer can make
+/// a commit fail, and with it every pass after.
+fn text(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains('\0') {
+        std::borrow::Cow::Owned(value.replace('\0', "\u{fffd}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+/// [`text`] of an optional value, owned.
+fn text_of(value: Option<&str>) -> Option<String> {
+    value.map(|v| text(v).into_owned())
+}
+
 /// A count as stored (BIGINT) to what the traits return.
 fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or_default()
