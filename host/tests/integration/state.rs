@@ -7,83 +7,6 @@ use crate::common;
 
 use common::*;
 
-/// A database of its own on the test server, dropped afterwards.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-/// Runs `f` on a runtime of its own, so that `Drop` can use it too.
-fn aside<F: Future<Output = ()> + Send + 'static>(f: F) {
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    })
-    .join()
-    .unwrap();
-}
-
-async fn admin(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
-impl Database {
-    fn create() -> Database {
-        let admin_url = std::env::var("PROVISIONER_TEST_POSTGRES").unwrap_or_else(|_| {
-            let user = match std::env::var("USER") {
-                Ok(user) if !user.is_empty() && user != "root" => user,
-                _ => "postgres".into(),
-            };
-            format!("postgres://{user}@127.0.0.1:54329/postgres")
-        });
-        let name = format!(
-            "provisioner_it_{}_{}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        let slash = admin_url.rfind('/').expect("a URL with a database");
-        let url = format!("{}/{name}", &admin_url[..slash]);
-        let (a, n) = (admin_url.clone(), name.clone());
-        aside(async move {
-            let client = admin(&a).await.unwrap_or_else(|e| {
-                panic!(
-                    "no PostgreSQL server answers at {a} ({e}); start one with `bash tests/postgres.sh`, or set PROVISIONER_TEST_POSTGRES"
-                )
-            });
-            client
-                .batch_execute(&format!(
-                    "CREATE DATABASE {n} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
-                ))
-                .await
-                .unwrap();
-        });
-        Database {
-            admin: admin_url,
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let (a, n) = (self.admin.clone(), self.name.clone());
-        aside(async move {
-            if let Ok(client) = admin(&a).await {
-                let _ = client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
-                    .await;
-            }
-        });
-    }
-}
-
 fn people(run: &Run) -> serde_json::Value {
     assert_eq!(run.code, Some(0), "{run:?}");
     serde_json::from_str(&run.stdout).unwrap()
@@ -91,7 +14,7 @@ fn people(run: &Run) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_file_moves_into_postgres_and_both_check_out() {
-    let fixture = Fixture::new(&[]);
+    let fixture = Fixture::on_file(&[]);
     fixture.write_config("[directory]\nattributes = [\"cost_center\"]\n");
     let sample = repo_root().join("examples/people.json");
     let run = fixture
@@ -124,7 +47,7 @@ async fn a_state_file_moves_into_postgres_and_both_check_out() {
     );
     assert!(run.stdout.trim_end().ends_with("ok"), "{}", run.stdout);
 
-    let database = Database::create();
+    let database = TestDatabase::create();
     let run = fixture
         .provisioner(&["state", "migrate", "--to", &database.url], &[])
         .await;
@@ -226,7 +149,7 @@ async fn sync_and_the_daemon_run_on_postgres() {
     use common::world::*;
     use serde_json::json;
 
-    let database = Database::create();
+    let database = TestDatabase::create();
     let world = World::default().await;
     world.configure(ALL, ALL, PROSPECTS);
     let config = std::fs::read_to_string(world.fixture.config_path()).unwrap();

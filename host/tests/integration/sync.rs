@@ -491,10 +491,7 @@ async fn a_pass_larger_than_a_slice_syncs_everyone_and_guards_removals_across_sl
         );
     }
     // The deleted people are purged once their records are gone.
-    let stored: i64 = intact_state(&world.fixture)
-        .query_row("SELECT COUNT(*) FROM people", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(stored, 4488);
+    assert_eq!(world.fixture.state_counts().await["people"], 4488);
 
     // And a pass over everyone in step sends nothing.
     let writes = world.writes();
@@ -568,11 +565,9 @@ async fn kill_sync_once_created(world: &World, leads: usize) {
         millis: 30_000,
         after: true,
     }));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
-        .arg("--config")
-        .arg(world.fixture.config_path())
-        .arg("--cache-dir")
-        .arg(cache_dir())
+    let mut child = world
+        .fixture
+        .command()
         .arg("sync")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -728,11 +723,9 @@ async fn the_daemon_follows_directory_changes_without_waiting_for_the_interval()
         "retry_base_secs = 60\ninterval_secs = 3600\ndrift_interval_secs = 7200",
     ));
     world.import(json!([prospect("a", "CTO")])).await;
-    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
-        .arg("--config")
-        .arg(world.fixture.config_path())
-        .arg("--cache-dir")
-        .arg(cache_dir())
+    let mut daemon = world
+        .fixture
+        .command()
         .args(["run", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
