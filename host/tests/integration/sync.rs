@@ -601,30 +601,25 @@ async fn a_crash_between_create_and_link_leaves_one_record_and_a_link_to_it() {
         "never created twice"
     );
 
-    let db = intact_state(&world.fixture);
+    let links = state_pairs(
+        &world.fixture,
+        "SELECT person_id, target_id FROM links WHERE rule = 'prospects'",
+    )
+    .await;
     for lead in world.leads() {
         let email = lead["Email"].as_str().unwrap();
         let person = email.trim_end_matches("@example.com");
-        let target: String = db
-            .query_row(
-                "SELECT target_id FROM links WHERE rule = 'prospects' AND person_id = ?1",
-                [person],
-                |r| r.get(0),
-            )
-            .unwrap();
         assert_eq!(
-            json!(target),
+            json!(links[person]),
             lead["Id"],
             "the link points at the one record"
         );
     }
-    let unknown: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM journal WHERE outcome = 'unknown'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let unknown = state_count(
+        &world.fixture,
+        "SELECT COUNT(*) FROM journal WHERE outcome = 'unknown'",
+    )
+    .await;
     assert_eq!(
         unknown, 5,
         "the interrupted batch is visible in the journal"

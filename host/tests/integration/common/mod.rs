@@ -601,6 +601,68 @@ pub fn intact_state(fixture: &Fixture) -> rusqlite::Connection {
     rusqlite::Connection::open(&path).expect("the state file opens")
 }
 
+/// Runs `f` over a connection to the fixture's PostgreSQL database.
+async fn in_database<T: Send + 'static>(
+    database: &TestDatabase,
+    f: impl AsyncFnOnce(&tokio_postgres::Client) -> T + Send + 'static,
+) -> T {
+    let client = admin(&database.url)
+        .await
+        .expect("connecting to the test database");
+    f(&client).await
+}
+
+/// The one number `sql` (plain SQL both backends read alike) counts in
+/// the fixture's state, file or database; a file must pass its integrity
+/// check first.
+pub async fn state_count(fixture: &Fixture, sql: &'static str) -> i64 {
+    match &fixture.database {
+        Some(database) => {
+            in_database(database, async move |client| {
+                client
+                    .query_one(sql, &[])
+                    .await
+                    .expect(sql)
+                    .get::<_, i64>(0)
+            })
+            .await
+        }
+        None => intact_state(fixture)
+            .query_row(sql, [], |r| r.get(0))
+            .expect(sql),
+    }
+}
+
+/// The (text, text) rows of `sql` in the fixture's state, as a map.
+pub async fn state_pairs(
+    fixture: &Fixture,
+    sql: &'static str,
+) -> std::collections::BTreeMap<String, Option<String>> {
+    match &fixture.database {
+        Some(database) => {
+            in_database(database, async move |client| {
+                client
+                    .query(sql, &[])
+                    .await
+                    .expect(sql)
+                    .iter()
+                    .map(|row| (row.get(0), row.get(1)))
+                    .collect()
+            })
+            .await
+        }
+        None => {
+            let db = intact_state(fixture);
+            let mut statement = db.prepare(sql).expect(sql);
+            statement
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .expect(sql)
+                .collect::<rusqlite::Result<_>>()
+                .expect(sql)
+        }
+    }
+}
+
 /// Polls `check` until it holds; fails with `what` after 30 s.
 pub async fn eventually<F, Fut>(what: &str, check: F)
 where
