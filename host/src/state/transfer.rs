@@ -205,7 +205,52 @@ pub(crate) const TABLES: &[Table] = &[
     },
 ];
 
+/// Rows read or written per statement: memory stays bounded by a page,
+/// whatever the size of the state.
+pub(crate) const PAGE: usize = 5_000;
+
 impl Table {
+    /// The key's columns, in order.
+    pub(crate) fn key_columns(&self) -> impl Iterator<Item = &'static str> {
+        self.key.split(", ")
+    }
+
+    /// Where each key column sits in a row.
+    pub(crate) fn key_positions(&self) -> Vec<usize> {
+        self.key_columns()
+            .filter_map(|key| self.columns.iter().position(|(name, _)| *name == key))
+            .collect()
+    }
+
+    /// The key of a row, to read the page after it.
+    pub(crate) fn key_of(&self, row: &[Cell]) -> Vec<Cell> {
+        self.key_positions()
+            .into_iter()
+            .map(|i| row.get(i).cloned().unwrap_or(Cell::Null))
+            .collect()
+    }
+
+    /// `SELECT columns FROM table [WHERE (key) > (params)] ORDER BY key
+    /// LIMIT n`, with parameters written by `param(i)` (1-based).
+    pub(crate) fn page_sql(
+        &self,
+        columns: &str,
+        after: bool,
+        param: impl Fn(usize) -> String,
+    ) -> String {
+        let keys: Vec<&str> = self.key_columns().collect();
+        let filter = if after {
+            let params: Vec<String> = (1..=keys.len()).map(&param).collect();
+            format!("WHERE ({}) > ({})", keys.join(", "), params.join(", "))
+        } else {
+            String::new()
+        };
+        format!(
+            "SELECT {columns} FROM {} {filter} ORDER BY {} LIMIT {PAGE}",
+            self.name, self.key
+        )
+    }
+
     pub(crate) fn column_list(&self) -> String {
         self.columns
             .iter()
@@ -234,39 +279,62 @@ pub struct Summary {
     pub checksum: String,
 }
 
-/// The count and checksum of rows read from table `table`. JSON is
+/// The count and checksum of a table's rows, page by page. JSON is
 /// re-serialised, so that PostgreSQL's `jsonb` spacing and key order do
 /// not count.
-pub(crate) fn summarise(table: &Table, rows: &Rows) -> Summary {
-    let mut hash = Sha256::new();
-    for row in rows {
-        for (cell, (_, kind)) in row.iter().zip(table.columns) {
-            match cell {
-                Cell::Null => hash.update(b"n"),
-                Cell::Int(value) => {
-                    hash.update(b"i");
-                    hash.update(value.to_le_bytes());
-                }
-                Cell::Text(text) => {
-                    let canonical;
-                    let text = if *kind == Kind::Json {
-                        canonical = serde_json::from_str::<serde_json::Value>(text)
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|_| text.clone());
-                        &canonical
-                    } else {
-                        text
-                    };
-                    hash.update(b"t");
-                    hash.update((text.len() as u64).to_le_bytes());
-                    hash.update(text.as_bytes());
+pub(crate) struct Summing {
+    hash: Sha256,
+    rows: u64,
+}
+
+impl Summing {
+    pub(crate) fn new() -> Summing {
+        Summing {
+            hash: Sha256::new(),
+            rows: 0,
+        }
+    }
+
+    pub(crate) fn add(&mut self, table: &Table, rows: &[Vec<Cell>]) {
+        let hash = &mut self.hash;
+        for row in rows {
+            self.rows += 1;
+            for (cell, (_, kind)) in row.iter().zip(table.columns) {
+                match cell {
+                    Cell::Null => hash.update(b"n"),
+                    Cell::Int(value) => {
+                        hash.update(b"i");
+                        hash.update(value.to_le_bytes());
+                    }
+                    Cell::Text(text) => {
+                        let canonical;
+                        let text = if *kind == Kind::Json {
+                            canonical = serde_json::from_str::<serde_json::Value>(text)
+                                .map(|v| v.to_string())
+                                .unwrap_or_else(|_| text.clone());
+                            &canonical
+                        } else {
+                            text
+                        };
+                        hash.update(b"t");
+                        hash.update((text.len() as u64).to_le_bytes());
+                        hash.update(text.as_bytes());
+                    }
                 }
             }
         }
     }
-    Summary {
-        rows: rows.len() as u64,
-        checksum: hash.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+
+    pub(crate) fn finish(self) -> Summary {
+        Summary {
+            rows: self.rows,
+            checksum: self
+                .hash
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        }
     }
 }
 
@@ -315,20 +383,14 @@ pub async fn migrate(
             held.join(", "),
         ));
     }
-    let mut expected = BTreeMap::new();
-    let mut tables = Vec::with_capacity(TABLES.len());
-    for table in TABLES {
-        let rows = from.read_table(table)?;
-        expected.insert(table.name, summarise(table, &rows));
-        tables.push((table, rows));
-    }
-    to.load_tables(&tables, replace).await?;
-    drop(tables);
+    let expected = to
+        .load_from(replace, |table, after| from.read_page(table, after))
+        .await?;
     let mut report = MigrateReport {
         tables: BTreeMap::new(),
     };
     for table in TABLES {
-        let found = summarise(table, &to.read_table(table).await?);
+        let found = to.summary(table).await?;
         let wanted = &expected[table.name];
         if &found != wanted {
             return Err(MigrateError::Mismatch {
@@ -408,7 +470,7 @@ mod tests {
     /// A state with a row in every table, made through the storage traits
     /// as the host makes one.
     async fn populated(db: &dyn Store) {
-        let people: Vec<PersonChange> = (0..1200)
+        let people: Vec<PersonChange> = (0..2600)
             .map(|n| PersonChange {
                 id: format!("p{n:04}"),
                 enabled: Some(n % 7 != 0),
@@ -532,7 +594,10 @@ mod tests {
                 table.name
             );
         }
-        assert_eq!(report.tables["people"].rows, 1200);
+        assert_eq!(report.tables["people"].rows, 2600);
+        // Two groups each: more than a page, read and written page by page.
+        assert_eq!(report.tables["members"].rows, 2 * 2600 + 2);
+        assert!(report.tables["members"].rows > PAGE as u64);
         assert_eq!(report.tables["links"].rows, 1100);
 
         let (a, b): (&dyn Store, &dyn Store) = (&file, &copy);
@@ -618,14 +683,14 @@ mod tests {
         assert!(ids[0] > 51, "{ids:?}");
         let check = check_database(&copy).await.unwrap();
         assert!(check.problems.is_empty(), "{:?}", check.problems);
-        assert_eq!(check.counts["people"], 1201);
+        assert_eq!(check.counts["people"], 2601);
         assert!(check_file(&file).unwrap().problems.is_empty());
 
         // A database that holds a state is refused, and left as it was.
         let error = migrate(&file, &copy, false).await.unwrap_err().to_string();
         assert!(error.contains("already holds a state"), "{error}");
         assert!(error.contains("--replace"), "{error}");
-        assert_eq!(copy.live_ids().await.unwrap().len(), 1201);
+        assert_eq!(copy.live_ids().await.unwrap().len(), 2601);
         // Unless told to replace it.
         migrate(&file, &copy, true).await.unwrap();
         assert_eq!(

@@ -1,5 +1,5 @@
 //! What `state migrate` and `state check` do on PostgreSQL: count, read
-//! and load whole tables, and check what the constraints do not.
+//! and load tables page by page, and check what the constraints do not.
 
 use std::collections::BTreeMap;
 
@@ -7,12 +7,8 @@ use tokio_postgres::types::ToSql;
 
 use super::PgState;
 use crate::state::StateError;
-use crate::state::transfer::{Cell, Kind, Rows, TABLES, Table};
+use crate::state::transfer::{Cell, Kind, PAGE, Rows, Summary, Summing, TABLES, Table};
 use crate::sync::links::LinkState;
-
-/// Rows per statement when loading: a few thousand rows per round trip,
-/// well under the protocol's limits.
-const CHUNK: usize = 5_000;
 
 impl PgState {
     /// Rows by table.
@@ -42,9 +38,9 @@ impl PgState {
         }
     }
 
-    /// Every row of a table, in key order, as SQLite reads them: booleans
-    /// as 0 or 1, JSON as text.
-    pub(in crate::state) async fn read_table(&self, table: &Table) -> Result<Rows, StateError> {
+    /// A page of a table's rows in key order after the row whose key is
+    /// `after`, as SQLite reads them: booleans as 0 or 1, JSON as text.
+    async fn read_page(&self, table: &Table, after: Option<&[Cell]>) -> Result<Rows, StateError> {
         let columns: Vec<String> = table
             .columns
             .iter()
@@ -53,17 +49,21 @@ impl PgState {
                 _ => name.to_string(),
             })
             .collect();
-        let rows = self
-            .query(
-                &format!(
-                    "SELECT {} FROM {} ORDER BY {}",
-                    columns.join(", "),
-                    table.name,
-                    table.key
-                ),
-                &[],
-            )
-            .await?;
+        let sql = table.page_sql(&columns.join(", "), after.is_some(), |i| format!("${i}"));
+        let keys: Vec<Box<dyn ToSql + Sync + Send>> = after
+            .unwrap_or_default()
+            .iter()
+            .map(|cell| match cell {
+                Cell::Int(n) => Box::new(*n) as Box<dyn ToSql + Sync + Send>,
+                Cell::Text(text) => Box::new(text.clone()),
+                Cell::Null => Box::new(None::<String>),
+            })
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = keys
+            .iter()
+            .map(|k| k.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let rows = self.query(&sql, &params).await?;
         rows.iter()
             .map(|row| {
                 table
@@ -87,14 +87,29 @@ impl PgState {
             .collect()
     }
 
-    /// Loads whole tables in one transaction (emptying every table first
-    /// if `replace`), a few thousand rows per statement, and moves the
-    /// sequences past the numbers loaded.
-    pub(in crate::state) async fn load_tables(
+    /// A table's row count and checksum, read page by page.
+    pub(in crate::state) async fn summary(&self, table: &Table) -> Result<Summary, StateError> {
+        let mut summing = Summing::new();
+        let mut after = None;
+        loop {
+            let page = self.read_page(table, after.as_deref()).await?;
+            summing.add(table, &page);
+            if page.len() < PAGE {
+                return Ok(summing.finish());
+            }
+            after = page.last().map(|row| table.key_of(row));
+        }
+    }
+
+    /// Loads every table from `source` (a page of rows in key order after
+    /// a key) in one transaction, emptying every table first if `replace`,
+    /// and moves the sequences past the numbers loaded. The count and
+    /// checksum of what was read, by table.
+    pub(in crate::state) async fn load_from(
         &self,
-        tables: &[(&Table, Rows)],
         replace: bool,
-    ) -> Result<(), StateError> {
+        mut source: impl FnMut(&Table, Option<&[Cell]>) -> Result<Rows, StateError>,
+    ) -> Result<BTreeMap<&'static str, Summary>, StateError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(|e| self.error(e))?;
         if replace {
@@ -104,46 +119,28 @@ impl PgState {
                 .await
                 .map_err(|e| self.error(e))?;
         }
-        for (table, rows) in tables {
-            let arrays: Vec<String> = table
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, (_, kind))| {
-                    let n = i + 1;
-                    match kind {
-                        Kind::Text | Kind::Json => format!("${n}::text[]"),
-                        Kind::Int => format!("${n}::bigint[]"),
-                        Kind::Bool => format!("${n}::bool[]"),
-                    }
-                })
-                .collect();
-            let names: Vec<String> = (0..table.columns.len()).map(|i| format!("c{i}")).collect();
-            let values: Vec<String> = table
-                .columns
-                .iter()
-                .zip(&names)
-                .map(|((_, kind), name)| match kind {
-                    Kind::Json => format!("{name}::jsonb"),
-                    _ => name.clone(),
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO {} ({}) SELECT {} FROM UNNEST({}) AS u({})",
-                table.name,
-                table.column_list(),
-                values.join(", "),
-                arrays.join(", "),
-                names.join(", ")
-            );
-            for chunk in rows.chunks(CHUNK) {
-                let columns = columns_of(self, table, chunk)?;
-                let params: Vec<&(dyn ToSql + Sync)> = columns
-                    .iter()
-                    .map(|c| c.as_ref() as &(dyn ToSql + Sync))
-                    .collect();
-                self.exec(&transaction, &sql, &params).await?;
+        let mut summaries = BTreeMap::new();
+        for table in TABLES {
+            let sql = insert_sql(table);
+            let mut summing = Summing::new();
+            let mut after: Option<Vec<Cell>> = None;
+            loop {
+                let page = source(table, after.as_deref())?;
+                summing.add(table, &page);
+                if !page.is_empty() {
+                    let columns = columns_of(self, table, &page)?;
+                    let params: Vec<&(dyn ToSql + Sync)> = columns
+                        .iter()
+                        .map(|c| c.as_ref() as &(dyn ToSql + Sync))
+                        .collect();
+                    self.exec(&transaction, &sql, &params).await?;
+                }
+                if page.len() < PAGE {
+                    break;
+                }
+                after = page.last().map(|row| table.key_of(row));
             }
+            summaries.insert(table.name, summing.finish());
         }
         for (table, column) in [("changes", "seq"), ("journal", "id")] {
             transaction
@@ -153,7 +150,8 @@ impl PgState {
                 .await
                 .map_err(|e| self.error(e))?;
         }
-        transaction.commit().await.map_err(|e| self.error(e))
+        transaction.commit().await.map_err(|e| self.error(e))?;
+        Ok(summaries)
     }
 
     /// What the constraints do not check: each sequence is ahead of the
@@ -197,7 +195,43 @@ impl PgState {
     }
 }
 
-/// A chunk of rows as one array per column, typed as the column is.
+/// One statement that inserts a page of a table's rows, one array per
+/// column.
+fn insert_sql(table: &Table) -> String {
+    let arrays: Vec<String> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| {
+            let n = i + 1;
+            match kind {
+                Kind::Text | Kind::Json => format!("${n}::text[]"),
+                Kind::Int => format!("${n}::bigint[]"),
+                Kind::Bool => format!("${n}::bool[]"),
+            }
+        })
+        .collect();
+    let names: Vec<String> = (0..table.columns.len()).map(|i| format!("c{i}")).collect();
+    let values: Vec<String> = table
+        .columns
+        .iter()
+        .zip(&names)
+        .map(|((_, kind), name)| match kind {
+            Kind::Json => format!("{name}::jsonb"),
+            _ => name.clone(),
+        })
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) SELECT {} FROM UNNEST({}) AS u({})",
+        table.name,
+        table.column_list(),
+        values.join(", "),
+        arrays.join(", "),
+        names.join(", ")
+    )
+}
+
+/// A page of rows as one array per column, typed as the column is.
 fn columns_of(
     db: &PgState,
     table: &Table,

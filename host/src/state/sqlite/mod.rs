@@ -195,26 +195,31 @@ impl StateDb {
 
 /// What `state migrate` and `state check` read.
 impl StateDb {
-    /// Every row of a table, in key order.
-    pub(in crate::state) fn read_table(
+    /// A page of a table's rows in key order, after the row whose key is
+    /// `after`.
+    pub(in crate::state) fn read_page(
         &self,
         table: &crate::state::transfer::Table,
+        after: Option<&[crate::state::transfer::Cell]>,
     ) -> Result<crate::state::transfer::Rows, StateError> {
         use crate::state::transfer::Cell;
-        use rusqlite::types::ValueRef;
+        use rusqlite::types::{Value, ValueRef};
+        let sql = table.page_sql(&table.column_list(), after.is_some(), |i| format!("?{i}"));
+        let params: Vec<Value> = after
+            .unwrap_or_default()
+            .iter()
+            .map(|cell| match cell {
+                Cell::Null => Value::Null,
+                Cell::Int(n) => Value::Integer(*n),
+                Cell::Text(t) => Value::Text(t.clone()),
+            })
+            .collect();
         self.blocking(|db| {
             let connection = db.lock();
-            let mut statement = connection
-                .prepare(&format!(
-                    "SELECT {} FROM {} ORDER BY {}",
-                    table.column_list(),
-                    table.name,
-                    table.key
-                ))
-                .map_err(|e| db.error(e))?;
+            let mut statement = connection.prepare_cached(&sql).map_err(|e| db.error(e))?;
             let width = table.columns.len();
             statement
-                .query_map([], |row| {
+                .query_map(rusqlite::params_from_iter(params), |row| {
                     (0..width)
                         .map(|i| {
                             Ok(match row.get_ref(i)? {
