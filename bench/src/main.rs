@@ -8,6 +8,7 @@
 //! the same run, so that ratios compare like with like on a shared,
 //! noisy machine. See bench/README.md for the method.
 
+mod latency;
 mod linked;
 mod native;
 mod scim;
@@ -89,6 +90,24 @@ struct Args {
     /// the same answers as JSON, printed and not written to the report.
     #[arg(long)]
     scrub_only: bool,
+    /// People in the initial sync under latency; 0 skips it.
+    #[arg(long, default_value_t = 100_000)]
+    latency_people: usize,
+    /// The delay the emulator adds to every API request, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    latency_ms: u64,
+    /// Give or take this much, uniformly.
+    #[arg(long, default_value_t = 20)]
+    latency_jitter_ms: u64,
+    /// `[sync] concurrency` for each run under latency, in turn.
+    #[arg(long, value_delimiter = ',', default_values_t = [2, 8])]
+    latency_concurrency: Vec<usize>,
+    /// People the naive client provisions under latency, extrapolated.
+    #[arg(long, default_value_t = 50)]
+    latency_sample: usize,
+    /// Only the latency workload, printed and not written to the report.
+    #[arg(long)]
+    latency_only: bool,
 }
 
 /// One `provisioner` process, measured.
@@ -388,6 +407,24 @@ bench = {{ secrets_file = "scim_token" }}
             .map_err(|e| anyhow::anyhow!("{e:?}"))
     }
 
+    /// Sets `[sync] concurrency`: the batches in flight to a connection.
+    fn set_concurrency(&self, concurrency: usize) -> anyhow::Result<()> {
+        let path = self.dir.path().join("provisioner.toml");
+        let text = std::fs::read_to_string(&path)?;
+        let mut lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("concurrency = "))
+            .collect();
+        let at = lines
+            .iter()
+            .position(|l| *l == "[sync]")
+            .context("no [sync] in the bench configuration")?;
+        let line = format!("concurrency = {concurrency}");
+        lines.insert(at + 1, &line);
+        std::fs::write(&path, lines.join("\n") + "\n")?;
+        Ok(())
+    }
+
     fn leads(&self) -> usize {
         self.emulator
             .counters()
@@ -464,8 +501,12 @@ async fn noop_pass(org: &Org) -> anyhow::Result<SyncRun> {
 /// The naive client: for each person in turn, one query by Email and one
 /// create. This is how a simple script, or an engine that makes one call
 /// per user, provisions.
-async fn naive_baseline(people: usize) -> anyhow::Result<(Duration, u64)> {
+async fn naive_baseline(
+    people: usize,
+    latency: Option<salesforce_emulator::Latency>,
+) -> anyhow::Result<(Duration, u64)> {
     let emulator = org_emulator().await?;
+    emulator.set_latency(latency);
     let client = reqwest::Client::new();
     let base = emulator.base_url().to_string();
     let started = Instant::now();
@@ -941,6 +982,13 @@ async fn bench() -> anyhow::Result<()> {
         print!("{out}");
         return Ok(());
     }
+    if args.latency_only {
+        let figures = latency_workload(&args, &provisioner, cache.path()).await?;
+        let mut out = String::new();
+        latency_section(&mut out, &figures, &args)?;
+        print!("{out}");
+        return Ok(());
+    }
     if args.calls_only {
         let runs = side_by_side(&args, &provisioner, cache.path(), runs).await?;
         for (what, kind) in CALL_KINDS {
@@ -985,7 +1033,7 @@ async fn bench() -> anyhow::Result<()> {
         );
         noops.push(noop_pass(&org).await?);
         ours.push(sync);
-        let (wall, calls) = naive_baseline(n).await?;
+        let (wall, calls) = naive_baseline(n, None).await?;
         eprintln!("run {run}: naive {wall:.2?}, {calls} calls");
         naive.push((wall, calls));
         if steady_org.is_none() {
@@ -1063,6 +1111,12 @@ async fn bench() -> anyhow::Result<()> {
         let noop = noop_pass(&org).await?;
         large = Some((sync, noop));
     }
+
+    let under_latency = if args.latency_people > 0 {
+        Some(latency_workload(&args, &provisioner, cache.path()).await?)
+    } else {
+        None
+    };
 
     let scim = match args.scim_component.clone() {
         Some(component) => {
@@ -1163,6 +1217,9 @@ async fn bench() -> anyhow::Result<()> {
             sync.max_rss_kib / 1024,
             noop.max_rss_kib / 1024
         )?;
+    }
+    if let Some(figures) = &under_latency {
+        latency_section(&mut out, figures, &args)?;
     }
     writeln!(out, "## No-op pass over {n} linked people\n")?;
     writeln!(
@@ -1281,6 +1338,24 @@ async fn bench() -> anyhow::Result<()> {
         "| component vs native wall time ≤ 1.10, workload 1 | {measured_ratio:.3} for the whole sync; {native_ratio:.3} on the connector's calls alone | {} |",
         met(measured_ratio <= 1.10)
     )?;
+    if let Some((runs, _)) = &under_latency
+        && let Some(best) = runs.iter().min_by(|a, b| a.sync.wall.cmp(&b.sync.wall))
+    {
+        writeln!(
+            out,
+            "| ≤ 20 s for an initial sync of {} people under {} ms of latency | {:.1} s at concurrency {}, at most {} requests in flight | {} |",
+            best.people,
+            args.latency_ms,
+            best.sync.wall.as_secs_f64(),
+            best.concurrency,
+            best.most_in_flight,
+            if best.people >= 100_000 {
+                met(best.sync.wall <= Duration::from_secs(20))
+            } else {
+                "fewer people than the target's 100,000"
+            }
+        )?;
+    }
     match &large {
         Some((sync, _)) => writeln!(
             out,
@@ -1344,6 +1419,88 @@ fn inbound_section(out: &mut String, inbound: &scim_inbound::Figures) -> std::fm
 }
 
 /// The SCIM workload's section of the report.
+/// The runs under latency: ours at each concurrency, then the naive
+/// client's sample.
+async fn latency_workload(
+    args: &Args,
+    provisioner: &Path,
+    cache: &Path,
+) -> anyhow::Result<(Vec<latency::LatencyRun>, latency::NaiveSample)> {
+    let delay = latency::latency(args.latency_ms, args.latency_jitter_ms);
+    let mut runs = Vec::new();
+    for &concurrency in &args.latency_concurrency {
+        eprintln!(
+            "latency: {} people, {} ms ± {} ms, concurrency {concurrency}",
+            args.latency_people, args.latency_ms, args.latency_jitter_ms
+        );
+        let org = Org::new(args, provisioner, cache).await?;
+        let run = latency::ours(&org, args.latency_people, concurrency, &delay).await?;
+        eprintln!(
+            "  {:.2?}, {} calls, at most {} in flight",
+            run.sync.wall, run.sync.calls, run.most_in_flight
+        );
+        runs.push(run);
+    }
+    eprintln!(
+        "latency: the naive client on {} people",
+        args.latency_sample
+    );
+    let naive = latency::naive(args.latency_sample, &delay).await?;
+    Ok((runs, naive))
+}
+
+fn latency_section(
+    out: &mut String,
+    (runs, naive): &(Vec<latency::LatencyRun>, latency::NaiveSample),
+    args: &Args,
+) -> std::fmt::Result {
+    let Some(n) = runs.first().map(|r| r.people) else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "## Initial sync of {n} people under latency\n\nThe emulator delayed every API request by {} ms ± {} ms (uniform). One run each; `[sync] concurrency` is the number of batches in flight to a connection. The naive client provisioned {} people under the same latency, one after another; its time is extrapolated to {n}.\n",
+        args.latency_ms, args.latency_jitter_ms, naive.people
+    )?;
+    writeln!(
+        out,
+        "| | wall time | people per second | API requests (per person) | most requests in flight | host peak RSS |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|---:|")?;
+    for run in runs {
+        writeln!(
+            out,
+            "| ours, concurrency {} | {:.1} s | {:.0} | {} ({:.4}) | {} | {} MiB |",
+            run.concurrency,
+            run.sync.wall.as_secs_f64(),
+            n as f64 / run.sync.wall.as_secs_f64(),
+            run.sync.calls,
+            run.sync.calls as f64 / n as f64,
+            run.most_in_flight,
+            run.sync.max_rss_kib / 1024
+        )?;
+    }
+    let naive_wall = naive.extrapolated(n);
+    writeln!(
+        out,
+        "| naive, extrapolated from {} | {:.0} s | {:.1} | {:.0} ({:.4}) | 1 | |\n",
+        naive.people,
+        naive_wall.as_secs_f64(),
+        n as f64 / naive_wall.as_secs_f64(),
+        naive.calls as f64 * n as f64 / naive.people as f64,
+        naive.calls as f64 / naive.people as f64
+    )?;
+    if let Some(best) = runs.iter().min_by(|a, b| a.sync.wall.cmp(&b.sync.wall)) {
+        writeln!(
+            out,
+            "Ours at concurrency {} over the naive client: {:.0}× less wall time.\n",
+            best.concurrency,
+            naive_wall.as_secs_f64() / best.sync.wall.as_secs_f64()
+        )?;
+    }
+    Ok(())
+}
+
 fn scim_section(out: &mut String, scim: &scim::Figures) -> std::fmt::Result {
     let n = scim.people;
     writeln!(

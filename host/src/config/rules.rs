@@ -156,6 +156,8 @@ impl Guard {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncSettings {
     pub batch_size: usize,
+    /// Requests in flight to one connection at once, write batches and
+    /// lookups alike: what a store's limit on concurrent requests sees.
     pub concurrency: usize,
     pub interval: Duration,
     pub drift_interval: Duration,

@@ -108,6 +108,7 @@ async fn prepared(script: &Script) -> World {
     world.emulator.set_latency(Some(Latency {
         path: "composite/sobjects".into(),
         millis: 150,
+        jitter_millis: 0,
         after: true,
     }));
     world

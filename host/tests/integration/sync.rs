@@ -431,7 +431,34 @@ async fn the_removal_guard_holds_mass_removals_until_approved() {
     assert_eq!(run.code, Some(1));
 }
 
-/// A pass works in slices of 2,000 people; 4,500 people make three. The
+/// A slice's lookups go out together, and with its batches they share
+/// the connection's `[sync] concurrency` (2 by default): under latency,
+/// the store sees exactly that many requests at once, never more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_and_batches_share_the_connections_concurrency() {
+    let world = World::default().await;
+    world.configure(ALL, ALL, PROSPECTS);
+    let people: Vec<Value> = (0..3500)
+        .map(|n| prospect(&format!("p{n:04}"), "CTO"))
+        .collect();
+    world.import(Value::Array(people)).await;
+    world.emulator.set_latency(Some(Latency {
+        path: String::new(),
+        millis: 40,
+        jitter_millis: 10,
+        after: false,
+    }));
+    let report = world.sync().await;
+    assert_eq!(actions(&report, "prospects", "created"), 3500);
+    let counters = world.emulator.counters();
+    assert!(
+        counters.of("GET query") >= 4,
+        "four lookups of 1,000 at least: {counters:?}"
+    );
+    assert_eq!(counters.most_in_flight, 2, "{counters:?}");
+}
+
+/// A pass works in slices of 4,000 people; 8,500 people make three. The
 /// removal guard must weigh the removals of all slices together, and
 /// removals of people in every slice, including the last, must happen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,20 +467,20 @@ async fn a_pass_larger_than_a_slice_syncs_everyone_and_guards_removals_across_sl
     let guarded = format!("{PROSPECTS}removal_guard = {{ max_count = 10 }}\n");
     world.configure(ALL, ALL, &guarded);
     let id = |n: usize| format!("p{n:04}");
-    let people: Vec<Value> = (0..4500).map(|n| prospect(&id(n), "CTO")).collect();
+    let people: Vec<Value> = (0..8500).map(|n| prospect(&id(n), "CTO")).collect();
     world.import(Value::Array(people)).await;
     let report = world.sync().await;
-    assert_eq!(actions(&report, "prospects", "created"), 4500);
+    assert_eq!(actions(&report, "prospects", "created"), 8500);
     let leads = world.leads();
-    assert_eq!(leads.len(), 4500);
+    assert_eq!(leads.len(), 8500);
     let emails: std::collections::BTreeSet<&str> =
         leads.iter().filter_map(|l| l["Email"].as_str()).collect();
-    assert_eq!(emails.len(), 4500, "one Lead per person");
+    assert_eq!(emails.len(), 8500, "one Lead per person");
 
     // Four leavers in each slice: 12 in all, over the guard's 10, though
     // no slice alone has more than 10.
     let leavers = [
-        0, 700, 1500, 1999, 2000, 2600, 3300, 3999, 4000, 4200, 4400, 4499,
+        0, 1500, 3000, 3999, 4000, 5000, 6000, 7999, 8000, 8200, 8400, 8499,
     ];
     for n in &leavers {
         world.run(&["people", "delete", &id(*n)]).await;
@@ -463,7 +490,7 @@ async fn a_pass_larger_than_a_slice_syncs_everyone_and_guards_removals_across_sl
     assert!(
         report["pass"]
             .to_string()
-            .contains("would remove 12 of 4500 records"),
+            .contains("would remove 12 of 8500 records"),
         "{report}"
     );
     assert_eq!(actions(&report, "prospects", "kept"), 12, "{report}");
@@ -482,7 +509,7 @@ async fn a_pass_larger_than_a_slice_syncs_everyone_and_guards_removals_across_sl
         .iter()
         .filter_map(|l| l["Email"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(left.len(), 4488);
+    assert_eq!(left.len(), 8488);
     for n in &leavers {
         assert!(
             !left.contains(&format!("{}@example.com", id(*n))),
@@ -491,12 +518,12 @@ async fn a_pass_larger_than_a_slice_syncs_everyone_and_guards_removals_across_sl
         );
     }
     // The deleted people are purged once their records are gone.
-    assert_eq!(world.fixture.state_counts().await["people"], 4488);
+    assert_eq!(world.fixture.state_counts().await["people"], 8488);
 
     // And a pass over everyone in step sends nothing.
     let writes = world.writes();
     let report = world.sync().await;
-    assert_eq!(actions(&report, "prospects", "unchanged"), 4488, "{report}");
+    assert_eq!(actions(&report, "prospects", "unchanged"), 8488, "{report}");
     assert_eq!(world.writes(), writes);
 }
 
@@ -563,6 +590,7 @@ async fn kill_sync_once_created(world: &World, leads: usize) {
     world.emulator.set_latency(Some(Latency {
         path: "composite/sobjects".into(),
         millis: 30_000,
+        jitter_millis: 0,
         after: true,
     }));
     let mut child = world

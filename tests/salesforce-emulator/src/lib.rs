@@ -114,17 +114,45 @@ fn one() -> u32 {
     1
 }
 
-/// Delays requests whose path contains `path` (every request if empty).
+/// Delays requests whose path contains `path` (every request if empty)
+/// by `millis`, give or take up to `jitter_millis` (uniformly), as a real
+/// network and a real org's work would.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Latency {
     #[serde(default)]
     pub path: String,
     pub millis: u64,
+    #[serde(default)]
+    pub jitter_millis: u64,
     /// Delay the answer after the request has been carried out, rather
     /// than before: the record exists while the client still waits, which
     /// is the window a crash test needs.
     #[serde(default)]
     pub after: bool,
+}
+
+impl Latency {
+    fn pick(&self) -> Duration {
+        use rand::RngExt;
+        let jitter = self.jitter_millis.min(self.millis);
+        let millis = if jitter == 0 {
+            self.millis
+        } else {
+            rand::rng().random_range(self.millis - jitter..=self.millis + jitter)
+        };
+        Duration::from_millis(millis)
+    }
+}
+
+/// Counts a request out of flight however its handling ends, a dropped
+/// connection included.
+struct InFlight(Arc<Shared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.in_flight = state.in_flight.saturating_sub(1);
+    }
 }
 
 /// What reached the emulator, for tests and benchmarks.
@@ -146,6 +174,9 @@ pub struct Counters {
     pub faults_served: u64,
     /// Requests given a chaos fault, by kind.
     pub chaos_served: BTreeMap<String, u64>,
+    /// The most API requests in flight at once: what a real org's limit
+    /// on concurrent requests would have seen.
+    pub most_in_flight: u64,
 }
 
 impl Counters {
@@ -174,6 +205,8 @@ pub(crate) struct OrgState {
     pub faults: Vec<Fault>,
     pub latency: Option<Latency>,
     pub counters: Counters,
+    /// API requests being served now.
+    pub in_flight: u64,
     pub issued: u64,
     /// Sessions end once this many more API requests have been served.
     pub expire_after: Option<u64>,
@@ -289,6 +322,7 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
     let is_soap = path.starts_with("/services/Soap/");
     let endpoint_name = endpoint(&method, &path);
     let (mut request, writes) = write_keys(&shared, &endpoint_name, request).await;
+    let _in_flight = InFlight(shared.clone());
 
     let (delay, delay_after, fault, pick) = {
         let mut state = shared.lock();
@@ -297,13 +331,11 @@ async fn gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -
             .requests
             .entry(endpoint_name.clone())
             .or_default() += 1;
+        state.in_flight += 1;
+        state.counters.most_in_flight = state.counters.most_in_flight.max(state.in_flight);
         let matching = state.latency.as_ref().filter(|l| path.contains(&l.path));
-        let delay = matching
-            .filter(|l| !l.after)
-            .map(|l| Duration::from_millis(l.millis));
-        let delay_after = matching
-            .filter(|l| l.after)
-            .map(|l| Duration::from_millis(l.millis));
+        let delay = matching.filter(|l| !l.after).map(Latency::pick);
+        let delay_after = matching.filter(|l| l.after).map(Latency::pick);
         let fault = state.faults.iter_mut().find(|f| {
             f.count > 0
                 && path.contains(&f.path)
@@ -717,6 +749,7 @@ impl Emulator {
             faults: Vec::new(),
             latency: None,
             counters: Counters::default(),
+            in_flight: 0,
             issued: 0,
             expire_after: None,
             chaos: None,
@@ -863,7 +896,33 @@ impl Emulator {
 
 #[cfg(test)]
 mod tests {
-    use super::endpoint;
+    use super::{Latency, endpoint};
+
+    #[test]
+    fn latency_jitters_within_its_bounds() {
+        let latency = Latency {
+            path: String::new(),
+            millis: 100,
+            jitter_millis: 20,
+            after: false,
+        };
+        let picks: Vec<u128> = (0..2000).map(|_| latency.pick().as_millis()).collect();
+        assert!(picks.iter().all(|p| (80..=120).contains(p)), "{picks:?}");
+        assert!(picks.contains(&80) && picks.contains(&120), "both ends");
+        let fixed = Latency {
+            jitter_millis: 0,
+            ..latency.clone()
+        };
+        assert_eq!(fixed.pick().as_millis(), 100);
+        let wide = Latency {
+            millis: 5,
+            ..latency
+        };
+        assert!(
+            (0..=10).contains(&wide.pick().as_millis()),
+            "never below zero"
+        );
+    }
 
     #[test]
     fn endpoints_fold_ids_and_versions() {

@@ -10,6 +10,7 @@ use super::sharing::Sharing;
 use super::slices::runs_of;
 use super::work::Outcomes;
 use super::{Engine, EngineError, LOOKUP_CHUNK};
+use crate::runtime::CallError;
 use crate::runtime::contract::{Match, StoreError};
 use crate::sync::links::Link;
 use crate::sync::plan::Planned;
@@ -54,7 +55,15 @@ impl Engine {
         for chunk in reclaims.chunks(LOOKUP_CHUNK) {
             let keys = chunk.iter().map(|r| r.key.clone()).collect();
             let people = chunk.iter().map(|r| (r.person_id.as_str(), r.person_seq));
-            let lookup = self.lookup(binding, &rule, keys, people, report, &mut resolved.outcomes);
+            let answer = self.look_up(binding, keys).await;
+            let lookup = self.settle_lookup(
+                binding,
+                &rule,
+                answer,
+                people,
+                report,
+                &mut resolved.outcomes,
+            );
             let found = match lookup.await? {
                 Lookup::Found(found) => found,
                 Lookup::Failed => continue,
@@ -64,12 +73,27 @@ impl Engine {
                 resolve::reclaimed(&rule, reclaim, &found, report, &mut resolved);
             }
         }
-        // Everyone new, and in a full pass everyone linked.
-        let finds = std::mem::take(&mut resolved.finds);
-        for chunk in runs_of(finds, LOOKUP_CHUNK) {
-            let keys = chunk.iter().map(|f| f.key.clone()).collect();
+        // Everyone new, and in a full pass everyone linked. The chunks go
+        // out together, as many at a time as the connection's gate lets
+        // through: under a real network's latency, lookups one after
+        // another would cost a round trip each.
+        let chunks: Vec<_> = runs_of(std::mem::take(&mut resolved.finds), LOOKUP_CHUNK).collect();
+        let answers = futures_util::future::join_all(
+            chunks
+                .iter()
+                .map(|chunk| self.look_up(binding, chunk.iter().map(|f| f.key.clone()).collect())),
+        )
+        .await;
+        for (chunk, answer) in chunks.into_iter().zip(answers) {
             let people = chunk.iter().map(|f| (f.person_id.as_str(), f.person_seq));
-            let lookup = self.lookup(binding, &rule, keys, people, report, &mut resolved.outcomes);
+            let lookup = self.settle_lookup(
+                binding,
+                &rule,
+                answer,
+                people,
+                report,
+                &mut resolved.outcomes,
+            );
             let found = match lookup.await? {
                 Lookup::Found(found) => found,
                 Lookup::Failed => continue,
@@ -97,25 +121,35 @@ impl Engine {
         Ok(resolved)
     }
 
-    /// One lookup for `people`. Refused credentials quarantine the
-    /// connection, and the rule stops; any other failure is recorded on
-    /// each person's link, to be retried as the backoff allows.
-    async fn lookup<'p>(
+    /// One lookup, counted against the connection's requests in flight
+    /// as a batch is.
+    async fn look_up(
         &self,
         binding: &RuleBinding,
-        rule: &Resolving<'_>,
         keys: Vec<String>,
-        people: impl Iterator<Item = (&'p str, Option<i64>)>,
-        report: &mut RuleReport,
-        outcomes: &mut Outcomes,
-    ) -> Result<Lookup, EngineError> {
-        let error = match binding
+    ) -> Result<Vec<Match>, CallError> {
+        let _permit = binding.bound.gate.acquire().await;
+        binding
             .bound
             .connection
             .target
             .lookup(&binding.match_attribute, keys)
             .await
-        {
+    }
+
+    /// What a lookup for `people` came to. Refused credentials quarantine
+    /// the connection, and the rule stops; any other failure is recorded
+    /// on each person's link, to be retried as the backoff allows.
+    async fn settle_lookup<'p>(
+        &self,
+        binding: &RuleBinding,
+        rule: &Resolving<'_>,
+        answer: Result<Vec<Match>, CallError>,
+        people: impl Iterator<Item = (&'p str, Option<i64>)>,
+        report: &mut RuleReport,
+        outcomes: &mut Outcomes,
+    ) -> Result<Lookup, EngineError> {
+        let error = match answer {
             Ok(found) => return Ok(Lookup::Found(found)),
             Err(error) => error,
         };

@@ -11,9 +11,12 @@ use crate::sync::links::Link;
 
 /// People planned and sent at a time. A pass holds one slice's people,
 /// links, plans and work, so that its memory does not grow with the
-/// directory; a slice this size still fills lookups of [`LOOKUP_CHUNK`](super::LOOKUP_CHUNK)
-/// and write batches of any configured size.
-pub(super) const SLICE: usize = crate::state::READ_ONE_BY_ONE;
+/// directory. A slice fills several lookups of
+/// [`LOOKUP_CHUNK`](super::LOOKUP_CHUNK), which go out together, and
+/// write batches of any configured size: under 100 ms a request, a slice
+/// of 2,000 spent most of its time waiting on its lookups one after
+/// another (BENCHMARKS.md, "under latency").
+pub(super) const SLICE: usize = 4_000;
 
 /// One slice's people, by id.
 pub(super) type People = BTreeMap<String, Person>;
@@ -40,11 +43,13 @@ pub(super) struct Slices<'o> {
 }
 
 impl<'o> Slices<'o> {
-    /// Reads `among` person by person when they fit in one slice; more
-    /// are read in ranges, like everyone, and the planner keeps only them.
+    /// Reads `among` person by person when they are few enough for that
+    /// to beat a range ([`READ_ONE_BY_ONE`](crate::state::READ_ONE_BY_ONE));
+    /// more are read in ranges, like everyone, and the planner keeps only
+    /// them.
     pub fn new(among: Option<&'o BTreeSet<String>>) -> Slices<'o> {
         Slices {
-            among: among.filter(|ids| ids.len() <= SLICE),
+            among: among.filter(|ids| ids.len() <= crate::state::READ_ONE_BY_ONE),
             after: None,
             done: false,
         }
