@@ -4,7 +4,7 @@
 //! Salesforce does: the same required fields, read-only fields, id prefixes
 //! and checksums, error codes and messages.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
@@ -251,8 +251,20 @@ pub(crate) fn normalize_id(id: &str) -> Option<String> {
 #[derive(Debug, Default)]
 pub(crate) struct Records {
     by_type: HashMap<&'static str, BTreeMap<String, Map<String, Value>>>,
+    /// Live records' ids by type and lowercased `Email`: a lookup of a
+    /// thousand Emails in a million-record org reads the records it
+    /// names, as Salesforce's index on Email does, rather than all of them.
+    by_email: HashMap<(&'static str, String), BTreeSet<String>>,
     deleted: HashMap<String, &'static str>,
     next: u64,
+}
+
+/// A record's Email as the index keys it.
+fn email_key(record: &Map<String, Value>) -> Option<String> {
+    record
+        .get("Email")
+        .and_then(Value::as_str)
+        .map(str::to_lowercase)
 }
 
 fn timestamp() -> String {
@@ -438,11 +450,33 @@ impl Records {
         record.insert("CreatedDate".into(), Value::from(now.clone()));
         record.insert("LastModifiedDate".into(), Value::from(now));
         record.insert("IsDeleted".into(), Value::Bool(false));
+        self.index(sobject.name, &id, &record);
         self.by_type
             .entry(sobject.name)
             .or_default()
             .insert(id.clone(), record);
         id
+    }
+
+    fn index(&mut self, type_name: &'static str, id: &str, record: &Map<String, Value>) {
+        if let Some(email) = email_key(record) {
+            self.by_email
+                .entry((type_name, email))
+                .or_default()
+                .insert(id.to_string());
+        }
+    }
+
+    fn unindex(&mut self, type_name: &'static str, id: &str, record: &Map<String, Value>) {
+        if let Some(email) = email_key(record) {
+            let key = (type_name, email);
+            if let Some(ids) = self.by_email.get_mut(&key) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.by_email.remove(&key);
+                }
+            }
+        }
     }
 
     pub fn create(
@@ -539,9 +573,16 @@ impl Records {
     }
 
     pub fn apply_update(&mut self, type_name: &'static str, id: &str, changes: Map<String, Value>) {
-        if let Some(record) = self.by_type.get_mut(type_name).and_then(|r| r.get_mut(id)) {
-            record.extend(changes);
-            record.insert("LastModifiedDate".into(), Value::from(timestamp()));
+        let Some(record) = self.by_type.get_mut(type_name).and_then(|r| r.get_mut(id)) else {
+            return;
+        };
+        let before = changes.contains_key("Email").then(|| record.clone());
+        record.extend(changes);
+        record.insert("LastModifiedDate".into(), Value::from(timestamp()));
+        if let Some(before) = before {
+            let after = record.clone();
+            self.unindex(type_name, id, &before);
+            self.index(type_name, id, &after);
         }
     }
 
@@ -585,9 +626,12 @@ impl Records {
     }
 
     pub fn apply_delete(&mut self, type_name: &'static str, id: &str) {
-        if let Some(records) = self.by_type.get_mut(type_name)
-            && records.remove(id).is_some()
+        if let Some(record) = self
+            .by_type
+            .get_mut(type_name)
+            .and_then(|records| records.remove(id))
         {
+            self.unindex(type_name, id, &record);
             self.deleted.insert(id.to_string(), type_name);
         }
     }
@@ -623,6 +667,23 @@ impl Records {
             .get(type_name)
             .into_iter()
             .flat_map(|r| r.values())
+    }
+
+    /// The live records of a type with one of these lowercased Emails, in
+    /// id order.
+    pub fn with_emails<'a>(
+        &'a self,
+        type_name: &'static str,
+        emails: &[&str],
+    ) -> impl Iterator<Item = &'a Map<String, Value>> {
+        let ids: BTreeSet<&String> = emails
+            .iter()
+            .filter_map(|email| self.by_email.get(&(type_name, (*email).to_string())))
+            .flatten()
+            .collect();
+        let records = self.by_type.get(type_name);
+        ids.into_iter()
+            .filter_map(move |id| records.and_then(|r| r.get(id)))
     }
 
     pub fn count(&self, type_name: &str) -> usize {
@@ -791,6 +852,48 @@ mod tests {
         let (_, record) = records.find(&id).unwrap();
         assert_eq!(record["LastName"], "Ng", "field names are case-insensitive");
         assert_eq!(record["Status"], "Open - Not Contacted");
+    }
+
+    #[test]
+    fn the_email_index_follows_every_write() {
+        let mut records = Records::default();
+        let lead = sobject("Lead").unwrap();
+        let contact = sobject("Contact").unwrap();
+        let with = |email: &str| {
+            let mut fields = Map::new();
+            fields.insert("Email".into(), Value::from(email));
+            fields
+        };
+        let ada = records.insert(lead, with("Ada@Example.com"));
+        let other = records.insert(lead, with("ada@example.com"));
+        records.insert(contact, with("ada@example.com"));
+        let ids = |records: &Records, email: &str| -> Vec<String> {
+            records
+                .with_emails("Lead", &[email])
+                .map(|r| r["Id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            ids(&records, "ada@example.com"),
+            [ada.clone(), other.clone()]
+        );
+        records.apply_update("Lead", &ada, with("grace@example.com"));
+        assert_eq!(ids(&records, "ada@example.com"), [other.clone()]);
+        assert_eq!(ids(&records, "grace@example.com"), [ada.clone()]);
+        records.delete(&other, None).unwrap();
+        assert!(ids(&records, "ada@example.com").is_empty());
+        records.convert_lead(&ada, None, None).unwrap();
+        assert_eq!(
+            ids(&records, "grace@example.com"),
+            [ada],
+            "a conversion keeps the Email"
+        );
+        assert_eq!(
+            records
+                .with_emails("Contact", &["grace@example.com"])
+                .count(),
+            1
+        );
     }
 
     #[test]

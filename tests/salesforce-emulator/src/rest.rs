@@ -152,12 +152,20 @@ async fn query(
     };
     let (rows, locator) = {
         let mut state = shared.lock();
-        let mut rows: Vec<Value> = state
-            .records
-            .all(bound.sobject.name)
-            .filter(|r| bound.matches(r))
-            .map(|r| bound.project(r, &version))
-            .collect();
+        let mut rows: Vec<Value> = match bound.emails() {
+            Some(emails) => state
+                .records
+                .with_emails(bound.sobject.name, &emails)
+                .filter(|r| bound.matches(r))
+                .map(|r| bound.project(r, &version))
+                .collect(),
+            None => state
+                .records
+                .all(bound.sobject.name)
+                .filter(|r| bound.matches(r))
+                .map(|r| bound.project(r, &version))
+                .collect(),
+        };
         if let Some(limit) = bound.limit {
             rows.truncate(limit);
         }

@@ -413,6 +413,15 @@ impl Query {
 }
 
 impl Bound {
+    /// The lowercased Emails a record must have one of, when a condition
+    /// says so with text alone: the index answers the query then.
+    pub fn emails(&self) -> Option<Vec<&str>> {
+        self.conditions
+            .iter()
+            .find(|(field, accepts)| *field == "Email" && accepts.others.is_empty())
+            .map(|(_, accepts)| accepts.text.iter().map(String::as_str).collect())
+    }
+
     pub fn matches(&self, record: &Map<String, Value>) -> bool {
         self.conditions
             .iter()
