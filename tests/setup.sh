@@ -2,7 +2,9 @@
 # What the tests need beyond cargo, installed if missing: the wasm32-wasip2
 # target for the connector components; the reference SCIM server and a
 # SCIM client (scim2-server and scim2-client from the Python package
-# index, each in a virtual environment of its own) for the SCIM tests; and Debian's chromium and
+# index, each in a virtual environment of its own) for the SCIM tests; a
+# PostgreSQL 15 server on loopback for the state backend's tests
+# (tests/postgres.sh); and Debian's chromium and
 # chromium-driver for the status page's browser test. Safe to run again.
 set -euo pipefail
 rustup target add wasm32-wasip2
@@ -11,6 +13,9 @@ rustup target add wasm32-wasip2
 # the SCIM service provider with a client no one here wrote.
 bash "$(dirname "$0")/scim-server.sh" > /dev/null
 bash "$(dirname "$0")/scim-client.sh" > /dev/null
+
+# The PostgreSQL state backend is tested against a real server.
+bash "$(dirname "$0")/postgres.sh" > /dev/null
 
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
     exit 0

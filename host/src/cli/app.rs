@@ -13,7 +13,7 @@ use crate::config::secrets::SecretStore;
 use crate::config::{Config, Connection, Diagnostic, RuleSet};
 use crate::directory::AttributeSchema;
 use crate::runtime::{Connector, PluginRegistry, PluginSet, Runtime, RuntimeOptions};
-use crate::state::StateDb;
+use crate::state::{Location, Store};
 use crate::sync::engine::Engine;
 use crate::targets::Components;
 
@@ -109,33 +109,43 @@ impl<'g> App<'g> {
         Ok((runtime, plugins))
     }
 
-    fn state_path(&self, config: Option<&Config>) -> PathBuf {
-        match (&self.global.state, config) {
-            (Some(path), _) => path.clone(),
-            (None, Some(config)) => config.state_path().to_path_buf(),
-            (None, None) => self.config_dir().join(crate::config::DEFAULT_STATE),
-        }
+    /// `--state`, else the configuration's `state`, else provisioner.db
+    /// beside the configuration.
+    pub fn state_location(&self, config: Option<&Config>) -> anyhow::Result<Location> {
+        Ok(match (&self.global.state, config) {
+            (Some(path), _) => {
+                Location::parse(path, Path::new("")).map_err(|e| anyhow::anyhow!("--state: {e}"))?
+            }
+            (None, Some(config)) => config.state().clone(),
+            (None, None) => Location::File(self.config_dir().join(crate::config::DEFAULT_STATE)),
+        })
     }
 
-    /// The state file, created if missing, and the attribute schema from
-    /// the configuration if there is one.
-    pub fn state(&self, config: Option<&Config>) -> anyhow::Result<(StateDb, AttributeSchema)> {
+    /// The state, created if missing, and the attribute schema from the
+    /// configuration if there is one.
+    pub async fn state(
+        &self,
+        config: Option<&Config>,
+    ) -> anyhow::Result<(Arc<dyn Store>, AttributeSchema)> {
         let schema = match config {
             Some(config) => config
                 .attribute_schema()
                 .map_err(|d| anyhow::anyhow!(d.to_string()))?,
             None => AttributeSchema::default(),
         };
-        Ok((StateDb::open(&self.state_path(config))?, schema))
+        Ok((self.state_location(config)?.open().await?, schema))
     }
 
-    /// The state file if one exists: a command that only reads it must not
-    /// create one.
-    pub fn existing_state(&self, config: Option<&Config>) -> anyhow::Result<Option<StateDb>> {
+    /// The state if there is one: a command that only reads it must not
+    /// create a file.
+    pub async fn existing_state(
+        &self,
+        config: Option<&Config>,
+    ) -> anyhow::Result<Option<Arc<dyn Store>>> {
         if self.global.state.is_none() && config.is_none() {
             return Ok(None);
         }
-        Ok(StateDb::open_existing(&self.state_path(config))?)
+        Ok(self.state_location(config)?.open_existing().await?)
     }
 
     /// The secret store the configuration names.
@@ -174,7 +184,7 @@ impl<'g> App<'g> {
     /// printed.
     pub async fn engine(&self) -> anyhow::Result<Engine> {
         let config = self.config()?;
-        let (db, schema) = self.state(Some(&config))?;
+        let (db, schema) = self.state(Some(&config)).await?;
         let rules = config.rules(&schema);
         print_diagnostics(&rules.diagnostics);
         self.engine_over(config, db, schema, rules).await
@@ -185,7 +195,7 @@ impl<'g> App<'g> {
     pub async fn engine_over(
         &self,
         config: Config,
-        db: StateDb,
+        db: Arc<dyn Store>,
         schema: AttributeSchema,
         rules: RuleSet,
     ) -> anyhow::Result<Engine> {
@@ -195,7 +205,7 @@ impl<'g> App<'g> {
         let config = Arc::new(config);
         let connect =
             Components::new(config.clone(), registry.clone(), secrets).linking(self.global.link);
-        let engine = Engine::new(Arc::new(db), config, registry, schema, Arc::new(connect));
+        let engine = Engine::new(db, config, registry, schema, Arc::new(connect));
         Ok(engine.with_rules(rules))
     }
 }

@@ -9,7 +9,6 @@ use clap::Subcommand;
 use super::app::App;
 use super::render;
 use crate::runtime::contract::Capability;
-use crate::state::prelude::*;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum ConnectionsCommand {
@@ -85,7 +84,7 @@ async fn test(app: &App<'_>, name: &str, json: bool) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::from(1));
     }
     // PingOne's rule: a connection provisions again once a test passes.
-    let (db, _) = app.state(Some(config))?;
+    let (db, _) = app.state(Some(config)).await?;
     if db.resume(name).await? {
         println!("  quarantine lifted: the connection provisions again");
     }
@@ -100,7 +99,7 @@ async fn resume(app: &App<'_>, name: &str) -> anyhow::Result<ExitCode> {
             config.path().display()
         );
     }
-    let (db, _) = app.state(Some(&config))?;
+    let (db, _) = app.state(Some(&config)).await?;
     if db.resume(name).await? {
         println!("resumed {name}");
     } else {

@@ -14,6 +14,7 @@ mod people;
 mod plugins;
 mod push;
 mod render;
+mod state;
 mod status;
 mod sync;
 
@@ -55,8 +56,10 @@ struct Global {
     /// $XDG_CACHE_HOME/provisioner or ~/.cache/provisioner.
     #[arg(long, global = true, env = "PROVISIONER_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
-    /// The state file (directory, links, journal). Defaults to `state` in
-    /// the configuration, or provisioner.db beside it.
+    /// The state (directory, links, journal): a file, or a PostgreSQL
+    /// database as postgres://user@host:port/db with the password in
+    /// PGPASSWORD. Defaults to `state` in the configuration, or
+    /// provisioner.db beside it.
     #[arg(long, global = true, env = "PROVISIONER_STATE")]
     state: Option<PathBuf>,
     /// Compile components on every start instead of caching them.
@@ -126,6 +129,10 @@ enum Command {
     /// The source directory's groups.
     #[command(subcommand)]
     Groups(people::GroupsCommand),
+    /// The state itself: copy a state file into PostgreSQL, or check
+    /// either.
+    #[command(subcommand)]
+    State(state::StateCommand),
 }
 
 /// The entry point of the `provisioner` binary.
@@ -189,15 +196,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::People(command) => {
             let config = app.config_if_any()?;
-            let (db, schema) = app.state(config.as_ref())?;
-            people::people(&Directory::new(&db, schema), command).await
+            let (db, schema) = app.state(config.as_ref()).await?;
+            people::people(&Directory::new(&*db, schema), command).await
         }
         Command::Groups(command) => {
             let config = app.config_if_any()?;
-            let (db, schema) = app.state(config.as_ref())?;
-            people::groups(&Directory::new(&db, schema), command).await
+            let (db, schema) = app.state(config.as_ref()).await?;
+            people::groups(&Directory::new(&*db, schema), command).await
         }
         Command::Plugins(command) => plugins::run(&app, command).await,
+        Command::State(command) => state::run(&app, command).await,
         Command::Connections(command) => connections::run(&app, command).await,
         Command::Check => check::run(&app).await,
         Command::Run(args) => daemon::run(&app, args).await,

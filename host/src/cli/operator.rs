@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::app::App;
-use crate::state::prelude::*;
 
 #[derive(Debug, Args)]
 pub(super) struct RetryArgs {
@@ -18,7 +17,7 @@ pub(super) struct RetryArgs {
 
 pub(super) async fn retry(app: &App<'_>, args: RetryArgs) -> anyhow::Result<ExitCode> {
     let config = app.config()?;
-    let (db, _) = app.state(Some(&config))?;
+    let (db, _) = app.state(Some(&config)).await?;
     let count = db
         .retry(args.rule.as_deref(), args.person.as_deref())
         .await?;
@@ -36,7 +35,7 @@ pub(super) enum Held {
 /// nothing is held.
 pub(super) async fn approve(app: &App<'_>, rule: &str, held: Held) -> anyhow::Result<ExitCode> {
     let config = app.config()?;
-    let (db, _) = app.state(Some(&config))?;
+    let (db, _) = app.state(Some(&config)).await?;
     let (what, approved) = match held {
         Held::Removals => ("removals", db.approve_removals(rule).await?),
         Held::Updates => ("updates", db.approve_updates(rule).await?),

@@ -9,7 +9,6 @@ use clap::Subcommand;
 use super::app::App;
 use super::render;
 use crate::runtime::contract::AuthScheme;
-use crate::state::prelude::*;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum PluginsCommand {
@@ -92,7 +91,7 @@ async fn list(app: &App<'_>, json: bool) -> anyhow::Result<ExitCode> {
     let config = app.config_if_any()?;
     let (_runtime, plugins) = app.plugins(config.as_ref()).await?;
     // What a running host serves, if one has recorded it.
-    let in_use = match app.existing_state(config.as_ref()) {
+    let in_use = match app.existing_state(config.as_ref()).await {
         Ok(Some(db)) => db.plugins_in_use().await?,
         _ => Default::default(),
     };

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -88,8 +89,8 @@ pub(super) async fn push(
     let schema = config
         .attribute_schema()
         .map_err(|d| anyhow::anyhow!(d.to_string()))?;
-    let db = StateDb::in_memory()?;
-    let directory = Directory::new(&db, schema.clone());
+    let db: Arc<dyn Store> = Arc::new(StateDb::in_memory()?);
+    let directory = Directory::new(&*db, schema.clone());
     let (rows, errors) = import::read(path, Format::of(path), &directory)?;
     if !errors.is_empty() {
         for error in &errors {

@@ -8,7 +8,6 @@ use clap::{Args, Subcommand};
 use super::app::App;
 use super::render;
 use crate::directory::Directory;
-use crate::state::prelude::*;
 use crate::status::model;
 
 #[derive(Debug, Args)]
@@ -70,27 +69,27 @@ pub(super) struct AuditArgs {
 
 pub(super) async fn status(app: &App<'_>, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let config = app.config()?;
-    let (db, schema) = app.state(Some(&config))?;
+    let (db, schema) = app.state(Some(&config)).await?;
     let rules = config.rules(&schema);
     match args.what {
         Some(StatusCommand::Person { id_or_email, json }) => {
-            let directory = Directory::new(&db, schema.clone());
+            let directory = Directory::new(&*db, schema.clone());
             let Some(person) = model::find_person(&directory, &id_or_email).await? else {
                 anyhow::bail!("no person with id or email {id_or_email:?}");
             };
-            let status = model::person(&db, &rules, person).await?;
+            let status = model::person(&*db, &rules, person).await?;
             render::person_status(&status, args.json || json)?;
         }
         Some(StatusCommand::Group { name, json }) => {
-            let status = model::group(&db, &rules, &name).await?;
+            let status = model::group(&*db, &rules, &name).await?;
             render::group_status(&status, args.json || json)?;
         }
         None if args.failures => {
-            let failures = model::failures(&db, &schema, model::FAILURES_LISTED).await?;
+            let failures = model::failures(&*db, &schema, model::FAILURES_LISTED).await?;
             render::failures(&failures, args.json)?;
         }
         None => {
-            let overview = model::overview(&db, &schema, &config, &rules).await?;
+            let overview = model::overview(&*db, &schema, &config, &rules).await?;
             render::overview(&overview, args.json)?;
         }
     }
@@ -99,7 +98,7 @@ pub(super) async fn status(app: &App<'_>, args: StatusArgs) -> anyhow::Result<Ex
 
 pub(super) async fn audit(app: &App<'_>, args: AuditArgs) -> anyhow::Result<ExitCode> {
     let config = app.config()?;
-    let (db, _) = app.state(Some(&config))?;
+    let (db, _) = app.state(Some(&config)).await?;
     let since = args
         .since
         .map(|d| crate::state::now_ms() - d.as_millis() as i64);

@@ -223,7 +223,7 @@ struct RawDirectory {
 struct RawConfig {
     plugin_dir: Option<String>,
     secrets_file: Option<String>,
-    state: Option<String>,
+    state: Option<Spanned<String>>,
     #[serde(default)]
     directory: RawDirectory,
     #[serde(default)]
@@ -247,7 +247,7 @@ pub struct Config {
     source: String,
     plugin_dir: Option<PathBuf>,
     secrets_file: Option<PathBuf>,
-    state: PathBuf,
+    state: crate::state::Location,
     directory: RawDirectory,
     runtime: RawRuntime,
     sync: RawSync,
@@ -559,11 +559,22 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        let state = match &raw.state {
+            None => crate::state::Location::File(base.join(DEFAULT_STATE)),
+            Some(text) => crate::state::Location::parse(Path::new(text.get_ref()), base).map_err(
+                |message| Diagnostic {
+                    severity: Severity::Error,
+                    path: path.to_path_buf(),
+                    location: Some(line_column(&source, text.span().start)),
+                    message: format!("state: {message}"),
+                },
+            )?,
+        };
         let config = Config {
             path: path.to_path_buf(),
             plugin_dir: raw.plugin_dir.map(|d| base.join(d)),
             secrets_file: raw.secrets_file.map(|f| base.join(f)),
-            state: base.join(raw.state.as_deref().unwrap_or(DEFAULT_STATE)),
+            state,
             directory: raw.directory,
             runtime: raw.runtime,
             sync: raw.sync,
@@ -599,9 +610,9 @@ impl Config {
         self.secrets_file.as_deref()
     }
 
-    /// The state file: `state` in the configuration, or `provisioner.db`
-    /// beside it.
-    pub fn state_path(&self) -> &Path {
+    /// Where the state lives: `state` in the configuration (a file, or a
+    /// `postgres://` URL), or `provisioner.db` beside it.
+    pub fn state(&self) -> &crate::state::Location {
         &self.state
     }
 

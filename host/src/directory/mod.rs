@@ -571,7 +571,7 @@ impl<'a> Directory<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::StateDb;
+    use crate::state::testing::{Backend, TestState, on_each_backend};
 
     fn change(id: &str, attributes: &[(&str, &str)]) -> PersonChange {
         PersonChange {
@@ -592,10 +592,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn changes_advance_the_sequence_only_when_something_changed() {
-        let db = StateDb::in_memory().unwrap();
-        let directory = Directory::new(&db, AttributeSchema::default());
+    async fn changes_advance_the_sequence_only_when_something_changed(backend: Backend) {
+        let db = TestState::new(backend);
+        let directory = Directory::new(&*db, AttributeSchema::default());
         let report = directory
             .upsert(&[change("p1", &[("email", "a@x.test")]), change("p2", &[])])
             .await
@@ -645,10 +644,9 @@ mod tests {
         assert!(directory.person("p1").await.unwrap().is_none());
     }
 
-    #[tokio::test]
-    async fn a_bad_change_is_refused_and_nothing_is_written() {
-        let db = StateDb::in_memory().unwrap();
-        let directory = Directory::new(&db, AttributeSchema::default());
+    async fn a_bad_change_is_refused_and_nothing_is_written(backend: Backend) {
+        let db = TestState::new(backend);
+        let directory = Directory::new(&*db, AttributeSchema::default());
         let error = directory
             .upsert(&[
                 change("ok", &[("email", "a@x.test")]),
@@ -668,10 +666,9 @@ mod tests {
         assert!(directory.upsert(&[change(" padded", &[])]).await.is_err());
     }
 
-    #[tokio::test]
-    async fn a_conditional_write_loses_no_change_and_keeps_user_names_unique() {
-        let db = StateDb::in_memory().unwrap();
-        let directory = Directory::new(&db, AttributeSchema::default()).with_source("scim:okta");
+    async fn a_conditional_write_loses_no_change_and_keeps_user_names_unique(backend: Backend) {
+        let db = TestState::new(backend);
+        let directory = Directory::new(&*db, AttributeSchema::default()).with_source("scim:okta");
         let mut ada = Person {
             id: "u1".into(),
             enabled: true,
@@ -685,7 +682,7 @@ mod tests {
             panic!("not written");
         };
         // Someone else changed her since: the write is refused, not lost.
-        Directory::new(&db, AttributeSchema::default())
+        Directory::new(&*db, AttributeSchema::default())
             .set_enabled("u1", false)
             .await
             .unwrap();
@@ -746,10 +743,9 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_group_keeps_its_id_through_a_rename_that_every_member_follows() {
-        let db = StateDb::in_memory().unwrap();
-        let directory = Directory::new(&db, AttributeSchema::default());
+    async fn a_group_keeps_its_id_through_a_rename_that_every_member_follows(backend: Backend) {
+        let db = TestState::new(backend);
+        let directory = Directory::new(&*db, AttributeSchema::default());
         directory
             .upsert(&[change("p1", &[]), change("p2", &[])])
             .await
@@ -860,4 +856,11 @@ mod tests {
         assert!(schema.contains("cost_center") && schema.contains("email"));
         assert!(AttributeSchema::with_extra(["Cost Center"]).is_err());
     }
+
+    on_each_backend!(
+        changes_advance_the_sequence_only_when_something_changed,
+        a_bad_change_is_refused_and_nothing_is_written,
+        a_conditional_write_loses_no_change_and_keeps_user_names_unique,
+        a_group_keeps_its_id_through_a_rename_that_every_member_follows,
+    );
 }

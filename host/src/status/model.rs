@@ -512,11 +512,11 @@ pub async fn person(
 mod tests {
     use super::*;
     use crate::directory::PersonChange;
+    use crate::state::testing::{Backend, TestState, on_each_backend};
     use crate::sync::links::LinkError;
 
-    #[tokio::test]
-    async fn failures_are_read_alone_and_capped_with_their_people_s_email() {
-        let db = crate::state::StateDb::in_memory().unwrap();
+    async fn failures_are_read_alone_and_capped_with_their_people_s_email(backend: Backend) {
+        let db = TestState::new(backend);
         let schema = AttributeSchema::default();
         let people: Vec<PersonChange> = ["p1", "p2", "p3"]
             .iter()
@@ -526,7 +526,7 @@ mod tests {
                 ..PersonChange::default()
             })
             .collect();
-        Directory::new(&db, schema.clone())
+        Directory::new(&*db, schema.clone())
             .upsert(&people)
             .await
             .unwrap();
@@ -550,7 +550,7 @@ mod tests {
         ];
         db.commit(&links, &[], &[]).await.unwrap();
 
-        let all = failures(&db, &schema, 10).await.unwrap();
+        let all = failures(&*db, &schema, 10).await.unwrap();
         let people: Vec<(&str, Option<&str>)> = all
             .iter()
             .map(|f| (f.person.as_str(), f.email.as_deref()))
@@ -561,10 +561,12 @@ mod tests {
         );
         assert_eq!(all[0].message, "p1 is refused");
         assert_eq!(all[0].code.as_deref(), Some("INVALID_EMAIL_ADDRESS"));
-        let first = failures(&db, &schema, 1).await.unwrap();
+        let first = failures(&*db, &schema, 1).await.unwrap();
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].person, "p1");
     }
+
+    on_each_backend!(failures_are_read_alone_and_capped_with_their_people_s_email);
 }
 
 /// One directory group as `status group` shows it.

@@ -250,26 +250,21 @@ async fn killed_at_random_moments_the_target_ends_as_without_crashes() {
     assert!(daemon.stop().await.success());
     let crashed = target_state(&world);
 
-    let db = intact_state(&world.fixture);
-    let linked: i64 = db
-        .query_row(
-            "SELECT COUNT(DISTINCT target_id) FROM links WHERE rule = 'prospects' AND state = 'synced'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let linked = state_count(
+        &world.fixture,
+        "SELECT COUNT(DISTINCT target_id) FROM links WHERE rule = 'prospects' AND state = 'synced'",
+    )
+    .await;
     assert_eq!(
         linked as usize,
         script.expected.len(),
         "one link per record"
     );
-    let interrupted: i64 = db
-        .query_row(
-            "SELECT COUNT(DISTINCT started_at) FROM journal WHERE outcome = 'unknown'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let interrupted = state_count(
+        &world.fixture,
+        "SELECT COUNT(DISTINCT started_at) FROM journal WHERE outcome = 'unknown'",
+    )
+    .await;
 
     let reference = reference_run(&script).await;
     assert_eq!(crashed.len(), reference.len());

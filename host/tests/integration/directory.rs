@@ -19,7 +19,8 @@ fn people(fixture: &Fixture) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imports_are_checked_row_by_row_and_taken_whole() {
-    let fixture = Fixture::new(&[]);
+    // The file's mode is checked: a state file, whatever the backend.
+    let fixture = Fixture::on_file(&[]);
     fixture.write_config("[directory]\nattributes = [\"cost_center\"]\n");
     let sample = repo_root().join("examples/people.json");
     let sample = sample.to_str().unwrap();
@@ -209,7 +210,7 @@ async fn single_people_and_groups_are_edited_from_the_command_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_file_this_binary_cannot_use_is_refused_with_what_to_do() {
-    let fixture = Fixture::new(&[]);
+    let fixture = Fixture::on_file(&[]);
     fixture.write_config("state = \"state/p.db\"\n");
     let state = fixture.path().join("state/p.db");
     std::fs::create_dir_all(state.parent().unwrap()).unwrap();

@@ -23,5 +23,6 @@ mod sandbox;
 mod scaffold;
 mod scim;
 mod scim_inbound;
+mod state;
 mod status;
 mod sync;

@@ -518,10 +518,7 @@ async fn a_pass_larger_than_a_slice_syncs_everyone_and_guards_removals_across_sl
         );
     }
     // The deleted people are purged once their records are gone.
-    let stored: i64 = intact_state(&world.fixture)
-        .query_row("SELECT COUNT(*) FROM people", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(stored, 8488);
+    assert_eq!(world.fixture.state_counts().await["people"], 8488);
 
     // And a pass over everyone in step sends nothing.
     let writes = world.writes();
@@ -596,11 +593,9 @@ async fn kill_sync_once_created(world: &World, leads: usize) {
         jitter_millis: 0,
         after: true,
     }));
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
-        .arg("--config")
-        .arg(world.fixture.config_path())
-        .arg("--cache-dir")
-        .arg(cache_dir())
+    let mut child = world
+        .fixture
+        .command()
         .arg("sync")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -634,30 +629,25 @@ async fn a_crash_between_create_and_link_leaves_one_record_and_a_link_to_it() {
         "never created twice"
     );
 
-    let db = intact_state(&world.fixture);
+    let links = state_pairs(
+        &world.fixture,
+        "SELECT person_id, target_id FROM links WHERE rule = 'prospects'",
+    )
+    .await;
     for lead in world.leads() {
         let email = lead["Email"].as_str().unwrap();
         let person = email.trim_end_matches("@example.com");
-        let target: String = db
-            .query_row(
-                "SELECT target_id FROM links WHERE rule = 'prospects' AND person_id = ?1",
-                [person],
-                |r| r.get(0),
-            )
-            .unwrap();
         assert_eq!(
-            json!(target),
+            json!(links[person]),
             lead["Id"],
             "the link points at the one record"
         );
     }
-    let unknown: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM journal WHERE outcome = 'unknown'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let unknown = state_count(
+        &world.fixture,
+        "SELECT COUNT(*) FROM journal WHERE outcome = 'unknown'",
+    )
+    .await;
     assert_eq!(
         unknown, 5,
         "the interrupted batch is visible in the journal"
@@ -756,11 +746,9 @@ async fn the_daemon_follows_directory_changes_without_waiting_for_the_interval()
         "retry_base_secs = 60\ninterval_secs = 3600\ndrift_interval_secs = 7200",
     ));
     world.import(json!([prospect("a", "CTO")])).await;
-    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
-        .arg("--config")
-        .arg(world.fixture.config_path())
-        .arg("--cache-dir")
-        .arg(cache_dir())
+    let mut daemon = world
+        .fixture
+        .command()
         .args(["run", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

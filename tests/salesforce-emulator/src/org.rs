@@ -878,8 +878,14 @@ mod tests {
             [ada.clone(), other.clone()]
         );
         records.apply_update("Lead", &ada, with("grace@example.com"));
-        assert_eq!(ids(&records, "ada@example.com"), std::slice::from_ref(&other));
-        assert_eq!(ids(&records, "grace@example.com"), std::slice::from_ref(&ada));
+        assert_eq!(
+            ids(&records, "ada@example.com"),
+            std::slice::from_ref(&other)
+        );
+        assert_eq!(
+            ids(&records, "grace@example.com"),
+            std::slice::from_ref(&ada)
+        );
         records.delete(&other, None).unwrap();
         assert!(ids(&records, "ada@example.com").is_empty());
         records.convert_lead(&ada, None, None).unwrap();

@@ -193,6 +193,74 @@ impl StateDb {
     }
 }
 
+/// What `state migrate` and `state check` read.
+impl StateDb {
+    /// A page of a table's rows in key order, after the row whose key is
+    /// `after`.
+    pub(in crate::state) fn read_page(
+        &self,
+        table: &crate::state::transfer::Table,
+        after: Option<&[crate::state::transfer::Cell]>,
+    ) -> Result<crate::state::transfer::Rows, StateError> {
+        use crate::state::transfer::Cell;
+        use rusqlite::types::{Value, ValueRef};
+        let sql = table.page_sql(&table.column_list(), after.is_some(), |i| format!("?{i}"));
+        let params: Vec<Value> = after
+            .unwrap_or_default()
+            .iter()
+            .map(|cell| match cell {
+                Cell::Null => Value::Null,
+                Cell::Int(n) => Value::Integer(*n),
+                Cell::Text(t) => Value::Text(t.clone()),
+            })
+            .collect();
+        self.blocking(|db| {
+            let connection = db.lock();
+            let mut statement = connection.prepare_cached(&sql).map_err(|e| db.error(e))?;
+            let width = table.columns.len();
+            statement
+                .query_map(rusqlite::params_from_iter(params), |row| {
+                    (0..width)
+                        .map(|i| {
+                            Ok(match row.get_ref(i)? {
+                                ValueRef::Null => Cell::Null,
+                                ValueRef::Integer(n) => Cell::Int(n),
+                                ValueRef::Real(x) => Cell::Text(x.to_string()),
+                                ValueRef::Text(t) | ValueRef::Blob(t) => {
+                                    Cell::Text(String::from_utf8_lossy(t).into_owned())
+                                }
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(|e| db.error(e))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|e| db.error(e))
+        })
+    }
+
+    pub(in crate::state) fn count_rows(
+        &self,
+        table: &crate::state::transfer::Table,
+    ) -> Result<u64, StateError> {
+        self.blocking(|db| {
+            db.lock()
+                .query_row(&format!("SELECT COUNT(*) FROM {}", table.name), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| u64::try_from(n).unwrap_or_default())
+                .map_err(|e| db.error(e))
+        })
+    }
+
+    /// The file's schema version (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<i64, StateError> {
+        self.lock()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.error(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,7 @@ use crate::config::Config;
 use crate::directory::{AttributeSchema, Directory, PersonChange};
 use crate::runtime::contract::{StoreError, Value};
 use crate::runtime::{PluginRegistry, PluginSet, Runtime, RuntimeOptions};
-use crate::state::StateDb;
-use crate::state::prelude::*;
+use crate::state::testing::{Backend, TestState, on_each_backend};
 use crate::sync::clock::{Clock, FixedClock};
 use crate::sync::links::{Link, LinkState};
 use crate::targets::memory::{MemoryConnections, MemoryStore};
@@ -36,18 +35,22 @@ retry_base_secs = 60
 
 struct Harness {
     engine: Engine,
-    db: Arc<StateDb>,
+    db: TestState,
     store: Arc<MemoryStore>,
     clock: Arc<FixedClock>,
 }
 
 impl Harness {
-    fn new(configure: impl FnOnce(&mut MemoryConnections)) -> Harness {
-        Harness::over(CONFIG, configure)
+    fn new(backend: Backend, configure: impl FnOnce(&mut MemoryConnections)) -> Harness {
+        Harness::over(backend, CONFIG, configure)
     }
 
-    fn over(config: &str, configure: impl FnOnce(&mut MemoryConnections)) -> Harness {
-        let db = Arc::new(StateDb::in_memory().unwrap());
+    fn over(
+        backend: Backend,
+        config: &str,
+        configure: impl FnOnce(&mut MemoryConnections),
+    ) -> Harness {
+        let db = TestState::new(backend);
         let config = Config::parse(Path::new("provisioner.toml"), config.into()).unwrap();
         let schema = config.attribute_schema().unwrap();
         let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
@@ -57,7 +60,7 @@ impl Harness {
         configure(&mut connections);
         let clock = Arc::new(FixedClock::at(NOON));
         let engine = Engine::new(
-            db.clone(),
+            db.arc(),
             Arc::new(config),
             plugins,
             schema,
@@ -121,9 +124,8 @@ fn text(value: &str) -> Value {
     Value::Text(value.into())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_pass_over_unchanged_people_makes_no_call() {
-    let h = Harness::new(|_| {});
+async fn a_second_pass_over_unchanged_people_makes_no_call(backend: Backend) {
+    let h = Harness::new(backend, |_| {});
     h.people(&[
         ("ada", "ada@example.com", true),
         ("bob", "bob@example.com", true),
@@ -156,9 +158,8 @@ async fn a_second_pass_over_unchanged_people_makes_no_call() {
     assert_eq!(count(&second, Action::Created), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_made_by_hand_is_adopted_not_duplicated() {
-    let h = Harness::new(|_| {});
+async fn a_record_made_by_hand_is_adopted_not_duplicated(backend: Backend) {
+    let h = Harness::new(backend, |_| {});
     let id = h.store.insert(
         &[("Email", "ADA@example.com"), ("LastName", "Old")],
         "Person",
@@ -181,9 +182,8 @@ async fn a_record_made_by_hand_is_adopted_not_duplicated() {
 /// A transient failure waits for its backoff: with the jitter fixed at 0,
 /// exactly half the base delay after the failure, and not a millisecond
 /// less.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transient_failure_is_retried_when_its_backoff_has_passed() {
-    let h = Harness::new(|_| {});
+async fn a_transient_failure_is_retried_when_its_backoff_has_passed(backend: Backend) {
+    let h = Harness::new(backend, |_| {});
     h.people(&[("ada", "ada@example.com", true)]).await;
     h.store.fail_next_apply(StoreError::Transient {
         message: "busy".into(),
@@ -214,9 +214,8 @@ async fn a_transient_failure_is_retried_when_its_backoff_has_passed() {
     assert_eq!(h.store.records().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_person_who_leaves_the_scope_is_disabled_not_deleted() {
-    let h = Harness::new(|_| {});
+async fn a_person_who_leaves_the_scope_is_disabled_not_deleted(backend: Backend) {
+    let h = Harness::new(backend, |_| {});
     h.people(&[("ada", "ada@example.com", true)]).await;
     h.pass().await;
     h.people(&[("ada", "ada@example.com", false)]).await;
@@ -228,9 +227,8 @@ async fn a_person_who_leaves_the_scope_is_disabled_not_deleted() {
     assert!(records.values().all(|r| !r.active));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_that_may_not_create_adopts_and_creates_nothing() {
-    let h = Harness::new(|connections| {
+async fn a_connection_that_may_not_create_adopts_and_creates_nothing(backend: Backend) {
+    let h = Harness::new(backend, |connections| {
         for preferences in connections.connections.values_mut() {
             preferences.allow_create = false;
         }
@@ -250,9 +248,8 @@ async fn a_connection_that_may_not_create_adopts_and_creates_nothing() {
     assert_eq!(links["bob"].target_id, None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dry_run_sends_and_writes_nothing() {
-    let h = Harness::new(|_| {});
+async fn a_dry_run_sends_and_writes_nothing(backend: Backend) {
+    let h = Harness::new(backend, |_| {});
     h.people(&[("ada", "ada@example.com", true)]).await;
     let report = h
         .engine
@@ -307,9 +304,8 @@ fn group_actions(report: &PassReport) -> Vec<(String, Action)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pushed_group_holds_the_records_of_its_members_the_rule_syncs() {
-    let h = Harness::over(GROUPS, |_| {});
+async fn a_pushed_group_holds_the_records_of_its_members_the_rule_syncs(backend: Backend) {
+    let h = Harness::over(backend, GROUPS, |_| {});
     h.grouped(&[
         ("ada", "ada@example.com", vec!["staff", "eng"]),
         ("bob", "bob@example.com", vec!["staff", "eng"]),
@@ -390,9 +386,8 @@ async fn a_pushed_group_holds_the_records_of_its_members_the_rule_syncs() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_already_in_the_store_is_adopted_and_set_to_the_rules_members() {
-    let h = Harness::over(GROUPS, |_| {});
+async fn a_group_already_in_the_store_is_adopted_and_set_to_the_rules_members(backend: Backend) {
+    let h = Harness::over(backend, GROUPS, |_| {});
     let existing = h.store.insert_group("ENG", &["someone-else"]);
     h.grouped(&[("ada", "ada@example.com", vec!["staff", "eng"])])
         .await;
@@ -407,10 +402,9 @@ async fn a_group_already_in_the_store_is_adopted_and_set_to_the_rules_members() 
     assert_eq!(group_members(&h.store, "ENG"), ["ada@example.com"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn groups_follow_the_preferences() {
+async fn groups_follow_the_preferences(backend: Backend) {
     // Creating forbidden: the group is not made, and says why.
-    let h = Harness::over(GROUPS, |c| {
+    let h = Harness::over(backend, GROUPS, |c| {
         for p in c.connections.values_mut() {
             p.allow_create = false;
         }
@@ -431,7 +425,7 @@ async fn groups_follow_the_preferences() {
 
     // Updating forbidden: a member who joins is held, and the link says
     // the group is partially synced.
-    let h = Harness::over(GROUPS, |c| {
+    let h = Harness::over(backend, GROUPS, |c| {
         for p in c.connections.values_mut() {
             p.allow_update = false;
         }
@@ -456,10 +450,9 @@ async fn groups_follow_the_preferences() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_taken_out_of_the_rule_is_deleted_only_if_the_connection_says_so() {
+async fn a_group_taken_out_of_the_rule_is_deleted_only_if_the_connection_says_so(backend: Backend) {
     for (deprovision, deleted) in [(true, true), (false, false)] {
-        let h = Harness::over(GROUPS, |c| {
+        let h = Harness::over(backend, GROUPS, |c| {
             for p in c.connections.values_mut() {
                 p.allow_delete = true;
                 p.deprovision_on_rule_deletion = deprovision;
@@ -494,10 +487,9 @@ async fn a_group_taken_out_of_the_rule_is_deleted_only_if_the_connection_says_so
 
 /// A rule deleted from the configuration takes its groups with it only
 /// when the connection deprovisions on rule deletion and may delete.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_rules_groups_follow_deprovision_on_rule_deletion() {
+async fn a_deleted_rules_groups_follow_deprovision_on_rule_deletion(backend: Backend) {
     for (deprovision, deleted) in [(true, true), (false, false)] {
-        let h = Harness::over(GROUPS, |c| {
+        let h = Harness::over(backend, GROUPS, |c| {
             for p in c.connections.values_mut() {
                 p.allow_delete = true;
                 p.deprovision_on_rule_deletion = deprovision;
@@ -527,10 +519,9 @@ async fn a_deleted_rules_groups_follow_deprovision_on_rule_deletion() {
 }
 
 /// `team-*` pushes every directory group whose name starts with `team-`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_prefix_pushes_every_group_it_selects() {
+async fn a_prefix_pushes_every_group_it_selects(backend: Backend) {
     let config = GROUPS.replace(r#"push_groups = ["eng"]"#, r#"push_groups = ["team-*"]"#);
-    let h = Harness::over(&config, |_| {});
+    let h = Harness::over(backend, &config, |_| {});
     h.grouped(&[
         ("ada", "ada@example.com", vec!["staff", "team-a"]),
         ("bob", "bob@example.com", vec!["staff", "team-b", "other"]),
@@ -549,9 +540,8 @@ async fn a_prefix_pushes_every_group_it_selects() {
     assert_eq!(h.store.groups().len(), 2, "other is not pushed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dry_run_shows_group_actions_and_sends_none() {
-    let h = Harness::over(GROUPS, |_| {});
+async fn a_dry_run_shows_group_actions_and_sends_none(backend: Backend) {
+    let h = Harness::over(backend, GROUPS, |_| {});
     h.grouped(&[("ada", "ada@example.com", vec!["staff", "eng"])])
         .await;
     let report = h
@@ -573,9 +563,8 @@ async fn a_dry_run_shows_group_actions_and_sends_none() {
 
 /// A failed membership change leaves the link failed with what the store
 /// said, and the next pass sends it again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_group_change_is_sent_again_next_pass() {
-    let h = Harness::over(GROUPS, |_| {});
+async fn a_failed_group_change_is_sent_again_next_pass(backend: Backend) {
+    let h = Harness::over(backend, GROUPS, |_| {});
     h.grouped(&[("ada", "ada@example.com", vec!["staff", "eng"])])
         .await;
     h.pass().await;
@@ -647,13 +636,12 @@ impl Harness {
 /// A pass over a few people recomputes only the groups they can have
 /// changed, however large the others are; what it does to those is what a
 /// pass over everyone would do.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pass_over_a_few_people_keeps_only_their_groups() {
+async fn a_pass_over_a_few_people_keeps_only_their_groups(backend: Backend) {
     let config = GROUPS.replace(
         r#"push_groups = ["eng"]"#,
         r#"push_groups = ["eng", "ops"]"#,
     );
-    let h = Harness::over(&config, |_| {});
+    let h = Harness::over(backend, &config, |_| {});
     h.grouped(&[
         ("ada", "ada@example.com", vec!["staff", "eng"]),
         ("bob", "bob@example.com", vec!["staff", "eng"]),
@@ -711,3 +699,21 @@ async fn a_pass_over_a_few_people_keeps_only_their_groups() {
         "{report:?}"
     );
 }
+
+on_each_backend!(
+    a_second_pass_over_unchanged_people_makes_no_call,
+    a_record_made_by_hand_is_adopted_not_duplicated,
+    a_transient_failure_is_retried_when_its_backoff_has_passed,
+    a_person_who_leaves_the_scope_is_disabled_not_deleted,
+    a_connection_that_may_not_create_adopts_and_creates_nothing,
+    a_dry_run_sends_and_writes_nothing,
+    a_pushed_group_holds_the_records_of_its_members_the_rule_syncs,
+    a_group_already_in_the_store_is_adopted_and_set_to_the_rules_members,
+    groups_follow_the_preferences,
+    a_group_taken_out_of_the_rule_is_deleted_only_if_the_connection_says_so,
+    a_deleted_rules_groups_follow_deprovision_on_rule_deletion,
+    a_prefix_pushes_every_group_it_selects,
+    a_dry_run_shows_group_actions_and_sends_none,
+    a_failed_group_change_is_sent_again_next_pass,
+    a_pass_over_a_few_people_keeps_only_their_groups,
+);

@@ -36,19 +36,146 @@ pub const ALL_SECRETS: &[&str] = &[
 /// A working directory for one test.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
+    /// With `PROVISIONER_TEST_BACKEND=postgres`, the PostgreSQL database
+    /// that holds the state in place of a file: every run of the binary is
+    /// given it as `PROVISIONER_STATE`.
+    pub database: Option<TestDatabase>,
+}
+
+/// The variable that runs the suites on PostgreSQL (`postgres`) rather than
+/// on a state file.
+pub const BACKEND_VARIABLE: &str = "PROVISIONER_TEST_BACKEND";
+
+/// A database of its own on the PostgreSQL test server (started by
+/// `tests/postgres.sh`, or named by `PROVISIONER_TEST_POSTGRES`), dropped
+/// with this.
+pub struct TestDatabase {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+/// Runs `f` on a runtime of its own, so that `Drop` can use it too.
+fn aside<F: Future<Output = ()> + Send + 'static>(f: F) {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    })
+    .join()
+    .expect("the database thread");
+}
+
+async fn admin(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+impl TestDatabase {
+    pub fn create() -> TestDatabase {
+        let admin_url = std::env::var("PROVISIONER_TEST_POSTGRES").unwrap_or_else(|_| {
+            let user = match std::env::var("USER") {
+                Ok(user) if !user.is_empty() && user != "root" => user,
+                _ => "postgres".into(),
+            };
+            format!("postgres://{user}@127.0.0.1:54329/postgres")
+        });
+        let name = format!(
+            "provisioner_it_{}_{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let slash = admin_url.rfind('/').expect("a URL with a database");
+        let url = format!("{}/{name}", &admin_url[..slash]);
+        let (a, n) = (admin_url.clone(), name.clone());
+        aside(async move {
+            let client = admin(&a).await.unwrap_or_else(|e| {
+                panic!(
+                    "no PostgreSQL server answers at {a} ({e}); start one with `bash tests/postgres.sh`, or set PROVISIONER_TEST_POSTGRES"
+                )
+            });
+            // A linguistic default collation, so that a statement that
+            // leans on the locale rather than byte order fails here.
+            client
+                .batch_execute(&format!(
+                    "CREATE DATABASE {n} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+                ))
+                .await
+                .expect("creating the test database");
+        });
+        TestDatabase {
+            admin: admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (a, n) = (self.admin.clone(), self.name.clone());
+        aside(async move {
+            if let Ok(client) = admin(&a).await {
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
+                    .await;
+            }
+        });
+    }
 }
 
 impl Fixture {
-    /// A fixture whose plugin directory holds copies of `plugins`.
+    /// A fixture whose plugin directory holds copies of `plugins`, with
+    /// its state in a file, or in PostgreSQL when [`BACKEND_VARIABLE`] says
+    /// so.
     pub fn new(plugins: &[&str]) -> Fixture {
+        let postgres = std::env::var(BACKEND_VARIABLE).is_ok_and(|b| b == "postgres");
+        Fixture::with(plugins, postgres)
+    }
+
+    /// A fixture whose state is a file whatever the backend under test:
+    /// for the tests of the file itself.
+    pub fn on_file(plugins: &[&str]) -> Fixture {
+        Fixture::with(plugins, false)
+    }
+
+    fn with(plugins: &[&str], postgres: bool) -> Fixture {
         let fixture = Fixture {
             dir: tempfile::tempdir().expect("temporary directory"),
+            database: postgres.then(TestDatabase::create),
         };
         std::fs::create_dir_all(fixture.plugin_dir()).expect("plugin directory");
         for plugin in plugins {
             fixture.add_plugin(plugin);
         }
         fixture
+    }
+
+    /// The binary with this fixture's configuration, cache and state, for
+    /// a test that runs it its own way.
+    pub fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"));
+        command
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("--cache-dir")
+            .arg(cache_dir());
+        if let Some(database) = &self.database {
+            command.env("PROVISIONER_STATE", &database.url);
+        }
+        command
+    }
+
+    /// `state check --json`, which must find the state healthy: its
+    /// counts by table, on either backend.
+    pub async fn state_counts(&self) -> serde_json::Value {
+        let run = self.provisioner(&["state", "check", "--json"], &[]).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        let check: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+        check["counts"].clone()
     }
 
     pub fn path(&self) -> &Path {
@@ -90,12 +217,8 @@ impl Fixture {
 
     /// Runs the real binary with this fixture's configuration.
     pub async fn provisioner(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"));
+        let mut command = self.command();
         command
-            .arg("--config")
-            .arg(self.config_path())
-            .arg("--cache-dir")
-            .arg(cache_dir())
             .args(args)
             .env_remove("RUST_LOG")
             .env_remove("PROVISIONER_PLUGIN_DIR")
@@ -258,11 +381,8 @@ impl Daemon {
     /// is on loopback even when it listens on every address.
     pub async fn start_on(fixture: &Fixture, listen: &str, args: &[&str]) -> Daemon {
         use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
-            .arg("--config")
-            .arg(fixture.config_path())
-            .arg("--cache-dir")
-            .arg(cache_dir())
+        let mut child = fixture
+            .command()
             .args(["run", "--listen", listen])
             .args(args)
             .env("RUST_LOG", "info")
@@ -465,7 +585,13 @@ impl Tripwire {
 
 /// The fixture's state file, after asserting that it passes
 /// `PRAGMA integrity_check`, open for a test's own queries.
+/// A fixture whose state is in PostgreSQL has no file to read: that is a
+/// failure, not an empty file's vacuous answer.
 pub fn intact_state(fixture: &Fixture) -> rusqlite::Connection {
+    assert!(
+        fixture.database.is_none(),
+        "this test reads the state file, and the state is in PostgreSQL ({BACKEND_VARIABLE})"
+    );
     let path = fixture.path().join("provisioner.db");
     let check = provisioner::state::StateDb::open(&path)
         .expect("the state file opens")
@@ -473,6 +599,68 @@ pub fn intact_state(fixture: &Fixture) -> rusqlite::Connection {
         .expect("the integrity check runs");
     assert_eq!(check, "ok", "{}", path.display());
     rusqlite::Connection::open(&path).expect("the state file opens")
+}
+
+/// Runs `f` over a connection to the fixture's PostgreSQL database.
+async fn in_database<T: Send + 'static>(
+    database: &TestDatabase,
+    f: impl AsyncFnOnce(&tokio_postgres::Client) -> T + Send + 'static,
+) -> T {
+    let client = admin(&database.url)
+        .await
+        .expect("connecting to the test database");
+    f(&client).await
+}
+
+/// The one number `sql` (plain SQL both backends read alike) counts in
+/// the fixture's state, file or database; a file must pass its integrity
+/// check first.
+pub async fn state_count(fixture: &Fixture, sql: &'static str) -> i64 {
+    match &fixture.database {
+        Some(database) => {
+            in_database(database, async move |client| {
+                client
+                    .query_one(sql, &[])
+                    .await
+                    .expect(sql)
+                    .get::<_, i64>(0)
+            })
+            .await
+        }
+        None => intact_state(fixture)
+            .query_row(sql, [], |r| r.get(0))
+            .expect(sql),
+    }
+}
+
+/// The (text, text) rows of `sql` in the fixture's state, as a map.
+pub async fn state_pairs(
+    fixture: &Fixture,
+    sql: &'static str,
+) -> std::collections::BTreeMap<String, Option<String>> {
+    match &fixture.database {
+        Some(database) => {
+            in_database(database, async move |client| {
+                client
+                    .query(sql, &[])
+                    .await
+                    .expect(sql)
+                    .iter()
+                    .map(|row| (row.get(0), row.get(1)))
+                    .collect()
+            })
+            .await
+        }
+        None => {
+            let db = intact_state(fixture);
+            let mut statement = db.prepare(sql).expect(sql);
+            statement
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .expect(sql)
+                .collect::<rusqlite::Result<_>>()
+                .expect(sql)
+        }
+    }
 }
 
 /// Polls `check` until it holds; fails with `what` after 30 s.
