@@ -2,16 +2,14 @@
 # A PostgreSQL 15 server for the tests, from Debian's packages, on loopback
 # only, on a port of its own (54329 unless PROVISIONER_TEST_POSTGRES_PORT
 # says otherwise) so that a system cluster on 5432 is left alone. Its data
-# directory is under ~/.cache/provisioner-test-tools/postgres-15; local and
+# directory is under ~/.cache/provisioner-test-tools/postgres-15 (under
+# /var/tmp/provisioner-test-tools/postgres-15 when run as root); local and
 # loopback connections are trusted, so the tests need no password. Safe to
 # run again: a server that already answers is left as it is. Prints the URL
 # the tests read (PROVISIONER_TEST_POSTGRES overrides it in the tests).
 set -euo pipefail
 
 port="${PROVISIONER_TEST_POSTGRES_PORT:-54329}"
-root="${HOME}/.cache/provisioner-test-tools/postgres-15"
-data="$root/data"
-log="$root/server.log"
 bin=/usr/lib/postgresql/15/bin
 
 if [ ! -x "$bin/pg_ctl" ]; then
@@ -24,14 +22,20 @@ if [ ! -x "$bin/pg_ctl" ]; then
 fi
 
 # The server refuses to run as root: as root, everything runs as the
-# `postgres` user the package created, which owns the data directory.
+# `postgres` user the package created, which owns the data directory; it
+# lives under /var/tmp then, which that user can reach without opening
+# root's home to others.
 if [ "$(id -u)" -eq 0 ]; then
     as_server=(runuser -u postgres --)
     owner=postgres
+    root=/var/tmp/provisioner-test-tools/postgres-15
 else
     as_server=()
     owner="$(id -un)"
+    root="${HOME}/.cache/provisioner-test-tools/postgres-15"
 fi
+data="$root/data"
+log="$root/server.log"
 
 url="postgres://${owner}@127.0.0.1:${port}/postgres"
 
@@ -42,13 +46,8 @@ fi
 
 mkdir -p "$root"
 if [ "$owner" = postgres ]; then
+    chmod 755 "$(dirname "$root")"
     chown postgres: "$root"
-    # The postgres user must be able to reach its directory under $HOME.
-    dir="$root"
-    while [ "$dir" != / ]; do
-        dir="$(dirname "$dir")"
-        chmod o+x "$dir" 2> /dev/null || true
-    done
 fi
 
 if [ ! -f "$data/PG_VERSION" ]; then
