@@ -108,6 +108,10 @@ struct Args {
     /// Only the latency workload, printed and not written to the report.
     #[arg(long)]
     latency_only: bool,
+    /// Only the steady-state workload (after an initial sync of
+    /// `--people`), printed and not written to the report.
+    #[arg(long)]
+    steady_only: bool,
 }
 
 /// One `provisioner` process, measured.
@@ -980,6 +984,21 @@ async fn bench() -> anyhow::Result<()> {
         let mut out = String::new();
         scim_section(&mut out, &scim)?;
         print!("{out}");
+        return Ok(());
+    }
+    if args.steady_only {
+        let org = Org::new(&args, &provisioner, cache.path()).await?;
+        initial_sync(&org, n).await?;
+        let mut latencies = steady_state(&org, n, args.changes).await?;
+        latencies.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "steady state, {} changes over {n} people: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            args.changes,
+            ms(percentile(&latencies, 0.50)),
+            ms(percentile(&latencies, 0.99)),
+            ms(latencies.last().copied().unwrap_or_default())
+        );
         return Ok(());
     }
     if args.latency_only {
