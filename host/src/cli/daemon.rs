@@ -53,7 +53,7 @@ pub(super) async fn run(app: &App<'_>, args: RunArgs) -> anyhow::Result<ExitCode
         Some(listen) => {
             let tokens = config.scim_tokens(&secrets).map_err(diagnostic)?;
             let public = config.scim_base_url().map_err(diagnostic)?;
-            let tls = config.scim_tls().map_err(diagnostic)?;
+            let tls = config.scim_tls();
             let max_scan = config
                 .scim_max_scan()
                 .map_err(diagnostic)?

@@ -728,25 +728,26 @@ impl Config {
     }
 
     /// The certificate and key SCIM is served with (`[scim.tls]`), paths
-    /// anchored at the configuration file; each pair is loaded and checked
-    /// here, so that `check` reports what `run` would refuse.
-    pub fn scim_tls(&self) -> Result<Option<tls::TlsFiles>, Diagnostic> {
-        let Some(raw) = &self.scim.tls else {
-            return Ok(None);
-        };
+    /// anchored at the configuration file. The server loads them when it
+    /// starts; [`Config::scim_diagnostics`] loads them for `check`.
+    pub fn scim_tls(&self) -> Option<tls::TlsFiles> {
+        let raw = self.scim.tls.as_ref()?;
         let base = self
             .path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let files = tls::TlsFiles {
+        Some(tls::TlsFiles {
             certificate: base.join(&raw.get_ref().certificate),
             key: base.join(&raw.get_ref().key),
-        };
-        files
-            .load(&tls::provider())
-            .map_err(|e| self.diagnostic(Some(raw.span()), format!("[scim.tls]: {e}")))?;
-        Ok(Some(files))
+        })
+    }
+
+    /// Why the `[scim.tls]` pair cannot be served, if it cannot.
+    fn scim_tls_problem(&self) -> Option<Diagnostic> {
+        let raw = self.scim.tls.as_ref()?;
+        let error = self.scim_tls()?.load(&tls::provider()).err()?;
+        Some(self.diagnostic(Some(raw.span()), format!("[scim.tls]: {error}")))
     }
 
     /// `[scim] max_scan`: at least 1, at most what a request should read.
@@ -880,7 +881,7 @@ impl Config {
     pub fn scim_diagnostics(&self, secrets: &SecretStore) -> Vec<Diagnostic> {
         [
             self.scim_listen().err(),
-            self.scim_tls().err(),
+            self.scim_tls_problem(),
             self.scim_max_scan().err(),
             self.scim_base_url().err(),
             self.scim_tokens(secrets).err(),
@@ -1668,7 +1669,7 @@ mod tests {
                 .message
                 .contains("set [scim] base_url")
         );
-        let missing = wide_tls.scim_tls().unwrap_err().message;
+        let missing = wide_tls.scim_tls_problem().unwrap().message;
         assert!(
             missing.contains("[scim.tls]") && missing.contains("conf/c.pem"),
             "{missing}"

@@ -450,7 +450,7 @@ impl Records {
         record.insert("CreatedDate".into(), Value::from(now.clone()));
         record.insert("LastModifiedDate".into(), Value::from(now));
         record.insert("IsDeleted".into(), Value::Bool(false));
-        self.index(sobject.name, &id, &record);
+        self.index(sobject.name, &id, email_key(&record));
         self.by_type
             .entry(sobject.name)
             .or_default()
@@ -458,8 +458,8 @@ impl Records {
         id
     }
 
-    fn index(&mut self, type_name: &'static str, id: &str, record: &Map<String, Value>) {
-        if let Some(email) = email_key(record) {
+    fn index(&mut self, type_name: &'static str, id: &str, email: Option<String>) {
+        if let Some(email) = email {
             self.by_email
                 .entry((type_name, email))
                 .or_default()
@@ -467,8 +467,8 @@ impl Records {
         }
     }
 
-    fn unindex(&mut self, type_name: &'static str, id: &str, record: &Map<String, Value>) {
-        if let Some(email) = email_key(record) {
+    fn unindex(&mut self, type_name: &'static str, id: &str, email: Option<String>) {
+        if let Some(email) = email {
             let key = (type_name, email);
             if let Some(ids) = self.by_email.get_mut(&key) {
                 ids.remove(id);
@@ -576,13 +576,13 @@ impl Records {
         let Some(record) = self.by_type.get_mut(type_name).and_then(|r| r.get_mut(id)) else {
             return;
         };
-        let before = changes.contains_key("Email").then(|| record.clone());
+        let before = changes.contains_key("Email").then(|| email_key(record));
         record.extend(changes);
         record.insert("LastModifiedDate".into(), Value::from(timestamp()));
         if let Some(before) = before {
-            let after = record.clone();
-            self.unindex(type_name, id, &before);
-            self.index(type_name, id, &after);
+            let after = email_key(record);
+            self.unindex(type_name, id, before);
+            self.index(type_name, id, after);
         }
     }
 
@@ -631,7 +631,7 @@ impl Records {
             .get_mut(type_name)
             .and_then(|records| records.remove(id))
         {
-            self.unindex(type_name, id, &record);
+            self.unindex(type_name, id, email_key(&record));
             self.deleted.insert(id.to_string(), type_name);
         }
     }

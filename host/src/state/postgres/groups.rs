@@ -80,17 +80,8 @@ pub(super) async fn commit(
         )
         .await?;
     }
-    if !drop.is_empty() {
-        let rules: Vec<&str> = drop.iter().map(|(rule, _)| rule.as_str()).collect();
-        let groups: Vec<&str> = drop.iter().map(|(_, group)| group.as_str()).collect();
-        db.exec(
-            &transaction,
-            "DELETE FROM group_links g USING UNNEST($1::text[], $2::text[]) AS d(rule, grp)
-             WHERE g.rule = d.rule AND g.group_name = d.grp",
-            &[&rules, &groups],
-        )
+    db.delete_pairs(&transaction, "group_links", "group_name", drop)
         .await?;
-    }
     transaction.commit().await.map_err(|e| db.error(e))
 }
 

@@ -269,17 +269,8 @@ pub(super) async fn commit(
         )
         .await?;
     }
-    if !delete.is_empty() {
-        let rules: Vec<&str> = delete.iter().map(|(rule, _)| rule.as_str()).collect();
-        let people: Vec<&str> = delete.iter().map(|(_, person)| person.as_str()).collect();
-        db.exec(
-            &transaction,
-            "DELETE FROM links l USING UNNEST($1::text[], $2::text[]) AS d(rule, person)
-             WHERE l.rule = d.rule AND l.person_id = d.person",
-            &[&rules, &people],
-        )
+    db.delete_pairs(&transaction, "links", "person_id", delete)
         .await?;
-    }
     if !journal.is_empty() {
         let last: BTreeMap<i64, &Result<Option<String>, String>> =
             journal.iter().map(|(id, outcome)| (*id, outcome)).collect();

@@ -224,6 +224,33 @@ impl PgState {
             .map_err(|e| self.error(e))
     }
 
+    /// Deletes the rows of `table` keyed by (rule, `key`) for each pair, in
+    /// one statement over arrays. `table` and `key` are this backend's own
+    /// names, never input.
+    async fn delete_pairs<C: GenericClient>(
+        &self,
+        client: &C,
+        table: &str,
+        key: &str,
+        pairs: &[(String, String)],
+    ) -> Result<(), StateError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let rules: Vec<&str> = pairs.iter().map(|(rule, _)| rule.as_str()).collect();
+        let keys: Vec<&str> = pairs.iter().map(|(_, key)| key.as_str()).collect();
+        self.exec(
+            client,
+            &format!(
+                "DELETE FROM {table} t USING UNNEST($1::text[], $2::text[]) AS d(rule, k)
+                 WHERE t.rule = d.rule AND t.{key} = d.k"
+            ),
+            &[&rules, &keys],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// `count` numbers of a table's serial column, in increasing order:
     /// drawn before the rows are inserted, so that rows are numbered in
     /// the order given whatever order an insert of many goes in.
